@@ -1,0 +1,3 @@
+from aims.cli import main
+
+raise SystemExit(main())

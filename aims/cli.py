@@ -1,0 +1,328 @@
+"""The `aims` command. Thin: parse, then call into the packages. Heavy imports stay in commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aims.errors import CliError
+
+if TYPE_CHECKING:
+    from schemas.settings import AimsSettings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings() -> AimsSettings:
+    from pydantic import ValidationError
+
+    from schemas.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        from aims.emit import explain
+
+        raise CliError(f"invalid settings in the environment (AIMS_*):\n{explain(exc)}") from None
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- the stack ----------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from infra.stack import LocalStack
+
+    settings = _settings()
+    if args.detach:
+        return _up_detached(settings)
+    _logging()
+    stack = LocalStack(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        info = stack.start(progress=lambda m: print(m, flush=True))
+        print(f"\nStack up. Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}", flush=True)
+        print(f"Logs: {settings.state_path / 'logs'}. Press Ctrl-C to stop.", flush=True)
+        supervisor = threading.Thread(target=stack.supervise, daemon=True)
+        supervisor.start()
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        stack.stop(progress=lambda m: print(m, flush=True))
+    return 0
+
+
+def _up_detached(settings: AimsSettings) -> int:
+    from infra.stack import StackInfo, aims_command
+
+    state = settings.state_path
+    state.mkdir(parents=True, exist_ok=True)
+    if StackInfo.load(state) is not None:
+        raise CliError(f"a stack is already running from {state}; `aims down` stops it")
+    log_path = state / "logs" / "stack.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            aims_command("up"), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliError(f"the stack did not start; see {log_path}")
+        info = StackInfo.load(state)
+        if info is not None:
+            print(f"Stack up (pid {info.supervisor_pid}). Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}")
+            return 0
+        time.sleep(0.5)
+    raise CliError(f"the stack is still not up after 300 s; see {log_path}")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from infra.processes import stop_pid
+    from infra.stack import StackInfo
+
+    settings = _settings()
+    info = StackInfo.load(settings.state_path)
+    if info is None:
+        print("no stack is running from this state folder")
+        return 0
+    print(f"stopping the stack (pid {info.supervisor_pid})…", flush=True)
+    if not stop_pid(info.supervisor_pid, timeout=90):
+        # The supervisor hung: stop its children ourselves, router first.
+        for name in ("router", "worker", "prefect-server", "kafka"):
+            pid = info.pids.get(name)
+            if pid:
+                stop_pid(pid, timeout=20)
+    StackInfo.path(settings.state_path).unlink(missing_ok=True)
+    print("stack stopped")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from aims.endpoints import Endpoints, use_prefect
+
+    settings = _settings()
+    api = settings.prefect_api_url
+    if not api:
+        raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
+    use_prefect(settings, Endpoints("", api, None))
+    from infra.deployments import serve
+
+    serve(limit=args.limit)
+    return 0
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    from aims.endpoints import resolve, use_prefect
+
+    _logging(args.verbose)
+    settings = _settings()
+    endpoints = resolve(settings)
+    use_prefect(settings, endpoints)
+
+    from connectors.prefect_runs import PrefectLauncher
+    from events.router import Router
+    from events.topics import ensure_topics, topic_specs
+
+    ensure_topics(endpoints.bootstrap, topic_specs(settings))
+    router = Router(
+        settings, endpoints.bootstrap, PrefectLauncher, heartbeat_dir=settings.state_path / "routers",
+        name=args.name,
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: router.stop())
+    router.run()
+    return 0
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    from aims.emit import build_event
+
+    settings = _settings()
+    event = build_event(
+        args.type, args.data or [], args.file, subject=args.subject, source=args.source,
+        event_id=args.id,
+    )
+    if args.dry_run:
+        print(event.model_dump_json(indent=2, exclude_none=True))
+        return 0
+    from aims.endpoints import resolve
+    from events.producer import EventPublisher
+
+    endpoints = resolve(settings)
+    publisher = EventPublisher(endpoints.bootstrap, settings.events_topic)
+    try:
+        partition = publisher.publish(event, mode="binary" if args.binary else "structured")
+    finally:
+        publisher.close()
+    print(f"published {event.type} id={event.id} subject={event.key} → {settings.events_topic}[{partition}]")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aims.endpoints import resolve
+    from aims.status import collect, render
+
+    settings = _settings()
+    status = collect(settings, resolve(settings))
+    print(json.dumps(status, indent=2, default=str) if args.json else render(status))
+    up = status["kafka"]["reachable"] and status["prefect"]["reachable"]
+    return 0 if up else 1
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from aims.dlq import parse_position, read_dead_letters, render_list, render_one, replay
+    from aims.endpoints import resolve
+
+    settings = _settings()
+    bootstrap = resolve(settings).bootstrap
+    letters = list(read_dead_letters(settings, bootstrap))
+    if args.dlq_command == "list":
+        if args.reason:
+            letters = [d for d in letters if d.reason == args.reason]
+        letters = letters[-args.limit :]
+        if args.json:
+            print(json.dumps([
+                {"position": f"{d.partition}:{d.offset}", "reason": d.reason, "detail": d.detail,
+                 "key": (d.key or b"").decode("utf-8", "replace")} for d in letters
+            ], indent=2))
+        else:
+            print(render_list(letters))
+        return 0
+    by_position = {(d.partition, d.offset): d for d in letters}
+    positions = [parse_position(p) for p in getattr(args, "positions", []) or []]
+    missing = [f"{p}:{o}" for p, o in positions if (p, o) not in by_position]
+    if missing:
+        raise CliError(f"no dead letter at {', '.join(missing)} (see `aims dlq list`)")
+    if args.dlq_command == "show":
+        print("\n\n".join(render_one(by_position[p]) for p in positions))
+        return 0
+    if args.all:
+        chosen = [d for d in letters if not args.reason or d.reason == args.reason]
+    elif positions:
+        chosen = [by_position[p] for p in positions]
+    else:
+        raise CliError("say what to replay: PARTITION:OFFSET … or --all [--reason R]")
+    count = replay(settings, bootstrap, chosen)
+    print(f"replayed {count} dead letter(s) to {settings.events_topic}")
+    return 0
+
+
+def cmd_schemas_export(args: argparse.Namespace) -> int:
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(args.directory):
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aims.demo import run_demo
+
+    _logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    return run_demo(_settings(), exit_after=args.exit, timeout=args.timeout)
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aims",
+        description="Event-driven orchestrator for the PDCA cycle of an ISO/IEC 42001 AI management system.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    up = add("up", cmd_up, "Start the whole local stack (broker, Prefect, deployments, router).")
+    up.add_argument("--detach", action="store_true", help="run in the background; `aims down` stops it")
+    add("down", cmd_down, "Stop a detached stack.")
+    worker = add("worker", cmd_worker, "Serve the Prefect deployments and run their flow runs.")
+    worker.add_argument("--limit", type=int, default=None, help="at most this many runs at once")
+    router = add("router", cmd_router, "Route events from Kafka to Prefect deployments.")
+    router.add_argument("--name", default=None, help="name shown in `aims status`")
+    router.add_argument("-v", "--verbose", action="store_true")
+
+    emit = add("emit", cmd_emit, "Publish an event from flags or from a JSON file.")
+    emit.add_argument("type", nargs="?", help="model-version-registered | data-changed | incident-reported")
+    emit.add_argument("-d", "--data", action="append", metavar="FIELD=VALUE",
+                      help="a data field; dotted names nest (location.uri=…); JSON values allowed")
+    emit.add_argument("-f", "--file", type=Path, help="a whole CloudEvent, or its data when TYPE is given")
+    emit.add_argument("--subject", help="defaults to the AI system or dataset in the data")
+    emit.add_argument("--source", default="urn:aims:cli", help="CloudEvents source (default %(default)s)")
+    emit.add_argument("--id", help="event id (default: a new UUID); reuse one to test redelivery")
+    emit.add_argument("--binary", action="store_true", help="binary content mode (ce_ headers)")
+    emit.add_argument("--dry-run", action="store_true", help="validate and print, publish nothing")
+
+    status = add("status", cmd_status, "Show broker, Prefect, topics, lag, routers and recent runs.")
+    status.add_argument("--json", action="store_true")
+
+    dlq = add("dlq", cmd_dlq, "Manage dead letters.")
+    dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlist = dsub.add_parser("list", help="list dead letters with their reasons")
+    dlist.add_argument("--reason", help="only this reason (e.g. invalid-payload)")
+    dlist.add_argument("--limit", type=int, default=50)
+    dlist.add_argument("--json", action="store_true")
+    dshow = dsub.add_parser("show", help="show dead letters in full")
+    dshow.add_argument("positions", nargs="+", metavar="PARTITION:OFFSET")
+    dreplay = dsub.add_parser("replay", help="publish dead letters to the events topic again")
+    dreplay.add_argument("positions", nargs="*", metavar="PARTITION:OFFSET")
+    dreplay.add_argument("--all", action="store_true", help="every dead letter (with --reason: of that reason)")
+    dreplay.add_argument("--reason")
+
+    schemas = add("schemas", lambda a: 2, "Event contract tools.")
+    ssub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    export = ssub.add_parser("export", help="write the JSON Schemas producers validate against")
+    export.add_argument("directory", type=Path)
+    export.set_defaults(handler=cmd_schemas_export)
+
+    demo = add("demo", cmd_demo, "Start the stack, emit one event of each type, follow the runs.")
+    demo.add_argument("--exit", action="store_true", help="stop the stack when the runs are done")
+    demo.add_argument("--timeout", type=float, default=300, help="seconds to wait for the runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"aims: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

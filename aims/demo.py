@@ -1,0 +1,142 @@
+"""`aims demo` (`make demo`): the main job end to end on the local stack.
+
+Starts the stack (or uses a running one), publishes one event of each type, follows the flow runs
+they start until they finish, and prints where to look at them in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from connectors.prefect_api import FlowRunView, PrefectApi
+from events.producer import EventPublisher
+from infra.stack import LocalStack, StackInfo
+from schemas.events import (
+    AimsEvent,
+    DataChangedEvent,
+    IncidentReportedEvent,
+    ModelVersionRegisteredEvent,
+)
+from schemas.settings import AimsSettings
+
+TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
+
+
+def sample_events(demo_dir: Path) -> list[AimsEvent]:
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    dataset = demo_dir / "loan-applications.csv"
+    with dataset.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["applicant_id", "income", "amount", "term_months", "approved"])
+        for i in range(500):
+            writer.writerow([i, 20_000 + 137 * i, 1_000 + 53 * i, 12 + 12 * (i % 5), i % 3 != 0])
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    source = "urn:aims:demo"
+    return [
+        ModelVersionRegisteredEvent.model_validate({
+            "id": f"demo-{run}-model", "source": source, "time": now,
+            "data": {
+                "ai_system": "credit-scoring", "name": "credit-risk-gbm", "version": "7",
+                "source_uri": "models:/credit-risk-gbm/7", "run_id": f"run-{run}",
+                "owner": "ml-platform@bank.example", "intended_use": "Pre-screen consumer loan applications",
+                "risk_tier": "high",
+                "training_datasets": [{"dataset_id": "loan-applications", "version": "2026-11-27"}],
+            },
+        }),
+        DataChangedEvent.model_validate({
+            "id": f"demo-{run}-data", "source": source, "time": now,
+            "data": {
+                "dataset_id": "loan-applications", "version": "2026-11-27", "change_kind": "appended",
+                "location": {"kind": "file", "uri": dataset.resolve().as_uri()}, "row_count": 500,
+            },
+        }),
+        IncidentReportedEvent.model_validate({
+            "id": f"demo-{run}-incident", "source": source, "time": now,
+            "data": {
+                "ai_system": "credit-scoring", "severity": "high", "category": "fundamental_rights",
+                "description": "Applicants from one postcode were declined at 4x the base rate.",
+                "reporter": "complaints-desk", "occurred_at": now - timedelta(days=2),
+                "detected_at": now - timedelta(hours=3),
+            },
+        }),
+    ]
+
+
+def follow(api: PrefectApi, events: list[AimsEvent], timeout: float) -> list[FlowRunView]:
+    """Print each state change until every run is finished; return the runs."""
+    keys = [e.dedup_key for e in events]
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    runs: list[FlowRunView] = []
+    while time.monotonic() < deadline:
+        runs = api.runs_for_keys(keys)
+        for run in runs:
+            if seen.get(run.id) != run.state:
+                seen[run.id] = run.state
+                print(f"  {run.flow_name:20} {run.name:28} {run.state}", flush=True)
+        done = [r for r in runs if r.state in TERMINAL]
+        if len(runs) >= len(events) and len(done) == len(runs):
+            return runs
+        time.sleep(0.5)
+    print(f"  gave up waiting after {timeout:.0f}s; `aims status` and the logs in the state folder say more")
+    return runs
+
+
+def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    info = StackInfo.load(settings.state_path)
+    stack: LocalStack | None = None
+    if info is None:
+        print("Starting the local stack (the first start downloads the Kafka jars once)…", flush=True)
+        stack = LocalStack(settings)
+        try:
+            info = stack.start(progress=lambda m: print(f"  {m}", flush=True))
+        except BaseException:
+            stack.stop(progress=lambda m: None)
+            raise
+    else:
+        print(f"Using the stack already running (supervisor pid {info.supervisor_pid}).")
+    code = 1
+    try:
+        events = sample_events(settings.state_path / "demo")
+        publisher = EventPublisher(info.bootstrap, settings.events_topic)
+        try:
+            for event in events:
+                partition = publisher.publish(event)
+                print(f"published {event.type} {event.id} (subject {event.key}, partition {partition})")
+        finally:
+            publisher.close()
+        print("Following the flow runs…", flush=True)
+        api = PrefectApi(info.prefect_api_url)
+        try:
+            runs = follow(api, events, timeout)
+        finally:
+            api.close()
+        print("\nFlow runs:")
+        for run in runs:
+            print(f"  {run.id}  {run.flow_name:20} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}")
+        print(f"\nPrefect UI: {info.prefect_ui_url}")
+        print(f"Evidence:   {settings.state_path / 'evidence.sqlite'}")
+        ok = len(runs) == len(events) and all(r.state == "Completed" for r in runs)
+        code = 0 if ok else 1
+        if stack is not None and not exit_after:
+            print("\nThe stack stays up; press Ctrl-C to stop it.", flush=True)
+            supervisor = threading.Thread(target=stack.supervise, daemon=True)
+            supervisor.start()
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if stack is not None:
+            stack.stop()
+    return code

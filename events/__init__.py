@@ -1,0 +1,1 @@
+"""The Kafka side: topics, codec, routing table, router, producer, dead letters."""

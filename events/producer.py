@@ -1,0 +1,45 @@
+"""Publishing events, keyed by their subject so that one subject's events stay in order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from events.codec import encode_binary, encode_structured
+from events.kafka_clients import make_producer
+from schemas.events import AimsEvent
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
+
+Mode = Literal["structured", "binary"]
+
+
+class EventPublisher:
+    def __init__(self, bootstrap: str, topic: str, producer: KafkaProducer | None = None) -> None:
+        self.topic = topic
+        self._producer = producer or make_producer(bootstrap)
+
+    def publish(self, event: AimsEvent, mode: Mode = "structured", timeout: float = 30) -> int:
+        """Send and wait for the broker's acknowledgement; return the partition."""
+        value, headers = encode_structured(event) if mode == "structured" else encode_binary(event)
+        meta = self._producer.send(
+            self.topic, key=event.key.encode(), value=value, headers=headers
+        ).get(timeout=timeout)
+        return int(meta.partition)
+
+    def publish_raw(
+        self,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        timeout: float = 30,
+    ) -> int:
+        """Send bytes as they are (replays, tests of what bad producers send)."""
+        meta = self._producer.send(self.topic, key=key, value=value, headers=headers or []).get(
+            timeout=timeout
+        )
+        return int(meta.partition)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()

@@ -1,0 +1,41 @@
+"""The routing table: event type → the deployments it starts, with their parameters.
+
+This is the only place that knows which flow handles what. Adding an event type is one model in
+`schemas/events.py` plus one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.events import DATA_CHANGED, INCIDENT_REPORTED, MODEL_VERSION_REGISTERED, AimsEvent
+
+# Every deployment is served under this name; the flow name says what it does.
+DEPLOYMENT = "aims"
+
+
+def _whole_event(event: AimsEvent) -> dict[str, Any]:
+    return {"event": event.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Route:
+    deployment: str  # "<flow-name>/<deployment-name>"
+    parameters: Callable[[AimsEvent], dict[str, Any]] = _whole_event
+
+    @property
+    def flow_name(self) -> str:
+        return self.deployment.split("/", 1)[0]
+
+
+ROUTES: Mapping[str, tuple[Route, ...]] = {
+    MODEL_VERSION_REGISTERED: (Route(f"onboard-model/{DEPLOYMENT}"),),
+    DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}"),),
+    INCIDENT_REPORTED: (Route(f"handle-incident/{DEPLOYMENT}"),),
+}
+
+
+def routes_for(event_type: str) -> tuple[Route, ...]:
+    return ROUTES.get(event_type, ())

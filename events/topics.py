@@ -1,0 +1,52 @@
+"""Topic names and their creation. Partition counts come from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.kafka_clients import make_admin
+from schemas.settings import AimsSettings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: tuple[tuple[str, str], ...] = ()
+
+
+def topic_specs(settings: AimsSettings) -> list[TopicSpec]:
+    return [
+        TopicSpec(settings.events_topic, settings.events_partitions, settings.replication_factor),
+        # Dead letters are evidence of what was refused: keep them a long time.
+        TopicSpec(
+            settings.dead_letter_topic,
+            settings.dead_letter_partitions,
+            settings.replication_factor,
+            (("retention.ms", str(90 * 24 * 3600 * 1000)), ("max.message.bytes", "2097152")),
+        ),
+    ]
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. Safe to repeat."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = make_admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=dict(spec.config))]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another router or `aims up` won the race
+        return created
+    finally:
+        admin.close()

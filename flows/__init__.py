@@ -1,0 +1,1 @@
+"""Prefect flows, one module per PDCA activity. Deployments are defined in `infra/deployments.py`."""

@@ -1,0 +1,43 @@
+"""Handle a reported incident. For now: record it and flag possible Art. 73 seriousness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+
+from flows.evidence import publish_summary, record_evidence
+from schemas.events import IncidentReportedEvent
+from schemas.payloads import IncidentCategory, IncidentReported
+
+FLOW = "handle-incident"
+CONTROLS = ["A.6.2.8", "A.8.4", "A.3.3", "10.2"]
+# Categories that may make an incident "serious" under EU AI Act Art. 3(49); triage confirms.
+_POSSIBLY_SERIOUS = {
+    IncidentCategory.death,
+    IncidentCategory.health_and_safety,
+    IncidentCategory.critical_infrastructure,
+    IncidentCategory.fundamental_rights,
+    IncidentCategory.property_or_environment,
+}
+
+
+@task(name="summarise-incident")
+def summarise_incident(incident: IncidentReported) -> dict[str, Any]:
+    delay = incident.detected_at - incident.occurred_at
+    return {
+        "ai_system": incident.ai_system,
+        "severity": incident.severity.value,
+        "category": incident.category.value,
+        "reporter": incident.reporter,
+        "detection_delay_hours": round(delay.total_seconds() / 3600, 2),
+        "possibly_serious_art73": incident.category in _POSSIBLY_SERIOUS,
+    }
+
+
+@flow(name=FLOW, description="Record a reported incident and flag what triage must look at.")
+def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
+    outcome = summarise_incident(event.data)
+    record_evidence(FLOW, event, CONTROLS, outcome)
+    publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
+    return outcome

@@ -1,0 +1,38 @@
+"""Onboard a newly registered model version: the first step of its risk and approval path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+
+from flows.evidence import publish_summary, record_evidence
+from schemas.events import ModelVersionRegisteredEvent
+from schemas.payloads import ModelVersionRegistered
+
+FLOW = "onboard-model"
+# A.6.2.8 event logs, A.6.2.5 deployment, A.7.5 data provenance, A.9.4 intended use, 8.2 risk on change
+CONTROLS = ["A.6.2.8", "A.6.2.5", "A.7.5", "A.9.4", "8.2"]
+
+
+@task(name="summarise-model-version")
+def summarise_model_version(model: ModelVersionRegistered) -> dict[str, Any]:
+    unversioned = [d.dataset_id for d in model.training_datasets if d.version is None]
+    return {
+        "ai_system": model.ai_system,
+        "model": f"{model.name} v{model.version}",
+        "owner": model.owner,
+        "risk_tier": model.risk_tier.value if model.risk_tier else "unknown: assessment needed",
+        "training_datasets": len(model.training_datasets),
+        # Provenance (A.7.5) needs the exact version of every dataset used.
+        "datasets_without_version": ", ".join(unversioned) or "none",
+        "provenance_complete": not unversioned and bool(model.training_datasets),
+    }
+
+
+@flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
+def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
+    outcome = summarise_model_version(event.data)
+    record_evidence(FLOW, event, CONTROLS, outcome)
+    publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, CONTROLS, outcome)
+    return outcome

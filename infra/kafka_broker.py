@@ -1,0 +1,203 @@
+"""A real single-node Apache Kafka broker in KRaft mode on 127.0.0.1.
+
+Where the broker comes from, in this order:
+1. an existing cluster (`KAFKA_BOOTSTRAP_SERVERS`): nothing is started;
+2. a Kafka installation (`KAFKA_HOME`): its `libs/` jars;
+3. otherwise the broker jars resolved from Maven Central by Maven, using `infra/kafka/pom.xml`,
+   copied once into the state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from infra.processes import ManagedProcess, free_port, port_is_free, wait_until
+
+log = logging.getLogger("aims.kafka")
+
+POM = Path(__file__).parent / "kafka" / "pom.xml"
+_LOG4J = """Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+"""
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def maven_classpath(state_dir: Path) -> str:
+    """Resolve the broker jars with Maven once; later starts reuse them."""
+    libs = state_dir / "kafka" / "libs"
+    marker = libs / ".complete"
+    pom_digest = POM.read_bytes()
+    if marker.exists() and marker.read_bytes() == pom_digest:
+        return f"{libs}/*"
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerUnavailable(
+            "no Kafka: install Java 17+ and Maven, or set KAFKA_HOME to a Kafka installation, "
+            "or KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
+        )
+    if libs.exists():
+        shutil.rmtree(libs)
+    log.info("resolving the Kafka broker jars from Maven Central (once) into %s", libs)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise BrokerUnavailable(f"Maven could not resolve the broker jars:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    marker.write_bytes(pom_digest)
+    return f"{libs}/*"
+
+
+class KafkaBroker:
+    """Start, wait for and stop a local broker. Data survives restarts in the state folder."""
+
+    def __init__(self, state_dir: Path, kafka_home: Path | None = None, heap: str = "512m") -> None:
+        self.state_dir = state_dir
+        self.kafka_home = kafka_home
+        self.heap = heap
+        self.home = state_dir / "kafka"
+        self.data_dir = self.home / "data"
+        self.process: ManagedProcess | None = None
+        self.port = 0
+        self.controller_port = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _classpath(self) -> str:
+        if self.kafka_home is not None:
+            libs = self.kafka_home / "libs"
+            if not libs.is_dir():
+                raise BrokerUnavailable(f"KAFKA_HOME={self.kafka_home} has no libs/ folder")
+            return f"{libs}/*"
+        return maven_classpath(self.state_dir)
+
+    def _choose_ports(self) -> None:
+        # Reuse the last ports when free: the controller's address is part of the quorum config.
+        ports_file = self.home / "ports.json"
+        if ports_file.exists():
+            saved = json.loads(ports_file.read_text())
+            if port_is_free(saved["broker"]) and port_is_free(saved["controller"]):
+                self.port, self.controller_port = saved["broker"], saved["controller"]
+                return
+        self.port, self.controller_port = free_port(), free_port()
+        ports_file.write_text(json.dumps({"broker": self.port, "controller": self.controller_port}))
+
+    def _write_config(self) -> Path:
+        config = self.home / "server.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.data_dir}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    # A single local node: no reason to delay the first rebalance.
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "message.max.bytes=2097152",
+                    "",
+                ]
+            )
+        )
+        (self.home / "log4j2.yaml").write_text(_LOG4J)
+        return config
+
+    def _java(self, classpath: str, *args: str) -> list[str]:
+        java = shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin") or shutil.which("java")
+        if java is None:
+            raise BrokerUnavailable("no java on PATH: the local broker needs Java 17 or newer")
+        return [
+            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            "-cp", classpath, *args,
+        ]
+
+    def start(self, timeout: float = 120) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
+        classpath = self._classpath()
+        self._choose_ports()
+        config = self._write_config()
+        if not (self.data_dir / "meta.properties").exists():
+            cluster_id = self._random_cluster_id()
+            result = subprocess.run(
+                self._java(classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(config), "--ignore-formatted"),
+                capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0:
+                raise BrokerUnavailable(f"formatting the broker storage failed:\n{result.stdout}{result.stderr}")
+        self.process = ManagedProcess(
+            "kafka", self._java(classpath, "kafka.Kafka", str(config)), self.home / "broker.log",
+            dict(os.environ),
+        )
+        self.process.start()
+        waited = wait_until(self._ready, timeout, "Kafka broker", self.process)
+        log.info("Kafka broker ready at %s after %.1fs", self.bootstrap, waited)
+        return self.bootstrap
+
+    @staticmethod
+    def _random_cluster_id() -> str:
+        # Kafka cluster ids are 16 random bytes, base64url without padding (22 characters).
+        import base64
+
+        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+    def _ready(self) -> bool:
+        import socket
+
+        from kafka import KafkaAdminClient
+
+        # A plain TCP check first: the admin client logs every refused connection loudly.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            pass
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        finally:
+            admin.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()

@@ -1,0 +1,187 @@
+"""The local stack: broker, Prefect server, deployment runner and router, started and stopped in order.
+
+`stack.json` in the state folder says where a running stack is, so that `aims emit`, `aims status`
+and `aims down` find it without any environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from events.topics import ensure_topics, topic_specs
+from infra.kafka_broker import KafkaBroker
+from infra.prefect_server import PrefectServer, prefect_client_env
+from infra.processes import ManagedProcess, wait_until
+from schemas.settings import AimsSettings
+
+log = logging.getLogger("aims.stack")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StackInfo:
+    bootstrap: str
+    prefect_api_url: str
+    prefect_ui_url: str
+    supervisor_pid: int
+    started_at: float
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def path(state_dir: Path) -> Path:
+        return state_dir / "stack.json"
+
+    def save(self, state_dir: Path) -> None:
+        tmp = self.path(state_dir).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(self.path(state_dir))
+
+    @classmethod
+    def load(cls, state_dir: Path) -> StackInfo | None:
+        try:
+            info = cls(**json.loads(cls.path(state_dir).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+        try:
+            os.kill(info.supervisor_pid, 0)
+        except ProcessLookupError:
+            return None  # left behind by a stack that died
+        return info
+
+
+def aims_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aims", *args]
+
+
+class LocalStack:
+    def __init__(self, settings: AimsSettings, *, router: bool = True, worker: bool = True) -> None:
+        self.settings = settings
+        self.state = settings.state_path
+        self.with_router = router
+        self.with_worker = worker
+        self.broker: KafkaBroker | None = None
+        self.server: PrefectServer | None = None
+        self.children: dict[str, ManagedProcess] = {}
+        self.bootstrap = ""
+        self.api_url = ""
+        self.ui_url = ""
+        self._stopped = threading.Event()
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(prefect_client_env(self.state, self.api_url, self.settings.runner_poll_seconds))
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        return env
+
+    def start(self, progress: Progress = print) -> StackInfo:
+        self.state.mkdir(parents=True, exist_ok=True)
+        if StackInfo.load(self.state) is not None:
+            raise RuntimeError(f"a stack is already running from {self.state}; stop it with `aims down`")
+        if self.settings.kafka_bootstrap_servers:
+            self.bootstrap = self.settings.kafka_bootstrap_servers
+            progress(f"Kafka: using the existing cluster at {self.bootstrap}")
+        else:
+            progress("Kafka: starting a local KRaft broker…")
+            self.broker = KafkaBroker(self.state, self.settings.kafka_home)
+            self.bootstrap = self.broker.start()
+            progress(f"Kafka: broker ready at {self.bootstrap}")
+        created = ensure_topics(self.bootstrap, topic_specs(self.settings))
+        progress(f"Kafka: topics ready ({', '.join(created) or 'already there'})")
+        if self.settings.prefect_api_url:
+            self.api_url = self.settings.prefect_api_url
+            self.ui_url = self.api_url.removesuffix("/api")
+            progress(f"Prefect: using the existing API at {self.api_url}")
+        else:
+            progress("Prefect: starting a local server on SQLite…")
+            self.server = PrefectServer(self.state)
+            self.api_url = self.server.start()
+            self.ui_url = self.server.ui_url
+            progress(f"Prefect: server ready, UI at {self.ui_url}")
+        logs = self.state / "logs"
+        if self.with_worker:
+            self._spawn("worker", aims_command("worker"), logs / "worker.log")
+            progress("Prefect: waiting for the deployments to be served…")
+            wait_until(self._deployments_served, 120, "deployment runner", self.children["worker"])
+            progress("Prefect: deployments served")
+        if self.with_router:
+            self._spawn("router", aims_command("router"), logs / "router.log")
+            wait_until(self._router_ready, 90, "router", self.children["router"])
+            progress("Router: consuming")
+        info = StackInfo(
+            bootstrap=self.bootstrap,
+            prefect_api_url=self.api_url,
+            prefect_ui_url=self.ui_url,
+            supervisor_pid=os.getpid(),
+            started_at=time.time(),
+            pids=self.pids(),
+        )
+        info.save(self.state)
+        return info
+
+    def pids(self) -> dict[str, int]:
+        procs = dict(self.children)
+        if self.broker and self.broker.process:
+            procs["kafka"] = self.broker.process
+        if self.server and self.server.process:
+            procs["prefect-server"] = self.server.process
+        return {name: p.pid for name, p in procs.items() if p.pid is not None}
+
+    def _spawn(self, name: str, command: list[str], log_path: Path) -> None:
+        proc = ManagedProcess(name, command, log_path, self.child_env())
+        proc.start()
+        self.children[name] = proc
+
+    def _deployments_served(self) -> bool:
+        import httpx
+
+        from events.routing import ROUTES
+
+        names = {r.deployment for routes in ROUTES.values() for r in routes}
+        return all(
+            httpx.get(f"{self.api_url}/deployments/name/{name}", timeout=5).status_code == 200
+            for name in names
+        )
+
+    def _router_ready(self) -> bool:
+        return any(
+            json.loads(p.read_text()).get("assigned")
+            for p in (self.state / "routers").glob("router-*.json")
+        )
+
+    def supervise(self, progress: Progress = print, check_every: float = 2.0) -> None:
+        """Keep the children running until `stop()`: a crashed router or worker is restarted."""
+        restarts: dict[str, int] = {}
+        while not self._stopped.wait(check_every):
+            for name, proc in list(self.children.items()):
+                if proc.alive():
+                    continue
+                restarts[name] = restarts.get(name, 0) + 1
+                progress(f"{name} exited ({proc.proc.returncode if proc.proc else '?'}); restart #{restarts[name]}, log: {proc.log_path}")
+                proc.start()
+
+    def stop(self, progress: Progress = print) -> None:
+        """Router first (it commits and leaves the group), then the worker, Prefect, Kafka."""
+        self._stopped.set()
+        for name in ("router", "worker"):
+            proc = self.children.get(name)
+            if proc is not None:
+                progress(f"stopping {name}…")
+                proc.stop(timeout=30)
+        if self.server is not None:
+            progress("stopping the Prefect server…")
+            self.server.stop()
+        if self.broker is not None:
+            progress("stopping the Kafka broker…")
+            self.broker.stop()
+        info = StackInfo.load(self.state)
+        if info is not None and info.supervisor_pid == os.getpid():
+            StackInfo.path(self.state).unlink(missing_ok=True)
+        progress("stack stopped")

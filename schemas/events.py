@@ -1,0 +1,89 @@
+"""Typed events: the CloudEvents envelope with `type` narrowed and `data` validated.
+
+Adding an event type is one class here plus one row in `events/routing.py`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, TypeAdapter, model_validator
+
+from schemas.envelope import CloudEvent
+from schemas.payloads import DataChanged, IncidentReported, ModelVersionRegistered, Payload
+
+MODEL_VERSION_REGISTERED = "org.aims.model.version.registered"
+DATA_CHANGED = "org.aims.data.changed"
+INCIDENT_REPORTED = "org.aims.incident.reported"
+
+
+class AimsEvent(CloudEvent):
+    """An event this system understands. Subclasses fix `type` and `data`."""
+
+    data: Payload
+
+    # Which payload field names the subject when the producer leaves `subject` out.
+    subject_field: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _default_subject(self) -> AimsEvent:
+        if self.subject is None:
+            # frozen model: set through __dict__ once, during validation
+            self.__dict__["subject"] = str(getattr(self.data, self.subject_field))
+        return self
+
+    @property
+    def key(self) -> str:
+        """The Kafka record key: the subject, so one subject's events stay on one partition."""
+        assert self.subject is not None  # set by _default_subject
+        return self.subject
+
+
+class ModelVersionRegisteredEvent(AimsEvent):
+    subject_field: ClassVar[str] = "ai_system"
+    type: Literal["org.aims.model.version.registered"] = Field(
+        MODEL_VERSION_REGISTERED, description="A model version was registered."
+    )
+    data: ModelVersionRegistered = Field(description="The registered model version.")
+
+
+class DataChangedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "dataset_id"
+    type: Literal["org.aims.data.changed"] = Field(DATA_CHANGED, description="A dataset changed.")
+    data: DataChanged = Field(description="The dataset and its new version.")
+
+
+class IncidentReportedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "ai_system"
+    type: Literal["org.aims.incident.reported"] = Field(
+        INCIDENT_REPORTED, description="An incident was reported."
+    )
+    data: IncidentReported = Field(description="The incident as reported.")
+
+
+AnyEvent = Annotated[
+    ModelVersionRegisteredEvent | DataChangedEvent | IncidentReportedEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_CLASSES: dict[str, type[AimsEvent]] = {
+    MODEL_VERSION_REGISTERED: ModelVersionRegisteredEvent,
+    DATA_CHANGED: DataChangedEvent,
+    INCIDENT_REPORTED: IncidentReportedEvent,
+}
+
+
+@cache
+def event_adapter() -> TypeAdapter[Any]:
+    return TypeAdapter(AnyEvent)
+
+
+def parse_event(raw: dict[str, Any]) -> AimsEvent:
+    """Validate a decoded CloudEvent mapping into its typed event.
+
+    Raises `pydantic.ValidationError`; callers that need to tell an unknown type apart check
+    `EVENT_CLASSES` first.
+    """
+    event: AimsEvent = event_adapter().validate_python(raw)
+    return event

@@ -1,0 +1,143 @@
+"""Payload models (`data`) of the events the ML platform, pipelines and people publish."""
+
+from __future__ import annotations
+
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^\S(.*\S)?$")]
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class Payload(BaseModel):
+    # Unknown fields are refused: a typo in a producer should fail loudly, not vanish.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskTier(StrEnum):
+    """Risk tier of an AI system, on the EU AI Act's scale."""
+
+    minimal = "minimal"
+    limited = "limited"
+    high = "high"
+    prohibited = "prohibited"
+
+
+class DatasetRef(Payload):
+    dataset_id: Name = Field(description="Identifier of the dataset in the AIMS register.")
+    version: Name | None = Field(None, description="Dataset version used; latest if omitted.")
+
+
+class ModelVersionRegistered(Payload):
+    """A model version was registered in the model registry (e.g. MLflow)."""
+
+    ai_system: Name = Field(description="The AI system this model belongs to (inventory name).")
+    name: Name = Field(description="Registered model name.")
+    version: Name = Field(description="Model version, as the registry numbers it.")
+    source_uri: Name = Field(description="Where the model artifacts live, e.g. 's3://…' or 'runs:/…'.")
+    run_id: Name = Field(description="Training run that produced the version.")
+    owner: Name = Field(description="Accountable person or team who submitted the version.")
+    intended_use: Text = Field(description="What the model is meant to be used for (A.9.4).")
+    risk_tier: RiskTier | None = Field(None, description="Risk tier if already known.")
+    training_datasets: list[DatasetRef] = Field(
+        default_factory=list, max_length=1000, description="Datasets the version was trained on."
+    )
+
+
+class FileLocation(Payload):
+    kind: Literal["file"] = Field("file", description="A CSV or Parquet file.")
+    uri: Name = Field(description="Local path or file:// URI of the file.")
+
+
+class SqlTableLocation(Payload):
+    kind: Literal["sql"] = Field("sql", description="A table reached through SQLAlchemy.")
+    url: Name = Field(
+        description="SQLAlchemy URL without a password; credentials come from the environment."
+    )
+    table: Name = Field(description="Table name, optionally schema-qualified.")
+
+    @model_validator(mode="after")
+    def _no_password(self) -> SqlTableLocation:
+        # Events are stored and replayed; a password in one would leak into logs and evidence.
+        authority = self.url.split("://", 1)[-1].split("/", 1)[0]
+        if "@" in authority and ":" in authority.split("@", 1)[0]:
+            raise ValueError("the SQL URL carries a password; pass credentials through the environment")
+        return self
+
+
+def _location_kind(value: Any) -> str | None:
+    # Producers may leave `kind` out: a `table` means SQL, a `uri` means a file.
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        if kind is None:
+            return "sql" if "table" in value else "file"
+        return str(kind)
+    return getattr(value, "kind", None)
+
+
+DatasetLocation = Annotated[
+    Annotated[FileLocation, Tag("file")] | Annotated[SqlTableLocation, Tag("sql")],
+    Discriminator(_location_kind),
+]
+
+
+class ChangeKind(StrEnum):
+    created = "created"
+    appended = "appended"
+    updated = "updated"
+    deleted = "deleted"
+    schema_changed = "schema_changed"
+
+
+class DataChanged(Payload):
+    """A dataset that feeds AI systems changed."""
+
+    dataset_id: Name = Field(description="Identifier of the dataset in the AIMS register.")
+    location: DatasetLocation = Field(description="Where the new version can be read.")
+    version: Name = Field(description="Version of the dataset after the change.")
+    change_kind: ChangeKind = Field(description="What kind of change happened.")
+    row_count: int | None = Field(None, ge=0, description="Rows in the new version, if known.")
+
+
+class Severity(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class IncidentCategory(StrEnum):
+    health_and_safety = "health_and_safety"
+    death = "death"
+    critical_infrastructure = "critical_infrastructure"
+    fundamental_rights = "fundamental_rights"
+    property_or_environment = "property_or_environment"
+    security = "security"
+    privacy = "privacy"
+    bias = "bias"
+    performance = "performance"
+    misuse = "misuse"
+    other = "other"
+
+
+class IncidentReported(Payload):
+    """Someone (or a monitor) reported an incident involving an AI system."""
+
+    ai_system: Name = Field(description="The AI system involved (inventory name).")
+    severity: Severity = Field(description="Severity as reported; triage may change it.")
+    category: IncidentCategory = Field(description="What kind of harm or failure it is.")
+    description: Text = Field(description="What happened, in the reporter's words.")
+    reporter: Name = Field(description="Who reported it.")
+    occurred_at: AwareDatetime = Field(description="When it happened (with a time zone).")
+    detected_at: AwareDatetime = Field(
+        description="When it was detected; regulatory clocks run from here."
+    )
+
+    @model_validator(mode="after")
+    def _detected_after_occurred(self) -> IncidentReported:
+        if self.detected_at < self.occurred_at:
+            raise ValueError("detected_at is before occurred_at")
+        return self
