@@ -31,21 +31,39 @@ class PrefectApi:
     def close(self) -> None:
         self._http.close()
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One retry on a transport error: an idle keep-alive connection the server already closed
+        fails the first request on it with a reset. Every call here is a read or an idempotent
+        delete, so repeating it is safe."""
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            return self._http.request(method, path, **kwargs)
+
+    def delete_run(self, run_id: str) -> None:
+        response = self.request("DELETE", f"/flow_runs/{run_id}")
+        if response.status_code not in (204, 404):
+            response.raise_for_status()
+
+    def deployment_exists(self, name: str) -> bool:
+        return self.request("GET", f"/deployments/name/{name}").status_code == 200
+
     def healthy(self) -> bool:
         try:
-            return self._http.get("/health", timeout=3).status_code == 200
+            return self.request("GET", "/health", timeout=3).status_code == 200
         except httpx.HTTPError:
             return False
 
     def _flow_names(self, flow_ids: set[str]) -> dict[str, str]:
         if not flow_ids:
             return {}
-        response = self._http.post("/flows/filter", json={"flows": {"id": {"any_": sorted(flow_ids)}}})
+        response = self.request("POST", "/flows/filter", json={"flows": {"id": {"any_": sorted(flow_ids)}}})
         response.raise_for_status()
         return {f["id"]: f["name"] for f in response.json()}
 
     def flow_runs(self, flow_runs_filter: dict[str, Any], limit: int = 200) -> list[FlowRunView]:
-        response = self._http.post(
+        response = self.request(
+            "POST",
             "/flow_runs/filter",
             json={"flow_runs": flow_runs_filter, "limit": limit, "sort": "EXPECTED_START_TIME_DESC"},
         )
@@ -66,13 +84,19 @@ class PrefectApi:
             for r in runs
         ]
 
-    def runs_for_keys(self, keys: list[str]) -> list[FlowRunView]:
-        return self.flow_runs({"idempotency_key": {"any_": keys}}, limit=max(len(keys) * 4, 10))
+    def runs_for_keys(self, keys: list[str], chunk: int = 50) -> list[FlowRunView]:
+        """Runs created with these idempotency keys (any number of keys: asked for in chunks)."""
+        runs: list[FlowRunView] = []
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            # The API caps a page at 200; a key with more runs than 4 is a bug we want to see.
+            runs += self.flow_runs({"idempotency_key": {"any_": part}}, limit=min(len(part) * 4, 200))
+        return runs
 
     def recent_runs(self, limit: int = 50) -> list[FlowRunView]:
         return self.flow_runs({}, limit=limit)
 
     def count_runs(self, flow_runs_filter: dict[str, Any] | None = None) -> int:
-        response = self._http.post("/flow_runs/count", json={"flow_runs": flow_runs_filter or {}})
+        response = self.request("POST", "/flow_runs/count", json={"flow_runs": flow_runs_filter or {}})
         response.raise_for_status()
         return int(response.json())

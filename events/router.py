@@ -288,8 +288,11 @@ class Router:
         delay = 0.25
         while True:
             try:
-                run_id = await self._launcher.launch(
-                    route.deployment, route.parameters(event), event.dedup_key
+                # Bounded, so an API that hangs is noticed and retried on our backoff; a request
+                # cut short that did create the run is harmless: the retry gets the same run back.
+                run_id = await asyncio.wait_for(
+                    self._launcher.launch(route.deployment, route.parameters(event), event.dedup_key),
+                    timeout=self.settings.router_launch_timeout,
                 )
                 if self.stats.holding_since is not None:
                     log.info("Prefect accepts runs again after %.1fs", time.monotonic() - self.stats.holding_since)
@@ -298,7 +301,11 @@ class Router:
             except RejectedLaunch as exc:
                 w.rejected = Rejected(Reason.rejected_by_orchestrator, f"{route.deployment}: {exc}")
                 return None
-            except TransientLaunchError as exc:
+            except (TransientLaunchError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    exc = TransientLaunchError(
+                        f"Prefect did not answer within {self.settings.router_launch_timeout:g}s"
+                    )
                 if self.stats.holding_since is None:
                     self.stats.holding_since = time.monotonic()
                     log.warning("holding: %s; retrying with backoff, nothing is committed", exc)

@@ -43,9 +43,8 @@ class BrokerUnavailable(RuntimeError):
     pass
 
 
-def maven_classpath(state_dir: Path) -> str:
-    """Resolve the broker jars with Maven once; later starts reuse them."""
-    libs = state_dir / "kafka" / "libs"
+def maven_classpath(libs: Path) -> str:
+    """Resolve the broker jars with Maven into `libs` once; later starts reuse them."""
     marker = libs / ".complete"
     pom_digest = POM.read_bytes()
     if marker.exists() and marker.read_bytes() == pom_digest:
@@ -73,9 +72,17 @@ def maven_classpath(state_dir: Path) -> str:
 class KafkaBroker:
     """Start, wait for and stop a local broker. Data survives restarts in the state folder."""
 
-    def __init__(self, state_dir: Path, kafka_home: Path | None = None, heap: str = "512m") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        kafka_home: Path | None = None,
+        heap: str = "512m",
+        libs_dir: Path | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.kafka_home = kafka_home
+        # Several state folders (tests, benchmarks) can share one copy of the jars.
+        self.libs_dir = libs_dir or state_dir / "kafka" / "libs"
         self.heap = heap
         self.home = state_dir / "kafka"
         self.data_dir = self.home / "data"
@@ -93,7 +100,7 @@ class KafkaBroker:
             if not libs.is_dir():
                 raise BrokerUnavailable(f"KAFKA_HOME={self.kafka_home} has no libs/ folder")
             return f"{libs}/*"
-        return maven_classpath(self.state_dir)
+        return maven_classpath(self.libs_dir)
 
     def _choose_ports(self) -> None:
         # Reuse the last ports when free: the controller's address is part of the quorum config.

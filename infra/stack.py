@@ -140,15 +140,14 @@ class LocalStack:
         self.children[name] = proc
 
     def _deployments_served(self) -> bool:
-        import httpx
-
+        from connectors.prefect_api import PrefectApi
         from events.routing import ROUTES
 
-        names = {r.deployment for routes in ROUTES.values() for r in routes}
-        return all(
-            httpx.get(f"{self.api_url}/deployments/name/{name}", timeout=5).status_code == 200
-            for name in names
-        )
+        api = PrefectApi(self.api_url)
+        try:
+            return all(api.deployment_exists(r.deployment) for routes in ROUTES.values() for r in routes)
+        finally:
+            api.close()
 
     def _router_ready(self) -> bool:
         return any(

@@ -49,6 +49,9 @@ class AimsSettings(BaseSettings):
     router_concurrency: int = Field(
         4, ge=1, le=64, description="Flow-run creations in flight at once (different subjects)."
     )
+    router_launch_timeout: float = Field(
+        10, gt=0, le=300, description="Seconds one flow-run creation may take before it is retried."
+    )
     runner_poll_seconds: int = Field(
         1, ge=1, le=60, description="How often the deployment runner polls for new runs (s)."
     )

@@ -1,0 +1,63 @@
+"""Events on the real broker become flow runs on the real Prefect server, exactly once."""
+
+from __future__ import annotations
+
+from events.codec import encode_binary
+from events.producer import EventPublisher
+from events.routing import ROUTES
+from tests.factories import data_event, incident_event, model_event
+from tests.support import SessionStack, poll
+
+
+def test_each_event_type_makes_one_completed_run_with_its_parameters(
+    stack: SessionStack, topics: dict[str, str], tmp_path
+) -> None:
+    dataset = tmp_path / "loans.csv"
+    dataset.write_text("id,amount\n1,100\n2,250\n")
+    events = [model_event(), data_event(uri=dataset.as_uri()), incident_event()]
+    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics):
+        publisher.publish(events[0], mode="structured")
+        publisher.publish(events[1], mode="binary")
+        publisher.publish(events[2], mode="structured")
+        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed"}, timeout=240)
+    publisher.close()
+
+    by_key = {r.idempotency_key: r for r in runs}
+    assert len(runs) == 3, [(r.flow_name, r.state) for r in runs]
+    for event in events:
+        run = by_key[event.dedup_key]
+        assert run.flow_name == ROUTES[event.type][0].flow_name
+        assert run.parameters == {"event": event.model_dump(mode="json")}
+        assert run.state == "Completed"
+
+    # The flows left evidence and a summary artifact.
+    from connectors.evidence import SqliteEvidenceStore
+
+    records = {r.event_key: r for r in SqliteEvidenceStore(stack.state / "evidence.sqlite").list(limit=1000)}
+    for event in events:
+        assert event.dedup_key in records
+        assert "A.6.2.8" in records[event.dedup_key].controls
+        assert records[event.dedup_key].flow_run_id == by_key[event.dedup_key].id
+    fingerprint = records[events[1].dedup_key].outcome
+    assert fingerprint["bytes"] == dataset.stat().st_size and len(fingerprint["sha256"]) == 64
+    api = stack.api()
+    response = api.request("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [r.id for r in runs]}}})
+    api.close()
+    assert {a["type"] for a in response.json()} == {"markdown"} and len(response.json()) == 3
+
+    # Every offset was committed once the runs were accepted.
+    assert stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3
+
+
+def test_same_event_delivered_three_times_makes_one_run(stack: SessionStack, topics: dict[str, str]) -> None:
+    event = incident_event("triple")
+    value, headers = encode_binary(event)
+    with stack.router(topics):
+        stack.publish_raw(topics["AIMS_EVENTS_TOPIC"], [(event.key.encode(), value, headers)] * 3)
+        poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3, 120, "3 offsets committed")
+        runs = stack.wait_for_runs([event.dedup_key])
+    assert len(runs) == 1
+    api = stack.api()
+    assert api.count_runs({"idempotency_key": {"any_": [event.dedup_key]}}) == 1
+    api.close()

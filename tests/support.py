@@ -1,0 +1,218 @@
+"""Helpers for integration tests: the session stack, routers, and reading outcomes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from connectors.prefect_api import FlowRunView, PrefectApi
+from events.kafka_clients import make_admin, make_consumer, make_producer
+from events.topics import ensure_topics, topic_specs
+from infra.kafka_broker import KafkaBroker
+from infra.prefect_server import PrefectServer, prefect_client_env
+from infra.processes import ManagedProcess, wait_until
+from schemas.settings import AimsSettings
+
+T = TypeVar("T")
+
+
+class SessionStack:
+    def __init__(self, state: Path, libs_dir: Path) -> None:
+        self.state = state
+        self.broker = KafkaBroker(state, libs_dir=libs_dir)
+        self.server = PrefectServer(state)
+        self.worker: ManagedProcess | None = None
+        self.bootstrap = ""
+        self.api_url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.bootstrap = self.broker.start()
+        self.api_url = self.server.start()
+        # The in-process routers of the tests use the Prefect SDK: point it here before import.
+        os.environ.update(prefect_client_env(self.state, self.api_url))
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        self.start_worker()
+
+    def stop(self) -> None:
+        self.stop_worker()
+        self.server.stop()
+        self.broker.stop()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(prefect_client_env(self.state, self.api_url))
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        env.update(extra)
+        return env
+
+    def start_worker(self) -> None:
+        self.worker = ManagedProcess(
+            "worker", [sys.executable, "-m", "aims", "worker"], self.state / "logs" / "worker.log", self.env()
+        )
+        self.worker.start()
+        api = self.api()
+        try:
+            wait_until(lambda: self._deployments_exist(api), 120, "deployment runner", self.worker)
+        finally:
+            api.close()
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def ensure_worker(self) -> None:
+        if self.worker is None or not self.worker.alive():
+            self.start_worker()
+
+    def _deployments_exist(self, api: PrefectApi) -> bool:
+        from events.routing import ROUTES
+
+        names = {r.deployment for routes in ROUTES.values() for r in routes}
+        return all(api.deployment_exists(n) for n in names)
+
+    # -- per test ----------------------------------------------------------------------------
+
+    def settings(self, names: dict[str, str], **overrides: Any) -> AimsSettings:
+        return AimsSettings(
+            state_dir=self.state,
+            events_topic=names["AIMS_EVENTS_TOPIC"],
+            dead_letter_topic=names["AIMS_DEAD_LETTER_TOPIC"],
+            consumer_group=names["AIMS_CONSUMER_GROUP"],
+            **overrides,
+        )
+
+    def create_topics(self, names: dict[str, str]) -> None:
+        ensure_topics(self.bootstrap, topic_specs(self.settings(names)))
+
+    def api(self) -> PrefectApi:
+        return PrefectApi(self.api_url)
+
+    @contextmanager
+    def router(self, names: dict[str, str], **overrides: Any) -> Iterator[Any]:
+        """An in-process router on a thread, stopped (commit, leave group) on exit."""
+        from connectors.prefect_runs import PrefectLauncher
+        from events.router import Router
+
+        router = Router(
+            self.settings(names, **overrides), self.bootstrap, PrefectLauncher,
+            heartbeat_dir=self.state / "routers",
+        )
+        thread = threading.Thread(target=router.run, name="test-router", daemon=True)
+        thread.start()
+        try:
+            assert router.wait_ready(90), "router did not get partitions within 90 s"
+            yield router
+        finally:
+            router.stop()
+            thread.join(60)
+            assert not thread.is_alive(), "router did not stop within 60 s of stop()"
+
+    def router_process(self, names: dict[str, str], name: str) -> ManagedProcess:
+        proc = ManagedProcess(
+            f"router-{name}",
+            [sys.executable, "-m", "aims", "router", "--name", name],
+            self.state / "logs" / f"router-{name}.log",
+            self.env(AIMS_STATE_DIR=str(self.state), **names),
+        )
+        proc.start()
+        return proc
+
+    def heartbeat(self, name: str) -> dict[str, Any]:
+        path = self.state / "routers" / f"router-{name}.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    # -- reading outcomes --------------------------------------------------------------------
+
+    def committed(self, group: str) -> int:
+        """Total committed offsets of a consumer group."""
+        admin = make_admin(self.bootstrap)
+        try:
+            offsets = admin.list_group_offsets(group).get(group, {})
+        finally:
+            admin.close()
+        return sum(o.offset for o in offsets.values() if o.offset >= 0)
+
+    def end_offsets(self, topic: str) -> int:
+        from kafka.structs import TopicPartition
+
+        consumer = make_consumer(self.bootstrap, None)
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        finally:
+            consumer.close()
+        return sum(ends.values())
+
+    def read_topic(self, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+        """Every record of a topic from the start, waiting until at least `expected` arrived."""
+        from kafka.structs import TopicPartition
+
+        consumer = make_consumer(self.bootstrap, None)
+        records: list[Any] = []
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in parts]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + timeout
+            while len(records) < expected and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+            # A little longer, to catch anything beyond what was expected.
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        finally:
+            consumer.close()
+        return records
+
+    def publish_raw(
+        self, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    ) -> None:
+        producer = make_producer(self.bootstrap)
+        try:
+            futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
+            producer.flush(30)
+            for f in futures:
+                f.get(30)
+        finally:
+            producer.close()
+
+    def wait_for_runs(
+        self, keys: list[str], timeout: float = 180, states: set[str] | None = None
+    ) -> list[FlowRunView]:
+        """Flow runs for these idempotency keys, once every key has one (in `states`, if given)."""
+        api = self.api()
+        try:
+            def ready() -> list[FlowRunView] | None:
+                runs = api.runs_for_keys(keys)
+                have = {r.idempotency_key for r in runs if states is None or r.state in states}
+                return runs if have >= set(keys) else None
+
+            return poll(ready, timeout, f"flow runs for {len(keys)} events")
+        finally:
+            api.close()
+
+
+def poll(fn: Callable[[], T | None], timeout: float, what: str, every: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,143 @@
+"""The routing table: every event type starts at least one well-named deployment."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.routing import DEPLOYMENT, ROUTES, Route, routes_for
+from schemas.events import DATA_CHANGED, EVENT_CLASSES, INCIDENT_REPORTED, MODEL_VERSION_REGISTERED, AimsEvent
+
+REPO = Path(__file__).resolve().parents[2]
+KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+EVENTS: dict[str, AimsEvent] = {
+    MODEL_VERSION_REGISTERED: EVENT_CLASSES[MODEL_VERSION_REGISTERED].model_validate(
+        {
+            "id": "m-1",
+            "source": "mlflow://prod",
+            "time": "2025-03-01T09:00:00+02:00",
+            "traceparent": "tp",
+            "data": {
+                "ai_system": "credit-scoring",
+                "name": "m",
+                "version": "3",
+                "source_uri": "models:/m/3",
+                "run_id": "r",
+                "owner": "alice",
+                "intended_use": "Scoring",
+                "risk_tier": "limited",
+                "training_datasets": [{"dataset_id": "loans"}],
+            },
+        }
+    ),
+    DATA_CHANGED: EVENT_CLASSES[DATA_CHANGED].model_validate(
+        {
+            "id": "d-1",
+            "source": "urn:pipelines",
+            "data": {
+                "dataset_id": "loans",
+                "location": {"url": "sqlite:///r.db", "table": "loans"},
+                "version": "v2",
+                "change_kind": "updated",
+                "row_count": 10,
+            },
+        }
+    ),
+    INCIDENT_REPORTED: EVENT_CLASSES[INCIDENT_REPORTED].model_validate(
+        {
+            "id": "i-1",
+            "source": "urn:people",
+            "subject": "override",
+            "data": {
+                "ai_system": "credit-scoring",
+                "severity": "low",
+                "category": "other",
+                "description": "d",
+                "reporter": "bob",
+                "occurred_at": "2025-03-01T09:00:00Z",
+                "detected_at": "2025-03-01T09:00:00Z",
+            },
+        }
+    ),
+}
+
+ALL_ROUTES = [(event_type, route) for event_type, routes in ROUTES.items() for route in routes]
+
+
+def test_every_event_type_has_a_route() -> None:
+    assert set(EVENTS) == set(EVENT_CLASSES)
+    unrouted = [t for t in EVENT_CLASSES if not routes_for(t)]
+    assert not unrouted
+
+
+def test_no_route_for_a_type_that_has_no_model() -> None:
+    assert set(ROUTES) <= set(EVENT_CLASSES)
+
+
+@pytest.mark.parametrize("event_type", ["", "org.aims.unknown", DATA_CHANGED + ".v2", DATA_CHANGED.upper()])
+def test_unknown_types_have_no_routes(event_type: str) -> None:
+    assert routes_for(event_type) == ()
+
+
+@pytest.mark.parametrize(("event_type", "route"), ALL_ROUTES, ids=lambda v: getattr(v, "deployment", v))
+def test_deployment_is_kebab_flow_slash_deployment(event_type: str, route: Route) -> None:
+    flow, sep, deployment = route.deployment.partition("/")
+    assert sep == "/" and "/" not in deployment, route.deployment
+    assert KEBAB.match(flow), f"flow name {flow!r} is not kebab-case"
+    assert KEBAB.match(deployment), f"deployment name {deployment!r} is not kebab-case"
+    assert deployment == DEPLOYMENT
+    assert route.flow_name == flow
+
+
+def test_a_type_does_not_start_the_same_deployment_twice() -> None:
+    for event_type, routes in ROUTES.items():
+        names = [r.deployment for r in routes]
+        assert len(names) == len(set(names)), event_type
+
+
+@pytest.mark.parametrize(("event_type", "route"), ALL_ROUTES, ids=lambda v: getattr(v, "deployment", v))
+def test_parameters_are_the_whole_event_as_json(event_type: str, route: Route) -> None:
+    event = EVENTS[event_type]
+    params = route.parameters(event)
+    assert params == {"event": event.model_dump(mode="json")}
+    # JSON-serialisable, and nothing lost on the way through Prefect's JSON parameters
+    round_tripped: dict[str, Any] = json.loads(json.dumps(params))
+    assert round_tripped == params
+    assert EVENT_CLASSES[event_type].model_validate(round_tripped["event"]) == event
+
+
+def test_parameters_keep_subject_time_and_extensions() -> None:
+    params = ROUTES[MODEL_VERSION_REGISTERED][0].parameters(EVENTS[MODEL_VERSION_REGISTERED])
+    assert params["event"]["subject"] == "credit-scoring"
+    assert params["event"]["time"] == "2025-03-01T09:00:00+02:00"
+    assert params["event"]["traceparent"] == "tp"
+    assert (
+        ROUTES[INCIDENT_REPORTED][0].parameters(EVENTS[INCIDENT_REPORTED])["event"]["subject"] == "override"
+    )
+
+
+def _flow_names_in_source() -> set[str]:
+    """`FLOW = "..."` constants of flows/*.py, read without importing Prefect."""
+    names = set()
+    for path in sorted((REPO / "flows").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "FLOW" for t in node.targets)
+                and isinstance(node.value, ast.Constant)
+            ):
+                names.add(node.value.value)
+    return names
+
+
+def test_every_routed_flow_exists_in_flows_package() -> None:
+    defined = _flow_names_in_source()
+    assert defined, "no FLOW constants found under flows/"
+    missing = sorted({route.flow_name for _, route in ALL_ROUTES} - defined)
+    assert not missing, f"routes name flows that flows/ does not define: {missing}"
