@@ -84,7 +84,10 @@ def _up_detached(settings: AimsSettings) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            aims_command("up"), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            aims_command("up"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     deadline = time.monotonic() + 300
@@ -93,7 +96,10 @@ def _up_detached(settings: AimsSettings) -> int:
             raise CliError(f"the stack did not start; see {log_path}")
         info = StackInfo.load(state)
         if info is not None:
-            print(f"Stack up (pid {info.supervisor_pid}). Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}")
+            print(
+                f"Stack up (pid {info.supervisor_pid}). "
+                f"Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}"
+            )
             return 0
         time.sleep(0.5)
     raise CliError(f"the stack is still not up after 300 s; see {log_path}")
@@ -148,7 +154,10 @@ def cmd_router(args: argparse.Namespace) -> int:
 
     ensure_topics(endpoints.bootstrap, topic_specs(settings))
     router = Router(
-        settings, endpoints.bootstrap, PrefectLauncher, heartbeat_dir=settings.state_path / "routers",
+        settings,
+        endpoints.bootstrap,
+        PrefectLauncher,
+        heartbeat_dir=settings.state_path / "routers",
         name=args.name,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -165,7 +174,11 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     settings = _settings()
     event = build_event(
-        args.type, args.data or [], args.file, subject=args.subject, source=args.source,
+        args.type,
+        args.data or [],
+        args.file,
+        subject=args.subject,
+        source=args.source,
         event_id=args.id,
     )
     if args.dry_run:
@@ -207,10 +220,20 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             letters = [d for d in letters if d.reason == args.reason]
         letters = letters[-args.limit :]
         if args.json:
-            print(json.dumps([
-                {"position": f"{d.partition}:{d.offset}", "reason": d.reason, "detail": d.detail,
-                 "key": (d.key or b"").decode("utf-8", "replace")} for d in letters
-            ], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "position": f"{d.partition}:{d.offset}",
+                            "reason": d.reason,
+                            "detail": d.detail,
+                            "key": (d.key or b"").decode("utf-8", "replace"),
+                        }
+                        for d in letters
+                    ],
+                    indent=2,
+                )
+            )
         else:
             print(render_list(letters))
         return 0
@@ -275,8 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     emit = add("emit", cmd_emit, "Publish an event from flags or from a JSON file.")
     emit.add_argument("type", nargs="?", help="model-version-registered | data-changed | incident-reported")
-    emit.add_argument("-d", "--data", action="append", metavar="FIELD=VALUE",
-                      help="a data field; dotted names nest (location.uri=…); JSON values allowed")
+    emit.add_argument(
+        "-d",
+        "--data",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a data field; dotted names nest (location.uri=…); JSON values allowed",
+    )
     emit.add_argument("-f", "--file", type=Path, help="a whole CloudEvent, or its data when TYPE is given")
     emit.add_argument("--subject", help="defaults to the AI system or dataset in the data")
     emit.add_argument("--source", default="urn:aims:cli", help="CloudEvents source (default %(default)s)")
@@ -297,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     dshow.add_argument("positions", nargs="+", metavar="PARTITION:OFFSET")
     dreplay = dsub.add_parser("replay", help="publish dead letters to the events topic again")
     dreplay.add_argument("positions", nargs="*", metavar="PARTITION:OFFSET")
-    dreplay.add_argument("--all", action="store_true", help="every dead letter (with --reason: of that reason)")
+    dreplay.add_argument(
+        "--all", action="store_true", help="every dead letter (with --reason: of that reason)"
+    )
     dreplay.add_argument("--reason")
 
     schemas = add("schemas", lambda a: 2, "Event contract tools.")
@@ -325,4 +355,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

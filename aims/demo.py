@@ -40,32 +40,57 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
     now = datetime.now(UTC)
     source = "urn:aims:demo"
     return [
-        ModelVersionRegisteredEvent.model_validate({
-            "id": f"demo-{run}-model", "source": source, "time": now,
-            "data": {
-                "ai_system": "credit-scoring", "name": "credit-risk-gbm", "version": "7",
-                "source_uri": "models:/credit-risk-gbm/7", "run_id": f"run-{run}",
-                "owner": "ml-platform@bank.example", "intended_use": "Pre-screen consumer loan applications",
-                "risk_tier": "high",
-                "training_datasets": [{"dataset_id": "loan-applications", "version": "2026-11-27"}],
-            },
-        }),
-        DataChangedEvent.model_validate({
-            "id": f"demo-{run}-data", "source": source, "time": now,
-            "data": {
-                "dataset_id": "loan-applications", "version": "2026-11-27", "change_kind": "appended",
-                "location": {"kind": "file", "uri": dataset.resolve().as_uri()}, "row_count": 500,
-            },
-        }),
-        IncidentReportedEvent.model_validate({
-            "id": f"demo-{run}-incident", "source": source, "time": now,
-            "data": {
-                "ai_system": "credit-scoring", "severity": "high", "category": "fundamental_rights",
-                "description": "Applicants from one postcode were declined at 4x the base rate.",
-                "reporter": "complaints-desk", "occurred_at": now - timedelta(days=2),
-                "detected_at": now - timedelta(hours=3),
-            },
-        }),
+        ModelVersionRegisteredEvent.model_validate(
+            {
+                "specversion": "1.0",
+                "id": f"demo-{run}-model",
+                "source": source,
+                "time": now,
+                "data": {
+                    "ai_system": "credit-scoring",
+                    "name": "credit-risk-gbm",
+                    "version": "7",
+                    "source_uri": "models:/credit-risk-gbm/7",
+                    "run_id": f"run-{run}",
+                    "owner": "ml-platform@bank.example",
+                    "intended_use": "Pre-screen consumer loan applications",
+                    "risk_tier": "high",
+                    "training_datasets": [{"dataset_id": "loan-applications", "version": "2026-11-27"}],
+                },
+            }
+        ),
+        DataChangedEvent.model_validate(
+            {
+                "specversion": "1.0",
+                "id": f"demo-{run}-data",
+                "source": source,
+                "time": now,
+                "data": {
+                    "dataset_id": "loan-applications",
+                    "version": "2026-11-27",
+                    "change_kind": "appended",
+                    "location": {"kind": "file", "uri": dataset.resolve().as_uri()},
+                    "row_count": 500,
+                },
+            }
+        ),
+        IncidentReportedEvent.model_validate(
+            {
+                "specversion": "1.0",
+                "id": f"demo-{run}-incident",
+                "source": source,
+                "time": now,
+                "data": {
+                    "ai_system": "credit-scoring",
+                    "severity": "high",
+                    "category": "fundamental_rights",
+                    "description": "Applicants from one postcode were declined at 4x the base rate.",
+                    "reporter": "complaints-desk",
+                    "occurred_at": now - timedelta(days=2),
+                    "detected_at": now - timedelta(hours=3),
+                },
+            }
+        ),
     ]
 
 
@@ -122,7 +147,9 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
             api.close()
         print("\nFlow runs:")
         for run in runs:
-            print(f"  {run.id}  {run.flow_name:20} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}")
+            print(
+                f"  {run.id}  {run.flow_name:20} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}"
+            )
         print(f"\nPrefect UI: {info.prefect_ui_url}")
         print(f"Evidence:   {settings.state_path / 'evidence.sqlite'}")
         ok = len(runs) == len(events) and all(r.state == "Completed" for r in runs)

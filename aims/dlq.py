@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from aims.errors import CliError
@@ -39,10 +40,10 @@ def read_dead_letters(settings: AimsSettings, bootstrap: str) -> Iterator[DeadLe
 
 
 def parse_position(text: str) -> tuple[int, int]:
-    part, sep, off = text.partition(":")
-    if not sep or not part.isdigit() or not off.isdigit():
+    match = re.fullmatch(r"([0-9]+):([0-9]+)", text)
+    if match is None:
         raise CliError(f"{text!r}: give a dead letter as PARTITION:OFFSET, e.g. 0:12 (see `aims dlq list`)")
-    return int(part), int(off)
+    return int(match[1]), int(match[2])
 
 
 def render_list(letters: list[DeadLetter]) -> str:
@@ -62,7 +63,10 @@ def render_one(d: DeadLetter) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = repr(value[:2000]) + (" …" if len(value) > 2000 else "")
     headers = "\n".join(f"  {k}: {v.decode('utf-8', 'replace')[:500]}" for k, v in d.headers)
-    return f"dead letter {d.partition}:{d.offset}\nkey: {d.key!r}\nheaders:\n{headers}\nvalue ({len(value)} bytes):\n{body}"
+    return (
+        f"dead letter {d.partition}:{d.offset}\nkey: {d.key!r}\nheaders:\n{headers}\n"
+        f"value ({len(value)} bytes):\n{body}"
+    )
 
 
 def replay(settings: AimsSettings, bootstrap: str, letters: list[DeadLetter]) -> int:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from aims.errors import CliError
 from schemas.events import EVENT_CLASSES, AimsEvent
 
+
 def _alias(event_type: str) -> str:
     return event_type.removeprefix("org.aims.").replace(".", "-")
 
@@ -57,6 +58,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise CliError(f"-d {name}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+            except (ValueError, RecursionError) as exc:
+                raise CliError(f"-d {name}: not usable JSON ({type(exc).__name__})") from None
         _set_path(data, name.strip(), value)
     return data
 
@@ -68,6 +71,10 @@ def read_json(path: Path) -> dict[str, Any]:
         raise CliError(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise CliError(f"{path}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise CliError(f"{path}: not usable JSON ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read it: {exc.strerror}") from None
     if not isinstance(loaded, dict):
         raise CliError(f"{path}: expected a JSON object, found a {type(loaded).__name__}")
     return loaded
@@ -93,10 +100,7 @@ def build_event(
     raw: dict[str, Any] = {}
     if file is not None:
         loaded = read_json(file)
-        if "specversion" in loaded or type_name is None:
-            raw = loaded
-        else:
-            raw = {"data": loaded}
+        raw = loaded if "specversion" in loaded or type_name is None else {"data": loaded}
     if type_name is not None:
         raw["type"] = resolve_type(type_name)
     if "type" not in raw:
@@ -121,4 +125,6 @@ def build_event(
     try:
         return EVENT_CLASSES[event_type].model_validate(raw)
     except ValidationError as exc:
-        raise CliError(f"the {event_type} event is not valid, nothing was published:\n{explain(exc)}") from None
+        raise CliError(
+            f"the {event_type} event is not valid, nothing was published:\n{explain(exc)}"
+        ) from None

@@ -27,7 +27,11 @@ def resolve(settings: AimsSettings) -> Endpoints:
             "or set KAFKA_BOOTSTRAP_SERVERS"
         )
     api = settings.prefect_api_url or (info.prefect_api_url if info else None)
-    ui = info.prefect_ui_url if info and api == info.prefect_api_url else (api.removesuffix("/api") if api else None)
+    ui = (
+        info.prefect_ui_url
+        if info and api == info.prefect_api_url
+        else (api.removesuffix("/api") if api else None)
+    )
     return Endpoints(bootstrap, api, ui)
 
 

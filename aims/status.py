@@ -113,14 +113,18 @@ def render(status: dict[str, Any]) -> str:
     for topic, parts in k["topics"].items():
         lines.append(f"  {topic:30} {parts} partitions, {k.get('messages', {}).get(topic, 0)} messages")
     lag = k.get("lag", {})
-    lines.append(f"Consumer lag  {sum(lag.values())} total  " + "  ".join(f"p{p}={v}" for p, v in sorted(lag.items())))
+    lines.append(
+        f"Consumer lag  {sum(lag.values())} total  " + "  ".join(f"p{p}={v}" for p, v in sorted(lag.items()))
+    )
     routers = status["routers"]
     alive = [r for r in routers if r["alive"]]
     lines.append(f"Routers   {len(alive)} alive, {k.get('group_members', 0)} in the consumer group")
     for r in routers:
         state = "alive" if r["alive"] else "stale"
         hold = "  HOLDING: " + r["last_error"] if r.get("holding") else ""
-        lines.append(f"  {r['name']:28} {state}  routed={r['routed']} dead-lettered={r['dead_lettered']}{hold}")
+        lines.append(
+            f"  {r['name']:28} {state}  routed={r['routed']} dead-lettered={r['dead_lettered']}{hold}"
+        )
     lines.append("")
     lines.append("Recent flow runs (last 200)")
     for event_type, info in p["runs"].items():

@@ -4,31 +4,44 @@
     .venv/bin/python -m bench.router [--backend postgres|sqlite|both] [--floor-runs N] [--events N]
                                      [--concurrency N] [--steady-seconds S] [--skip-running]
 
-Per backend, on a fresh Prefect server (and, for PostgreSQL, a fresh PostgreSQL server):
+Per backend, in this order, on a fresh Prefect server (for PostgreSQL on a fresh PostgreSQL 15
+server from `infra.postgres`, fsync off):
 
 1. RUNNING  — the deployment runner (`aims worker`, started as `aims up` starts it) serves the
-   deployments; a few events spaced apart go through the router; latency = produce → the flow run's
-   `start_time` (state Running).
-2. FLOOR    — a tight client loop, one `create_flow_run_from_deployment` at a time with the same
-   parameters the router sends and unique idempotency keys: runs/s, p50, p99. A repeated key must
-   return the same run.
+   deployments; a few events, spaced apart, go through the router; latency = produce → the flow
+   run's `start_time` (state Running), split into created → Pending (the runner's poll) and
+   Pending → Running (the runner's process per run starting and loading the flow).
+2. FLOOR    — a tight client loop, one `create_flow_run_from_deployment` at a time (after a few
+   warm-up runs), with the parameters the router sends and unique idempotency keys: runs/s, p50,
+   p99. A repeated key must return the same run. For comparison, the same loop through
+   `PrefectLauncher.launch` (what the router calls: read the deployment by name, then create).
 3. ROUTER   — M events are published to a fresh topic first, then an in-process `events.router.Router`
    with the real `PrefectLauncher` drains them: events/s from the first flow run created to the last,
    and its ratio to the floor.
-4. STEADY   — the router already running on a fresh topic; events are produced at half the floor
-   rate for S seconds; latency = the run's `created` (Prefect API, looked up by idempotency key)
-   minus the produce time.
+4. STEADY   — the router already running on a fresh topic (and warmed up by a few events); events
+   are produced at half the floor rate for S seconds; latency = the run's `created` (Prefect API,
+   looked up by idempotency key) minus the produce time, split into produce → launch called (Kafka
+   and the router's batching) and the launch itself.
 
-How the deployments exist without their runs being executed: the runner registers them (phase 1
-uses it), then it is stopped. Stopping the runner pauses the deployments (they have no schedules),
-which does not stop runs from being created from them; nothing polls for those runs any more, so
-in phases 2-4 they stay Scheduled and the benchmark measures run creation only. (`to_deployment(...)
-.apply()` from this process would also work, but importing the flows here would load what the
-runner loads; starting the real runner keeps the deployments exactly as the stack defines them.)
+Events are the three `aims demo` samples with unique ids, spread over SUBJECTS subjects (AI
+systems, datasets): the router keeps one subject's events in order and runs different subjects
+concurrently, up to `--concurrency`.
+
+How the deployments exist without their runs being executed: the runner registers them, serves
+phase 1, and is stopped (with --skip-running it is stopped as soon as they exist). Stopping it
+pauses the deployments (they have no schedules), which does not stop runs from being created from
+them; nothing polls for runs any more, so in phases 2-4 they stay Scheduled and the benchmark
+measures run creation only. Registering with `flow.to_deployment(...).apply()` from this process
+would be the same call (the runner's `add_deployment` applies each `RunnerDeployment`), but starting
+the real runner keeps the deployments exactly as the stack defines them and keeps the flows out of
+this process. Because those runs stay Scheduled, the Prefect server runs with its late-runs service
+off: it would spend the server's time marking hundreds of them Late, which served deployments never
+see. Every other server service runs as in the stack.
 
 Process layout: this process starts one Kafka broker (state folder `.aims/bench`) and runs each
 backend in a fresh child process (`--child`): the Prefect SDK reads PREFECT_API_URL and its other
-settings from the environment, so the child sets them before it imports Prefect. Nothing here fails
+settings from the environment, so the child sets them before it imports Prefect. Each phase prints
+the machine's load average: the machine is shared and the numbers move with it. Nothing here fails
 on a time: numbers and targets are printed, the exit status says only whether something crashed.
 """
 
@@ -190,9 +203,7 @@ class RouterThread:
 
         ensure_topics(bootstrap, topic_specs(settings))
         self.launches: Launches = {}
-        self.router: Router = Router(
-            settings, bootstrap, lambda: TimedLauncher(self.launches), name=name
-        )
+        self.router: Router = Router(settings, bootstrap, lambda: TimedLauncher(self.launches), name=name)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"router-{name}", daemon=True)
 
@@ -643,7 +654,11 @@ def run_backend(args: argparse.Namespace) -> int:
             cleanup.callback(_stopper(say, "PostgreSQL", postgres.stop))
             database_url = postgres.start()
             say(f"PostgreSQL ready: {database_url}")
-        say("starting the Prefect server…")
+        # Runs created in phases 2-4 stay Scheduled (nothing executes them); the late-runs service
+        # would then spend the server's time marking hundreds of them Late, which a served
+        # deployment never sees. Every other service runs as in the stack.
+        os.environ["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] = "false"
+        say("starting the Prefect server (late-runs service off)…")
         server = PrefectServer(state, database_url=database_url)
         cleanup.callback(_stopper(say, "the Prefect server", server.stop))
         api_url = server.start()
@@ -652,8 +667,13 @@ def run_backend(args: argparse.Namespace) -> int:
         os.environ.update(prefect_client_env(state, api_url))
 
         ctx = Context(
-            backend=backend, state=state, bootstrap=args.bootstrap, api_url=api_url,
-            tag=time.strftime("%Y%m%d%H%M%S"), args=args, say=say,
+            backend=backend,
+            state=state,
+            bootstrap=args.bootstrap,
+            api_url=api_url,
+            tag=time.strftime("%Y%m%d%H%M%S"),
+            args=args,
+            say=say,
             base_events=templates(state / "data"),
         )
         result: dict[str, Any] = {"backend": backend, "concurrency": args.concurrency}
@@ -706,24 +726,32 @@ def _fmt(value: Any, spec: str) -> str:
 
 def render_table(results: list[dict[str, Any]]) -> str:
     header = (
-        "backend", "floor runs/s", "floor p50/p99 ms", "router ev/s", "ratio",
-        "steady ev/s", "created p50/p99 ms", "Running p50 s",
+        "backend",
+        "floor runs/s",
+        "floor p50/p99 ms",
+        "router ev/s",
+        "ratio",
+        "steady ev/s",
+        "created p50/p99 ms",
+        "Running p50 s",
     )
     rows = [header]
     for r in results:
         if "error" in r:
             rows.append((r["backend"], r["error"], "", "", "", "", "", ""))
             continue
-        rows.append((
-            r["backend"],
-            _fmt(r.get("floor_rate"), ".1f"),
-            f"{_fmt(r.get('floor_p50_ms'), '.0f')} / {_fmt(r.get('floor_p99_ms'), '.0f')}",
-            _fmt(r.get("router_rate"), ".1f"),
-            _fmt(r.get("ratio"), ".2f"),
-            _fmt(r.get("steady_rate"), ".2f"),
-            f"{_fmt(r.get('steady_p50_ms'), '.0f')} / {_fmt(r.get('steady_p99_ms'), '.0f')}",
-            _fmt(r.get("running_p50_s"), ".2f"),
-        ))
+        rows.append(
+            (
+                r["backend"],
+                _fmt(r.get("floor_rate"), ".1f"),
+                f"{_fmt(r.get('floor_p50_ms'), '.0f')} / {_fmt(r.get('floor_p99_ms'), '.0f')}",
+                _fmt(r.get("router_rate"), ".1f"),
+                _fmt(r.get("ratio"), ".2f"),
+                _fmt(r.get("steady_rate"), ".2f"),
+                f"{_fmt(r.get('steady_p50_ms'), '.0f')} / {_fmt(r.get('steady_p99_ms'), '.0f')}",
+                _fmt(r.get("running_p50_s"), ".2f"),
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     lines = []
     for n, row in enumerate(rows):
@@ -743,23 +771,54 @@ def verdicts(result: dict[str, Any]) -> str:
             return f"{name} –"
         return f"{name} {shown} {'meets' if ok(value) else 'MISSES'}"
 
-    return "; ".join([
-        check("ratio", result.get("ratio"), lambda v: v >= TARGET_RATIO,
-              f"{_fmt(result.get('ratio'), '.2f')} (≥ {TARGET_RATIO})"),
-        check("p99 created", result.get("steady_p99_ms"), lambda v: v <= TARGET_P99_CREATED_MS,
-              f"{_fmt(result.get('steady_p99_ms'), '.0f')} ms (≤ {TARGET_P99_CREATED_MS:.0f})"),
-        check("p50 Running", result.get("running_p50_s"), lambda v: v <= TARGET_P50_RUNNING_S,
-              f"{_fmt(result.get('running_p50_s'), '.2f')} s (≤ {TARGET_P50_RUNNING_S:g})"),
-    ])
+    return "; ".join(
+        [
+            check(
+                "ratio",
+                result.get("ratio"),
+                lambda v: v >= TARGET_RATIO,
+                f"{_fmt(result.get('ratio'), '.2f')} (≥ {TARGET_RATIO})",
+            ),
+            check(
+                "p99 created",
+                result.get("steady_p99_ms"),
+                lambda v: v <= TARGET_P99_CREATED_MS,
+                f"{_fmt(result.get('steady_p99_ms'), '.0f')} ms (≤ {TARGET_P99_CREATED_MS:.0f})",
+            ),
+            check(
+                "p50 Running",
+                result.get("running_p50_s"),
+                lambda v: v <= TARGET_P50_RUNNING_S,
+                f"{_fmt(result.get('running_p50_s'), '.2f')} s (≤ {TARGET_P50_RUNNING_S:g})",
+            ),
+        ]
+    )
 
 
 def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result: Path) -> list[str]:
     command = [
-        sys.executable, "-m", "bench.router", "--child", "--backend", backend,
-        "--bootstrap", bootstrap, "--result", str(result),
-        "--floor-runs", str(args.floor_runs), "--events", str(args.events),
-        "--concurrency", str(args.concurrency), "--steady-seconds", str(args.steady_seconds),
-        "--running-events", str(args.running_events), "--running-spacing", str(args.running_spacing),
+        sys.executable,
+        "-m",
+        "bench.router",
+        "--child",
+        "--backend",
+        backend,
+        "--bootstrap",
+        bootstrap,
+        "--result",
+        str(result),
+        "--floor-runs",
+        str(args.floor_runs),
+        "--events",
+        str(args.events),
+        "--concurrency",
+        str(args.concurrency),
+        "--steady-seconds",
+        str(args.steady_seconds),
+        "--running-events",
+        str(args.running_events),
+        "--running-spacing",
+        str(args.running_spacing),
     ]
     if args.skip_running:
         command.append("--skip-running")
@@ -784,7 +843,7 @@ def run_all(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     results: list[dict[str, Any]] = []
-    crashed = False
+    crashed = interrupted = False
     try:
         bootstrap = settings.kafka_bootstrap_servers
         if bootstrap:
@@ -817,7 +876,7 @@ def run_all(args: argparse.Namespace) -> int:
                 results.append({"backend": backend, "error": f"crashed (exit {code}); see the output above"})
     except KeyboardInterrupt:
         say("interrupted")
-        crashed = True
+        interrupted = True
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if broker is not None:
@@ -854,7 +913,7 @@ def run_all(args: argparse.Namespace) -> int:
             f"half the floor rate, p50 produce→Running ≤ {TARGET_P50_RUNNING_S:g} s. "
             "Times never fail the benchmark."
         )
-    return 1 if crashed else 0
+    return 130 if interrupted else 1 if crashed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -862,22 +921,59 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.router",
         description="Router throughput and latency against Prefect on PostgreSQL and SQLite.",
     )
-    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both",
-                        help="Prefect database to measure (default %(default)s)")
-    parser.add_argument("--floor-runs", type=int, default=200, metavar="N",
-                        help="flow runs in the client-loop floor (default %(default)s)")
-    parser.add_argument("--events", type=int, default=300, metavar="N",
-                        help="events in the router throughput run (default %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
-                        help="router_concurrency: run creations in flight (default %(default)s)")
-    parser.add_argument("--steady-seconds", type=float, default=30, metavar="S",
-                        help="length of the half-floor-rate latency run (default %(default)s)")
-    parser.add_argument("--skip-running", action="store_true",
-                        help="skip produce → Running (the runner still registers the deployments)")
-    parser.add_argument("--running-events", type=int, default=10, metavar="N",
-                        help="events in the produce → Running sample (default %(default)s)")
-    parser.add_argument("--running-spacing", type=float, default=3, metavar="S",
-                        help="seconds between those events (default %(default)s)")
+    parser.add_argument(
+        "--backend",
+        choices=[*BACKENDS, "both"],
+        default="both",
+        help="Prefect database to measure (default %(default)s)",
+    )
+    parser.add_argument(
+        "--floor-runs",
+        type=int,
+        default=200,
+        metavar="N",
+        help="flow runs in the client-loop floor (default %(default)s)",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=300,
+        metavar="N",
+        help="events in the router throughput run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="router_concurrency: run creations in flight (default %(default)s)",
+    )
+    parser.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=30,
+        metavar="S",
+        help="length of the half-floor-rate latency run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--skip-running",
+        action="store_true",
+        help="skip produce → Running (the runner still registers the deployments)",
+    )
+    parser.add_argument(
+        "--running-events",
+        type=int,
+        default=10,
+        metavar="N",
+        help="events in the produce → Running sample (default %(default)s)",
+    )
+    parser.add_argument(
+        "--running-spacing",
+        type=float,
+        default=5,
+        metavar="S",
+        help="seconds between those events (default %(default)s)",
+    )
     # Internal: one backend in a fresh process.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
@@ -887,6 +983,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C stops everything in order, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.floor_runs < 10 or args.events < 10:
         raise SystemExit("--floor-runs and --events need at least 10")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

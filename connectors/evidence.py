@@ -77,8 +77,10 @@ class SqliteEvidenceStore:
             return cur.rowcount == 1
 
     def list(self, flow: str | None = None, limit: int = 100) -> list[EvidenceRecord]:
-        query = "SELECT event_key, flow, event_type, subject, flow_run_id, recorded_at, controls," \
+        query = (
+            "SELECT event_key, flow, event_type, subject, flow_run_id, recorded_at, controls,"
             " outcome, event FROM evidence"
+        )
         args: tuple[object, ...] = ()
         if flow is not None:
             query += " WHERE flow = ?"

@@ -19,9 +19,7 @@ class RejectedLaunch(Exception):
 
 
 class FlowRunLauncher(Protocol):
-    async def launch(
-        self, deployment: str, parameters: dict[str, Any], idempotency_key: str
-    ) -> UUID:
+    async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
         """Create a flow run; a repeated idempotency key returns the run created the first time."""
         ...
 
@@ -55,9 +53,7 @@ class PrefectLauncher:
             await self._client.__aexit__(exc_type, exc, tb)
             self._client = None
 
-    async def launch(
-        self, deployment: str, parameters: dict[str, Any], idempotency_key: str
-    ) -> UUID:
+    async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
         import httpx
         from prefect.deployments.flow_runs import arun_deployment
         from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError

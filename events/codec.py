@@ -42,6 +42,17 @@ class Rejected:
     detail: str
 
 
+# json.loads raises more than JSONDecodeError: ValueError for integers over 4300 digits,
+# RecursionError for deeply nested arrays. All of them are a producer's malformed record.
+_JSON_ERRORS = (ValueError, RecursionError)  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+
+
+def _json_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)[:300]
+
+
 def _header(headers: Headers, name: str) -> str | None:
     for key, value in headers:
         if key.lower() == name and value is not None:
@@ -70,15 +81,15 @@ def decode_mapping(value: bytes | None, headers: Headers) -> dict[str, Any] | Re
         if value is not None:
             try:
                 attrs["data"] = json.loads(value)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                return Rejected(Reason.malformed, f"binary-mode data is not JSON: {exc}")
+            except _JSON_ERRORS as exc:
+                return Rejected(Reason.malformed, f"binary-mode data is not JSON: {_json_error(exc)}")
         return attrs
     if value is None:
         return Rejected(Reason.malformed, "empty record value and no ce_ headers")
     try:
         decoded = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejected(Reason.malformed, f"structured-mode value is not JSON: {exc}")
+    except _JSON_ERRORS as exc:
+        return Rejected(Reason.malformed, f"structured-mode value is not JSON: {_json_error(exc)}")
     if not isinstance(decoded, dict):
         return Rejected(Reason.malformed, f"structured-mode value is a JSON {type(decoded).__name__}")
     return decoded
@@ -97,7 +108,7 @@ def validate_mapping(attrs: dict[str, Any]) -> AimsEvent | Rejected:
     try:
         CloudEvent.model_validate(attrs)
     except ValidationError as exc:
-        if any(err["loc"][:1] == ("specversion",) for err in exc.errors()):
+        if "specversion" in attrs and any(err["loc"][:1] == ("specversion",) for err in exc.errors()):
             found = attrs.get("specversion")
             return Rejected(
                 Reason.unsupported_specversion, f"specversion {found!r} is not supported; send 1.0"

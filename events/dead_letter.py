@@ -22,7 +22,8 @@ def dead_letter_headers(
     original: Headers, reason: Reason, detail: str, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
     kept = [(k, v or b"") for k, v in original if not k.startswith(PREFIX)]
-    return kept + [
+    return [
+        *kept,
         (REASON, reason.value.encode()),
         (DETAIL, detail[:_MAX_DETAIL].encode()),
         (SOURCE_TOPIC, topic.encode()),

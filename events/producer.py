@@ -22,9 +22,9 @@ class EventPublisher:
     def publish(self, event: AimsEvent, mode: Mode = "structured", timeout: float = 30) -> int:
         """Send and wait for the broker's acknowledgement; return the partition."""
         value, headers = encode_structured(event) if mode == "structured" else encode_binary(event)
-        meta = self._producer.send(
-            self.topic, key=event.key.encode(), value=value, headers=headers
-        ).get(timeout=timeout)
+        meta = self._producer.send(self.topic, key=event.key.encode(), value=value, headers=headers).get(
+            timeout=timeout
+        )
         return int(meta.partition)
 
     def publish_raw(

@@ -205,9 +205,15 @@ class Router:
             )
             log.warning(
                 "dead-letter %s[%d]@%d: %s: %s",
-                r.topic, r.partition, r.offset, w.rejected.reason.value, w.rejected.detail[:300],
+                r.topic,
+                r.partition,
+                r.offset,
+                w.rejected.reason.value,
+                w.rejected.detail[:300],
             )
-            pending.append((w, dlq.send(self.settings.dead_letter_topic, key=r.key, value=r.value, headers=headers)))
+            pending.append(
+                (w, dlq.send(self.settings.dead_letter_topic, key=r.key, value=r.value, headers=headers))
+            )
         dlq.flush(timeout=30)
         for w, fut in pending:
             try:
@@ -280,7 +286,9 @@ class Router:
             self.stats.routed += 1
             log.info(
                 "routed %s %s → %s",
-                event.type, event.id, ", ".join(f"{d}={r}" for d, r in w.runs.items()),
+                event.type,
+                event.id,
+                ", ".join(f"{d}={r}" for d, r in w.runs.items()),
             )
 
     async def _launch_one(self, route: Route, event: AimsEvent, w: _Work) -> UUID | None:
@@ -295,7 +303,9 @@ class Router:
                     timeout=self.settings.router_launch_timeout,
                 )
                 if self.stats.holding_since is not None:
-                    log.info("Prefect accepts runs again after %.1fs", time.monotonic() - self.stats.holding_since)
+                    log.info(
+                        "Prefect accepts runs again after %.1fs", time.monotonic() - self.stats.holding_since
+                    )
                     self.stats.holding_since = None
                 return run_id
             except RejectedLaunch as exc:

@@ -20,9 +20,7 @@ def evidence_store() -> SqliteEvidenceStore:
 
 
 @task(name="record-evidence")
-def record_evidence(
-    flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
-) -> bool:
+def record_evidence(flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]) -> bool:
     """Write the evidence record; False when a retry finds it already written."""
     run_id = runtime.flow_run.id
     return evidence_store().record(
@@ -61,6 +59,4 @@ def publish_summary(
         f"| finding | value |\n|---|---|\n{rows}\n\n"
         f"Evidence for: {', '.join(controls)}\n"
     )
-    create_markdown_artifact(
-        key=artifact_key(flow, event.key), markdown=markdown, description=title
-    )
+    create_markdown_artifact(key=artifact_key(flow, event.key), markdown=markdown, description=title)

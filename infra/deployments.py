@@ -5,7 +5,7 @@ The routing table names deployments as "<flow-name>/aims"; this module is what m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from events.routing import DEPLOYMENT
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 
-def all_flows() -> list[Flow]:  # type: ignore[type-arg]
+def all_flows() -> list[Flow[..., Any]]:
     from flows.check_data_quality import check_data_quality
     from flows.handle_incident import handle_incident
     from flows.onboard_model import onboard_model
@@ -23,8 +23,12 @@ def all_flows() -> list[Flow]:  # type: ignore[type-arg]
 
 
 def deployments() -> list[RunnerDeployment]:
+    # to_deployment is sync-or-async; called from sync code it returns the deployment itself.
     return [
-        f.to_deployment(name=DEPLOYMENT, tags=["aims", "event-driven"], description=f.description)
+        cast(
+            "RunnerDeployment",
+            f.to_deployment(name=DEPLOYMENT, tags=["aims", "event-driven"], description=f.description),
+        )
         for f in all_flows()
     ]
 

@@ -59,12 +59,24 @@ def maven_classpath(libs: Path) -> str:
         shutil.rmtree(libs)
     log.info("resolving the Kafka broker jars from Maven Central (once) into %s", libs)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
-        raise BrokerUnavailable(f"Maven could not resolve the broker jars:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+        raise BrokerUnavailable(
+            f"Maven could not resolve the broker jars:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
     marker.write_bytes(pom_digest)
     return f"{libs}/*"
 
@@ -150,10 +162,15 @@ class KafkaBroker:
         if java is None:
             raise BrokerUnavailable("no java on PATH: the local broker needs Java 17 or newer")
         return [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
             f"-Dkafka.logs.dir={self.home / 'logs'}",
-            "-cp", classpath, *args,
+            "-cp",
+            classpath,
+            *args,
         ]
 
     def start(self, timeout: float = 120) -> str:
@@ -164,14 +181,28 @@ class KafkaBroker:
         if not (self.data_dir / "meta.properties").exists():
             cluster_id = self._random_cluster_id()
             result = subprocess.run(
-                self._java(classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(config), "--ignore-formatted"),
-                capture_output=True, text=True, check=False,
+                self._java(
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
-                raise BrokerUnavailable(f"formatting the broker storage failed:\n{result.stdout}{result.stderr}")
+                raise BrokerUnavailable(
+                    f"formatting the broker storage failed:\n{result.stdout}{result.stderr}"
+                )
         self.process = ManagedProcess(
-            "kafka", self._java(classpath, "kafka.Kafka", str(config)), self.home / "broker.log",
+            "kafka",
+            self._java(classpath, "kafka.Kafka", str(config)),
+            self.home / "broker.log",
             dict(os.environ),
         )
         self.process.start()

@@ -147,7 +147,8 @@ class PostgresServer:
             os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
         check = subprocess.run(
             [shutil.which("runuser") or "runuser", "-u", RUN_AS, "--", "test", "-w", str(self.home)],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         if check.returncode != 0:
             raise PostgresUnavailable(
@@ -159,8 +160,15 @@ class PostgresServer:
         log.info("initdb %s", self.data_dir)
         self._run(
             self._server_command(
-                "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-                "--encoding=UTF8", "--no-locale", "--no-instructions",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
             ),
             "initdb",
         )
@@ -192,7 +200,9 @@ class PostgresServer:
             return False
         result = subprocess.run(
             self._server_command("pg_ctl", "status", "-D", str(self.data_dir)),
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return result.returncode == 0
 
@@ -213,8 +223,17 @@ class PostgresServer:
             options += " -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             self._server_command(
-                "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_path),
-                "-w", "-t", str(int(timeout)), "-o", options,
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-o",
+                options,
             ),
             "pg_ctl start",
             timeout=timeout + 10,
@@ -232,14 +251,20 @@ class PostgresServer:
         pg_isready = self.bin_dir / "pg_isready"
         if not pg_isready.is_file():
             return True  # pg_ctl -w already waited for the server to accept connections
-        return subprocess.run(
-            self._client("pg_isready", "-d", "postgres", "-t", "2"), capture_output=True, check=False
-        ).returncode == 0
+        return (
+            subprocess.run(
+                self._client("pg_isready", "-d", "postgres", "-t", "2"), capture_output=True, check=False
+            ).returncode
+            == 0
+        )
 
     def _ensure_database(self) -> None:
         found = self._run(
             self._client(
-                "psql", "-d", "postgres", "-tAc",
+                "psql",
+                "-d",
+                "postgres",
+                "-tAc",
                 f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
             ),
             "psql",
@@ -254,9 +279,20 @@ class PostgresServer:
             return
         result = subprocess.run(
             self._server_command(
-                "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout)),
+                "pg_ctl",
+                "stop",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(int(timeout)),
             ),
-            capture_output=True, text=True, check=False, timeout=timeout + 10,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout + 10,
         )
         if result.returncode != 0 and self.running():
             raise PostgresUnavailable(f"pg_ctl stop failed:\n{result.stdout}{result.stderr}")

@@ -49,7 +49,11 @@ class ManagedProcess:
         # Own process group: Ctrl-C in the terminal reaches the supervisor only, which then
         # stops the children in order instead of all of them dying at once.
         self.proc = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=cwd,
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=cwd,
             start_new_session=True,
         )
         log.close()
@@ -80,8 +84,10 @@ class ManagedProcess:
             self.proc.wait(10)
 
     def failure(self) -> str:
-        return f"{self.name} exited with {self.proc.returncode if self.proc else '?'}; " \
+        return (
+            f"{self.name} exited with {self.proc.returncode if self.proc else '?'}; "
             f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+        )
 
 
 def wait_until(

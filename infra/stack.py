@@ -151,8 +151,7 @@ class LocalStack:
 
     def _router_ready(self) -> bool:
         return any(
-            json.loads(p.read_text()).get("assigned")
-            for p in (self.state / "routers").glob("router-*.json")
+            json.loads(p.read_text()).get("assigned") for p in (self.state / "routers").glob("router-*.json")
         )
 
     def supervise(self, progress: Progress = print, check_every: float = 2.0) -> None:
@@ -163,7 +162,8 @@ class LocalStack:
                 if proc.alive():
                     continue
                 restarts[name] = restarts.get(name, 0) + 1
-                progress(f"{name} exited ({proc.proc.returncode if proc.proc else '?'}); restart #{restarts[name]}, log: {proc.log_path}")
+                code = proc.proc.returncode if proc.proc else "?"
+                progress(f"{name} exited ({code}); restart #{restarts[name]}, log: {proc.log_path}")
                 proc.start()
 
     def stop(self, progress: Progress = print) -> None:

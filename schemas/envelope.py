@@ -28,7 +28,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
 
     specversion: Literal["1.0"] = Field(
-        SPEC_VERSION, description="CloudEvents specification version; only 1.0 is accepted."
+        description="CloudEvents specification version; required, and only 1.0 is accepted."
     )
     id: str = Field(
         min_length=1,
@@ -67,11 +67,9 @@ class CloudEvent(BaseModel):
 
     @model_validator(mode="after")
     def _extension_names(self) -> CloudEvent:
-        for name in (self.model_extra or {}):
+        for name in self.model_extra or {}:
             if not _EXTENSION_NAME.match(name):
-                raise ValueError(
-                    f"extension attribute {name!r} must be 1-20 lower-case letters or digits"
-                )
+                raise ValueError(f"extension attribute {name!r} must be 1-20 lower-case letters or digits")
         return self
 
     @property

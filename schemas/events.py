@@ -6,16 +6,16 @@ Adding an event type is one class here plus one row in `events/routing.py`.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
 from schemas.envelope import CloudEvent
 from schemas.payloads import DataChanged, IncidentReported, ModelVersionRegistered, Payload
 
-MODEL_VERSION_REGISTERED = "org.aims.model.version.registered"
-DATA_CHANGED = "org.aims.data.changed"
-INCIDENT_REPORTED = "org.aims.incident.reported"
+MODEL_VERSION_REGISTERED: Final = "org.aims.model.version.registered"
+DATA_CHANGED: Final = "org.aims.data.changed"
+INCIDENT_REPORTED: Final = "org.aims.incident.reported"
 
 
 class AimsEvent(CloudEvent):

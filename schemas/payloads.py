@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -52,18 +52,19 @@ class FileLocation(Payload):
     uri: Name = Field(description="Local path or file:// URI of the file.")
 
 
+# SQLAlchemy's own URL grammar: user names stop at ':' or '/', passwords run to the '@'.
+_URL_PASSWORD = re.compile(r"^[\w+.-]+://[^:/@]*:[^@]*@")
+
+
 class SqlTableLocation(Payload):
     kind: Literal["sql"] = Field("sql", description="A table reached through SQLAlchemy.")
-    url: Name = Field(
-        description="SQLAlchemy URL without a password; credentials come from the environment."
-    )
+    url: Name = Field(description="SQLAlchemy URL without a password; credentials come from the environment.")
     table: Name = Field(description="Table name, optionally schema-qualified.")
 
     @model_validator(mode="after")
     def _no_password(self) -> SqlTableLocation:
         # Events are stored and replayed; a password in one would leak into logs and evidence.
-        authority = self.url.split("://", 1)[-1].split("/", 1)[0]
-        if "@" in authority and ":" in authority.split("@", 1)[0]:
+        if _URL_PASSWORD.match(self.url) or "password=" in self.url.lower():
             raise ValueError("the SQL URL carries a password; pass credentials through the environment")
         return self
 
@@ -132,9 +133,7 @@ class IncidentReported(Payload):
     description: Text = Field(description="What happened, in the reporter's words.")
     reporter: Name = Field(description="Who reported it.")
     occurred_at: AwareDatetime = Field(description="When it happened (with a time zone).")
-    detected_at: AwareDatetime = Field(
-        description="When it was detected; regulatory clocks run from here."
-    )
+    detected_at: AwareDatetime = Field(description="When it was detected; regulatory clocks run from here.")
 
     @model_validator(mode="after")
     def _detected_after_occurred(self) -> IncidentReported:

@@ -105,7 +105,9 @@ class SessionStack:
         from events.router import Router
 
         router = Router(
-            self.settings(names, **overrides), self.bootstrap, PrefectLauncher,
+            self.settings(names, **overrides),
+            self.bootstrap,
+            PrefectLauncher,
             heartbeat_dir=self.state / "routers",
         )
         thread = threading.Thread(target=router.run, name="test-router", daemon=True)
@@ -197,6 +199,7 @@ class SessionStack:
         """Flow runs for these idempotency keys, once every key has one (in `states`, if given)."""
         api = self.api()
         try:
+
             def ready() -> list[FlowRunView] | None:
                 runs = api.runs_for_keys(keys)
                 have = {r.idempotency_key for r in runs if states is None or r.state in states}

@@ -19,8 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def aims(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aims", *args], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "-m", "aims", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -46,18 +51,45 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     assert "Prefect UI: http://127.0.0.1:" in up.stdout
 
     emitted = aims(
-        cli_env, "emit", "incident-reported", "-d", "ai_system=cli-system", "-d", "severity=high",
-        "-d", "category=bias", "-d", "description=declines", "-d", "reporter=carol",
-        "-d", "occurred_at=2026-11-01T10:00:00Z", "-d", "detected_at=2026-11-02T10:00:00Z",
+        cli_env,
+        "emit",
+        "incident-reported",
+        "-d",
+        "ai_system=cli-system",
+        "-d",
+        "severity=high",
+        "-d",
+        "category=bias",
+        "-d",
+        "description=declines",
+        "-d",
+        "reporter=carol",
+        "-d",
+        "occurred_at=2026-11-01T10:00:00Z",
+        "-d",
+        "detected_at=2026-11-02T10:00:00Z",
     )
     assert emitted.returncode == 0, emitted.stderr
     refused = aims(cli_env, "emit", "data-changed", "-d", "dataset_id=x", "--binary")
-    assert refused.returncode == 2 and "data.version" in refused.stderr and "nothing was published" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "data.version" in refused.stderr
+        and "nothing was published" in refused.stderr
+    )
 
     # An unknown type published by a careless producer ends up in the dead-letter topic.
     bad = REPO / ".aims" / f"bad-{uuid.uuid4().hex[:6]}.json"
-    bad.write_text(json.dumps({"specversion": "1.0", "id": "x1", "source": "s", "type": "org.aims.model.version.registered",
-                                     "data": {"ai_system": "s"}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "x1",
+                "source": "s",
+                "type": "org.aims.model.version.registered",
+                "data": {"ai_system": "s"},
+            }
+        )
+    )
     refused_file = aims(cli_env, "emit", "--file", str(bad))
     bad.unlink()
     assert refused_file.returncode == 2 and "data.name" in refused_file.stderr

@@ -14,7 +14,9 @@ def _structured(raw: dict) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return b"k", json.dumps(raw).encode(), [("content-type", b"application/cloudevents+json")]
 
 
-def test_each_bad_record_is_dead_lettered_with_its_reason(stack: SessionStack, topics: dict[str, str]) -> None:
+def test_each_bad_record_is_dead_lettered_with_its_reason(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
     good = [model_event("dlq-a"), data_event("dlq-b"), incident_event("dlq-c"), model_event("dlq-d")]
     base = json.loads(encode_structured(incident_event("bad"))[0])
     wrong_payload = {**base, "data": {**base["data"], "severity": 5, "occurred_at": "yesterday"}}
@@ -40,7 +42,11 @@ def test_each_bad_record_is_dead_lettered_with_its_reason(stack: SessionStack, t
     with stack.router(topics):
         stack.publish_raw(topics["AIMS_EVENTS_TOPIC"], records)
         runs = stack.wait_for_runs([g.dedup_key for g in good])
-        poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(records), 120, "all offsets committed")
+        poll(
+            lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(records),
+            120,
+            "all offsets committed",
+        )
 
     assert len(runs) == len(good)
     dead = stack.read_topic(topics["AIMS_DEAD_LETTER_TOPIC"], expected=len(bad))
@@ -73,8 +79,14 @@ def test_dlq_commands_list_show_and_replay(stack: SessionStack, topics: dict[str
     env = stack.env(**topics)
 
     def aims(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "aims", "dlq", *args], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "aims", "dlq", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     listed = aims("list", "--json")
     assert listed.returncode == 0, listed.stderr

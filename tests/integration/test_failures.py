@@ -83,11 +83,15 @@ def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: 
     second = stack.router_process(topics, "pair-b")
     api = stack.api()
     try:
-        poll(lambda: stack.heartbeat("pair-a").get("assigned") and stack.heartbeat("pair-b").get("assigned"),
-             90, "both routers holding partitions")
+        poll(
+            lambda: stack.heartbeat("pair-a").get("assigned") and stack.heartbeat("pair-b").get("assigned"),
+            90,
+            "both routers holding partitions",
+        )
         _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
         _assert_exactly_once(stack, keys)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 200, 120, "200 offsets committed")
+
         def shares() -> list[int] | None:
             routed = [int(stack.heartbeat(n).get("routed", 0)) for n in ("pair-a", "pair-b")]
             return routed if sum(routed) >= 200 else None

@@ -42,7 +42,9 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
     fingerprint = records[events[1].dedup_key].outcome
     assert fingerprint["bytes"] == dataset.stat().st_size and len(fingerprint["sha256"]) == 64
     api = stack.api()
-    response = api.request("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [r.id for r in runs]}}})
+    response = api.request(
+        "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [r.id for r in runs]}}}
+    )
     api.close()
     assert {a["type"] for a in response.json()} == {"markdown"} and len(response.json()) == 3
 

@@ -143,12 +143,6 @@ def test_parse_position_rejects_junk(text: str) -> None:
     assert "PARTITION:OFFSET" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG aims/dlq.py parse_position: str.isdigit() accepts superscript digits such as '²' "
-    "that int() refuses, so `aims dlq show ²:1` dies with a ValueError traceback instead of CliError",
-)
 @pytest.mark.parametrize("text", ["²:1", "0:¹"])
 def test_parse_position_rejects_superscript_digits_with_cli_error(text: str) -> None:
     with pytest.raises(CliError):

@@ -19,6 +19,7 @@ KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 EVENTS: dict[str, AimsEvent] = {
     MODEL_VERSION_REGISTERED: EVENT_CLASSES[MODEL_VERSION_REGISTERED].model_validate(
         {
+            "specversion": "1.0",
             "id": "m-1",
             "source": "mlflow://prod",
             "time": "2025-03-01T09:00:00+02:00",
@@ -38,6 +39,7 @@ EVENTS: dict[str, AimsEvent] = {
     ),
     DATA_CHANGED: EVENT_CLASSES[DATA_CHANGED].model_validate(
         {
+            "specversion": "1.0",
             "id": "d-1",
             "source": "urn:pipelines",
             "data": {
@@ -51,6 +53,7 @@ EVENTS: dict[str, AimsEvent] = {
     ),
     INCIDENT_REPORTED: EVENT_CLASSES[INCIDENT_REPORTED].model_validate(
         {
+            "specversion": "1.0",
             "id": "i-1",
             "source": "urn:people",
             "subject": "override",
