@@ -2,7 +2,8 @@
 
     make bench BENCH_ARGS="--backend both"
     .venv/bin/python -m bench.router [--backend postgres|sqlite|both] [--floor-runs N] [--events N]
-                                     [--concurrency N] [--steady-seconds S] [--skip-running]
+                                     [--concurrency N] [--steady-seconds S] [--repeat N]
+                                     [--skip-running]
 
 Per backend, in this order, on a fresh Prefect server (for PostgreSQL on a fresh PostgreSQL 15
 server from `infra.postgres`, fsync off):
@@ -55,6 +56,7 @@ import logging
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -179,6 +181,7 @@ class TimedLauncher:
 
         self._inner = PrefectLauncher()
         self._launches = launches
+        self._first_call: dict[str, float] = {}
 
     async def __aenter__(self) -> TimedLauncher:
         await self._inner.__aenter__()
@@ -188,7 +191,8 @@ class TimedLauncher:
         await self._inner.__aexit__(*exc_info)
 
     async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
-        called = time.time()
+        # The router retries a launch that timed out: time from the first attempt.
+        called = self._first_call.setdefault(idempotency_key, time.time())
         run_id = await self._inner.launch(deployment, parameters, idempotency_key)
         self._launches[idempotency_key] = (called, time.time())
         return run_id
@@ -473,9 +477,11 @@ async def _floor(ctx: Context, events: list[AimsEvent], launcher_events: list[Ai
     }
 
 
-def measure_floor(ctx: Context) -> dict[str, Any]:
-    events = make_events(ctx.base_events, ctx.args.floor_runs + FLOOR_WARMUP, "floor", ctx.tag)
-    launcher_events = make_events(ctx.base_events, max(10, ctx.args.floor_runs // 2), "launcher", ctx.tag)
+def measure_floor(ctx: Context, round_no: int = 0) -> dict[str, Any]:
+    count = ctx.args.floor_runs + FLOOR_WARMUP
+    events = make_events(ctx.base_events, count, f"floor{round_no}", ctx.tag)
+    launcher_count = max(10, ctx.args.floor_runs // 2)
+    launcher_events = make_events(ctx.base_events, launcher_count, f"launcher{round_no}", ctx.tag)
     result = asyncio.run(_floor(ctx, events, launcher_events))
     ctx.say(
         f"FLOOR: {result['floor_rate']:.1f} runs/s over {result['floor_runs']} runs, "
@@ -490,13 +496,13 @@ def measure_floor(ctx: Context) -> dict[str, Any]:
     return result
 
 
-def measure_router(ctx: Context, floor_rate: float) -> dict[str, Any]:
+def measure_router(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[str, Any]:
     """Publish M events first, then let a fresh router drain them."""
     from events.producer import EventPublisher
 
     count = ctx.args.events
-    events = make_events(ctx.base_events, count, "throughput", ctx.tag)
-    settings = ctx.settings("throughput")
+    events = make_events(ctx.base_events, count, f"throughput{round_no}", ctx.tag)
+    settings = ctx.settings(f"throughput{round_no}")
     from events.topics import ensure_topics, topic_specs
 
     ensure_topics(ctx.bootstrap, topic_specs(settings))
@@ -507,7 +513,7 @@ def measure_router(ctx: Context, floor_rate: float) -> dict[str, Any]:
     finally:
         publisher.close()
     ctx.say(f"  published {count} events to {settings.events_topic}; starting the router")
-    router = RouterThread(settings, ctx.bootstrap, "bench-throughput")
+    router = RouterThread(settings, ctx.bootstrap, f"bench-throughput{round_no}")
     try:
         router.start()
         ready = time.monotonic()
@@ -540,19 +546,19 @@ def measure_router(ctx: Context, floor_rate: float) -> dict[str, Any]:
     return result
 
 
-def measure_steady(ctx: Context, floor_rate: float) -> dict[str, Any]:
+def measure_steady(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[str, Any]:
     """Produce at half the floor rate into a running router; produce → run created."""
     from events.codec import encode_structured
     from events.kafka_clients import make_producer
 
     rate = floor_rate / 2
     count = max(5, round(rate * ctx.args.steady_seconds))
-    events = make_events(ctx.base_events, count + STEADY_WARMUP, "steady", ctx.tag)
+    events = make_events(ctx.base_events, count + STEADY_WARMUP, f"steady{round_no}", ctx.tag)
     warmup, measured = events[:STEADY_WARMUP], events[STEADY_WARMUP:]
     produced: dict[str, float] = {}
     producer = make_producer(ctx.bootstrap, client_id="bench-steady")
     try:
-        with running_router(ctx, "steady") as (router, settings):
+        with running_router(ctx, f"steady{round_no}") as (router, settings):
 
             def send(event: AimsEvent) -> Any:
                 value, headers = encode_structured(event)
@@ -612,6 +618,22 @@ def measure_steady(ctx: Context, floor_rate: float) -> dict[str, Any]:
         f"{result['steady_launch_p50_ms']:.0f} / p99 {result['steady_launch_p99_ms']:.0f} ms"
     )
     return result
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number's median over the rounds; flags hold only if they held every round."""
+    merged: dict[str, Any] = {}
+    for key, first in rounds[0].items():
+        values = [r[key] for r in rounds]
+        if isinstance(first, bool):
+            merged[key] = all(values)
+        elif isinstance(first, int):
+            merged[key] = statistics.median_low(values)  # counts stay whole
+        elif isinstance(first, float):
+            merged[key] = statistics.median(values)
+        else:
+            merged[key] = first
+    return merged
 
 
 def _stopper(say: Progress, what: str, stop: Callable[[], object]) -> Callable[[], None]:
@@ -692,18 +714,26 @@ def run_backend(args: argparse.Namespace) -> int:
             loads["running"].append(load_average())
         stop_runner()  # from here on, created runs stay Scheduled
 
-        say(f"FLOOR: {args.floor_runs} runs, one at a time (after {FLOOR_WARMUP} warm-up runs)…")
-        loads["floor"] = [load_average()]
-        result.update(measure_floor(ctx))
-        loads["floor"].append(load_average())
-        say(f"ROUTER: {args.events} events, concurrency {args.concurrency}…")
-        loads["router"] = [load_average()]
-        result.update(measure_router(ctx, result["floor_rate"]))
-        loads["router"].append(load_average())
-        say(f"STEADY: half the floor rate for {args.steady_seconds:g}s…")
-        loads["steady"] = [load_average()]
-        result.update(measure_steady(ctx, result["floor_rate"]))
-        loads["steady"].append(load_average())
+        rounds: list[dict[str, Any]] = []
+        for n in range(args.repeat):
+            of = f" (round {n + 1} of {args.repeat})" if args.repeat > 1 else ""
+            suffix = str(n + 1) if args.repeat > 1 else ""
+            measured: dict[str, Any] = {}
+            say(f"FLOOR{of}: {args.floor_runs} runs, one at a time (after {FLOOR_WARMUP} warm-up runs)…")
+            loads[f"floor{suffix}"] = [load_average()]
+            measured.update(measure_floor(ctx, n))
+            loads[f"floor{suffix}"].append(load_average())
+            say(f"ROUTER{of}: {args.events} events, concurrency {args.concurrency}…")
+            loads[f"router{suffix}"] = [load_average()]
+            measured.update(measure_router(ctx, measured["floor_rate"], n))
+            loads[f"router{suffix}"].append(load_average())
+            say(f"STEADY{of}: half the floor rate for {args.steady_seconds:g}s…")
+            loads[f"steady{suffix}"] = [load_average()]
+            measured.update(measure_steady(ctx, measured["floor_rate"], n))
+            loads[f"steady{suffix}"].append(load_average())
+            rounds.append(measured)
+        result.update(medians(rounds))
+        result["rounds"] = rounds
         Path(args.result).write_text(json.dumps(result, indent=2))
         return 0
     except KeyboardInterrupt:
@@ -795,6 +825,17 @@ def verdicts(result: dict[str, Any]) -> str:
     )
 
 
+def per_round(rounds: list[dict[str, Any]]) -> str:
+    def values(key: str, spec: str) -> str:
+        return "/".join(_fmt(r.get(key), spec) for r in rounds)
+
+    return (
+        f"floor runs/s {values('floor_rate', '.1f')}, floor p99 ms {values('floor_p99_ms', '.0f')}, "
+        f"router ev/s {values('router_rate', '.1f')}, ratio {values('ratio', '.2f')}, "
+        f"created p99 ms {values('steady_p99_ms', '.0f')}"
+    )
+
+
 def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result: Path) -> list[str]:
     command = [
         sys.executable,
@@ -813,6 +854,8 @@ def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result
         str(args.events),
         "--concurrency",
         str(args.concurrency),
+        "--repeat",
+        str(args.repeat),
         "--steady-seconds",
         str(args.steady_seconds),
         "--running-events",
@@ -886,7 +929,8 @@ def run_all(args: argparse.Namespace) -> int:
         print()
         print(
             f"Router benchmark (Prefect server per backend, one Kafka broker; floor {args.floor_runs} runs, "
-            f"{args.events} events, router concurrency {args.concurrency}, steady {args.steady_seconds:g}s)"
+            f"{args.events} events, router concurrency {args.concurrency}, steady {args.steady_seconds:g}s"
+            + (f"; medians of {args.repeat} rounds)" if args.repeat > 1 else ")")
         )
         print(render_table(results))
         print()
@@ -901,6 +945,8 @@ def run_all(args: argparse.Namespace) -> int:
                 f"{_fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
                 f"{_fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
             )
+            if len(r.get("rounds", [])) > 1:
+                print(f"  per round: {per_round(r['rounds'])}")
             loads = ", ".join(f"{phase} {a}→{b}" for phase, (a, b) in r.get("load", {}).items())
             print(f"  1-minute load average at the start→end of each phase (2 cores, shared): {loads}")
             if "running_p50_s" in r:
@@ -956,6 +1002,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="length of the half-floor-rate latency run (default %(default)s)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="rounds of floor, router and steady; the table shows medians (default %(default)s)",
+    )
+    parser.add_argument(
         "--skip-running",
         action="store_true",
         help="skip produce → Running (the runner still registers the deployments)",
@@ -985,8 +1038,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Ctrl-C stops everything in order, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if args.floor_runs < 10 or args.events < 10:
-        raise SystemExit("--floor-runs and --events need at least 10")
+    if args.floor_runs < 10 or args.events < 10 or args.repeat < 1:
+        raise SystemExit("--floor-runs and --events need at least 10, --repeat at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     if args.child:

@@ -5,6 +5,7 @@ Plain HTTP keeps `aims status` quick: importing the Prefect SDK alone costs abou
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,25 @@ class PrefectApi:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One retry on a transport error: an idle keep-alive connection the server already closed
-        fails the first request on it with a reset. Every call here is a read or an idempotent
-        delete, so repeating it is safe."""
-        try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.TransportError:
-            return self._http.request(method, path, **kwargs)
+    def request(self, method: str, path: str, attempts: int = 6, **kwargs: Any) -> httpx.Response:
+        """Every call here is a read or an idempotent delete, so repeating one is safe. Repeat on a
+        transport error (an idle keep-alive connection the server already closed fails the first
+        request on it) and on 429/503 (the SQLite-backed server answers 503 when its database is
+        locked), with backoff."""
+        delay = 0.25
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                if last:
+                    raise
+            else:
+                if response.status_code not in (429, 503) or last:
+                    return response
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+        raise AssertionError("unreachable")
 
     def delete_run(self, run_id: str) -> None:
         response = self.request("DELETE", f"/flow_runs/{run_id}")
