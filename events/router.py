@@ -265,9 +265,13 @@ class Router:
         async def run_chain(items: list[_Work]) -> None:
             for w in items:
                 async with gate:
+                    # On SIGTERM, finish what is in flight and start nothing new: the rest of the
+                    # batch is not committed and goes to whoever owns the partition next.
+                    if self._stop.is_set():
+                        return
                     await self._launch_all(w)
-                if not w.done:
-                    return  # stopping: later events of this subject wait for redelivery
+                if not w.done and w.rejected is None:
+                    return  # not accepted: later events of this subject must not overtake it
 
         await asyncio.gather(*(run_chain(items) for items in chains.values()))
 

@@ -108,3 +108,37 @@ def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: 
         api.close()
         stack.ensure_worker()
         assert not left, f"{len(left)} load-test runs could not be deleted"
+
+
+def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    events = mixed_events(60)
+    keys = [e.dedup_key for e in events]
+    _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
+    router = stack.router_process(topics, "term-1")
+    api = stack.api()
+    try:
+        poll(lambda: len(api.runs_for_keys(keys)) >= 5, 180, "the first flow runs")
+        assert router.stop(timeout=60) == 0, router.failure()
+        committed = stack.committed(topics["AIMS_CONSUMER_GROUP"])
+        created = len(api.runs_for_keys(keys))
+        assert 0 < committed <= created, (committed, created)
+        assert committed < len(events), "SIGTERM should stop the router before the whole batch"
+
+        from events.kafka_clients import make_admin
+
+        admin = make_admin(stack.bootstrap)
+        group = topics["AIMS_CONSUMER_GROUP"]
+        members = admin.describe_groups([group])[group]["members"]
+        admin.close()
+        assert members == [], "the router left the group on the way out"
+
+        restarted = stack.router_process(topics, "term-2")
+        try:
+            _assert_exactly_once(stack, keys)
+        finally:
+            restarted.stop()
+    finally:
+        router.stop()
+        api.close()
