@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -147,6 +148,9 @@ def cmd_router(args: argparse.Namespace) -> int:
     settings = _settings()
     endpoints = resolve(settings)
     use_prefect(settings, endpoints)
+    # The router retries on its own short, jittered backoff; the client's built-in retries sleep
+    # 2-8 s on a 503 from a busy SQLite server and hide the outage from `aims status`.
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "0")
 
     from connectors.prefect_runs import PrefectLauncher
     from events.router import Router

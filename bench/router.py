@@ -317,7 +317,11 @@ def start_runner(ctx: Context) -> ManagedProcess:
             for name in deployment_names()
         )
 
-    waited = wait_until(served, 180, "deployment runner", proc)
+    try:
+        waited = wait_until(served, 180, "deployment runner", proc)
+    except BaseException:
+        proc.stop(30)
+        raise
     ctx.say(f"deployments registered by the runner after {waited:.1f}s: {', '.join(deployment_names())}")
     return proc
 
@@ -339,7 +343,8 @@ def measure_running(ctx: Context) -> dict[str, Any]:
                     produced[event.dedup_key] = time.time()
                     publisher.publish(event)
                     ctx.say(f"  produced {i + 1}/{count} ({event.type})")
-                    time.sleep(spacing)
+                    if i + 1 < count:
+                        time.sleep(spacing)
             finally:
                 publisher.close()
             deadline = time.monotonic() + 180
@@ -807,7 +812,7 @@ def verdicts(result: dict[str, Any]) -> str:
                 "ratio",
                 result.get("ratio"),
                 lambda v: v >= TARGET_RATIO,
-                f"{_fmt(result.get('ratio'), '.2f')} (≥ {TARGET_RATIO})",
+                f"{_fmt(result.get('ratio'), '.3f')} (≥ {TARGET_RATIO})",
             ),
             check(
                 "p99 created",
@@ -928,7 +933,8 @@ def run_all(args: argparse.Namespace) -> int:
     if results:
         print()
         print(
-            f"Router benchmark (Prefect server per backend, one Kafka broker; floor {args.floor_runs} runs, "
+            "Router benchmark (a fresh Prefect server per backend, PostgreSQL with fsync off, one Kafka "
+            f"broker; floor {args.floor_runs} runs, "
             f"{args.events} events, router concurrency {args.concurrency}, steady {args.steady_seconds:g}s"
             + (f"; medians of {args.repeat} rounds)" if args.repeat > 1 else ")")
         )

@@ -40,6 +40,7 @@ class SessionStack:
         self.api_url = self.server.start()
         # The in-process routers of the tests use the Prefect SDK: point it here before import.
         os.environ.update(prefect_client_env(self.state, self.api_url))
+        os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         self.start_worker()
 
