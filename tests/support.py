@@ -51,6 +51,8 @@ class SessionStack:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
+        # The runner keeps Prefect's own retries; routers turn them off themselves.
+        env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
         env.update(prefect_client_env(self.state, self.api_url))
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env.update(extra)
