@@ -186,7 +186,7 @@ class Router:
                 if not paused:
                     paused = set(consumer.assignment())
                     consumer.pause(*paused)
-                consumer.poll(timeout_ms=0)
+                self._rewind(consumer, consumer.poll(timeout_ms=0))
         if paused:
             consumer.resume(*paused)
         # Orchestrator refusals join the decoding failures on the dead-letter topic.
@@ -194,6 +194,14 @@ class Router:
             if w.rejected is not None:
                 w.event = None
         self._dead_letter(dlq, [w for w in work if w.rejected is not None])
+
+    @staticmethod
+    def _rewind(consumer: KafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """A partition assigned during a rebalance is not paused and may deliver records while we
+        hold: put them back so the next real poll reads them, instead of skipping them."""
+        for tp, records in polled.items():
+            if records:
+                consumer.seek(tp, min(r.offset for r in records))
 
     def _dead_letter(self, dlq: KafkaProducer, rejected: list[_Work]) -> None:
         pending = []
