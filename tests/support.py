@@ -142,14 +142,18 @@ class SessionStack:
 
     # -- reading outcomes --------------------------------------------------------------------
 
-    def committed(self, group: str) -> int:
-        """Total committed offsets of a consumer group."""
+    def committed_by_partition(self, group: str) -> dict[int, int]:
+        """The committed offset of each partition a consumer group has committed."""
         admin = make_admin(self.bootstrap)
         try:
             offsets = admin.list_group_offsets(group).get(group, {})
         finally:
             admin.close()
-        return sum(o.offset for o in offsets.values() if o.offset >= 0)
+        return {tp.partition: o.offset for tp, o in offsets.items() if o.offset >= 0}
+
+    def committed(self, group: str) -> int:
+        """Total committed offsets of a consumer group (one topic per group in these tests)."""
+        return sum(self.committed_by_partition(group).values())
 
     def end_offsets(self, topic: str) -> int:
         from kafka.structs import TopicPartition
