@@ -97,16 +97,13 @@ class Router:
         self._loop = asyncio.new_event_loop()
         self._launcher: FlowRunLauncher | None = None
         self._assigned = False
+        self._last_beat = 0.0
 
     # -- control -----------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask the router to finish: safe from signal handlers and other threads."""
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the router has joined its group and holds partitions."""
@@ -142,16 +139,12 @@ class Router:
     # -- the loop ----------------------------------------------------------------------------
 
     def _consume(self, consumer: KafkaConsumer, dlq: KafkaProducer) -> None:
-        last_beat = 0.0
         while not self._stop.is_set():
             polled = consumer.poll(timeout_ms=300)
             self._assigned = bool(consumer.assignment())
             if self._assigned:
                 self._ready.set()
-            now = time.monotonic()
-            if now - last_beat > 2:
-                self._write_heartbeat()
-                last_beat = now
+            self._beat()
             if not polled:
                 continue
             records = sorted(
@@ -187,6 +180,7 @@ class Router:
                     paused = set(consumer.assignment())
                     consumer.pause(*paused)
                 self._rewind(consumer, consumer.poll(timeout_ms=0))
+                self._beat()  # `aims status` shows the router alive and holding
         if paused:
             consumer.resume(*paused)
         # Orchestrator refusals join the decoding failures on the dead-letter topic.
@@ -344,6 +338,12 @@ class Router:
             await asyncio.sleep(min(0.1, end - time.monotonic()))
 
     # -- liveness ----------------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat > 2:
+            self._write_heartbeat()
+            self._last_beat = now
 
     def _write_heartbeat(self, final: bool = False) -> None:
         if self._heartbeat_dir is None:
