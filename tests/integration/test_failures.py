@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from events.codec import encode_structured
 from tests.factories import mixed_events
 from tests.support import SessionStack, poll
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_runner(stack: SessionStack) -> Iterator[None]:
+    # These tests count flow runs created; executing hundreds of them would only slow the suite.
+    stack.stop_worker()
+    yield
+    stack.ensure_worker()
 
 
 def _publish(stack: SessionStack, topic: str, events) -> None:  # type: ignore[no-untyped-def]
@@ -54,6 +65,7 @@ def test_router_killed_before_commit_loses_and_duplicates_nothing(
     finally:
         router.stop()
         api.close()
+        stack.discard_runs(keys)
 
 
 def test_prefect_down_for_20_seconds_mid_stream(stack: SessionStack, topics: dict[str, str]) -> None:
@@ -73,12 +85,10 @@ def test_prefect_down_for_20_seconds_mid_stream(stack: SessionStack, topics: dic
             stack.server.start()
         _assert_exactly_once(stack, keys)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(events), 120, "all committed")
-    stack.ensure_worker()
+    stack.discard_runs(keys)
 
 
 def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: dict[str, str]) -> None:
-    # Only run creation is under test: without the runner the 200 runs stay Scheduled.
-    stack.stop_worker()
     events = mixed_events(200, subjects=40)
     keys = [e.dedup_key for e in events]
     first = stack.router_process(topics, "pair-a")
@@ -103,13 +113,8 @@ def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: 
     finally:
         first.stop()
         second.stop()
-        # Delete the runs, or the runner would spend the next tests executing 200 of them.
-        for run in api.runs_for_keys(keys):
-            api.delete_run(run.id)
-        left = api.runs_for_keys(keys)
         api.close()
-        stack.ensure_worker()
-        assert not left, f"{len(left)} load-test runs could not be deleted"
+        stack.discard_runs(keys)
 
 
 def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
@@ -148,3 +153,4 @@ def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
     finally:
         router.stop()
         api.close()
+        stack.discard_runs(keys)
