@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from events.codec import encode_structured
+from events.kafka_clients import make_admin
+from infra.processes import ManagedProcess
 from tests.factories import mixed_events
 from tests.support import SessionStack, poll
 
@@ -38,34 +41,54 @@ def _assert_exactly_once(stack: SessionStack, keys: list[str]) -> None:
     assert max(counts.values()) == 1, "no event has two flow runs"
 
 
-def test_router_killed_before_commit_loses_and_duplicates_nothing(
-    stack: SessionStack, topics: dict[str, str]
-) -> None:
+@contextmanager
+def _router_mid_batch(
+    stack: SessionStack, topics: dict[str, str], name: str
+) -> Iterator[tuple[ManagedProcess, list[str]]]:
+    """A router process that has consumed a 60-event batch and created its first runs."""
     events = mixed_events(60)
     keys = [e.dedup_key for e in events]
     _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
-    router = stack.router_process(topics, "crash-1")
+    router = stack.router_process(topics, name)
     api = stack.api()
     try:
-        # Kill it once some runs exist: it has consumed the batch but not yet committed it.
         poll(lambda: len(api.runs_for_keys(keys)) >= 5, 180, "the first flow runs")
-        router.kill()
-        created_before_restart = len(api.runs_for_keys(keys))
-        committed_at_kill = stack.committed(topics["AIMS_CONSUMER_GROUP"])
-        assert committed_at_kill < len(events), "the kill should land before everything is committed"
-        # Runs accepted but not committed: exactly what a restart must not create again.
-        assert created_before_restart >= committed_at_kill
-
-        restarted = stack.router_process(topics, "crash-2")
-        try:
-            _assert_exactly_once(stack, keys)
-            poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(events), 120, "all committed")
-        finally:
-            restarted.stop()
+        yield router, keys
     finally:
         router.stop()
         api.close()
         stack.discard_runs(keys)
+
+
+def _assert_committed_were_accepted(stack: SessionStack, topics: dict[str, str], keys: list[str]) -> None:
+    """Nothing is committed past a record whose flow run was not accepted."""
+    api = stack.api()
+    accepted = {r.idempotency_key for r in api.runs_for_keys(keys)}
+    api.close()
+    committed = stack.committed_by_partition(topics["AIMS_CONSUMER_GROUP"])
+    assert sum(committed.values()) < len(keys), "the router should stop before the batch ends"
+    for record in stack.read_topic(topics["AIMS_EVENTS_TOPIC"], expected=len(keys)):
+        if record.offset < committed.get(record.partition, 0):
+            raw = json.loads(record.value)
+            assert f"{raw['source']}#{raw['id']}" in accepted, (record.partition, record.offset)
+
+
+def _restart_and_assert_exactly_once(stack: SessionStack, topics: dict[str, str], keys: list[str]) -> None:
+    restarted = stack.router_process(topics, f"{topics['AIMS_CONSUMER_GROUP'][-6:]}-again")
+    try:
+        _assert_exactly_once(stack, keys)
+        poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(keys), 120, "all committed")
+    finally:
+        restarted.stop()
+
+
+def test_router_killed_before_commit_loses_and_duplicates_nothing(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    with _router_mid_batch(stack, topics, "crash") as (router, keys):
+        router.kill()
+        _assert_committed_were_accepted(stack, topics, keys)
+        _restart_and_assert_exactly_once(stack, topics, keys)
 
 
 def test_prefect_down_for_20_seconds_mid_stream(stack: SessionStack, topics: dict[str, str]) -> None:
@@ -120,37 +143,12 @@ def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: 
 def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
     stack: SessionStack, topics: dict[str, str]
 ) -> None:
-    events = mixed_events(60)
-    keys = [e.dedup_key for e in events]
-    _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
-    router = stack.router_process(topics, "term-1")
-    api = stack.api()
-    try:
-        poll(lambda: len(api.runs_for_keys(keys)) >= 5, 180, "the first flow runs")
+    with _router_mid_batch(stack, topics, "term") as (router, keys):
         assert router.stop(timeout=60) == 0, router.failure()
-        accepted = {r.idempotency_key for r in api.runs_for_keys(keys)}
-        committed = stack.committed_by_partition(topics["AIMS_CONSUMER_GROUP"])
-        assert sum(committed.values()) < len(events), "SIGTERM should stop the router before the batch ends"
-        # Committed means accepted: every record below a committed offset has its flow run.
-        for record in stack.read_topic(topics["AIMS_EVENTS_TOPIC"], expected=len(events)):
-            if record.offset < committed.get(record.partition, 0):
-                raw = json.loads(record.value)
-                assert f"{raw['source']}#{raw['id']}" in accepted, (record.partition, record.offset)
-
-        from events.kafka_clients import make_admin
-
+        _assert_committed_were_accepted(stack, topics, keys)
         admin = make_admin(stack.bootstrap)
         group = topics["AIMS_CONSUMER_GROUP"]
         members = admin.describe_groups([group])[group]["members"]
         admin.close()
         assert members == [], "the router left the group on the way out"
-
-        restarted = stack.router_process(topics, "term-2")
-        try:
-            _assert_exactly_once(stack, keys)
-        finally:
-            restarted.stop()
-    finally:
-        router.stop()
-        api.close()
-        stack.discard_runs(keys)
+        _restart_and_assert_exactly_once(stack, topics, keys)
