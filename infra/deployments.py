@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from events.routing import DEPLOYMENT
+from events.routing import DEPLOYMENT, ROUTES
 
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
+
+    from connectors.prefect_api import PrefectApi
 
 
 def all_flows() -> list[Flow[..., Any]]:
@@ -31,6 +33,11 @@ def deployments() -> list[RunnerDeployment]:
         )
         for f in all_flows()
     ]
+
+
+def served(api: PrefectApi) -> bool:
+    """True once every deployment the routing table names exists on the Prefect server."""
+    return all(api.deployment_exists(r.deployment) for routes in ROUTES.values() for r in routes)
 
 
 def serve(limit: int | None = None) -> None:

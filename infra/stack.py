@@ -62,11 +62,9 @@ def aims_command(*args: str) -> list[str]:
 
 
 class LocalStack:
-    def __init__(self, settings: AimsSettings, *, router: bool = True, worker: bool = True) -> None:
+    def __init__(self, settings: AimsSettings) -> None:
         self.settings = settings
         self.state = settings.state_path
-        self.with_router = router
-        self.with_worker = worker
         self.broker: KafkaBroker | None = None
         self.server: PrefectServer | None = None
         self.children: dict[str, ManagedProcess] = {}
@@ -106,15 +104,13 @@ class LocalStack:
             self.ui_url = self.server.ui_url
             progress(f"Prefect: server ready, UI at {self.ui_url}")
         logs = self.state / "logs"
-        if self.with_worker:
-            self._spawn("worker", aims_command("worker"), logs / "worker.log")
-            progress("Prefect: waiting for the deployments to be served…")
-            wait_until(self._deployments_served, 120, "deployment runner", self.children["worker"])
-            progress("Prefect: deployments served")
-        if self.with_router:
-            self._spawn("router", aims_command("router"), logs / "router.log")
-            wait_until(self._router_ready, 90, "router", self.children["router"])
-            progress("Router: consuming")
+        self._spawn("worker", aims_command("worker"), logs / "worker.log")
+        progress("Prefect: waiting for the deployments to be served…")
+        wait_until(self._deployments_served, 120, "deployment runner", self.children["worker"])
+        progress("Prefect: deployments served")
+        self._spawn("router", aims_command("router"), logs / "router.log")
+        wait_until(self._router_ready, 90, "router", self.children["router"])
+        progress("Router: consuming")
         info = StackInfo(
             bootstrap=self.bootstrap,
             prefect_api_url=self.api_url,
@@ -141,11 +137,11 @@ class LocalStack:
 
     def _deployments_served(self) -> bool:
         from connectors.prefect_api import PrefectApi
-        from events.routing import ROUTES
+        from infra.deployments import served
 
         api = PrefectApi(self.api_url)
         try:
-            return all(api.deployment_exists(r.deployment) for routes in ROUTES.values() for r in routes)
+            return served(api)
         finally:
             api.close()
 

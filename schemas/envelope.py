@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SPEC_VERSION = "1.0"
-
 # Extension attribute names: lower-case ASCII letters and digits only (spec §"Attribute Naming").
 # The spec recommends at most 20 characters; we enforce it so producers notice early.
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")

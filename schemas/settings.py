@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,9 +32,6 @@ class AimsSettings(BaseSettings):
         None,
         validation_alias=AliasChoices("PREFECT_API_URL", "AIMS_PREFECT_API_URL"),
         description="An existing Prefect API; when unset, `aims up` starts a local server.",
-    )
-    prefect_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("PREFECT_API_KEY", "AIMS_PREFECT_API_KEY")
     )
     events_topic: str = Field("aims.events", description="Inbound CloudEvents topic.")
     events_partitions: int = Field(4, ge=1, le=1000, description="Partitions of the events topic.")

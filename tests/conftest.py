@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -52,8 +51,3 @@ def topics(stack: SessionStack, request: pytest.FixtureRequest) -> Iterator[dict
     }
     stack.create_topics(names)
     yield names
-
-
-@pytest.fixture(scope="session")
-def python() -> str:
-    return sys.executable

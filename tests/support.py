@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.kafka_clients import make_admin, make_consumer, make_producer
 from events.topics import ensure_topics, topic_specs
+from infra.deployments import served
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
@@ -65,7 +66,7 @@ class SessionStack:
         self.worker.start()
         api = self.api()
         try:
-            wait_until(lambda: self._deployments_exist(api), 120, "deployment runner", self.worker)
+            wait_until(lambda: served(api), 120, "deployment runner", self.worker)
         finally:
             api.close()
 
@@ -77,12 +78,6 @@ class SessionStack:
     def ensure_worker(self) -> None:
         if self.worker is None or not self.worker.alive():
             self.start_worker()
-
-    def _deployments_exist(self, api: PrefectApi) -> bool:
-        from events.routing import ROUTES
-
-        names = {r.deployment for routes in ROUTES.values() for r in routes}
-        return all(api.deployment_exists(n) for n in names)
 
     # -- per test ----------------------------------------------------------------------------
 
