@@ -137,7 +137,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     use_prefect(settings, Endpoints("", api, None))
     from infra.deployments import serve
 
-    serve(limit=args.limit)
+    serve(settings.work_pool, limit=args.limit, spares=settings.warm_processes)
     return 0
 
 

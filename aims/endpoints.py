@@ -42,7 +42,7 @@ def use_prefect(settings: AimsSettings, endpoints: Endpoints) -> str:
     if not endpoints.prefect_api_url:
         raise CliError("no Prefect API: start the local stack with `aims up`, or set PREFECT_API_URL")
     for key, value in prefect_client_env(
-        settings.state_path, endpoints.prefect_api_url, settings.runner_poll_seconds
+        settings.state_path, endpoints.prefect_api_url, settings.worker_poll_seconds
     ).items():
         os.environ.setdefault(key, value)
     return endpoints.prefect_api_url

@@ -8,10 +8,10 @@
 Per backend, in this order, on a fresh Prefect server (for PostgreSQL on a fresh PostgreSQL 15
 server from `infra.postgres`, fsync off):
 
-1. RUNNING  — the deployment runner (`aims worker`, started as `aims up` starts it) serves the
-   deployments; a few events, spaced apart, go through the router; latency = produce → the flow
-   run's `start_time` (state Running), split into created → Pending (the runner's poll) and
-   Pending → Running (the runner's process per run starting and loading the flow).
+1. RUNNING  — the worker (`aims worker`, started as `aims up` starts it) polls the deployments'
+   work pool; a few events, spaced apart, go through the router; latency = produce → the flow
+   run's `start_time` (state Running), split into created → Pending (the worker's poll) and
+   Pending → Running (handing the run to a warm process, which loads it and proposes Running).
 2. FLOOR    — a tight client loop, one `create_flow_run_from_deployment` at a time (after a few
    warm-up runs), with the parameters the router sends and unique idempotency keys: runs/s, p50,
    p99. A repeated key must return the same run. For comparison, the same loop through
@@ -28,16 +28,13 @@ Events are the three `aims demo` samples with unique ids, spread over SUBJECTS s
 systems, datasets): the router keeps one subject's events in order and runs different subjects
 concurrently, up to `--concurrency`.
 
-How the deployments exist without their runs being executed: the runner registers them, serves
-phase 1, and is stopped (with --skip-running it is stopped as soon as they exist). Stopping it
-pauses the deployments (they have no schedules), which does not stop runs from being created from
-them; nothing polls for runs any more, so in phases 2-4 they stay Scheduled and the benchmark
-measures run creation only. Registering with `flow.to_deployment(...).apply()` from this process
-would be the same call (the runner's `add_deployment` applies each `RunnerDeployment`), but starting
-the real runner keeps the deployments exactly as the stack defines them and keeps the flows out of
-this process. Because those runs stay Scheduled, the Prefect server runs with its late-runs service
-off: it would spend the server's time marking hundreds of them Late, which served deployments never
-see. Every other server service runs as in the stack.
+How the deployments exist without their runs being executed: the worker registers them, runs
+phase 1, and is stopped (with --skip-running it is stopped as soon as they exist). Runs are still
+created from them; nothing polls for runs any more, so in phases 2-4 they stay Scheduled and the
+benchmark measures run creation only. Starting the real worker keeps the deployments exactly as the
+stack defines them and keeps the flows out of this process. Because those runs stay Scheduled, the
+Prefect server runs with its late-runs service off: it would spend the server's time marking hundreds
+of them Late, which a polled work pool never sees. Every other server service runs as in the stack.
 
 Process layout: this process starts one Kafka broker (state folder `.aims/bench`) and runs each
 backend in a fresh child process (`--child`): the Prefect SDK reads PREFECT_API_URL and its other
@@ -299,7 +296,7 @@ def running_router(ctx: Context, phase: str) -> Iterator[tuple[RouterThread, Aim
         router.stop()
 
 
-def start_runner(ctx: Context) -> ManagedProcess:
+def start_worker(ctx: Context) -> ManagedProcess:
     """`aims worker` with the stack's environment; returns once every routed deployment exists."""
     import httpx
 
@@ -318,16 +315,16 @@ def start_runner(ctx: Context) -> ManagedProcess:
         )
 
     try:
-        waited = wait_until(served, 180, "deployment runner", proc)
+        waited = wait_until(served, 180, "the worker", proc)
     except BaseException:
         proc.stop(30)
         raise
-    ctx.say(f"deployments registered by the runner after {waited:.1f}s: {', '.join(deployment_names())}")
+    ctx.say(f"deployments registered by the worker after {waited:.1f}s: {', '.join(deployment_names())}")
     return proc
 
 
 def measure_running(ctx: Context) -> dict[str, Any]:
-    """Produce → Running with the runner serving; a few events, spaced apart."""
+    """Produce → Running with the worker polling; a few events, spaced apart."""
     from events.producer import EventPublisher
 
     count, spacing = ctx.args.running_events, ctx.args.running_spacing
@@ -360,7 +357,7 @@ def measure_running(ctx: Context) -> dict[str, Any]:
             ctx.say(f"  only {len(started)} of {count} runs reached Running within the time allowed")
         to_running = [parse_time(r.start_time or "") - produced[k] for k, r in started.items()]
         to_created = [parse_time(r.created) - produced[k] for k, r in runs.items()]
-        ctx.say("  waiting for the runs to finish before the runner is stopped…")
+        ctx.say("  waiting for the runs to finish before the worker is stopped…")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             runs = runs_by_key(api, keys)
@@ -388,14 +385,14 @@ def measure_running(ctx: Context) -> dict[str, Any]:
         f"(produce → created p50 {result['running_created_p50_ms']:.0f} ms); final states {states}"
     )
     ctx.say(
-        f"  of which created → Pending (runner poll) p50 {result['running_pickup_p50_s']:.2f}s, "
-        f"Pending → Running (process start, flow load) p50 {result['running_spawn_p50_s']:.2f}s"
+        f"  of which created → Pending (worker poll) p50 {result['running_pickup_p50_s']:.2f}s, "
+        f"Pending → Running (warm process, flow load) p50 {result['running_spawn_p50_s']:.2f}s"
     )
     return result
 
 
 def state_gaps(api_url: str, runs: list[FlowRunView]) -> tuple[list[float], list[float]]:
-    """Per run: created → first Pending (the runner picked it up), Pending → Running."""
+    """Per run: created → first Pending (the worker picked it up), Pending → Running."""
     import httpx
 
     pickup, spawn = [], []
@@ -706,18 +703,18 @@ def run_backend(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"backend": backend, "concurrency": args.concurrency}
         loads: dict[str, list[float]] = {}
         result["load"] = loads
-        say("starting the deployment runner (aims worker)…")
-        runner = start_runner(ctx)
-        stop_runner = _stopper(say, "the deployment runner", lambda: runner.stop(30))
-        cleanup.callback(stop_runner)
+        say("starting the worker (aims worker)…")
+        worker = start_worker(ctx)
+        stop_worker = _stopper(say, "the worker", lambda: worker.stop(30))
+        cleanup.callback(stop_worker)
         if args.skip_running:
             say("RUNNING: skipped (--skip-running)")
         else:
-            say(f"RUNNING: {args.running_events} events, {args.running_spacing:g}s apart, runner serving…")
+            say(f"RUNNING: {args.running_events} events, {args.running_spacing:g}s apart, worker polling…")
             loads["running"] = [load_average()]
             result.update(measure_running(ctx))
             loads["running"].append(load_average())
-        stop_runner()  # from here on, created runs stay Scheduled
+        stop_worker()  # from here on, created runs stay Scheduled
 
         rounds: list[dict[str, Any]] = []
         for n in range(args.repeat):
@@ -1017,7 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-running",
         action="store_true",
-        help="skip produce → Running (the runner still registers the deployments)",
+        help="skip produce → Running (the worker still registers the deployments)",
     )
     parser.add_argument(
         "--running-events",

@@ -70,9 +70,9 @@ class PrefectLauncher:
                 as_subflow=False,
             )
         except ObjectNotFound as exc:
-            # Usually the runner has not registered its deployments yet; holding is safe.
+            # Usually the worker has not registered the deployments yet; holding is safe.
             raise TransientLaunchError(
-                f"deployment {deployment!r} not found; start the runner (aims up / aims worker)"
+                f"deployment {deployment!r} not found; start the worker (aims up / aims worker)"
             ) from exc
         except PrefectHTTPStatusError as exc:
             status = exc.response.status_code

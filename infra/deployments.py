@@ -1,11 +1,14 @@
-"""Prefect deployments of the flows, served by a runner (`aims worker`).
+"""Prefect deployments of the flows, on the work pool that `aims worker` polls.
 
 The routing table names deployments as "<flow-name>/aims"; this module is what makes them exist.
 """
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING, Any, cast
+
+import anyio
 
 from events.routing import DEPLOYMENT, ROUTES
 
@@ -40,8 +43,43 @@ def served(api: PrefectApi) -> bool:
     return all(api.deployment_exists(r.deployment) for routes in ROUTES.values() for r in routes)
 
 
-def serve(limit: int | None = None) -> None:
-    """Register the deployments and run their flow runs until interrupted."""
-    from prefect import serve as prefect_serve
+def serve(work_pool: str, limit: int | None = None, spares: int = 2) -> None:
+    """Register the work pool and the deployments, then run their flow runs until interrupted."""
+    anyio.run(_serve, deployments(), work_pool, limit, spares)
 
-    prefect_serve(*deployments(), limit=limit, print_starting_message=False)
+
+async def _serve(
+    flow_deployments: list[RunnerDeployment], work_pool: str, limit: int | None, spares: int
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from infra.warm_worker import WarmProcessWorker
+
+    async with get_client() as client:
+        await client.create_work_pool(
+            WorkPoolCreate(
+                name=work_pool,
+                type=WarmProcessWorker.type,
+                base_job_template=WarmProcessWorker.get_default_base_job_template(),
+                description="AIMS flow runs, started by `aims worker`.",
+            ),
+            overwrite=True,
+        )
+    for deployment in flow_deployments:
+        await deployment.aapply(work_pool_name=work_pool)
+    worker = WarmProcessWorker(
+        work_pool_name=work_pool, limit=limit, spares=spares, create_pool_if_not_found=False
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_sigterm, group.cancel_scope)
+        # Runs already started keep going in their own processes; the worker only stops taking new ones.
+        await worker.start(printer=lambda message: print(message, flush=True))
+        group.cancel_scope.cancel()
+
+
+async def _cancel_on_sigterm(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return

@@ -12,7 +12,7 @@ from infra.processes import ManagedProcess, free_port, wait_until
 log = logging.getLogger("aims.prefect")
 
 
-def prefect_client_env(state_dir: Path, api_url: str, runner_poll_seconds: int = 1) -> dict[str, str]:
+def prefect_client_env(state_dir: Path, api_url: str, worker_poll_seconds: float = 0.5) -> dict[str, str]:
     """Environment every process of the stack needs to talk to the same Prefect API."""
     home = state_dir / "prefect"
     return {
@@ -20,7 +20,7 @@ def prefect_client_env(state_dir: Path, api_url: str, runner_poll_seconds: int =
         "PREFECT_HOME": str(home),
         "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
         # The default is 10 s; accepted runs should start within about 2 s.
-        "PREFECT_RUNNER_POLL_FREQUENCY": str(runner_poll_seconds),
+        "PREFECT_WORKER_QUERY_SECONDS": str(worker_poll_seconds),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_CLI_COLORS": "false",
         "AIMS_STATE_DIR": str(state_dir),

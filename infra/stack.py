@@ -1,4 +1,4 @@
-"""The local stack: broker, Prefect server, deployment runner and router, started and stopped in order.
+"""The local stack: broker, Prefect server, worker and router, started and stopped in order.
 
 `stack.json` in the state folder says where a running stack is, so that `aims emit`, `aims status`
 and `aims down` find it without any environment variables.
@@ -75,7 +75,7 @@ class LocalStack:
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(prefect_client_env(self.state, self.api_url, self.settings.runner_poll_seconds))
+        env.update(prefect_client_env(self.state, self.api_url, self.settings.worker_poll_seconds))
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         return env
 
@@ -106,7 +106,7 @@ class LocalStack:
         logs = self.state / "logs"
         self._spawn("worker", aims_command("worker"), logs / "worker.log")
         progress("Prefect: waiting for the deployments to be served…")
-        wait_until(self._deployments_served, 120, "deployment runner", self.children["worker"])
+        wait_until(self._deployments_served, 120, "worker", self.children["worker"])
         progress("Prefect: deployments served")
         self._spawn("router", aims_command("router"), logs / "router.log")
         wait_until(self._router_ready, 90, "router", self.children["router"])

@@ -49,8 +49,14 @@ class AimsSettings(BaseSettings):
     router_launch_timeout: float = Field(
         10, gt=0, le=300, description="Seconds one flow-run creation may take before it is retried."
     )
-    runner_poll_seconds: int = Field(
-        1, ge=1, le=60, description="How often the deployment runner polls for new runs (s)."
+    work_pool: str = Field(
+        "aims", min_length=1, description="The Prefect work pool the deployments and `aims worker` share."
+    )
+    worker_poll_seconds: float = Field(
+        0.5, ge=0.1, le=60, description="How often the worker polls its work pool for new runs (s)."
+    )
+    warm_processes: int = Field(
+        2, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
     )
 
     @property

@@ -1,4 +1,4 @@
-"""The test session's real stack: a Kafka broker, a Prefect server and the deployment runner.
+"""The test session's real stack: a Kafka broker, a Prefect server and the worker.
 
 Started once, on first use by an integration test, in a state folder of its own under `.aims/`.
 Each test gets its own topics and consumer group, so tests do not see each other's events.

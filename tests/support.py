@@ -52,7 +52,7 @@ class SessionStack:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        # The runner keeps Prefect's own retries; routers turn them off themselves.
+        # The worker keeps Prefect's own retries; routers turn them off themselves.
         env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
         env.update(prefect_client_env(self.state, self.api_url))
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
@@ -66,7 +66,7 @@ class SessionStack:
         self.worker.start()
         api = self.api()
         try:
-            wait_until(lambda: served(api), 120, "deployment runner", self.worker)
+            wait_until(lambda: served(api), 120, "worker", self.worker)
         finally:
             api.close()
 
@@ -196,7 +196,7 @@ class SessionStack:
             producer.close()
 
     def discard_runs(self, keys: list[str]) -> None:
-        """Delete the runs of these events, so the runner does not spend later tests executing
+        """Delete the runs of these events, so the worker does not spend later tests executing
         runs that were only created to count them."""
         api = self.api()
         try:

@@ -17,7 +17,7 @@ from tests.support import SessionStack, poll
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _no_runner(stack: SessionStack) -> Iterator[None]:
+def _no_worker(stack: SessionStack) -> Iterator[None]:
     # These tests count flow runs created; executing hundreds of them would only slow the suite.
     stack.stop_worker()
     yield

@@ -1,0 +1,106 @@
+"""The worker runs each flow run in a process it started before the run existed, and leaves none behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from events.producer import EventPublisher
+from schemas.settings import AimsSettings
+from tests.factories import incident_event, model_event
+from tests.support import SessionStack, poll
+
+SPARES = AimsSettings().warm_processes
+
+
+def spares_of(worker_pid: int) -> set[int]:
+    """Live `infra.warm_engine` children of the worker (zombies have no command line, so they drop out)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == worker_pid and b"infra.warm_engine" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def exists(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def infrastructure_pid(stack: SessionStack, run_id: str) -> int:
+    api = stack.api()
+    try:
+        return int(api.request("GET", f"/flow_runs/{run_id}").json()["infrastructure_pid"])
+    finally:
+        api.close()
+
+
+def worker_pid(stack: SessionStack) -> int:
+    stack.ensure_worker()
+    assert stack.worker is not None and stack.worker.pid is not None
+    pid = stack.worker.pid
+    poll(lambda: len(spares_of(pid)) >= SPARES, 60, f"{SPARES} spare flow-run processes")
+    return pid
+
+
+def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    pid = worker_pid(stack)
+    before = spares_of(pid)
+    event = incident_event("warm-spare")
+    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics):
+        publisher.publish(event)
+        [run] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=120)
+    publisher.close()
+
+    ran_in = infrastructure_pid(stack, run.id)
+    assert ran_in in before, f"run executed in {ran_in}, not one of the spares {sorted(before)}"
+    # One run per process: it exits once the run's logs and events are flushed.
+    poll(lambda: not exists(ran_in), 30, "the run's process to exit")
+    poll(lambda: len(spares_of(pid)) >= SPARES, 60, "the pool topped up again")
+
+
+def test_spares_killed_while_waiting_are_replaced_and_runs_still_complete(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    pid = worker_pid(stack)
+    killed = spares_of(pid)
+    for spare in killed:
+        os.kill(spare, signal.SIGKILL)
+    poll(lambda: not any(exists(p) for p in killed), 30, "the killed spares gone")
+
+    events = [model_event("after-kill-1"), incident_event("after-kill-2")]
+    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics):
+        for event in events:
+            publisher.publish(event)
+        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed"}, timeout=180)
+    publisher.close()
+
+    assert {r.state for r in runs} == {"Completed"} and len(runs) == 2
+    assert not {infrastructure_pid(stack, r.id) for r in runs} & killed
+    assert stack.worker is not None and stack.worker.alive()
+
+
+def test_stopping_the_worker_stops_its_spares(stack: SessionStack) -> None:
+    pid = worker_pid(stack)
+    spares = spares_of(pid)
+    stack.stop_worker()
+    try:
+        poll(lambda: not any(exists(p) for p in spares), 30, "the spares gone with the worker")
+    finally:
+        stack.start_worker()

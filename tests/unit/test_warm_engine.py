@@ -1,0 +1,40 @@
+"""The spare flow-run process: it exits cleanly when not needed and refuses a malformed job."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from infra.warm_engine import WarmJob
+
+
+def run_spare(stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.warm_engine"], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_spare_whose_pipe_closes_unused_exits_zero() -> None:
+    assert run_spare("").returncode == 0
+
+
+def test_a_spare_refuses_a_malformed_job_with_a_clear_error() -> None:
+    result = run_spare('{"flow_run_id": "not-a-uuid", "flow_name": "x"}\n')
+    assert result.returncode != 0
+    assert "flow_run_id" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"flow_name": "onboard-model"},
+        {"flow_run_id": "0b7f1d4e-8c1f-4a52-9d6c-2f3b8a1e9c70", "flow_name": "x", "extra": 1},
+        {"flow_run_id": "0b7f1d4e-8c1f-4a52-9d6c-2f3b8a1e9c70", "flow_name": "x", "env": {"A": 1}},
+    ],
+)
+def test_job_contract(raw: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        WarmJob.model_validate(raw)
