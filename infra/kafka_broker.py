@@ -212,10 +212,14 @@ class KafkaBroker:
 
     @staticmethod
     def _random_cluster_id() -> str:
-        # Kafka cluster ids are 16 random bytes, base64url without padding (22 characters).
+        # Kafka cluster ids are 16 random bytes, base64url without padding (22 characters). Like Kafka's
+        # own Uuid.randomUuid, skip ids starting with "-": the storage tool would read one as an option.
         import base64
 
-        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        while True:
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cluster_id.startswith("-"):
+                return cluster_id
 
     def _ready(self) -> bool:
         import socket
