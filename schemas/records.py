@@ -1,24 +1,327 @@
-"""Records the flows write as evidence. Issue 3 moves them into the AIMS register."""
+"""Register records: what the AIMS register holds, as auditors read it.
+
+Each model is one row of one register table (`connectors/register/tables.py` mirrors the fields).
+Identifiers are strings: natural keys where the world has one (an AI system's name, an event's
+source#id), random hex otherwise. Times are timezone-aware UTC.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.payloads import IncidentCategory, RiskTier, Severity
 
 
-class EvidenceRecord(BaseModel):
-    """One event handled by one flow, and what came of it (ISO 42001 A.6.2.8 event logs)."""
+def new_id() -> str:
+    return uuid.uuid4().hex
 
-    model_config = ConfigDict(frozen=True)
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
+
+
+class Level(StrEnum):
+    """Risk level on the policy's matrix."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class LifecycleStage(StrEnum):
+    """Life-cycle stage of an AI system (ISO/IEC 22989 terms, shortened)."""
+
+    inception = "inception"
+    development = "development"
+    validation = "validation"
+    deployed = "deployed"
+    retired = "retired"
+
+
+# -- inventory ------------------------------------------------------------------------------------
+
+
+class AISystem(Record):
+    """An AI system in the inventory (A.4.2, A.6.2.7)."""
+
+    name: str = Field(min_length=1, description="Unique name; the subject of its events.")
+    owner: str = Field(min_length=1, description="Accountable person or team.")
+    intended_use: str = Field(description="What it is for and for whom (A.9.4).")
+    lifecycle_stage: LifecycleStage = Field(LifecycleStage.development)
+    risk_tier: RiskTier = Field(description="Tier on the EU AI Act's scale.")
+    description: str = ""
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(Record):
+    """A registered model version of an AI system."""
+
+    id: str = Field(default_factory=new_id)
+    system: str = Field(description="AI system name.")
+    model_name: str
+    version: str
+    source_uri: str = Field(description="Where the artifact lives (registry URI).")
+    submitted_by: str = Field(description="Who registered it: never its approver (separation of duties).")
+    datasets: list[str] = Field(default_factory=list, description="Datasets it was trained or evaluated on.")
+    event_key: str | None = Field(None, description="The event that announced it.")
+    registered_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class Dataset(Record):
+    name: str = Field(min_length=1)
+    owner: str = ""
+    description: str = ""
+    suite: str | None = Field(None, description="Path of its expectation suite in the repository.")
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(Record):
+    """One version of a dataset, with where it came from (A.7.5 provenance)."""
+
+    id: str = Field(default_factory=new_id)
+    dataset: str
+    version: str
+    location: dict[str, Any] = Field(description="File or SQL table location, as in the event.")
+    content_hash: str | None = None
+    size_bytes: int | None = None
+    change_kind: str | None = None
+    produced_by: str | None = Field(None, description="Pipeline or person that produced it.")
+    provenance: dict[str, Any] = Field(default_factory=dict, description="Source, lineage, event key.")
+    status: str = Field("received", description="received, checked, accepted, rejected or superseded.")
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DataQualityResult(Record):
+    """A data-quality check of one dataset version (A.7.4)."""
+
+    id: str = Field(default_factory=new_id)
+    dataset_version_id: str
+    suite_name: str
+    suite_version: str
+    verdict: str = Field(description="passed, failed, warning or baseline.")
+    statistics: dict[str, Any] = Field(default_factory=dict)
+    expectations: list[dict[str, Any]] = Field(default_factory=list, description="Per-expectation outcomes.")
+    drift: dict[str, Any] = Field(default_factory=dict, description="Per-column drift scores.")
+    flow_run_id: str | None = None
+    checked_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+# -- risk -----------------------------------------------------------------------------------------
+
+
+class Risk(Record):
+    """A risk of an AI system in the register; every reassessment adds a `RiskVersion`."""
+
+    id: str = Field(default_factory=new_id)
+    system: str
+    category: str = Field(description="Risk source/category (Annex C), e.g. data_quality, fairness.")
+    title: str
+    owner: str
+    status: str = Field("open", description="open, treated, accepted or closed.")
+    likelihood: int = Field(ge=1)
+    impact: int = Field(ge=1)
+    inherent_level: Level
+    treatment: str = ""
+    controls: list[str] = Field(default_factory=list, description="Annex A controls of the treatment.")
+    residual_level: Level
+    next_review: date | None = None
+    version: int = Field(1, ge=1)
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class RiskVersion(Record):
+    """A risk as one assessment left it; old versions stay."""
+
+    id: str = Field(default_factory=new_id)
+    risk_id: str
+    version: int = Field(ge=1)
+    likelihood: int = Field(ge=1)
+    impact: int = Field(ge=1)
+    inherent_level: Level
+    treatment: str = ""
+    controls: list[str] = Field(default_factory=list)
+    residual_level: Level
+    rationale: list[dict[str, Any]] = Field(default_factory=list, description="Evidence and rule per score.")
+    assessed_by: str
+    assessed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class ImpactAssessment(Record):
+    """An AI system impact assessment (6.1.4, A.5)."""
+
+    id: str = Field(default_factory=new_id)
+    system: str
+    model_version_id: str | None = None
+    status: str = Field("open", description="open until someone completes it, then completed.")
+    assessor: str | None = None
+    summary: str = ""
+    findings: dict[str, Any] = Field(default_factory=dict, description="Individuals, groups, society.")
+    due: date | None = None
+    opened_at: AwareDatetime = Field(default_factory=utcnow)
+    completed_at: AwareDatetime | None = None
+
+
+# -- approvals ------------------------------------------------------------------------------------
+
+
+class Approval(Record):
+    """A decision requested from accountable people (risk acceptance, go-live, treatment)."""
+
+    id: str = Field(default_factory=new_id)
+    subject: str = Field(description="What is to be decided on, e.g. model version or risk id.")
+    system: str | None = None
+    requested_decision: str
+    risk_level: Level | None = None
+    approver_group: str
+    quorum: int = Field(1, ge=1)
+    context: dict[str, Any] = Field(default_factory=dict)
+    status: str = Field("pending", description="pending, approved, rejected or expired.")
+    requested_by: str
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
+    due_at: AwareDatetime | None = None
+    decided_at: AwareDatetime | None = None
+    flow_run_id: str | None = None
+
+
+class ApprovalDecision(Record):
+    """One person's answer: who, when, via which channel, why; refused attempts too."""
+
+    id: str = Field(default_factory=new_id)
+    approval_id: str
+    decided_by: str
+    channel: str = Field(description="slack, jira, cli or prefect-ui.")
+    decision: str = Field(description="approve or reject.")
+    reason: str = ""
+    accepted: bool = Field(True, description="False when the person was not allowed to decide.")
+    refusal: str | None = None
+    decided_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+# -- incidents and improvement --------------------------------------------------------------------
+
+
+class Incident(Record):
+    id: str = Field(description="source#id of the incident-reported event.")
+    system: str
+    title: str
+    description: str = ""
+    category: IncidentCategory
+    severity: Severity
+    occurred_at: AwareDatetime
+    detected_at: AwareDatetime
+    reported_by: str
+    status: str = Field("reported", description="reported, triaged, contained, reported-to-authority, …")
+    serious: bool = False
+    criteria: list[str] = Field(default_factory=list, description="Art. 73 criteria that matched.")
+    reporting_due_at: AwareDatetime | None = None
+    deadline_basis: str | None = Field(None, description="Which Art. 73 deadline applies.")
+    authority_reference: str | None = None
+    closed_at: AwareDatetime | None = None
+
+
+class Nonconformity(Record):
+    """A nonconformity (10.2) with its root cause."""
+
+    id: str = Field(default_factory=new_id)
+    source: str = Field(description="What raised it: incident, data-quality, audit or review.")
+    source_ref: str = Field(description="Id of the record that raised it.")
+    description: str
+    root_cause: str = ""
+    status: str = Field("open", description="open, actions-planned, verified or closed.")
+    opened_at: AwareDatetime = Field(default_factory=utcnow)
+    closed_at: AwareDatetime | None = None
+
+
+class CorrectiveAction(Record):
+    id: str = Field(default_factory=new_id)
+    nonconformity_id: str
+    description: str
+    owner: str
+    due: date
+    status: str = Field("open", description="open, done or verified.")
+    done_at: AwareDatetime | None = None
+    effectiveness: str | None = Field(None, description="The effectiveness check, once made.")
+    verified_by: str | None = None
+    verified_at: AwareDatetime | None = None
+
+
+class ManagementReview(Record):
+    """A management review (9.3): its pack, results and state."""
+
+    id: str = Field(default_factory=new_id)
+    kind: str = Field("scheduled", description="scheduled or extraordinary.")
+    reason: str = ""
+    period_start: AwareDatetime | None = None
+    period_end: AwareDatetime | None = None
+    meeting_at: AwareDatetime | None = None
+    status: str = Field("planned", description="planned, prepared, held or closed.")
+    pack: dict[str, Any] = Field(default_factory=dict, description="The 9.3.2 inputs as gathered.")
+    pack_path: str | None = None
+    results: list[dict[str, Any]] = Field(default_factory=list, description="Decisions (9.3.3).")
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class ReviewAction(Record):
+    id: str = Field(default_factory=new_id)
+    review_id: str
+    description: str
+    owner: str
+    due: date
+    status: str = Field("open", description="open, done or dropped.")
+    closed_at: AwareDatetime | None = None
+
+
+# -- the event trail ------------------------------------------------------------------------------
+
+
+class EventReceived(Record):
+    """An event the router accepted, once per source#id however often it was delivered (A.6.2.8)."""
+
+    key: str = Field(description="source#id")
+    type: str
+    source: str
+    subject: str
+    event_time: AwareDatetime | None = None
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+    flow_runs: list[str] = Field(default_factory=list, description="Flow runs it started.")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvidenceRecord(Record):
+    """One event handled by one flow, and what came of it."""
 
     event_key: str = Field(description="source#id of the event: unique across redeliveries.")
     flow: str = Field(description="The flow that handled the event.")
     event_type: str = Field(description="CloudEvents type.")
     subject: str = Field(description="AI system, model or dataset the event is about.")
     flow_run_id: str | None = Field(None, description="The Prefect flow run that recorded it.")
-    recorded_at: datetime = Field(description="When the evidence was written (UTC).")
+    recorded_at: AwareDatetime = Field(default_factory=utcnow, description="When it was written (UTC).")
     controls: list[str] = Field(description="ISO/IEC 42001 clauses and Annex A controls evidenced.")
     outcome: dict[str, Any] = Field(description="What the flow found or did.")
     event: dict[str, Any] = Field(description="The event as received.")
+
+
+class AuditEntry(Record):
+    """One append to the audit log; `hash` covers every other field and the previous hash."""
+
+    seq: int
+    at: str = Field(description="ISO-8601 UTC time of the write.")
+    actor: str
+    action: str = Field(description="insert, update or delete.")
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    prev_hash: str
+    hash: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,12 @@ class AimsSettings(BaseSettings):
         validation_alias=AliasChoices("PREFECT_API_URL", "AIMS_PREFECT_API_URL"),
         description="An existing Prefect API; when unset, `aims up` starts a local server.",
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="The register's SQLAlchemy URL (PostgreSQL in production); "
+        "default: an SQLite file in the state folder. Secret: it may carry a password.",
+    )
+    policy_file: Path = Field(Path("policy/aims-policy.yaml"), description="The policy the flows apply.")
     events_topic: str = Field("aims.events", description="Inbound CloudEvents topic.")
     events_partitions: int = Field(4, ge=1, le=1000, description="Partitions of the events topic.")
     dead_letter_topic: str = Field("aims.events.dlq", description="Where rejected events go.")

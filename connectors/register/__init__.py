@@ -1,0 +1,20 @@
+"""The AIMS register: the system of record, behind `Register.unit_of_work(actor)`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.register.store import Register
+    from schemas.settings import AimsSettings
+
+
+def open_register(settings: AimsSettings, migrate: bool = True) -> Register:
+    """The register the settings name, its schema brought up to date unless `migrate` is False."""
+    from connectors.register.store import Register
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    register = Register.for_state(settings.state_path, url)
+    if migrate:
+        register.ensure_schema()
+    return register

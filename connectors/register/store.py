@@ -1,0 +1,393 @@
+"""The register behind one interface: `Register.unit_of_work(actor)` and its repositories.
+
+Flows, the router and the CLI all write through here, and every write appends an audit entry in
+the same transaction. Writers are serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-level
+advisory lock), which keeps the hash chain linear; readers never wait for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from connectors.register.audit import (
+    GENESIS,
+    AuditProblem,
+    AuditReport,
+    canonical_json,
+    entry_hash,
+    verify_chain,
+)
+from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log, entity_for
+from schemas import records as r
+
+R = TypeVar("R", bound=r.Record)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ADVISORY_LOCK = 42001  # any constant; the number of the standard, for whoever reads pg_locks
+
+
+class RegisterError(RuntimeError):
+    """A register problem a user can act on; the message says what to do."""
+
+
+class NotFound(RegisterError):
+    pass
+
+
+class Duplicate(RegisterError):
+    pass
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the only PostgreSQL driver the project installs)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def display_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Register:
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = _engine(self.url)
+
+    @classmethod
+    def for_state(cls, state_dir: Path, database_url: str | None = None) -> Register:
+        if database_url:
+            return cls(database_url)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{state_dir / 'register.sqlite'}")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to `revision`; safe to call from several processes at once."""
+        from alembic import command
+
+        with self._writer() as conn:
+            config = _alembic_config(conn)
+            command.upgrade(config, revision)
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def ensure_schema(self) -> None:
+        """Migrate when the schema is behind; the cheap check first, since every flow run calls this."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        if self.revision() != head:
+            self.migrate()
+
+    # -- work -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self, actor: str) -> Iterator[UnitOfWork]:
+        """One transaction that may write: committed when the block ends, rolled back on error."""
+        if not actor.strip():
+            raise ValueError("every register write names its actor (a flow run, a router, a person)")
+        with self._writer() as conn:
+            yield UnitOfWork(conn, actor)
+
+    @contextmanager
+    def reader(self) -> Iterator[UnitOfWork]:
+        """A read-only view; writing through it raises."""
+        with self.engine.connect() as conn, conn.begin():
+            yield UnitOfWork(conn, actor=None)
+
+    def verify_audit(self) -> AuditReport:
+        """Check the hash chain, then that every register row is what its last audit entry says.
+
+        The second half catches rows edited, added or deleted in the database behind the register's back.
+        """
+        with self.engine.connect() as conn:
+            head_row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+            rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).mappings()
+            report = verify_chain(
+                (r.AuditEntry.model_validate(dict(row)) for row in rows),
+                (head_row.seq, head_row.hash) if head_row else None,
+            )
+            if report.ok:
+                problem = _check_rows(conn)
+                if problem is not None:
+                    report = replace(report, problem=problem)
+            return report
+
+    @contextmanager
+    def _writer(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(aims_write=True) as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK})")
+                yield conn
+        except OperationalError as exc:
+            raise RegisterError(
+                f"the register at {display_url(self.url)} is unavailable: {exc.orig}"
+            ) from exc
+
+
+def _check_rows(conn: Connection) -> AuditProblem | None:
+    """Replay the log's last `after` per record and compare it with the rows as stored."""
+    last: dict[tuple[str, str], tuple[int, dict[str, Any] | None]] = {}
+    for seq, entity, entity_id, after in conn.execute(
+        select(audit_log.c.seq, audit_log.c.entity, audit_log.c.entity_id, audit_log.c.after).order_by(
+            audit_log.c.seq
+        )
+    ):
+        last[(entity, entity_id)] = (seq, after)
+    for entity in ENTITIES.values():
+        seen: set[str] = set()
+        for row in conn.execute(select(entity.table)).mappings():
+            record = entity.record.model_validate(dict(row))
+            entity_id = " / ".join(str(getattr(record, k)) for k in entity.key)
+            seen.add(entity_id)
+            what = f"{entity.name} {entity_id!r}"
+            logged = last.get((entity.name, entity_id))
+            if logged is None:
+                return AuditProblem(0, "unlogged row", f"{what} was written without an audit entry")
+            if canonical_json(record.model_dump(mode="json")) != canonical_json(logged[1]):
+                return AuditProblem(logged[0], "row altered", f"{what} differs from what this entry recorded")
+        for (name, entity_id), (seq, after) in last.items():
+            if name == entity.name and after is not None and entity_id not in seen:
+                what = f"{entity.name} {entity_id!r}"
+                return AuditProblem(seq, "row deleted", f"{what} is logged but no longer stored")
+    return None
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's begin event, not pysqlite, decide how a transaction starts.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # A writer takes the lock up front: upgrading a read transaction later can fail at once.
+            conn.exec_driver_sql(
+                "BEGIN IMMEDIATE" if conn.get_execution_options().get("aims_write") else "BEGIN"
+            )
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise RegisterError(
+            f"no database driver for {display_url(url)}: install the 'postgres' extra (psycopg)"
+        ) from exc
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+# -- unit of work ----------------------------------------------------------------------------------
+
+
+class UnitOfWork:
+    def __init__(self, conn: Connection, actor: str | None) -> None:
+        self.conn = conn
+        self.actor = actor
+        self._head: tuple[int, str] | None = None
+        self.systems = Repository(self, r.AISystem)
+        self.model_versions = Repository(self, r.ModelVersion)
+        self.datasets = Repository(self, r.Dataset)
+        self.dataset_versions = Repository(self, r.DatasetVersion)
+        self.data_quality = Repository(self, r.DataQualityResult)
+        self.risks = Repository(self, r.Risk)
+        self.risk_versions = Repository(self, r.RiskVersion)
+        self.impact_assessments = Repository(self, r.ImpactAssessment)
+        self.approvals = Repository(self, r.Approval)
+        self.decisions = Repository(self, r.ApprovalDecision)
+        self.incidents = Repository(self, r.Incident)
+        self.nonconformities = Repository(self, r.Nonconformity)
+        self.corrective_actions = Repository(self, r.CorrectiveAction)
+        self.reviews = Repository(self, r.ManagementReview)
+        self.review_actions = Repository(self, r.ReviewAction)
+        self.events = Repository(self, r.EventReceived)
+        self.evidence = Repository(self, r.EvidenceRecord)
+
+    def repository(self, record: type[R]) -> Repository[R]:
+        return Repository(self, record)
+
+    def audit_entries(self, entity: str | None = None, entity_id: str | None = None) -> list[r.AuditEntry]:
+        query = select(audit_log).order_by(audit_log.c.seq)
+        if entity is not None:
+            query = query.where(audit_log.c.entity == entity)
+        if entity_id is not None:
+            query = query.where(audit_log.c.entity_id == entity_id)
+        return [r.AuditEntry.model_validate(dict(row)) for row in self.conn.execute(query).mappings()]
+
+    def append_audit(
+        self,
+        action: str,
+        entity: Entity,
+        entity_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> r.AuditEntry:
+        if self.actor is None:
+            raise RegisterError("this is a read-only view of the register; open a unit of work to write")
+        if self._head is None:
+            row = self.conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+            if row is None:
+                self.conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+            self._head = (row.seq, row.hash) if row else (0, GENESIS)
+        seq, prev_hash = self._head[0] + 1, self._head[1]
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "actor": self.actor,
+            "action": action,
+            "entity": entity.name,
+            "entity_id": entity_id,
+            "before": before,
+            "after": after,
+            "prev_hash": prev_hash,
+        }
+        fields["hash"] = entry_hash(fields)
+        self.conn.execute(insert(audit_log).values(**fields))
+        self.conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=fields["hash"]))
+        self._head = (seq, fields["hash"])
+        return r.AuditEntry.model_validate(fields)
+
+
+class Repository(Generic[R]):
+    """Reads and writes of one record type; every write is audited with before and after."""
+
+    def __init__(self, uow: UnitOfWork, record: type[R]) -> None:
+        self.uow = uow
+        self.record = record
+        self.entity = entity_for(record)
+        self.table = self.entity.table
+
+    def add(self, item: R) -> R:
+        key = self._key_of(item)
+        if self.get(*key) is not None:
+            raise Duplicate(f"{self.entity.name} {self._key_text(key)!r} is already in the register")
+        after = item.model_dump(mode="json")
+        try:
+            with self.uow.conn.begin_nested():
+                self.uow.conn.execute(insert(self.table).values(**self._row(item)))
+        except IntegrityError as exc:
+            raise Duplicate(
+                f"{self.entity.name} {self._key_text(key)} clashes with a record: {exc.orig}"
+            ) from exc
+        self.uow.append_audit("insert", self.entity, self._key_text(key), None, after)
+        return item
+
+    def add_if_absent(self, item: R) -> bool:
+        """Insert unless a record with the same key exists; False then (redeliveries, retries)."""
+        if self.get(*self._key_of(item)) is not None:
+            return False
+        self.add(item)
+        return True
+
+    def get(self, *key: Any) -> R | None:
+        row = self.uow.conn.execute(select(self.table).where(*self._where(key))).mappings().first()
+        return self.record.model_validate(dict(row)) if row else None
+
+    def one(self, *key: Any) -> R:
+        found = self.get(*key)
+        if found is None:
+            raise NotFound(f"no {self.entity.name} {self._key_text(key)!r} in the register")
+        return found
+
+    def find(
+        self,
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        **equals: Any,
+    ) -> list[R]:
+        query = select(self.table)
+        for name, value in equals.items():
+            query = query.where(self.table.c[name] == value)
+        if order_by is not None:
+            column = self.table.c[order_by]
+            query = query.order_by(column.desc() if descending else column)
+        if limit is not None:
+            query = query.limit(limit)
+        return [self.record.model_validate(dict(row)) for row in self.uow.conn.execute(query).mappings()]
+
+    def count(self, **equals: Any) -> int:
+        query = select(func.count()).select_from(self.table)
+        for name, value in equals.items():
+            query = query.where(self.table.c[name] == value)
+        return int(self.uow.conn.execute(query).scalar_one())
+
+    def update(self, *key: Any, **changes: Any) -> R:
+        """Change fields of one record; the new version is validated before anything is written."""
+        current = self.one(*key)
+        unknown = set(changes) - set(self.record.model_fields)
+        if unknown:
+            raise ValueError(f"{self.entity.name} has no field {', '.join(sorted(unknown))}")
+        if set(changes) & set(self.entity.key):
+            raise ValueError(f"the key of {self.entity.name} ({', '.join(self.entity.key)}) cannot change")
+        new = self.record.model_validate({**current.model_dump(), **changes})
+        before, after = current.model_dump(mode="json"), new.model_dump(mode="json")
+        if before == after:
+            return current
+        self.uow.conn.execute(update(self.table).where(*self._where(key)).values(**self._row(new)))
+        self.uow.append_audit("update", self.entity, self._key_text(key), before, after)
+        return new
+
+    # -- mapping ------------------------------------------------------------------------------
+
+    def _row(self, item: R) -> dict[str, Any]:
+        plain = item.model_dump()
+        as_json = item.model_dump(mode="json", include=set(self.entity.json_fields))
+        return {**plain, **as_json}
+
+    def _key_of(self, item: R) -> tuple[Any, ...]:
+        return tuple(getattr(item, name) for name in self.entity.key)
+
+    def _where(self, key: tuple[Any, ...]) -> list[Any]:
+        if len(key) != len(self.entity.key):
+            raise TypeError(f"{self.entity.name} is keyed by {', '.join(self.entity.key)}")
+        return [self.table.c[name] == value for name, value in zip(self.entity.key, key, strict=True)]
+
+    def _key_text(self, key: tuple[Any, ...]) -> str:
+        return " / ".join(str(k) for k in key)
+
+
+def known_entities() -> list[str]:
+    return sorted(e.name for e in ENTITIES.values())
+
+
+__all__ = ["Duplicate", "NotFound", "Register", "RegisterError", "Repository", "UnitOfWork", "canonical_json"]

@@ -1,0 +1,209 @@
+"""One filled-in example of every register record, every optional field set."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from schemas import records as r
+
+R = TypeVar("R", bound=r.Record)
+
+T0 = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def every_record() -> list[r.Record]:
+    later = T0 + timedelta(hours=5)
+    return [
+        r.AISystem(
+            name="credit-scoring",
+            owner="risk-analytics",
+            intended_use="Score consumer loan applications for human underwriters",
+            lifecycle_stage=r.LifecycleStage.deployed,
+            risk_tier="high",
+            description="Gradient-boosted trees",
+            created_at=T0,
+            updated_at=later,
+        ),
+        r.ModelVersion(
+            system="credit-scoring",
+            model_name="credit-gbm",
+            version="7",
+            source_uri="models:/credit-gbm/7",
+            submitted_by="ana@example.org",
+            datasets=["loan-applications"],
+            event_key="urn:mlflow#42",
+            registered_at=T0,
+        ),
+        r.Dataset(
+            name="loan-applications", owner="data-eng", description="Applications", suite="suites/loans.yaml"
+        ),
+        r.DatasetVersion(
+            dataset="loan-applications",
+            version="2026-11-02",
+            location={"kind": "file", "uri": "file:///data/loans.csv"},
+            content_hash="ab" * 32,
+            size_bytes=1234,
+            change_kind="append",
+            produced_by="etl-nightly",
+            provenance={"source": "core-banking", "event_key": "urn:etl#9"},
+            status="accepted",
+            received_at=T0,
+        ),
+        r.DataQualityResult(
+            dataset_version_id="v1",
+            suite_name="loans",
+            suite_version="3",
+            verdict="failed",
+            statistics={"evaluated": 12, "failed": 1, "ratio": 0.9166},
+            expectations=[
+                {"type": "expect_column_values_to_not_be_null", "success": False, "unexpected": [None]}
+            ],
+            drift={"amount": {"psi": 0.31}},
+            flow_run_id="fr-1",
+            checked_at=later,
+        ),
+        r.Risk(
+            system="credit-scoring",
+            category="fairness",
+            title="Disparate approval rates",
+            owner="cro",
+            likelihood=3,
+            impact=4,
+            inherent_level=r.Level.high,
+            treatment="Quarterly bias audit",
+            controls=["A.5.4", "A.7.4"],
+            residual_level=r.Level.medium,
+            next_review=date(2027, 2, 1),
+            version=2,
+            updated_at=later,
+        ),
+        r.RiskVersion(
+            risk_id="risk-1",
+            version=2,
+            likelihood=3,
+            impact=4,
+            inherent_level=r.Level.high,
+            treatment="Quarterly bias audit",
+            controls=["A.5.4"],
+            residual_level=r.Level.medium,
+            rationale=[
+                {"rule": "dq-failure-rate", "evidence": "1 of 4 checks failed", "effect": "+1 likelihood"}
+            ],
+            assessed_by="flow:reassess-risk",
+            assessed_at=later,
+        ),
+        r.ImpactAssessment(
+            system="credit-scoring",
+            model_version_id="mv-1",
+            status="completed",
+            assessor="dpo@example.org",
+            summary="Affects credit access",
+            findings={"individuals": "denial of credit", "society": "none found"},
+            due=date(2026, 12, 1),
+            opened_at=T0,
+            completed_at=later,
+        ),
+        r.Approval(
+            subject="model_version:credit-gbm/7",
+            system="credit-scoring",
+            requested_decision="go-live",
+            risk_level=r.Level.high,
+            approver_group="model-risk",
+            quorum=2,
+            context={"risk": "risk-1"},
+            status="approved",
+            requested_by="flow:reassess-risk",
+            requested_at=T0,
+            due_at=later,
+            decided_at=later,
+            flow_run_id="fr-2",
+        ),
+        r.ApprovalDecision(
+            approval_id="ap-1",
+            decided_by="bob@example.org",
+            channel="slack",
+            decision="approve",
+            reason="Bias audit scheduled",
+            accepted=False,
+            refusal="bob submitted the model",
+            decided_at=later,
+        ),
+        r.Incident(
+            id="urn:support#77",
+            system="credit-scoring",
+            title="Wrong denials",
+            description="Scores shifted after release",
+            category="fundamental_rights",
+            severity="high",
+            occurred_at=T0,
+            detected_at=later,
+            reported_by="support",
+            status="triaged",
+            serious=True,
+            criteria=["fundamental-rights infringement"],
+            reporting_due_at=later + timedelta(days=15),
+            deadline_basis="art73-general-15d",
+            authority_reference="NCA-2026-1",
+            closed_at=None,
+        ),
+        r.Nonconformity(
+            source="incident",
+            source_ref="urn:support#77",
+            description="Release without fairness check",
+            root_cause="Checklist skipped",
+            status="actions-planned",
+            opened_at=T0,
+        ),
+        r.CorrectiveAction(
+            nonconformity_id="nc-1",
+            description="Block release without fairness check",
+            owner="ml-platform",
+            due=date(2026, 12, 15),
+            status="verified",
+            done_at=later,
+            effectiveness="Two releases blocked as intended",
+            verified_by="qa",
+            verified_at=later,
+        ),
+        r.ManagementReview(
+            kind="extraordinary",
+            reason="serious incident urn:support#77",
+            period_start=T0 - timedelta(days=90),
+            period_end=T0,
+            meeting_at=later,
+            status="held",
+            pack={"inputs": {"1": "none open"}},
+            pack_path="reviews/2026-q4.md",
+            results=[{"decision": "Add fairness gate"}],
+        ),
+        r.ReviewAction(
+            review_id="rev-1", description="Add fairness gate", owner="cto", due=date(2027, 1, 31)
+        ),
+        r.EventReceived(
+            key="urn:mlflow#42",
+            type="org.aims.model.version.registered",
+            source="urn:mlflow",
+            subject="credit-scoring",
+            event_time=T0,
+            received_at=later,
+            flow_runs=["fr-1"],
+            data={"version": "7"},
+        ),
+        r.EvidenceRecord(
+            event_key="urn:mlflow#42",
+            flow="onboard-model",
+            event_type="org.aims.model.version.registered",
+            subject="credit-scoring",
+            flow_run_id="fr-1",
+            recorded_at=later,
+            controls=["A.6.2.8", "8.2"],
+            outcome={"registered": True, "nested": {"k": [1, 2.5, None]}},
+            event={"id": "42"},
+        ),
+    ]
+
+
+def sample(record: type[R]) -> R:
+    """The example of one record type."""
+    return next(s for s in every_record() if isinstance(s, record))
