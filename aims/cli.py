@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -153,16 +154,20 @@ def cmd_router(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "0")
 
     from connectors.prefect_runs import PrefectLauncher
+    from connectors.register import open_register
+    from connectors.register.receipts import RegisterReceipts
     from events.router import Router
     from events.topics import ensure_topics, topic_specs
 
     ensure_topics(endpoints.bootstrap, topic_specs(settings))
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     router = Router(
         settings,
         endpoints.bootstrap,
         PrefectLauncher,
         heartbeat_dir=settings.state_path / "routers",
-        name=args.name,
+        name=name,
+        receipts=RegisterReceipts(open_register(settings), actor=f"router:{name}"),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())
@@ -343,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo, "Start the stack, emit one event of each type, follow the runs.")
     demo.add_argument("--exit", action="store_true", help="stop the stack when the runs are done")
     demo.add_argument("--timeout", type=float, default=300, help="seconds to wait for the runs")
+
+    from aims import register_cli
+
+    register_cli.add_commands(add)
     return parser
 
 

@@ -151,7 +151,8 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
                 f"  {run.id}  {run.flow_name:20} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}"
             )
         print(f"\nPrefect UI: {info.prefect_ui_url}")
-        print(f"Evidence:   {settings.state_path / 'evidence.sqlite'}")
+        print(f"Register:   {register_summary(settings)}")
+        print("            `aims systems`, `aims incidents`, `aims audit verify` read it")
         ok = len(runs) == len(events) and all(r.state == "Completed" for r in runs)
         code = 0 if ok else 1
         if stack is not None and not exit_after:
@@ -167,3 +168,23 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         if stack is not None:
             stack.stop()
     return code
+
+
+def register_summary(settings: AimsSettings) -> str:
+    from connectors.register import open_register
+    from connectors.register.store import display_url
+
+    register = open_register(settings)
+    try:
+        with register.reader() as uow:
+            counts = (uow.systems.count(), uow.evidence.count(), uow.events.count())
+        report = register.verify_audit()
+    finally:
+        register.close()
+    audit = f"audit log intact ({report.entries} entries)"
+    if not report.ok:
+        audit = f"AUDIT LOG BROKEN: {report.problem}"
+    return (
+        f"{display_url(register.url)}: {counts[0]} AI systems, {counts[1]} evidence records, "
+        f"{counts[2]} events received; {audit}"
+    )

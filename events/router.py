@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from kafka.consumer.fetcher import ConsumerRecord
     from kafka.structs import TopicPartition
 
+    from connectors.register.receipts import ReceiptLog
+
 log = logging.getLogger("aims.router")
 
 LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
@@ -84,6 +86,7 @@ class Router:
         routes: Mapping[str, tuple[Route, ...]] = ROUTES,
         heartbeat_dir: Path | None = None,
         name: str | None = None,
+        receipts: ReceiptLog | None = None,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
@@ -91,6 +94,7 @@ class Router:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.stats = RouterStats()
         self._launcher_factory = launcher_factory
+        self._receipts = receipts
         self._heartbeat_dir = heartbeat_dir
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -188,6 +192,19 @@ class Router:
             if w.rejected is not None:
                 w.event = None
         self._dead_letter(dlq, [w for w in work if w.rejected is not None])
+        self._record_receipts([w for w in launches if w.done and w.event is not None])
+
+    def _record_receipts(self, accepted: list[_Work]) -> None:
+        if self._receipts is None or not accepted:
+            return
+        try:
+            self._receipts.record([(w.event, w.runs) for w in accepted if w.event is not None])
+        except Exception as exc:  # noqa: BLE001 - any failure means: do not commit, read them again
+            self.stats.last_error = f"register write failed: {exc}"
+            log.error("could not record %d accepted events in the register: %s; holding", len(accepted), exc)
+            for w in accepted:
+                w.done = False  # redelivered; the flow runs already exist and are found by idempotency key
+            self._stop.wait(2.0)
 
     @staticmethod
     def _rewind(consumer: KafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:

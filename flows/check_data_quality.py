@@ -12,6 +12,7 @@ from prefect import flow, task
 from flows.evidence import publish_summary, record_evidence
 from schemas.events import DataChangedEvent
 from schemas.payloads import DatasetLocation, FileLocation
+from schemas.records import Dataset, DatasetVersion, Record
 
 FLOW = "check-data-quality"
 CONTROLS = ["A.6.2.8", "A.7.4", "A.7.5", "A.7.6"]
@@ -46,6 +47,24 @@ def fingerprint(location: DatasetLocation) -> dict[str, Any]:
     return outcome
 
 
+def register_records(event: DataChangedEvent, outcome: dict[str, Any]) -> list[Record]:
+    data = event.data
+    return [
+        Dataset(name=data.dataset_id),
+        DatasetVersion(
+            id=f"{data.dataset_id}@{data.version}",
+            dataset=data.dataset_id,
+            version=data.version,
+            location=data.location.model_dump(mode="json"),
+            content_hash=outcome.get("sha256"),
+            size_bytes=outcome.get("bytes"),
+            change_kind=data.change_kind.value,
+            produced_by=event.source,
+            provenance={"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count},
+        ),
+    ]
+
+
 @flow(name=FLOW, description="Check a changed dataset and record its provenance.")
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     data = event.data
@@ -56,6 +75,6 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         "row_count": data.row_count if data.row_count is not None else "unknown",
         **fingerprint(data.location),
     }
-    record_evidence(FLOW, event, CONTROLS, outcome)
+    record_evidence(FLOW, event, CONTROLS, outcome, register_records(event, outcome))
     publish_summary(FLOW, f"Data changed: {data.dataset_id} {data.version}", event, CONTROLS, outcome)
     return outcome

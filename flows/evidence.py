@@ -1,41 +1,65 @@
-"""Tasks every flow uses to leave evidence: a stored record and a markdown artifact."""
+"""Tasks every flow uses to leave evidence: register records and a markdown artifact."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
-from connectors.evidence import SqliteEvidenceStore
 from schemas.events import AimsEvent
-from schemas.records import EvidenceRecord
+from schemas.records import EvidenceRecord, Record
 from schemas.settings import load_settings
 
+if TYPE_CHECKING:
+    from connectors.register.store import Register
 
-def evidence_store() -> SqliteEvidenceStore:
-    return SqliteEvidenceStore(load_settings().state_path / "evidence.sqlite")
+
+@functools.cache
+def register() -> Register:
+    """The register of this process (a flow-run process runs one flow, so once per run)."""
+    from connectors.register import open_register
+
+    return open_register(load_settings())
+
+
+def actor(flow: str) -> str:
+    run_id = runtime.flow_run.id
+    return f"flow:{flow}/{run_id}" if run_id else f"flow:{flow}"
 
 
 @task(name="record-evidence")
-def record_evidence(flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]) -> bool:
-    """Write the evidence record; False when a retry finds it already written."""
+def record_evidence(
+    flow: str,
+    event: AimsEvent,
+    controls: list[str],
+    outcome: dict[str, Any],
+    records: Sequence[Record] = (),
+) -> bool:
+    """Write what the flow learnt and the evidence record in one transaction.
+
+    Idempotent: a retried or resumed run finds its records there and writes nothing; returns False then.
+    """
     run_id = runtime.flow_run.id
-    return evidence_store().record(
-        EvidenceRecord(
-            event_key=event.dedup_key,
-            flow=flow,
-            event_type=event.type,
-            subject=event.key,
-            flow_run_id=str(run_id) if run_id else None,
-            recorded_at=datetime.now(UTC),
-            controls=controls,
-            outcome=outcome,
-            event=event.model_dump(mode="json"),
-        )
+    evidence = EvidenceRecord(
+        event_key=event.dedup_key,
+        flow=flow,
+        event_type=event.type,
+        subject=event.key,
+        flow_run_id=str(run_id) if run_id else None,
+        recorded_at=datetime.now(UTC),
+        controls=controls,
+        outcome=outcome,
+        event=event.model_dump(mode="json"),
     )
+    with register().unit_of_work(actor(flow)) as uow:
+        for item in records:
+            uow.repository(type(item)).add_if_absent(item)
+        return uow.evidence.add_if_absent(evidence)
 
 
 def artifact_key(flow: str, subject: str) -> str:

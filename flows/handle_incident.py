@@ -9,6 +9,7 @@ from prefect import flow, task
 from flows.evidence import publish_summary, record_evidence
 from schemas.events import IncidentReportedEvent
 from schemas.payloads import IncidentCategory, IncidentReported
+from schemas.records import Incident
 
 FLOW = "handle-incident"
 CONTROLS = ["A.6.2.8", "A.8.4", "A.3.3", "10.2"]
@@ -38,6 +39,18 @@ def summarise_incident(incident: IncidentReported) -> dict[str, Any]:
 @flow(name=FLOW, description="Record a reported incident and flag what triage must look at.")
 def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     outcome = summarise_incident(event.data)
-    record_evidence(FLOW, event, CONTROLS, outcome)
+    incident = event.data
+    record = Incident(
+        id=event.dedup_key,
+        system=incident.ai_system,
+        title=incident.description.splitlines()[0][:120] if incident.description else incident.category.value,
+        description=incident.description,
+        category=incident.category,
+        severity=incident.severity,
+        occurred_at=incident.occurred_at,
+        detected_at=incident.detected_at,
+        reported_by=incident.reporter,
+    )
+    record_evidence(FLOW, event, CONTROLS, outcome, [record])
     publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
     return outcome

@@ -9,6 +9,7 @@ from prefect import flow, task
 from flows.evidence import publish_summary, record_evidence
 from schemas.events import ModelVersionRegisteredEvent
 from schemas.payloads import ModelVersionRegistered
+from schemas.records import AISystem, ModelVersion, Record
 
 FLOW = "onboard-model"
 # A.6.2.8 event logs, A.6.2.5 deployment, A.7.5 data provenance, A.9.4 intended use, 8.2 risk on change
@@ -30,9 +31,32 @@ def summarise_model_version(model: ModelVersionRegistered) -> dict[str, Any]:
     }
 
 
+def register_records(event: ModelVersionRegisteredEvent) -> list[Record]:
+    """The inventory entry (first time the system is seen) and the model version."""
+    model = event.data
+    return [
+        AISystem(
+            name=model.ai_system,
+            owner=model.owner,
+            intended_use=model.intended_use,
+            risk_tier=model.risk_tier,
+        ),
+        ModelVersion(
+            id=f"{model.ai_system}/{model.name}/{model.version}",
+            system=model.ai_system,
+            model_name=model.name,
+            version=model.version,
+            source_uri=model.source_uri,
+            submitted_by=model.owner,
+            datasets=[f"{d.dataset_id}@{d.version or 'latest'}" for d in model.training_datasets],
+            event_key=event.dedup_key,
+        ),
+    ]
+
+
 @flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
 def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
     outcome = summarise_model_version(event.data)
-    record_evidence(FLOW, event, CONTROLS, outcome)
+    record_evidence(FLOW, event, CONTROLS, outcome, register_records(event))
     publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, CONTROLS, outcome)
     return outcome

@@ -19,7 +19,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 # Modules a flow run may need that are slow to import; loading them while no run waits is the point.
-PRELOAD = ("prefect.flow_engine", "prefect.engine", "infra.deployments")
+PRELOAD = (
+    "prefect.flow_engine",
+    "prefect.engine",
+    "infra.deployments",
+    "connectors.register.store",
+    "alembic.runtime.migration",
+    "alembic.script",
+)
 
 
 class WarmJob(BaseModel):

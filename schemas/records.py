@@ -58,7 +58,7 @@ class AISystem(Record):
     owner: str = Field(min_length=1, description="Accountable person or team.")
     intended_use: str = Field(description="What it is for and for whom (A.9.4).")
     lifecycle_stage: LifecycleStage = Field(LifecycleStage.development)
-    risk_tier: RiskTier = Field(description="Tier on the EU AI Act's scale.")
+    risk_tier: RiskTier | None = Field(None, description="Tier on the EU AI Act's scale; None until assessed.")
     description: str = ""
     created_at: AwareDatetime = Field(default_factory=utcnow)
     updated_at: AwareDatetime = Field(default_factory=utcnow)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.kafka_clients import make_admin, make_consumer, make_producer
@@ -20,6 +20,9 @@ from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
 from schemas.settings import AimsSettings
+
+if TYPE_CHECKING:
+    from connectors.register.store import Register
 
 T = TypeVar("T")
 
@@ -32,6 +35,7 @@ class SessionStack:
         self.worker: ManagedProcess | None = None
         self.bootstrap = ""
         self.api_url = ""
+        self._register: Register | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -96,10 +100,19 @@ class SessionStack:
     def api(self) -> PrefectApi:
         return PrefectApi(self.api_url)
 
+    def register(self) -> Register:
+        """The register the session's flows and routers write (SQLite in the session's state folder)."""
+        from connectors.register import open_register
+
+        if self._register is None:
+            self._register = open_register(AimsSettings(state_dir=self.state))
+        return self._register
+
     @contextmanager
     def router(self, names: dict[str, str], **overrides: Any) -> Iterator[Any]:
         """An in-process router on a thread, stopped (commit, leave group) on exit."""
         from connectors.prefect_runs import PrefectLauncher
+        from connectors.register.receipts import RegisterReceipts
         from events.router import Router
 
         router = Router(
@@ -107,6 +120,7 @@ class SessionStack:
             self.bootstrap,
             PrefectLauncher,
             heartbeat_dir=self.state / "routers",
+            receipts=RegisterReceipts(self.register(), actor="router:test"),
         )
         thread = threading.Thread(target=router.run, name="test-router", daemon=True)
         thread.start()

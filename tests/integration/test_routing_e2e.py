@@ -31,16 +31,28 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         assert run.parameters == {"event": event.model_dump(mode="json")}
         assert run.state == "Completed"
 
-    # The flows left evidence and a summary artifact.
-    from connectors.evidence import SqliteEvidenceStore
-
-    records = {r.event_key: r for r in SqliteEvidenceStore(stack.state / "evidence.sqlite").list(limit=1000)}
+    # The flows left evidence and their records in the register, the router its receipts.
+    register = stack.register()
+    with register.reader() as uow:
+        records = {e.event_key: e for e in uow.evidence.find() if e.event_key in by_key}
+        receipts = {e.key: e for e in uow.events.find() if e.key in by_key}
+        version = uow.dataset_versions.one(f"{events[1].data.dataset_id}@{events[1].data.version}")
+        model = uow.model_versions.find(event_key=events[0].dedup_key)
+        incident = uow.incidents.one(events[2].dedup_key)
+        actors = {e.actor for e in uow.audit_entries("evidence")}
     for event in events:
         assert event.dedup_key in records
         assert "A.6.2.8" in records[event.dedup_key].controls
         assert records[event.dedup_key].flow_run_id == by_key[event.dedup_key].id
+        assert receipts[event.dedup_key].flow_runs == [by_key[event.dedup_key].id]
+        assert receipts[event.dedup_key].type == event.type
     fingerprint = records[events[1].dedup_key].outcome
     assert fingerprint["bytes"] == dataset.stat().st_size and len(fingerprint["sha256"]) == 64
+    assert version.content_hash == fingerprint["sha256"] and version.size_bytes == dataset.stat().st_size
+    assert [m.version for m in model] == [events[0].data.version]
+    assert incident.severity == events[2].data.severity and incident.system == events[2].data.ai_system
+    assert any(a.startswith(f"flow:check-data-quality/{by_key[events[1].dedup_key].id}") for a in actors)
+    assert register.verify_audit().ok
     api = stack.api()
     response = api.request(
         "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [r.id for r in runs]}}}
@@ -63,3 +75,6 @@ def test_same_event_delivered_three_times_makes_one_run(stack: SessionStack, top
     api = stack.api()
     assert api.count_runs({"idempotency_key": {"any_": [event.dedup_key]}}) == 1
     api.close()
+    with stack.register().reader() as uow:
+        assert uow.events.one(event.dedup_key).flow_runs == [runs[0].id]
+        assert len(uow.audit_entries("event_received", event.dedup_key)) == 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 02:48:31.356833
+Create Date: 2026-11-28 02:53:41.211782
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("owner", sa.Text(), nullable=False),
         sa.Column("intended_use", sa.Text(), nullable=False),
         sa.Column("lifecycle_stage", sa.String(length=40), nullable=False),
-        sa.Column("risk_tier", sa.String(length=40), nullable=False),
+        sa.Column("risk_tier", sa.String(length=40), nullable=True),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28 02:48:31.479156
+Create Date: 2026-11-28 02:53:41.336496
 """
 
 from __future__ import annotations

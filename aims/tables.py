@@ -1,0 +1,43 @@
+"""Plain-text tables for the terminal: aligned columns, long cells cut with an ellipsis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+
+def cell(value: Any, width: int = 40) -> str:
+    if value is None:
+        text = "—"
+    elif isinstance(value, Enum):
+        text = str(value.value)
+    elif isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%d %H:%M")
+    elif isinstance(value, date):
+        text = value.isoformat()
+    elif isinstance(value, list | tuple):
+        text = ", ".join(str(v) for v in value) or "—"
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render(rows: Sequence[Sequence[Any]], headers: Sequence[str], widths: Sequence[int] | None = None) -> str:
+    limits = widths or [40] * len(headers)
+    cells = [[cell(v, w) for v, w in zip(row, limits, strict=True)] for row in rows]
+    sizes = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(s) for h, s in zip(headers, sizes, strict=True)).rstrip()]
+    lines.append("  ".join("-" * s for s in sizes))
+    lines += ["  ".join(c.ljust(s) for c, s in zip(r, sizes, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> str:
+    """A record shown field by field."""
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)}  {cell(v, 200)}" for k, v in pairs)
