@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.payloads import IncidentCategory, RiskTier, Severity
+from schemas.policy import RiskLevel
 
 
 def new_id() -> str:
@@ -27,15 +28,6 @@ def utcnow() -> datetime:
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
-
-
-class Level(StrEnum):
-    """Risk level on the policy's matrix."""
-
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
 
 
 class LifecycleStage(StrEnum):
@@ -58,7 +50,7 @@ class AISystem(Record):
     owner: str = Field(min_length=1, description="Accountable person or team.")
     intended_use: str = Field(description="What it is for and for whom (A.9.4).")
     lifecycle_stage: LifecycleStage = Field(LifecycleStage.development)
-    risk_tier: RiskTier | None = Field(None, description="Tier on the EU AI Act's scale; None until assessed.")
+    risk_tier: RiskTier | None = Field(None, description="EU AI Act tier; None until assessed.")
     description: str = ""
     created_at: AwareDatetime = Field(default_factory=utcnow)
     updated_at: AwareDatetime = Field(default_factory=utcnow)
@@ -131,10 +123,10 @@ class Risk(Record):
     status: str = Field("open", description="open, treated, accepted or closed.")
     likelihood: int = Field(ge=1)
     impact: int = Field(ge=1)
-    inherent_level: Level
+    inherent_level: RiskLevel
     treatment: str = ""
     controls: list[str] = Field(default_factory=list, description="Annex A controls of the treatment.")
-    residual_level: Level
+    residual_level: RiskLevel
     next_review: date | None = None
     version: int = Field(1, ge=1)
     updated_at: AwareDatetime = Field(default_factory=utcnow)
@@ -148,10 +140,10 @@ class RiskVersion(Record):
     version: int = Field(ge=1)
     likelihood: int = Field(ge=1)
     impact: int = Field(ge=1)
-    inherent_level: Level
+    inherent_level: RiskLevel
     treatment: str = ""
     controls: list[str] = Field(default_factory=list)
-    residual_level: Level
+    residual_level: RiskLevel
     rationale: list[dict[str, Any]] = Field(default_factory=list, description="Evidence and rule per score.")
     assessed_by: str
     assessed_at: AwareDatetime = Field(default_factory=utcnow)
@@ -182,7 +174,7 @@ class Approval(Record):
     subject: str = Field(description="What is to be decided on, e.g. model version or risk id.")
     system: str | None = None
     requested_decision: str
-    risk_level: Level | None = None
+    risk_level: RiskLevel | None = None
     approver_group: str
     quorum: int = Field(1, ge=1)
     context: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,115 @@
+"""`aims controls`, `aims soa export` and `aims policy check`: the standard's view of the register."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aims.errors import CliError
+from aims.register_cli import AddCommand, open_for_cli
+
+if TYPE_CHECKING:
+    from schemas.settings import AimsSettings
+
+
+def _settings() -> AimsSettings:
+    from aims.cli import _settings as settings
+
+    return settings()
+
+
+def cmd_controls(args: argparse.Namespace) -> int:
+    from aims.coverage import evidence_by_id
+    from aims.soa import coverage, render_coverage_table
+    from schemas.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    register = open_for_cli(_settings())
+    with register.reader() as uow:
+        evidence = evidence_by_id(uow, catalogue)
+    rows = coverage(catalogue, evidence, include_clauses=args.clauses)
+    if args.json:
+        json.dump(
+            [
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "title": r.title,
+                    "implemented_by": list(r.implemented_by),
+                    "evidence_count": r.evidence_count,
+                    "last_evidence_at": r.last_evidence_at.isoformat() if r.last_evidence_at else None,
+                }
+                for r in rows
+            ],
+            sys.stdout,
+            indent=2,
+        )
+        print()
+        return 0
+    print(render_coverage_table(rows))
+    return 0
+
+
+def cmd_soa_export(args: argparse.Namespace) -> int:
+    from aims.coverage import evidence_by_id
+    from aims.policy_file import load_policy
+    from aims.soa import soa_summary, statement_of_applicability, write_soa_csv, write_soa_markdown
+    from schemas.catalogue import load_catalogue
+
+    settings = _settings()
+    policy = load_policy(args.policy or settings.policy_file)
+    catalogue = load_catalogue()
+    register = open_for_cli(settings)
+    with register.reader() as uow:
+        evidence = evidence_by_id(uow, catalogue)
+    try:
+        rows = statement_of_applicability(catalogue, evidence, policy.statement_of_applicability.exclusions)
+    except ValueError as exc:
+        raise CliError(f"the policy's statement_of_applicability: {exc}") from None
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = write_soa_csv(rows, out / "statement-of-applicability.csv")
+    md_path = write_soa_markdown(
+        rows,
+        out / "statement-of-applicability.md",
+        organisation=policy.organisation,
+        generated_at=datetime.now(UTC),
+        policy_version=policy.version,
+    )
+    summary = soa_summary(rows)
+    print(
+        f"{summary.controls} controls: {summary.applicable} applicable, {summary.excluded} excluded, "
+        f"{summary.with_evidence} with evidence in the register"
+    )
+    print(csv_path)
+    print(md_path)
+    return 0
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from aims.policy_file import run_policy_check
+
+    return run_policy_check(args.file, sys.stdout)
+
+
+def add_commands(add: AddCommand) -> None:
+    controls = add(
+        "controls", cmd_controls, "ISO/IEC 42001 coverage: each control, what implements it, evidence."
+    )
+    controls.add_argument("--clauses", action="store_true", help="list clauses 4-10 too")
+    controls.add_argument("--json", action="store_true")
+    soa = add("soa", lambda _: 2, "Statement of Applicability.")
+    ssub = soa.add_subparsers(dest="soa_command", required=True, metavar="ACTION")
+    export = ssub.add_parser("export", help="write the SoA as CSV and Markdown from the register's evidence")
+    export.add_argument("--out", type=Path, default=Path("."), help="folder to write to (default: here)")
+    export.add_argument("--policy", type=Path, help="policy file (default: AIMS_POLICY_FILE)")
+    export.set_defaults(handler=cmd_soa_export)
+    policy = add("policy", lambda _: 2, "Policy file tools.")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate a policy file; every error with its field and line")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=cmd_policy_check)

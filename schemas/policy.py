@@ -1,0 +1,407 @@
+"""The AIMS policy: risk criteria, approvals, SLAs, reviews, data quality and regulatory clocks.
+
+Policy is data (DESIGN decision 5): the governance team edits one YAML file (`policy/aims-policy.yaml`),
+and `aims.policy_file.load_policy` turns it into a `Policy`, all or nothing. These models only say what
+a valid policy is; they read no files and nothing from the environment.
+
+Numbers and booleans are strict: YAML's `yes` is not a quorum of 1 and `"3"` is not a number of days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from schemas.payloads import IncidentCategory, Name, Severity, Text
+
+Loc = tuple[str | int, ...]
+
+GroupName = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Lowercase letters, digits, '-' and '_'.")
+]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# A leading '#' is accepted and dropped (in YAML it must then be quoted: an unquoted '#' starts a comment).
+SlackChannel = Annotated[
+    str,
+    BeforeValidator(lambda v: v.removeprefix("#") if isinstance(v, str) else v),
+    Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$", description="Slack channel name, without the '#'."),
+]
+JiraProject = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,9}$", description="Jira project key.")]
+# The format of an Annex A control id; whether the id is one of the 38 is the catalogue's business.
+ControlId = Annotated[str, Field(pattern=r"^A\.\d{1,2}\.\d{1,2}(\.\d{1,2})?$")]
+Justification = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"\S")]
+
+
+def _fail(title: str, problems: list[tuple[Loc, str]]) -> None:
+    """Raise every problem at its own location (pydantic prefixes the location of the field checked)."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("policy", "{reason}", {"reason": msg}), loc=loc, input=None
+                )
+                for loc, msg in problems
+            ],
+        )
+
+
+def _distinct(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    _fail(
+        "distinct", [((i,), f"{item!r} is listed twice") for i, item in enumerate(items) if item in items[:i]]
+    )
+    return items
+
+
+class PolicyModel(BaseModel):
+    # Unknown keys are refused: a misspelt setting must not silently fall back to its default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskLevel(StrEnum):
+    """Level of a risk on the policy's matrix. Order with `rank`: `<` would compare the strings."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(RiskLevel).index(self)
+
+
+# -- risk criteria (6.1.1, 8.2) -------------------------------------------------------------------
+
+
+class ScaleLevel(PolicyModel):
+    score: StrictInt = Field(ge=1, le=10, description="Position on the scale: 1 (lowest), 2, … N, in order.")
+    name: Name = Field(description="Short label used in the register and messages, e.g. 'likely'.")
+    description: Text = Field(description="What the level means, so that assessors score alike.")
+
+
+def _check_scale(levels: tuple[ScaleLevel, ...]) -> tuple[ScaleLevel, ...]:
+    problems: list[tuple[Loc, str]] = []
+    for i, level in enumerate(levels):
+        if level.score != i + 1:
+            problems.append(((i, "score"), f"expected score {i + 1}: scores run 1, 2, … N in list order"))
+            break
+    names = [level.name.casefold() for level in levels]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(((i, "name"), f"name {levels[i].name!r} is used twice"))
+    _fail("scale", problems)
+    return levels
+
+
+Scale = Annotated[tuple[ScaleLevel, ...], Field(min_length=2, max_length=10), AfterValidator(_check_scale)]
+
+
+class Band(PolicyModel):
+    level: RiskLevel = Field(description="The risk level of this band.")
+    max_score: StrictInt = Field(ge=1, le=100, description="Highest likelihood × impact in the band.")
+
+
+def _check_bands(bands: tuple[Band, ...]) -> tuple[Band, ...]:
+    problems: list[tuple[Loc, str]] = []
+    for i in range(1, len(bands)):
+        if bands[i].level.rank <= bands[i - 1].level.rank:
+            problems.append(((i, "level"), f"bands go from low to critical; {bands[i].level} comes too late"))
+        if bands[i].max_score <= bands[i - 1].max_score:
+            problems.append(((i, "max_score"), f"must be above the previous band's {bands[i - 1].max_score}"))
+    _fail("bands", problems)
+    return bands
+
+
+class RiskCriteria(PolicyModel):
+    likelihood: Scale = Field(description="Likelihood scale, lowest first.")
+    impact: Scale = Field(description="Impact scale, lowest first.")
+    levels: Annotated[tuple[Band, ...], AfterValidator(_check_bands)] = Field(
+        min_length=1,
+        max_length=4,
+        description="Bands of likelihood × impact, ascending; a score falls in the first band it does not "
+        "exceed, and the last band reaches the highest score.",
+    )
+    appetite: RiskLevel = Field(RiskLevel.low, description="Highest level accepted without an approval.")
+    reassessment_days: StrictInt = Field(
+        180, ge=1, le=3650, description="A risk is reassessed at least this often (8.2), besides on change."
+    )
+
+    @model_validator(mode="after")
+    def _bands_cover_matrix(self) -> RiskCriteria:
+        top = len(self.likelihood) * len(self.impact)
+        last = len(self.levels) - 1
+        problems: list[tuple[Loc, str]] = []
+        for i, band in enumerate(self.levels[:last]):
+            if band.max_score >= top:
+                problems.append(
+                    (("levels", i, "max_score"), f"reaches {top} already: later bands are unused")
+                )
+        if self.levels[last].max_score < top:
+            problems.append((("levels", last, "max_score"), f"the last band must reach {top} (top score)"))
+        _fail("risk", problems)
+        return self
+
+    def level_for(self, likelihood: int, impact: int) -> RiskLevel:
+        for label, value, scale in (
+            ("likelihood", likelihood, self.likelihood),
+            ("impact", impact, self.impact),
+        ):
+            if not 1 <= value <= len(scale):
+                raise ValueError(f"{label} {value} is outside the policy's {label} scale 1..{len(scale)}")
+        score = likelihood * impact
+        return next(band.level for band in self.levels if score <= band.max_score)
+
+
+# -- approvals, SLAs and escalation (5.3, 6.1.3) --------------------------------------------------
+
+
+class ApproverGroup(PolicyModel):
+    members: Annotated[tuple[Name, ...], AfterValidator(_distinct)] = Field(
+        min_length=1, description="User ids or emails of the people who may decide for the group."
+    )
+    slack_channel: SlackChannel = Field(description="Where the group's approval requests are posted.")
+    jira_project: JiraProject | None = Field(None, description="Jira project for approval issues, if any.")
+
+
+class ApprovalRule(PolicyModel):
+    groups: Annotated[tuple[GroupName, ...], AfterValidator(_distinct)] = Field(
+        min_length=1, description="Approver groups whose members may decide."
+    )
+    quorum: StrictInt = Field(1, ge=1, le=20, description="Distinct approvers needed for a decision.")
+    distinct_groups: StrictBool = Field(False, description="Each approver of the quorum from another group.")
+    separation_of_duties: StrictBool = Field(True, description="The submitter may not approve their own.")
+
+    @model_validator(mode="after")
+    def _enough_groups(self) -> ApprovalRule:
+        if self.distinct_groups and self.quorum > len(self.groups):
+            _fail(
+                "rule",
+                [(("quorum",), f"distinct_groups needs {self.quorum} groups, {len(self.groups)} listed")],
+            )
+        return self
+
+
+class EscalationStep(PolicyModel):
+    after_hours: StrictInt = Field(ge=1, le=24 * 365, description="Hours after the request, if undecided.")
+    notify: Annotated[tuple[Name, ...], AfterValidator(_distinct)] = Field(
+        min_length=1, description="Approver group names, or email addresses of people, to notify."
+    )
+
+
+def _check_escalation(steps: tuple[EscalationStep, ...]) -> tuple[EscalationStep, ...]:
+    problems: list[tuple[Loc, str]] = []
+    for i in range(1, len(steps)):
+        if steps[i].after_hours <= steps[i - 1].after_hours:
+            problems.append(
+                ((i, "after_hours"), f"must come after the previous step's {steps[i - 1].after_hours}")
+            )
+    _fail("escalation", problems)
+    return steps
+
+
+class Sla(PolicyModel):
+    decision_hours: StrictInt = Field(ge=1, le=24 * 90, description="Hours within which a decision is due.")
+    escalation: Annotated[tuple[EscalationStep, ...], AfterValidator(_check_escalation)] = Field(
+        (), description="Who is notified, in time order, while the decision is outstanding."
+    )
+
+
+# -- management review (9.3) ----------------------------------------------------------------------
+
+
+class ReviewCadence(StrEnum):
+    """How often ordinary management reviews are held (calendar-based, not cron: reviews are meetings)."""
+
+    monthly = "monthly"
+    quarterly = "quarterly"
+    semiannual = "semiannual"
+    annual = "annual"
+
+    @property
+    def months(self) -> int:
+        return {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[self.value]
+
+
+class Attendee(PolicyModel):
+    name: Name = Field(description="Full name.")
+    email: Email = Field(description="Where invitations and the review pack go.")
+    role: Name = Field(description="Role in the AIMS, e.g. 'AIMS owner' or 'CISO'.")
+
+
+class ExtraordinaryReview(PolicyModel):
+    incidents: StrictInt = Field(3, ge=1, le=1000, description="This many incidents …")
+    within_days: StrictInt = Field(30, ge=1, le=365, description="… within this many days …")
+    min_severity: Severity = Field(Severity.high, description="… of at least this severity call a review.")
+
+
+class ManagementReview(PolicyModel):
+    cadence: ReviewCadence = Field(ReviewCadence.quarterly, description="Ordinary review frequency.")
+    lead_time_days: StrictInt = Field(
+        14, ge=1, le=90, description="Days before a review at which its pack is prepared and sent."
+    )
+    attendees: tuple[Attendee, ...] = Field(min_length=1, description="Who is invited (top management).")
+    extraordinary: ExtraordinaryReview = Field(
+        default_factory=ExtraordinaryReview, description="When incidents call an extraordinary review."
+    )
+
+    @model_validator(mode="after")
+    def _lead_time_fits(self) -> ManagementReview:
+        if self.lead_time_days >= self.cadence.months * 28:
+            _fail("review", [(("lead_time_days",), f"must be shorter than the {self.cadence} cadence")])
+        return self
+
+
+# -- data quality (A.7.4), regulatory clocks (A.8.4), incidents, applicability --------------------
+
+
+class DataQuality(PolicyModel):
+    psi_warning: StrictFloat = Field(0.1, gt=0, le=10, description="Population stability index that warns.")
+    psi_critical: StrictFloat = Field(0.25, gt=0, le=10, description="PSI that fails the check.")
+    ks_pvalue: StrictFloat = Field(
+        0.05, gt=0, lt=1, description="Kolmogorov-Smirnov p-value below which a column has drifted."
+    )
+    coalesce_seconds: StrictInt = Field(
+        300, ge=0, le=86_400, description="Changes to one dataset within this window are checked once."
+    )
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> DataQuality:
+        if self.psi_critical <= self.psi_warning:
+            _fail("data_quality", [(("psi_critical",), f"must be above psi_warning ({self.psi_warning})")])
+        return self
+
+
+def _check_reminders(fractions: tuple[float, ...]) -> tuple[float, ...]:
+    problems: list[tuple[Loc, str]] = []
+    for i in range(1, len(fractions)):
+        if fractions[i] <= fractions[i - 1]:
+            problems.append(((i,), f"must be above the previous reminder's {fractions[i - 1]}"))
+    _fail("reminders", problems)
+    return fractions
+
+
+Fraction = Annotated[StrictFloat, Field(gt=0, lt=1)]
+
+
+class Art73Clock(PolicyModel):
+    """EU AI Act Art. 73: days from awareness of a serious incident to the report to the authority."""
+
+    general_days: StrictInt = Field(15, ge=1, le=365, description="Any serious incident.")
+    death_days: StrictInt = Field(10, ge=1, le=365, description="The death of a person.")
+    widespread_days: StrictInt = Field(
+        2,
+        ge=1,
+        le=365,
+        description="Widespread infringement, or serious disruption of critical infrastructure.",
+    )
+    reminders: Annotated[tuple[Fraction, ...], AfterValidator(_check_reminders)] = Field(
+        (0.5, 0.8), description="Remind when these fractions of the time have passed, e.g. 0.5 = halfway."
+    )
+
+    @model_validator(mode="after")
+    def _special_within_general(self) -> Art73Clock:
+        problems: list[tuple[Loc, str]] = []
+        for name, days in (("death_days", self.death_days), ("widespread_days", self.widespread_days)):
+            if days > self.general_days:
+                problems.append(((name,), f"must not exceed general_days ({self.general_days})"))
+        _fail("art73", problems)
+        return self
+
+
+class Regulatory(PolicyModel):
+    art73: Art73Clock = Field(default_factory=Art73Clock, description="Serious-incident reporting deadlines.")
+
+
+class Incidents(PolicyModel):
+    slack_channel: SlackChannel = Field(description="Where incidents are announced and coordinated.")
+    jira_project: JiraProject = Field(description="Jira project where incident issues are opened.")
+    severity_floor: Mapping[IncidentCategory, Severity] = Field(
+        default_factory=dict, description="Lowest severity per category: triage raises a lower reported one."
+    )
+
+
+class StatementOfApplicability(PolicyModel):
+    exclusions: Mapping[ControlId, Justification] = Field(
+        default_factory=dict, description="Annex A controls not applied, each with its justification (6.1.3)."
+    )
+
+
+# -- the policy -----------------------------------------------------------------------------------
+
+
+class Policy(PolicyModel):
+    """The whole policy, validated together: cross-references are checked once every part is valid."""
+
+    version: Name = Field(description="Version the governance team bumps on every change; quote it in YAML.")
+    organisation: Name = Field(description="The organisation whose AIMS this is.")
+    risk: RiskCriteria = Field(description="Risk criteria: scales, matrix bands, appetite, reassessment.")
+    approver_groups: Mapping[GroupName, ApproverGroup] = Field(
+        min_length=1, description="Named groups of people who may decide approvals."
+    )
+    approvals: Mapping[RiskLevel, ApprovalRule] = Field(
+        default_factory=dict,
+        description="Who approves, per risk level; needed for every level above appetite.",
+    )
+    slas: Mapping[RiskLevel, Sla] = Field(
+        default_factory=dict, description="Decision time and escalation, per risk level above appetite."
+    )
+    management_review: ManagementReview = Field(description="Cadence and attendees of management reviews.")
+    data_quality: DataQuality = Field(default_factory=DataQuality, description="Drift thresholds.")
+    regulatory: Regulatory = Field(default_factory=Regulatory, description="Regulatory reporting clocks.")
+    incidents: Incidents = Field(description="Where incidents go, and severity floors per category.")
+    statement_of_applicability: StatementOfApplicability = Field(
+        default_factory=StatementOfApplicability, description="Exclusions from Annex A, justified."
+    )
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Policy:
+        groups = self.approver_groups
+        problems: list[tuple[Loc, str]] = []
+        for level, rule in self.approvals.items():
+            unknown = [(i, g) for i, g in enumerate(rule.groups) if g not in groups]
+            problems += [
+                (("approvals", level.value, "groups", i), f"no approver group {g!r}") for i, g in unknown
+            ]
+            eligible = {member for g in rule.groups if g in groups for member in groups[g].members}
+            if not unknown and rule.quorum > len(eligible):
+                loc: Loc = ("approvals", level.value, "quorum")
+                problems.append((loc, f"only {len(eligible)} distinct people may approve"))
+        for level, sla in self.slas.items():
+            for i, step in enumerate(sla.escalation):
+                for j, who in enumerate(step.notify):
+                    if who not in groups and "@" not in who:
+                        loc = ("slas", level.value, "escalation", i, "notify", j)
+                        problems.append((loc, f"{who!r} is neither an approver group nor an email address"))
+        for level in self.levels_needing_approval():
+            for section, present in (("approvals", self.approvals), ("slas", self.slas)):
+                if level not in present:
+                    problems.append(((section,), f"{level.value!r} is above the appetite and needs an entry"))
+        _fail("Policy", problems)
+        return self
+
+    def levels_needing_approval(self) -> list[RiskLevel]:
+        """The levels the matrix can produce that lie above the appetite."""
+        return [band.level for band in self.risk.levels if self.needs_approval(band.level)]
+
+    def needs_approval(self, level: RiskLevel) -> bool:
+        return level.rank > self.risk.appetite.rank
+
+    def level_for(self, likelihood: int, impact: int) -> RiskLevel:
+        """The risk level of a likelihood and impact score; ValueError if either is off its scale."""
+        return self.risk.level_for(likelihood, impact)
