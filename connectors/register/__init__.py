@@ -11,10 +11,12 @@ if TYPE_CHECKING:
 
 def open_register(settings: AimsSettings, migrate: bool = True) -> Register:
     """The register the settings name, its schema brought up to date unless `migrate` is False."""
+    from connectors.register.legacy import import_legacy_evidence
     from connectors.register.store import Register
 
     url = settings.database_url.get_secret_value() if settings.database_url else None
     register = Register.for_state(settings.state_path, url)
     if migrate:
         register.ensure_schema()
+        import_legacy_evidence(register, settings.state_path)
     return register
