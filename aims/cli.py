@@ -138,7 +138,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     use_prefect(settings, Endpoints("", api, None))
     from infra.deployments import serve
 
-    serve(settings.work_pool, limit=args.limit, spares=settings.warm_processes)
+    serve(settings.work_pool, settings.state_path, limit=args.limit, spares=settings.warm_processes)
     return 0
 
 

@@ -309,6 +309,11 @@ def start_worker(ctx: Context) -> ManagedProcess:
     proc.start()
 
     def served() -> bool:
+        from infra.deployments import worker_ready
+
+        # Measured from a worker whose flow-run processes are warm, as `aims up` hands it over.
+        if not worker_ready(ctx.state, proc.pid):
+            return False
         return all(
             httpx.get(f"{ctx.api_url}/deployments/name/{name}", timeout=5).status_code == 200
             for name in deployment_names()

@@ -5,7 +5,10 @@ The routing table names deployments as "<flow-name>/aims"; this module is what m
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
     from connectors.prefect_api import PrefectApi
+    from infra.warm_worker import WarmProcessWorker
 
 
 def all_flows() -> list[Flow[..., Any]]:
@@ -43,13 +47,28 @@ def served(api: PrefectApi) -> bool:
     return all(api.deployment_exists(r.deployment) for routes in ROUTES.values() for r in routes)
 
 
-def serve(work_pool: str, limit: int | None = None, spares: int = 2) -> None:
+def worker_status_path(state_dir: Path, pid: int) -> Path:
+    return state_dir / "workers" / f"{pid}.json"
+
+
+def worker_ready(state_dir: Path, pid: int | None) -> bool:
+    """True once that worker has at least one flow-run process that finished importing."""
+    if pid is None:
+        return False
+    try:
+        status = json.loads(worker_status_path(state_dir, pid).read_text())
+    except (OSError, ValueError):
+        return False
+    return int(status.get("ready", 0)) > 0 or int(status.get("size", 1)) == 0
+
+
+def serve(work_pool: str, state_dir: Path, limit: int | None = None, spares: int = 2) -> None:
     """Register the work pool and the deployments, then run their flow runs until interrupted."""
-    anyio.run(_serve, deployments(), work_pool, limit, spares)
+    anyio.run(_serve, deployments(), work_pool, state_dir, limit, spares)
 
 
 async def _serve(
-    flow_deployments: list[RunnerDeployment], work_pool: str, limit: int | None, spares: int
+    flow_deployments: list[RunnerDeployment], work_pool: str, state_dir: Path, limit: int | None, spares: int
 ) -> None:
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -71,11 +90,28 @@ async def _serve(
     worker = WarmProcessWorker(
         work_pool_name=work_pool, limit=limit, spares=spares, create_pool_if_not_found=False
     )
-    async with anyio.create_task_group() as group:
-        group.start_soon(_cancel_on_sigterm, group.cancel_scope)
-        # Runs already started keep going in their own processes; the worker only stops taking new ones.
-        await worker.start(printer=lambda message: print(message, flush=True))
-        group.cancel_scope.cancel()
+    status = worker_status_path(state_dir, os.getpid())
+    status.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_sigterm, group.cancel_scope)
+            group.start_soon(_report_pool, worker, status)
+            # Runs already started keep going in their own processes; the worker only stops taking new ones.
+            await worker.start(printer=lambda message: print(message, flush=True))
+            group.cancel_scope.cancel()
+    finally:
+        status.unlink(missing_ok=True)
+
+
+async def _report_pool(worker: WarmProcessWorker, status: Path) -> None:
+    """Keep `workers/<pid>.json` current: how many flow-run processes are ready to take a run."""
+    last: tuple[int, int] | None = None
+    while True:
+        now = (worker.pool.ready_count, worker.pool.size)
+        if now != last:
+            status.write_text(json.dumps({"ready": now[0], "size": now[1]}))
+            last = now
+        await anyio.sleep(0.2)
 
 
 async def _cancel_on_sigterm(scope: anyio.CancelScope) -> None:

@@ -105,9 +105,9 @@ class LocalStack:
             progress(f"Prefect: server ready, UI at {self.ui_url}")
         logs = self.state / "logs"
         self._spawn("worker", aims_command("worker"), logs / "worker.log")
-        progress("Prefect: waiting for the deployments to be served…")
+        progress("Prefect: waiting for the deployments and the worker's flow-run processes…")
         wait_until(self._deployments_served, 120, "worker", self.children["worker"])
-        progress("Prefect: deployments served")
+        progress("Prefect: deployments served, worker ready")
         self._spawn("router", aims_command("router"), logs / "router.log")
         wait_until(self._router_ready, 90, "router", self.children["router"])
         progress("Router: consuming")
@@ -137,8 +137,10 @@ class LocalStack:
 
     def _deployments_served(self) -> bool:
         from connectors.prefect_api import PrefectApi
-        from infra.deployments import served
+        from infra.deployments import served, worker_ready
 
+        if not worker_ready(self.state, self.children["worker"].pid):
+            return False
         api = PrefectApi(self.api_url)
         try:
             return served(api)

@@ -44,9 +44,14 @@ def preload() -> None:
 
     for module in PRELOAD:
         importlib.import_module(module)
+    from flows.evidence import register
     from infra.deployments import all_flows
 
     all_flows()
+    try:
+        register()  # opens the register and checks its schema now, not while a run waits
+    except Exception as exc:  # noqa: BLE001 - the run will open it again and fail visibly if it must
+        print(f"warm flow-run process: the register is not available yet: {exc}", file=sys.stderr)
 
 
 def run_job(job: WarmJob) -> None:
@@ -72,8 +77,21 @@ def run_job(job: WarmJob) -> None:
             asyncio.run(result)
 
 
+def say_ready() -> None:
+    """Tell the worker the imports are done (a byte on the pipe it passed), so it prefers this process."""
+    fd = os.environ.pop("AIMS_WARM_READY_FD", None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"1")
+        os.close(int(fd))
+    except OSError:
+        pass  # the worker is gone or stopped listening; stdin will tell
+
+
 def main() -> int:
     preload()
+    say_ready()
     line = sys.stdin.readline()
     if not line.strip():
         return 0

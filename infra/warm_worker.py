@@ -28,44 +28,98 @@ if TYPE_CHECKING:
 FLOW_NAME_LABEL = "prefect.io/flow-name"
 
 
+READY_FD = "AIMS_WARM_READY_FD"
+
+
+class Spare:
+    """One waiting process and the pipe on which it says it has finished importing."""
+
+    def __init__(self, process: anyio.abc.Process, ready_fd: int) -> None:
+        self.process = process
+        self._ready_fd: int | None = ready_fd
+        self._ready = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    @property
+    def ready(self) -> bool:
+        if not self._ready and self._ready_fd is not None:
+            try:
+                self._ready = os.read(self._ready_fd, 1) == b"1"
+            except BlockingIOError:
+                return False
+            self._close_fd()
+        return self._ready
+
+    async def aclose(self, terminate: bool = False) -> None:
+        self._close_fd()
+        if terminate and self.alive:
+            self.process.terminate()
+        await self.process.aclose()
+
+    def _close_fd(self) -> None:
+        if self._ready_fd is not None:
+            os.close(self._ready_fd)
+            self._ready_fd = None
+
+
 class SparePool:
-    """Processes of `infra.warm_engine`, started ahead of need; the oldest is the most likely ready."""
+    """Processes of `infra.warm_engine`, started ahead of need; a run gets the oldest ready one."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._spares: deque[anyio.abc.Process] = deque()
+        self._spares: deque[Spare] = deque()
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for s in self._spares if s.alive and s.ready)
 
     async def fill(self) -> None:
         while len(self._spares) < self.size:
             self._spares.append(await self._spawn())
 
     async def take(self) -> anyio.abc.Process:
-        while self._spares:
-            process = self._spares.popleft()
-            if process.returncode is None:
-                break
-            # It died while waiting (killed, or its imports failed); its output is in the worker's log.
-            await process.aclose()
+        for spare in list(self._spares):
+            if not spare.alive:
+                # It died while waiting (killed, or its imports failed); its output is in the worker's log.
+                self._spares.remove(spare)
+                await spare.aclose()
+        # Under load a younger spare may be ready before an older one; none ready: the oldest is closest.
+        ready = [s for s in self._spares if s.ready]
+        chosen = ready[0] if ready else (self._spares[0] if self._spares else None)
+        if chosen is None:
+            chosen = await self._spawn()
         else:
-            process = await self._spawn()
+            self._spares.remove(chosen)
+        chosen._close_fd()
         await self.fill()
-        return process
+        return chosen.process
 
     async def close(self) -> None:
         # Shielded: this runs while the worker is being cancelled, and spares must not outlive it.
         with anyio.CancelScope(shield=True):
             while self._spares:
-                process = self._spares.popleft()
-                if process.returncode is None:
-                    process.terminate()
-                await process.aclose()
+                await self._spares.popleft().aclose(terminate=True)
 
     @staticmethod
-    async def _spawn() -> anyio.abc.Process:
-        # stdout and stderr are inherited: flow-run output lands in the worker's log, as with Prefect's.
-        return await anyio.open_process(
-            [sys.executable, "-m", "infra.warm_engine"], stdin=subprocess.PIPE, stdout=None, stderr=None
-        )
+    async def _spawn() -> Spare:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        try:
+            # stdout and stderr are inherited: flow-run output lands in the worker's log, as with Prefect's.
+            process = await anyio.open_process(
+                [sys.executable, "-m", "infra.warm_engine"],
+                stdin=subprocess.PIPE,
+                stdout=None,
+                stderr=None,
+                pass_fds=(write_fd,),
+                env={**os.environ, READY_FD: str(write_fd)},
+            )
+        finally:
+            os.close(write_fd)
+        return Spare(process, read_fd)
 
 
 class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWorkerResult]):
@@ -76,14 +130,14 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
 
     def __init__(self, *args: Any, spares: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pool = SparePool(spares)
+        self.pool = SparePool(spares)
 
     async def setup(self) -> None:
         await super().setup()
-        await self._pool.fill()
+        await self.pool.fill()
 
     async def teardown(self, *exc_info: Any) -> None:
-        await self._pool.close()
+        await self.pool.close()
         await super().teardown(*exc_info)
 
     async def run(
@@ -100,7 +154,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
             flow_name=flow_name,
             env={k: v for k, v in configuration.env.items() if v is not None},
         )
-        process = await self._pool.take()
+        process = await self.pool.take()
         assert process.stdin is not None
         await process.stdin.send(job.model_dump_json().encode() + b"\n")
         await process.stdin.aclose()

@@ -62,7 +62,7 @@ class AimsSettings(BaseSettings):
         0.5, ge=0.1, le=60, description="How often the worker polls its work pool for new runs (s)."
     )
     warm_processes: int = Field(
-        2, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
+        3, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
     )
 
     @property

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.kafka_clients import make_admin, make_consumer, make_producer
 from events.topics import ensure_topics, topic_specs
-from infra.deployments import served
+from infra.deployments import served, worker_ready
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
@@ -70,7 +70,12 @@ class SessionStack:
         self.worker.start()
         api = self.api()
         try:
-            wait_until(lambda: served(api), 120, "worker", self.worker)
+            wait_until(
+                lambda: worker_ready(self.state, self.worker.pid if self.worker else None) and served(api),
+                120,
+                "worker",
+                self.worker,
+            )
         finally:
             api.close()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
 from events.producer import EventPublisher
+from infra.deployments import worker_status_path
 from schemas.settings import AimsSettings
 from tests.factories import incident_event, model_event
 from tests.support import SessionStack, poll
@@ -55,10 +57,19 @@ def worker_pid(stack: SessionStack) -> int:
     return pid
 
 
+def ready_spares(stack: SessionStack, pid: int) -> int:
+    """What the worker reports in its status file: spares that finished importing."""
+    try:
+        return int(json.loads(worker_status_path(stack.state, pid).read_text())["ready"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
 def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
     stack: SessionStack, topics: dict[str, str]
 ) -> None:
     pid = worker_pid(stack)
+    poll(lambda: ready_spares(stack, pid) == SPARES, 90, f"the worker reporting {SPARES} spares ready")
     before = spares_of(pid)
     event = incident_event("warm-spare")
     publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
@@ -72,6 +83,7 @@ def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
     # One run per process: it exits once the run's logs and events are flushed.
     poll(lambda: not exists(ran_in), 30, "the run's process to exit")
     poll(lambda: len(spares_of(pid)) >= SPARES, 60, "the pool topped up again")
+    poll(lambda: ready_spares(stack, pid) == SPARES, 90, "the new spare warm")
 
 
 def test_spares_killed_while_waiting_are_replaced_and_runs_still_complete(
@@ -102,5 +114,6 @@ def test_stopping_the_worker_stops_its_spares(stack: SessionStack) -> None:
     stack.stop_worker()
     try:
         poll(lambda: not any(exists(p) for p in spares), 30, "the spares gone with the worker")
+        assert not worker_status_path(stack.state, pid).exists()
     finally:
         stack.start_worker()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -11,18 +13,26 @@ from pydantic import ValidationError
 from infra.warm_engine import WarmJob
 
 
-def run_spare(stdin: str) -> subprocess.CompletedProcess[str]:
+def run_spare(stdin: str, state: Path) -> subprocess.CompletedProcess[str]:
+    # Its own state folder: a spare opens the register while it warms up.
+    env = {**os.environ, "AIMS_STATE_DIR": str(state)}
     return subprocess.run(
-        [sys.executable, "-m", "infra.warm_engine"], input=stdin, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "infra.warm_engine"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
-def test_a_spare_whose_pipe_closes_unused_exits_zero() -> None:
-    assert run_spare("").returncode == 0
+def test_a_spare_whose_pipe_closes_unused_exits_zero_having_opened_the_register(tmp_path: Path) -> None:
+    assert run_spare("", tmp_path).returncode == 0
+    assert (tmp_path / "register.sqlite").is_file()
 
 
-def test_a_spare_refuses_a_malformed_job_with_a_clear_error() -> None:
-    result = run_spare('{"flow_run_id": "not-a-uuid", "flow_name": "x"}\n')
+def test_a_spare_refuses_a_malformed_job_with_a_clear_error(tmp_path: Path) -> None:
+    result = run_spare('{"flow_run_id": "not-a-uuid", "flow_name": "x"}\n', tmp_path)
     assert result.returncode != 0
     assert "flow_run_id" in result.stderr
 
