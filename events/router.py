@@ -164,7 +164,7 @@ class Router:
         decoded = decode(record.value, record.headers or [], self.settings.max_event_bytes)
         if isinstance(decoded, Rejected):
             work.rejected = decoded
-        elif not self.routes.get(decoded.type):
+        elif decoded.type not in self.routes:
             work.rejected = Rejected(Reason.unknown_type, f"no route for type {decoded.type!r}")
         else:
             work.event = decoded
@@ -311,7 +311,7 @@ class Router:
                 "routed %s %s → %s",
                 event.type,
                 event.id,
-                ", ".join(f"{d}={r}" for d, r in w.runs.items()),
+                ", ".join(f"{d}={r}" for d, r in w.runs.items()) or "recorded only: no flow for this type",
             )
 
     async def _launch_one(self, route: Route, event: AimsEvent, w: _Work) -> UUID | None:

@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.events import DATA_CHANGED, INCIDENT_REPORTED, MODEL_VERSION_REGISTERED, AimsEvent
+from schemas.events import (
+    DATA_CHANGED,
+    DATA_QUALITY_VALIDATED,
+    INCIDENT_REPORTED,
+    MODEL_VERSION_REGISTERED,
+    RISK_REASSESSMENT_REQUESTED,
+    AimsEvent,
+)
 
 # Every deployment is served under this name; the flow name says what it does.
 DEPLOYMENT = "aims"
@@ -30,10 +37,14 @@ class Route:
         return self.deployment.split("/", 1)[0]
 
 
+# A type with no routes is known and recorded in the register, but starts nothing (yet): outcome
+# events that other systems consume, and requests whose flow a later version adds.
 ROUTES: Mapping[str, tuple[Route, ...]] = {
     MODEL_VERSION_REGISTERED: (Route(f"onboard-model/{DEPLOYMENT}"),),
     DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}"),),
     INCIDENT_REPORTED: (Route(f"handle-incident/{DEPLOYMENT}"),),
+    DATA_QUALITY_VALIDATED: (),
+    RISK_REASSESSMENT_REQUESTED: (),
 }
 
 

@@ -11,11 +11,20 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, TypeAdapter, model_validator
 
 from schemas.envelope import CloudEvent
-from schemas.payloads import DataChanged, IncidentReported, ModelVersionRegistered, Payload
+from schemas.payloads import (
+    DataChanged,
+    DataQualityValidated,
+    IncidentReported,
+    ModelVersionRegistered,
+    Payload,
+    RiskReassessmentRequested,
+)
 
 MODEL_VERSION_REGISTERED: Final = "org.aims.model.version.registered"
 DATA_CHANGED: Final = "org.aims.data.changed"
 INCIDENT_REPORTED: Final = "org.aims.incident.reported"
+DATA_QUALITY_VALIDATED: Final = "org.aims.data.quality.validated"
+RISK_REASSESSMENT_REQUESTED: Final = "org.aims.risk.reassessment.requested"
 
 
 class AimsEvent(CloudEvent):
@@ -62,8 +71,28 @@ class IncidentReportedEvent(AimsEvent):
     data: IncidentReported = Field(description="The incident as reported.")
 
 
+class DataQualityValidatedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "dataset_id"
+    type: Literal["org.aims.data.quality.validated"] = Field(
+        DATA_QUALITY_VALIDATED, description="A dataset version was checked."
+    )
+    data: DataQualityValidated = Field(description="The verdict and what failed or drifted.")
+
+
+class RiskReassessmentRequestedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "ai_system"
+    type: Literal["org.aims.risk.reassessment.requested"] = Field(
+        RISK_REASSESSMENT_REQUESTED, description="An AI system's risks must be reassessed."
+    )
+    data: RiskReassessmentRequested = Field(description="The system and why.")
+
+
 AnyEvent = Annotated[
-    ModelVersionRegisteredEvent | DataChangedEvent | IncidentReportedEvent,
+    ModelVersionRegisteredEvent
+    | DataChangedEvent
+    | IncidentReportedEvent
+    | DataQualityValidatedEvent
+    | RiskReassessmentRequestedEvent,
     Field(discriminator="type"),
 ]
 
@@ -71,6 +100,8 @@ EVENT_CLASSES: dict[str, type[AimsEvent]] = {
     MODEL_VERSION_REGISTERED: ModelVersionRegisteredEvent,
     DATA_CHANGED: DataChangedEvent,
     INCIDENT_REPORTED: IncidentReportedEvent,
+    DATA_QUALITY_VALIDATED: DataQualityValidatedEvent,
+    RISK_REASSESSMENT_REQUESTED: RiskReassessmentRequestedEvent,
 }
 
 

@@ -140,3 +140,50 @@ class IncidentReported(Payload):
         if self.detected_at < self.occurred_at:
             raise ValueError("detected_at is before occurred_at")
         return self
+
+
+class Verdict(StrEnum):
+    passed = "passed"
+    failed = "failed"  # a critical expectation failed, or drift crossed its critical threshold
+    warning = "warning"  # only warning-severity failures
+    baseline = "baseline"  # no reviewed suite yet: a baseline was generated, nothing was judged
+    superseded = "superseded"  # a newer version arrived within the coalescing window
+
+
+class DataQualityValidated(Payload):
+    """The outcome of a data-quality check, for downstream consumers."""
+
+    dataset_id: Name = Field(description="The dataset checked.")
+    version: Name = Field(description="The version checked.")
+    verdict: Verdict = Field(description="What the check concluded.")
+    suite: Name | None = Field(None, description="Expectation suite file, if one was applied.")
+    suite_version: Name | None = Field(None, description="Its version.")
+    failed_critical: list[Name] = Field(
+        default_factory=list, max_length=1000, description="Critical expectations that failed."
+    )
+    failed_warning: list[Name] = Field(
+        default_factory=list, max_length=1000, description="Warning-severity expectations that failed."
+    )
+    drifted_columns: list[Name] = Field(
+        default_factory=list, max_length=1000, description="Columns whose drift crossed a threshold."
+    )
+    content_hash: Name | None = Field(None, description="SHA-256 of the checked content, for files.")
+    result_id: Name | None = Field(None, description="The data-quality result in the AIMS register.")
+
+
+class ReassessmentReason(StrEnum):
+    new_model_version = "new_model_version"
+    data_quality_failure = "data_quality_failure"
+    drift = "drift"
+    incident = "incident"
+    scheduled = "scheduled"
+    manual = "manual"
+
+
+class RiskReassessmentRequested(Payload):
+    """Something happened that may change an AI system's risks (ISO 42001 8.2: on significant change)."""
+
+    ai_system: Name = Field(description="The AI system whose risks must be reassessed.")
+    reason: ReassessmentReason = Field(description="Why.")
+    evidence: Name = Field(description="The register record that prompted it, e.g. a data-quality result.")
+    details: dict[str, Text] = Field(default_factory=dict, description="What a reviewer needs to see why.")

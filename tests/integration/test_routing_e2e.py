@@ -78,3 +78,28 @@ def test_same_event_delivered_three_times_makes_one_run(stack: SessionStack, top
     with stack.register().reader() as uow:
         assert uow.events.one(event.dedup_key).flow_runs == [runs[0].id]
         assert len(uow.audit_entries("event_received", event.dedup_key)) == 1
+
+
+def test_an_outcome_event_is_recorded_and_starts_nothing(stack: SessionStack, topics: dict[str, str]) -> None:
+    from schemas.events import DataQualityValidatedEvent
+
+    event = DataQualityValidatedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"dq-{topics['AIMS_CONSUMER_GROUP'][-6:]}",
+            "source": "urn:aims:tests",
+            "data": {"dataset_id": "loans", "version": "v9", "verdict": "passed"},
+        }
+    )
+    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics) as router:
+        publisher.publish(event)
+        poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 1, 120, "its offset committed")
+        assert router.stats.dead_lettered == 0
+    publisher.close()
+    api = stack.api()
+    assert api.count_runs({"idempotency_key": {"any_": [event.dedup_key]}}) == 0
+    api.close()
+    with stack.register().reader() as uow:
+        receipt = uow.events.one(event.dedup_key)
+    assert receipt.type == event.type and receipt.flow_runs == [] and receipt.data["verdict"] == "passed"

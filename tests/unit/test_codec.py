@@ -21,7 +21,15 @@ from events.codec import (
     validate_mapping,
 )
 from schemas.envelope import CloudEvent
-from schemas.events import DATA_CHANGED, EVENT_CLASSES, INCIDENT_REPORTED, MODEL_VERSION_REGISTERED, AimsEvent
+from schemas.events import (
+    DATA_CHANGED,
+    DATA_QUALITY_VALIDATED,
+    EVENT_CLASSES,
+    INCIDENT_REPORTED,
+    MODEL_VERSION_REGISTERED,
+    RISK_REASSESSMENT_REQUESTED,
+    AimsEvent,
+)
 
 MAX = 256 * 1024
 
@@ -51,6 +59,22 @@ DATA: dict[str, dict[str, Any]] = {
         "reporter": "carol",
         "occurred_at": "2025-03-01T09:00:00Z",
         "detected_at": "2025-03-01T09:05:00.123456+00:00",
+    },
+    DATA_QUALITY_VALIDATED: {
+        "dataset_id": "loans",
+        "version": "v2",
+        "verdict": "failed",
+        "suite": "suites/loans.yaml",
+        "suite_version": "3",
+        "failed_critical": ["expect_column_values_to_not_be_null(amount)"],
+        "drifted_columns": ["amount"],
+        "result_id": "dq-1",
+    },
+    RISK_REASSESSMENT_REQUESTED: {
+        "ai_system": "credit-scoring",
+        "reason": "data_quality_failure",
+        "evidence": "dq-1",
+        "details": {"dataset": "loans", "version": "v2"},
     },
 }
 

@@ -17,8 +17,16 @@ from aims.errors import CliError
 from events.codec import Reason, Rejected, decode, encode_binary, encode_structured
 from events.dead_letter import dead_letter_headers
 from schemas.envelope import CORE_ATTRIBUTES
-from schemas.events import DATA_CHANGED, EVENT_CLASSES, INCIDENT_REPORTED, MODEL_VERSION_REGISTERED, AimsEvent
-from schemas.payloads import ChangeKind, IncidentCategory, RiskTier, Severity
+from schemas.events import (
+    DATA_CHANGED,
+    DATA_QUALITY_VALIDATED,
+    EVENT_CLASSES,
+    INCIDENT_REPORTED,
+    MODEL_VERSION_REGISTERED,
+    RISK_REASSESSMENT_REQUESTED,
+    AimsEvent,
+)
+from schemas.payloads import ChangeKind, IncidentCategory, ReassessmentReason, RiskTier, Severity, Verdict
 
 MAX = 256 * 1024
 # database=None: nothing is written under the project (.hypothesis/) by these tests.
@@ -118,10 +126,35 @@ def incident_data(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def quality_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"dataset_id": names, "version": names, "verdict": st.sampled_from(list(Verdict)).map(str)},
+        optional={
+            "suite": names,
+            "failed_critical": st.lists(names, max_size=3),
+            "drifted_columns": st.lists(names, max_size=3),
+            "result_id": names,
+        },
+    )
+
+
+def reassessment_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "ai_system": names,
+            "reason": st.sampled_from(list(ReassessmentReason)).map(str),
+            "evidence": names,
+        },
+        optional={"details": st.dictionaries(names, texts, max_size=3)},
+    )
+
+
 DATA_STRATEGIES = {
     MODEL_VERSION_REGISTERED: model_data(),
     DATA_CHANGED: data_data(),
     INCIDENT_REPORTED: incident_data(),
+    DATA_QUALITY_VALIDATED: quality_data(),
+    RISK_REASSESSMENT_REQUESTED: reassessment_data(),
 }
 
 extension_names = st.from_regex(r"\A[a-z0-9]{1,20}\Z").filter(lambda n: n not in CORE_ATTRIBUTES)
@@ -298,7 +331,10 @@ def _leaf_paths(raw: dict[str, Any]) -> list[tuple[Any, ...]]:
             paths.extend(("data", key, k) for k in value)
         if isinstance(value, list):
             for i, item in enumerate(value):
-                paths.extend(("data", key, i, k) for k in item)
+                if isinstance(item, dict):
+                    paths.extend(("data", key, i, k) for k in item)
+                else:
+                    paths.append(("data", key, i))
     return paths
 
 

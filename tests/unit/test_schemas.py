@@ -16,9 +16,11 @@ import schemas.payloads as payloads
 from schemas.envelope import CloudEvent
 from schemas.events import (
     DATA_CHANGED,
+    DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_REASSESSMENT_REQUESTED,
     DataChangedEvent,
     IncidentReportedEvent,
     ModelVersionRegisteredEvent,
@@ -54,15 +56,32 @@ INCIDENT_DATA: dict[str, Any] = {
     "occurred_at": "2025-03-01T09:00:00+00:00",
     "detected_at": "2025-03-01T10:30:00+01:00",
 }
+QUALITY_DATA: dict[str, Any] = {
+    "dataset_id": "loans",
+    "version": "v7",
+    "verdict": "warning",
+    "failed_warning": ["expect_column_mean_to_be_between(amount)"],
+}
+
+REASSESSMENT_DATA: dict[str, Any] = {
+    "ai_system": "credit-scoring",
+    "reason": "drift",
+    "evidence": "dq-7",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     MODEL_VERSION_REGISTERED: MODEL_DATA,
     DATA_CHANGED: DATA_DATA,
     INCIDENT_REPORTED: INCIDENT_DATA,
+    DATA_QUALITY_VALIDATED: QUALITY_DATA,
+    RISK_REASSESSMENT_REQUESTED: REASSESSMENT_DATA,
 }
 SUBJECT_OF = {
     MODEL_VERSION_REGISTERED: "credit-scoring",
     DATA_CHANGED: "loans",
     INCIDENT_REPORTED: "credit-scoring",
+    DATA_QUALITY_VALIDATED: "loans",
+    RISK_REASSESSMENT_REQUESTED: "credit-scoring",
 }
 
 
@@ -92,7 +111,7 @@ def payload_models() -> list[type[Payload]]:
 # -- valid events --------------------------------------------------------------------------------
 
 
-def test_the_three_samples_cover_every_event_type() -> None:
+def test_the_samples_cover_every_event_type() -> None:
     assert set(SAMPLES) == set(EVENT_CLASSES)
 
 
