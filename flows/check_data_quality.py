@@ -1,18 +1,33 @@
-"""Check a changed dataset. For now: locate it and fingerprint it for provenance (A.7.5)."""
+"""Check a changed dataset with its expectation suite, measure drift, and act on what fails.
+
+One run per data-changed event: fingerprint the data (A.7.5 provenance), run the dataset's suite
+(`suites/<dataset>.yaml`) with Great Expectations, or draft a baseline suite when there is none
+(recorded as a baseline, not a pass), compare column statistics with the last accepted version (PSI,
+KS), and record it all in the register in one unit of work. A critical failure or critical drift opens
+a nonconformity (10.2) and asks for a risk reassessment of every AI system trained on the dataset;
+a data-quality-validated event goes out for every check.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from prefect import flow, task
+from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from flows.evidence import publish_summary, record_evidence
-from schemas.events import DataChangedEvent
-from schemas.payloads import DatasetLocation, FileLocation
-from schemas.records import Dataset, DatasetVersion, Record
+from flows.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
+from flows.evidence import actor, artifact_key, evidence_record, publish_summary, register
+from schemas.events import DataChangedEvent, DataQualityValidatedEvent, RiskReassessmentRequestedEvent
+from schemas.payloads import DatasetLocation, FileLocation, Verdict
+from schemas.records import DataQualityResult, Dataset, DatasetVersion, Nonconformity, Record
+from schemas.settings import load_settings
+
+if TYPE_CHECKING:
+    from schemas.policy import DataQuality
+    from schemas.suites import CheckOutcome, DatasetProfile, Suite
 
 FLOW = "check-data-quality"
 CONTROLS = ["A.6.2.8", "A.7.4", "A.7.5", "A.7.6"]
@@ -47,34 +62,400 @@ def fingerprint(location: DatasetLocation) -> dict[str, Any]:
     return outcome
 
 
-def register_records(event: DataChangedEvent, outcome: dict[str, Any]) -> list[Record]:
+def version_id(dataset: str, version: str) -> str:
+    return f"{dataset}@{version}"
+
+
+# -- drift ----------------------------------------------------------------------------------------
+
+
+def compare_profiles(
+    reference: DatasetProfile, current: DatasetProfile, limits: DataQuality, columns: list[str]
+) -> dict[str, Any]:
+    """Per column: PSI (and KS for numbers) against the reference, with the level the policy gives it."""
+    drift: dict[str, Any] = {}
+    for name, ref in reference.columns.items():
+        if name not in columns:
+            continue
+        cur = current.columns.get(name)
+        if cur is None or cur.kind != ref.kind:
+            drift[name] = {"level": "critical", "reason": "column missing or changed kind"}
+            continue
+        finding: dict[str, Any]
+        if ref.kind == "numeric" and cur.kind == "numeric":
+            if not ref.counts or not cur.counts or len(ref.counts) != len(cur.counts):
+                continue
+            d = ks_from_quantiles(ref.quantiles, cur.quantiles) if ref.quantiles and cur.quantiles else 0.0
+            finding = {
+                "psi": round(psi(ref.counts, cur.counts), 6),
+                "ks": round(d, 6),
+                "ks_pvalue": ks_pvalue(d, ref.count, cur.count),
+            }
+        elif ref.kind == "categorical" and cur.kind == "categorical":
+            ref_freq = {**ref.frequencies, "(other)": ref.other}
+            cur_freq = {**cur.frequencies, "(other)": cur.other}
+            if not sum(ref_freq.values()) or not sum(cur_freq.values()):
+                continue
+            finding = {"psi": round(categorical_psi(ref_freq, cur_freq), 6)}
+        else:
+            continue
+        level = "none"
+        if finding["psi"] >= limits.psi_critical:
+            level = "critical"
+        elif finding["psi"] >= limits.psi_warning or finding.get("ks_pvalue", 1.0) < limits.ks_pvalue:
+            level = "warning"
+        drift[name] = {**finding, "level": level}
+    return drift
+
+
+# -- the check ------------------------------------------------------------------------------------
+
+
+@task(name="run-expectations")
+def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
+    """Suite (or a baseline), GX validation, and a profile on the reference's bins."""
+    from connectors.great_expectations import DataUnavailable, GxEngine, load_suite
+    from schemas.suites import DatasetProfile, dump_suite, suite_file
+
+    settings = load_settings()
     data = event.data
-    return [
-        Dataset(name=data.dataset_id),
-        DatasetVersion(
-            id=f"{data.dataset_id}@{data.version}",
-            dataset=data.dataset_id,
-            version=data.version,
-            location=data.location.model_dump(mode="json"),
-            content_hash=outcome.get("sha256"),
-            size_bytes=outcome.get("bytes"),
-            change_kind=data.change_kind.value,
-            produced_by=event.source,
-            provenance={"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count},
-        ),
-    ]
+    engine = GxEngine()
+    reference = last_accepted_profile(data.dataset_id, data.version)
+    path = suite_file(settings.suites_dir, data.dataset_id)
+    try:
+        baseline = not path.is_file()
+        if baseline:
+            suite: Suite = engine.baseline(data.location, dataset=data.dataset_id, version="baseline-1")
+            dump_suite(suite, path)
+        else:
+            suite = load_suite(path)
+        outcome = engine.validate(data.location, suite, data_version=data.version)
+        # The current version is binned on the reference's edges, so the two histograms compare.
+        edges = (
+            {n: c.edges for n, c in reference.columns.items() if c.kind == "numeric"} if reference else None
+        )
+        profile = engine.profile(data.location, edges=edges)
+    except DataUnavailable as exc:
+        if exc.retryable:
+            raise  # the database may come back: Prefect's retry (or a redelivery) tries again
+        return {"unavailable": str(exc), "suite": str(path)}
+    return {
+        "suite": str(path),
+        "drift_columns": suite.drift.select(list(profile.columns)),
+        "baseline": baseline,
+        "outcome": outcome,
+        "profile": profile,
+        "reference": reference if isinstance(reference, DatasetProfile) else None,
+    }
 
 
-@flow(name=FLOW, description="Check a changed dataset and record its provenance.")
+def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile | None:
+    from schemas.suites import DatasetProfile
+
+    with register().reader() as uow:
+        versions = uow.dataset_versions.find(dataset=dataset, status="accepted", order_by="received_at")
+    for v in reversed(versions):
+        if v.version != before_version and v.profile:
+            return DatasetProfile.model_validate(v.profile)
+    return None
+
+
+def users_of(dataset: str) -> list[str]:
+    """AI systems with a model version trained on this dataset."""
+    with register().reader() as uow:
+        versions = uow.model_versions.find()
+    return sorted({v.system for v in versions if any(d.split("@", 1)[0] == dataset for d in v.datasets)})
+
+
+@flow(
+    name=FLOW,
+    description="Check a changed dataset against its expectation suite and its last accepted version.",
+)
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
+    from schemas.policy import DataQuality
+
     data = event.data
-    outcome = {
+    settings = load_settings()
+    limits = _policy_limits(settings.policy_file) or DataQuality()
+    summary: dict[str, Any] = {
         "dataset": data.dataset_id,
         "version": data.version,
         "change": data.change_kind.value,
         "row_count": data.row_count if data.row_count is not None else "unknown",
         **fingerprint(data.location),
     }
-    record_evidence(FLOW, event, CONTROLS, outcome, register_records(event, outcome))
-    publish_summary(FLOW, f"Data changed: {data.dataset_id} {data.version}", event, CONTROLS, outcome)
-    return outcome
+    checked = run_expectations(event)
+    result_id = version_id(data.dataset_id, data.version)
+    records: list[Record] = [Dataset(name=data.dataset_id, suite=checked.get("suite"))]
+    provenance = {"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count}
+    version = DatasetVersion(
+        id=result_id,
+        dataset=data.dataset_id,
+        version=data.version,
+        location=data.location.model_dump(mode="json"),
+        content_hash=summary.get("sha256"),
+        size_bytes=summary.get("bytes"),
+        change_kind=data.change_kind.value,
+        produced_by=event.source,
+        provenance=provenance,
+    )
+    failed_critical: list[str] = []
+    failed_warning: list[str] = []
+    drifted: list[str] = []
+    if "unavailable" in checked:
+        verdict = Verdict.failed
+        summary["finding"] = checked["unavailable"]
+        records.append(version.model_copy(update={"status": "rejected"}))
+        records.append(
+            DataQualityResult(
+                id=result_id,
+                dataset_version_id=result_id,
+                suite_name=data.dataset_id,
+                suite_version="-",
+                verdict="unavailable",
+                statistics={"error": checked["unavailable"]},
+            )
+        )
+    else:
+        outcome: CheckOutcome = checked["outcome"]
+        profile: DatasetProfile = checked["profile"]
+        reference: DatasetProfile | None = checked["reference"]
+        drift = compare_profiles(reference, profile, limits, checked["drift_columns"]) if reference else {}
+        failed_critical = [
+            _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "critical"
+        ]
+        failed_warning = [
+            _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "warning"
+        ]
+        drifted = sorted(c for c, f in drift.items() if f["level"] != "none")
+        critical_drift = any(f["level"] == "critical" for f in drift.values())
+        if checked["baseline"]:
+            verdict = Verdict.baseline
+        elif failed_critical or critical_drift:
+            verdict = Verdict.failed
+        elif failed_warning or drifted:
+            verdict = Verdict.warning
+        else:
+            verdict = Verdict.passed
+        status = "rejected" if verdict is Verdict.failed else "accepted"
+        records.append(
+            version.model_copy(update={"status": status, "profile": profile.model_dump(mode="json")})
+        )
+        records.append(
+            DataQualityResult(
+                id=result_id,
+                dataset_version_id=result_id,
+                suite_name=Path(checked["suite"]).name,
+                suite_version=outcome.suite_version,
+                verdict=verdict.value,
+                statistics={
+                    **outcome.statistics.model_dump(mode="json"),
+                    "engine": outcome.engine,
+                    "location": outcome.location,
+                    "duration_seconds": outcome.duration_seconds,
+                    "suite_status": outcome.suite_status.value,
+                    "reference": "last accepted version" if reference else "none (first version)",
+                },
+                expectations=[e.model_dump(mode="json") for e in outcome.expectations],
+                drift=drift,
+            )
+        )
+        summary.update(
+            verdict=verdict.value,
+            evaluated=outcome.statistics.evaluated,
+            failed_critical=", ".join(failed_critical) or "none",
+            failed_warning=", ".join(failed_warning) or "none",
+            drifted_columns=", ".join(drifted) or "none",
+        )
+        publish_tables(event, outcome, drift)
+    nonconformity = None
+    if verdict is Verdict.failed:
+        nonconformity = Nonconformity(
+            id=f"dq:{result_id}",
+            source="data-quality",
+            source_ref=result_id,
+            description=f"{data.dataset_id} {data.version} failed its data-quality check: "
+            + "; ".join(
+                [*failed_critical, *(f"drift in {c}" for c in drifted)] or [summary.get("finding", "")]
+            ),
+        )
+        records.append(nonconformity)
+    opened = record_outcome(FLOW, event, CONTROLS, summary, records, nonconformity)
+    announce(event, verdict, checked, failed_critical, failed_warning, drifted, summary, opened)
+    publish_summary(
+        FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, CONTROLS, summary
+    )
+    return summary
+
+
+def _label(expectation: str, kwargs: dict[str, Any]) -> str:
+    column = kwargs.get("column")
+    return f"{expectation}({column})" if column else expectation
+
+
+def _policy_limits(path: Path) -> DataQuality | None:
+    from aims.policy_file import load_policy
+
+    try:
+        return load_policy(path).data_quality
+    except Exception:  # noqa: BLE001 - no policy file here: the defaults apply, and the summary says so
+        return None
+
+
+@task(name="record-check")
+def record_outcome(
+    flow_name: str,
+    event: DataChangedEvent,
+    controls: list[str],
+    summary: dict[str, Any],
+    records: list[Record],
+    nonconformity: Nonconformity | None,
+) -> bool:
+    """Everything in one unit of work; True when this run opened the nonconformity (not a retry)."""
+    opened = False
+    if nonconformity is not None:
+        with register().reader() as uow:
+            opened = uow.nonconformities.get(nonconformity.id) is None
+    # A retried check replaces its own earlier result rather than keeping a stale one.
+    with register().unit_of_work(actor(flow_name)) as uow:
+        for item in records:
+            repo = uow.repository(type(item))
+            key = tuple(getattr(item, k) for k in repo.entity.key)
+            if repo.get(*key) is None:
+                repo.add(item)
+            elif isinstance(item, DatasetVersion | DataQualityResult):
+                repo.update(*key, **{k: v for k, v in item.model_dump().items() if k not in repo.entity.key})
+        uow.evidence.add_if_absent(evidence_record(flow_name, event, controls, summary))
+    return opened
+
+
+@task(name="announce-outcome")
+def announce(
+    event: DataChangedEvent,
+    verdict: Verdict,
+    checked: dict[str, Any],
+    failed_critical: list[str],
+    failed_warning: list[str],
+    drifted: list[str],
+    summary: dict[str, Any],
+    opened: bool,
+) -> None:
+    """The validated event always; reassessment requests only from the run that opened the nonconformity."""
+    from events.producer import EventPublisher
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        return
+    data = event.data
+    result_id = version_id(data.dataset_id, data.version)
+    outcome: CheckOutcome | None = checked.get("outcome")
+    events: list[Any] = [
+        DataQualityValidatedEvent.model_validate(
+            {
+                "specversion": "1.0",
+                "id": f"validated:{result_id}",
+                "source": "urn:aims:check-data-quality",
+                "data": {
+                    "dataset_id": data.dataset_id,
+                    "version": data.version,
+                    "verdict": verdict.value,
+                    "suite": Path(checked["suite"]).name if checked.get("suite") else None,
+                    "suite_version": outcome.suite_version if outcome else None,
+                    "failed_critical": failed_critical,
+                    "failed_warning": failed_warning,
+                    "drifted_columns": drifted,
+                    "content_hash": summary.get("sha256"),
+                    "result_id": result_id,
+                },
+            }
+        )
+    ]
+    if opened:
+        reason = "data_quality_failure" if failed_critical else "drift"
+        for system in users_of(data.dataset_id):
+            events.append(
+                RiskReassessmentRequestedEvent.model_validate(
+                    {
+                        "specversion": "1.0",
+                        "id": f"reassess:{result_id}:{system}",
+                        "source": "urn:aims:check-data-quality",
+                        "data": {
+                            "ai_system": system,
+                            "reason": reason,
+                            "evidence": result_id,
+                            "details": {"dataset": data.dataset_id, "version": data.version},
+                        },
+                    }
+                )
+            )
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.events_topic)
+    try:
+        for e in events:
+            publisher.publish(e)
+    finally:
+        publisher.close()
+
+
+def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any]) -> None:
+    data = event.data
+    rows = [
+        {
+            "expectation": _label(e.expectation, e.kwargs),
+            "severity": e.severity.value,
+            "success": e.success,
+            "observed": str(e.observed_value)[:80] if e.observed_value is not None else "",
+            "unexpected": e.unexpected_count if e.unexpected_count is not None else "",
+            "sample": ", ".join(str(v) for v in e.unexpected_sample[:5]),
+            "error": e.exception or "",
+        }
+        for e in outcome.expectations
+    ]
+    key = artifact_key(FLOW, data.dataset_id)
+    create_table_artifact(
+        table=rows, key=f"{key}-expectations", description=f"{data.dataset_id} {data.version}"
+    )
+    if drift:
+        drift_rows = [{"column": c, **{k: v for k, v in f.items()}} for c, f in sorted(drift.items())]
+        create_table_artifact(table=drift_rows, key=f"{key}-drift", description="Drift against the reference")
+    docs = build_docs(data.dataset_id)
+    if docs is not None:
+        create_link_artifact(link=docs.as_uri(), link_text="Data Docs", key=f"{key}-data-docs")
+
+
+def build_docs(dataset: str) -> Path | None:
+    """The dataset's Data Docs site in the state folder, from every result the register holds."""
+    from connectors.great_expectations import GxEngine
+    from schemas.suites import CheckOutcome
+
+    with register().reader() as uow:
+        results = uow.data_quality.find(order_by="checked_at")
+        versions = {v.id: v for v in uow.dataset_versions.find(dataset=dataset)}
+    outcomes = []
+    for r in results:
+        v = versions.get(r.dataset_version_id)
+        if v is None or "engine" not in r.statistics:
+            continue
+        outcomes.append(
+            CheckOutcome.model_validate(
+                {
+                    "dataset": dataset,
+                    "suite_version": r.suite_version,
+                    "suite_status": r.statistics.get("suite_status", "reviewed"),
+                    "data_version": v.version,
+                    "location": r.statistics["location"],
+                    "engine": r.statistics["engine"],
+                    "verdict": r.verdict if r.verdict in ("passed", "failed", "warning") else "passed",
+                    "statistics": {
+                        k: r.statistics[k]
+                        for k in ("evaluated", "successful", "unsuccessful", "success_percent")
+                    },
+                    "expectations": r.expectations,
+                    "checked_at": r.checked_at,
+                    "duration_seconds": r.statistics.get("duration_seconds", 0.0),
+                }
+            )
+        )
+    if not outcomes:
+        return None
+    site = load_settings().state_path / "data-docs" / dataset
+    return GxEngine().build_data_docs(site, outcomes)

@@ -51,6 +51,15 @@ def ks_from_quantiles(
     return max(abs(_cdf_at(ref, x) - _cdf_at(cur, x)) for x in xs)
 
 
+def ks_pvalue(statistic: float, n: int, m: int) -> float:
+    """Asymptotic two-sample p-value of a KS statistic for samples of n and m values."""
+    if n <= 0 or m <= 0:
+        return 1.0
+    from scipy.special import kolmogorov
+
+    return float(kolmogorov(statistic * math.sqrt(n * m / (n + m))))
+
+
 def _normalise(values: Sequence[float]) -> list[float]:
     if any(v < 0 or math.isnan(v) for v in values):
         raise ValueError("bin counts and fractions cannot be negative or NaN")

@@ -32,6 +32,23 @@ def actor(flow: str) -> str:
     return f"flow:{flow}/{run_id}" if run_id else f"flow:{flow}"
 
 
+def evidence_record(
+    flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
+) -> EvidenceRecord:
+    run_id = runtime.flow_run.id
+    return EvidenceRecord(
+        event_key=event.dedup_key,
+        flow=flow,
+        event_type=event.type,
+        subject=event.key,
+        flow_run_id=str(run_id) if run_id else None,
+        recorded_at=datetime.now(UTC),
+        controls=controls,
+        outcome=outcome,
+        event=event.model_dump(mode="json"),
+    )
+
+
 @task(name="record-evidence")
 def record_evidence(
     flow: str,
@@ -44,18 +61,7 @@ def record_evidence(
 
     Idempotent: a retried or resumed run finds its records there and writes nothing; returns False then.
     """
-    run_id = runtime.flow_run.id
-    evidence = EvidenceRecord(
-        event_key=event.dedup_key,
-        flow=flow,
-        event_type=event.type,
-        subject=event.key,
-        flow_run_id=str(run_id) if run_id else None,
-        recorded_at=datetime.now(UTC),
-        controls=controls,
-        outcome=outcome,
-        event=event.model_dump(mode="json"),
-    )
+    evidence = evidence_record(flow, event, controls, outcome)
     with register().unit_of_work(actor(flow)) as uow:
         for item in records:
             uow.repository(type(item)).add_if_absent(item)

@@ -92,6 +92,9 @@ class DatasetVersion(Record):
     provenance: dict[str, Any] = Field(default_factory=dict, description="Source, lineage, event key.")
     status: str = Field("received", description="received, checked, accepted, rejected or superseded.")
     received_at: AwareDatetime = Field(default_factory=utcnow)
+    profile: dict[str, Any] | None = Field(
+        None, description="Column statistics of this version: the drift reference for the next one."
+    )
 
 
 class DataQualityResult(Record):

@@ -39,6 +39,7 @@ class AimsSettings(BaseSettings):
         "default: an SQLite file in the state folder. Secret: it may carry a password.",
     )
     policy_file: Path = Field(Path("policy/aims-policy.yaml"), description="The policy the flows apply.")
+    suites_dir: Path = Field(Path("suites"), description="Expectation suites, one YAML file per dataset.")
     events_topic: str = Field("aims.events", description="Inbound CloudEvents topic.")
     events_partitions: int = Field(4, ge=1, le=1000, description="Partitions of the events topic.")
     dead_letter_topic: str = Field("aims.events.dlq", description="Where rejected events go.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from connectors.register.store import Register
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
 
 
 class SessionStack:
@@ -47,7 +49,15 @@ class SessionStack:
         os.environ.update(prefect_client_env(self.state, self.api_url))
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        # Flows may write baseline suites: into a copy, never into the repository's suites/.
+        shutil.copytree(REPO / "suites", self.suites_dir, dirs_exist_ok=True)
+        os.environ["AIMS_SUITES_DIR"] = str(self.suites_dir)
+        ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
         self.start_worker()
+
+    @property
+    def suites_dir(self) -> Path:
+        return self.state / "suites"
 
     def stop(self) -> None:
         self.stop_worker()

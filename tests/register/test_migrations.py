@@ -15,17 +15,26 @@ from tests.register.samples import sample
 def test_from_empty_to_head_matches_the_tables(blank: Register) -> None:
     assert blank.revision() is None
     blank.migrate()
-    assert blank.revision() == "0002"
+    assert blank.revision() == "0003"
     assert set(metadata.tables) <= set(inspect(blank.engine).get_table_names())
     with blank.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], f"the tables and the migrations disagree; add a migration: {diff}"
     blank.migrate()  # a second run is a no-op
-    assert blank.revision() == "0002"
+    assert blank.revision() == "0003"
 
 
 def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
     blank.migrate("0001")
+    with blank.engine.connect() as conn, conn.begin():
+        conn.execute(
+            text(
+                "INSERT INTO dataset_version (id, dataset, version, location, content_hash, size_bytes,"
+                " change_kind, produced_by, provenance, status, received_at) VALUES ('loans@1', 'loans', '1',"
+                ' \'{"kind": "file", "uri": "/d/loans.csv"}\', NULL, NULL, NULL, NULL, \'{}\','
+                " 'accepted', '2026-01-01 00:00:00')"
+            )
+        )
     with blank.engine.connect() as conn, conn.begin():
         conn.execute(
             text(
@@ -37,6 +46,9 @@ def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
     blank.migrate()
     with blank.reader() as uow:
         assert uow.systems.one("legacy").owner == "ops"
+        # 0003 added the profile column; the version written before it is intact and has none.
+        version = uow.dataset_versions.one("loans@1")
+        assert version.location["uri"] == "/d/loans.csv" and version.profile is None
     with blank.unit_of_work("t") as uow:
         uow.systems.add(sample(r.AISystem))
     # The pre-audit row is reported as written outside the register, which is the truth.
@@ -46,6 +58,6 @@ def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
 
 def test_ensure_schema_migrates_only_when_behind(blank: Register) -> None:
     blank.ensure_schema()
-    assert blank.revision() == "0002"
+    assert blank.revision() == "0003"
     blank.ensure_schema()
-    assert blank.revision() == "0002"
+    assert blank.revision() == "0003"
