@@ -202,6 +202,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     failed_critical: list[str] = []
     failed_warning: list[str] = []
     drifted: list[str] = []
+    drift: dict[str, Any] = {}
     if "unavailable" in checked:
         verdict = Verdict.failed
         summary["finding"] = checked["unavailable"]
@@ -220,7 +221,8 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         outcome: CheckOutcome = checked["outcome"]
         profile: DatasetProfile = checked["profile"]
         reference: DatasetProfile | None = checked["reference"]
-        drift = compare_profiles(reference, profile, limits, checked["drift_columns"]) if reference else {}
+        if reference is not None:
+            drift = compare_profiles(reference, profile, limits, checked["drift_columns"])
         failed_critical = [
             _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "critical"
         ]
@@ -267,7 +269,6 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             failed_warning=", ".join(failed_warning) or "none",
             drifted_columns=", ".join(drifted) or "none",
         )
-        publish_tables(event, outcome, drift)
     nonconformity = None
     if verdict is Verdict.failed:
         nonconformity = Nonconformity(
@@ -281,6 +282,9 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         )
         records.append(nonconformity)
     opened = record_outcome(FLOW, event, CONTROLS, summary, records, nonconformity)
+    if "outcome" in checked:
+        # After the record: the Data Docs site is built from the register, this result included.
+        publish_tables(event, checked["outcome"], drift)
     announce(event, verdict, checked, failed_critical, failed_warning, drifted, summary, opened)
     publish_summary(
         FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, CONTROLS, summary

@@ -58,7 +58,21 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [r.id for r in runs]}}}
     )
     api.close()
-    assert {a["type"] for a in response.json()} == {"markdown"} and len(response.json()) == 3
+    artifacts: dict[str, dict[str, str]] = {}
+    for a in response.json():
+        artifacts.setdefault(a["flow_run_id"], {})[a["key"]] = a["type"]
+    # A summary from every run; the data-quality run adds its expectations table and a Data Docs link.
+    from flows.evidence import artifact_key  # imports Prefect: only once the session has pointed it here
+
+    subjects = {e.dedup_key: e.key for e in events}
+    summaries = {run.id: artifact_key(run.flow_name, subjects[k]) for k, run in by_key.items()}
+    assert all(artifacts[run_id][key] == "markdown" for run_id, key in summaries.items())
+    dq_run = by_key[events[1].dedup_key].id
+    assert artifacts[dq_run] == {
+        summaries[dq_run]: "markdown",
+        f"{summaries[dq_run]}-expectations": "table",
+        f"{summaries[dq_run]}-data-docs": "markdown",  # Prefect's link artifacts are markdown
+    }
 
     # Every offset was committed once the runs were accepted.
     assert stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3
