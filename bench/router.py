@@ -300,9 +300,13 @@ def start_worker(ctx: Context) -> ManagedProcess:
     """`aims worker` with the stack's environment; returns once every routed deployment exists."""
     import httpx
 
+    from events.topics import ensure_topics, topic_specs
     from infra.processes import ManagedProcess, wait_until
     from infra.stack import aims_command
+    from schemas.settings import AimsSettings
 
+    # Flows publish their outcome events on the default topic, as in the stack.
+    ensure_topics(ctx.bootstrap, topic_specs(AimsSettings(state_dir=ctx.state)))
     env = dict(os.environ)
     env["KAFKA_BOOTSTRAP_SERVERS"] = ctx.bootstrap
     proc = ManagedProcess("worker", aims_command("worker"), ctx.state / "logs" / "worker.log", env)
