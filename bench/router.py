@@ -308,6 +308,8 @@ def start_worker(ctx: Context) -> ManagedProcess:
     # Flows publish their outcome events on the default topic, as in the stack.
     ensure_topics(ctx.bootstrap, topic_specs(AimsSettings(state_dir=ctx.state)))
     env = dict(os.environ)
+    # Baseline suites drafted for the benchmark's datasets go to its state folder, not the repository.
+    env["AIMS_SUITES_DIR"] = str(ctx.state / "suites")
     env["KAFKA_BOOTSTRAP_SERVERS"] = ctx.bootstrap
     proc = ManagedProcess("worker", aims_command("worker"), ctx.state / "logs" / "worker.log", env)
     proc.start()
