@@ -153,21 +153,30 @@ def cmd_router(args: argparse.Namespace) -> int:
     # 2-8 s on a 503 from a busy SQLite server and hide the outage from `aims status`.
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "0")
 
+    from aims.policy_file import data_quality_policy
     from connectors.prefect_runs import PrefectLauncher
     from connectors.register import open_register
     from connectors.register.receipts import RegisterReceipts
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
     from events.router import Router
     from events.topics import ensure_topics, topic_specs
 
+    coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
     ensure_topics(endpoints.bootstrap, topic_specs(settings))
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    register = open_register(settings)
     router = Router(
         settings,
         endpoints.bootstrap,
         PrefectLauncher,
         heartbeat_dir=settings.state_path / "routers",
         name=name,
-        receipts=RegisterReceipts(open_register(settings), actor=f"router:{name}"),
+        receipts=RegisterReceipts(register, actor=f"router:{name}"),
+        coalesce_seconds=coalesce_seconds,
+        outbox=OutboxRelay(
+            register, make_producer(endpoints.bootstrap, client_id=f"aims-outbox-{name}"), f"router:{name}"
+        ),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aims.policy_file import data_quality_policy
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.producer import EventPublisher
 from infra.stack import LocalStack, StackInfo
@@ -59,20 +60,24 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
                 },
             }
         ),
-        DataChangedEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": f"demo-{run}-data",
-                "source": source,
-                "time": now,
-                "data": {
-                    "dataset_id": "loan-applications",
-                    "version": "2026-11-27",
-                    "change_kind": "appended",
-                    "location": {"kind": "file", "uri": dataset.resolve().as_uri()},
-                    "row_count": 500,
-                },
-            }
+        # Two versions in quick succession: one check, of the second; the first is recorded as superseded.
+        *(
+            DataChangedEvent.model_validate(
+                {
+                    "specversion": "1.0",
+                    "id": f"demo-{run}-data-{version}",
+                    "source": source,
+                    "time": now,
+                    "data": {
+                        "dataset_id": "loan-applications",
+                        "version": version,
+                        "change_kind": "appended",
+                        "location": {"kind": "file", "uri": dataset.resolve().as_uri()},
+                        "row_count": 500,
+                    },
+                }
+            )
+            for version in ("2026-11-27", "2026-11-27.1")
         ),
         IncidentReportedEvent.model_validate(
             {
@@ -139,7 +144,12 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
                 print(f"published {event.type} {event.id} (subject {event.key}, partition {partition})")
         finally:
             publisher.close()
-        print("Following the flow runs…", flush=True)
+        window = data_quality_policy(settings.policy_file).coalesce_seconds
+        print(
+            f"Following the flow runs… (data-quality checks start {window}s after a change, the policy's"
+            " data_quality.coalesce_seconds, so that a burst of changes is checked once)",
+            flush=True,
+        )
         api = PrefectApi(info.prefect_api_url)
         try:
             runs = follow(api, events, timeout)

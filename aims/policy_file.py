@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from aims.errors import CliError
-from schemas.policy import Policy
+from schemas.policy import DataQuality, Policy
 from schemas.yaml_source import YamlProblem, YamlSourceError, load_model
 
 MAX_BYTES = 1_000_000
@@ -47,6 +47,17 @@ def load_policy(path: Path) -> Policy:
         )
     except YamlSourceError as exc:
         raise PolicyError(path, exc.problems) from None
+
+
+def data_quality_policy(path: Path) -> DataQuality:
+    """The policy's data-quality settings; the defaults when there is no policy file at all.
+
+    An invalid file is an error, not a reason to fall back: a window or threshold the organisation
+    set must not be silently replaced by ours.
+    """
+    if not path.exists():
+        return DataQuality()
+    return load_policy(path).data_quality
 
 
 def check_policy(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:

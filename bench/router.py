@@ -139,7 +139,10 @@ def templates(folder: Path) -> list[AimsEvent]:
     """One event of each type, as `aims demo` publishes them (its data file included)."""
     from aims.demo import sample_events
 
-    return sample_events(folder)
+    first: dict[str, AimsEvent] = {}
+    for event in sample_events(folder):
+        first.setdefault(event.type, event)
+    return list(first.values())
 
 
 def make_events(base: list[AimsEvent], count: int, label: str, tag: str) -> list[AimsEvent]:
@@ -187,10 +190,17 @@ class TimedLauncher:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self._inner.__aexit__(*exc_info)
 
-    async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
+    async def launch(
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        idempotency_key: str,
+        start_at: datetime | None = None,
+        tags: list[str] | None = None,
+    ) -> UUID:
         # The router retries a launch that timed out: time from the first attempt.
         called = self._first_call.setdefault(idempotency_key, time.time())
-        run_id = await self._inner.launch(deployment, parameters, idempotency_key)
+        run_id = await self._inner.launch(deployment, parameters, idempotency_key, start_at, tags)
         self._launches[idempotency_key] = (called, time.time())
         return run_id
 

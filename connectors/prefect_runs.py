@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -19,8 +20,16 @@ class RejectedLaunch(Exception):
 
 
 class FlowRunLauncher(Protocol):
-    async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
-        """Create a flow run; a repeated idempotency key returns the run created the first time."""
+    async def launch(
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        idempotency_key: str,
+        start_at: datetime | None = None,
+        tags: list[str] | None = None,
+    ) -> UUID:
+        """Create a flow run, scheduled for `start_at` (now if None); a repeated idempotency key
+        returns the run created the first time, with its original schedule."""
         ...
 
 
@@ -53,7 +62,14 @@ class PrefectLauncher:
             await self._client.__aexit__(exc_type, exc, tb)
             self._client = None
 
-    async def launch(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> UUID:
+    async def launch(
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        idempotency_key: str,
+        start_at: datetime | None = None,
+        tags: list[str] | None = None,
+    ) -> UUID:
         import httpx
         from prefect.deployments.flow_runs import arun_deployment
         from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
@@ -67,6 +83,8 @@ class PrefectLauncher:
                 parameters=parameters,
                 timeout=0,
                 idempotency_key=idempotency_key,
+                scheduled_time=start_at,
+                tags=tags,
                 as_subflow=False,
             )
         except ObjectNotFound as exc:
@@ -82,3 +100,36 @@ class PrefectLauncher:
         except (httpx.TransportError, TimeoutError, OSError) as exc:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
         return run.id
+
+
+def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[str, Any] | None:
+    """The parameters of the last run tagged `tag` expected to start after this one (not cancelled).
+
+    Called from inside a flow run; Prefect's own record of the runs is the one place that knows every
+    run the router created, the instant it created it.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    live = [s for s in StateType if s not in (StateType.CANCELLED, StateType.CANCELLING)]
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[tag]),
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=expected_start),
+                id=FlowRunFilterId(not_any_=[run_id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live)),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
+    return dict(runs[0].parameters) if runs else None

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from kafka.structs import TopicPartition
 
     from connectors.register.receipts import ReceiptLog
+    from events.outbox import OutboxRelay
 
 log = logging.getLogger("aims.router")
 
@@ -87,6 +89,8 @@ class Router:
         heartbeat_dir: Path | None = None,
         name: str | None = None,
         receipts: ReceiptLog | None = None,
+        coalesce_seconds: float = 0.0,
+        outbox: OutboxRelay | None = None,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
@@ -95,6 +99,9 @@ class Router:
         self.stats = RouterStats()
         self._launcher_factory = launcher_factory
         self._receipts = receipts
+        self.coalesce_seconds = coalesce_seconds
+        self._outbox = outbox
+        self._last_relay = 0.0
         self._heartbeat_dir = heartbeat_dir
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -149,6 +156,7 @@ class Router:
             if self._assigned:
                 self._ready.set()
             self._beat()
+            self._relay_outbox()
             if not polled:
                 continue
             records = sorted(
@@ -322,7 +330,12 @@ class Router:
                 # Bounded, so an API that hangs is noticed and retried on our backoff; a request
                 # cut short that did create the run is harmless: the retry gets the same run back.
                 run_id = await asyncio.wait_for(
-                    self._launcher.launch(route.deployment, route.parameters(event), event.dedup_key),
+                    self._launcher.launch(
+                        route.deployment,
+                        route.parameters(event),
+                        event.dedup_key,
+                        *self._coalescing(route, event),
+                    ),
                     timeout=self.settings.router_launch_timeout,
                 )
                 if self.stats.holding_since is not None:
@@ -349,10 +362,37 @@ class Router:
             await self._sleep(random.uniform(0, delay))
             delay = min(delay * 2, 5.0)
 
+    def _coalescing(self, route: Route, event: AimsEvent) -> tuple[datetime | None, list[str] | None]:
+        """(start time, tags) of a run that may be coalesced with later ones; (None, None) otherwise."""
+        if route.coalesce_tag is None or self.coalesce_seconds <= 0:
+            return None, None
+        start_at = datetime.now(UTC) + timedelta(seconds=self.coalesce_seconds)
+        return start_at, [route.coalesce_tag(event)]
+
     async def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while not self._stop.is_set() and time.monotonic() < end:
             await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    # Flows send their own events right after their commit; only rows a crashed run left behind
+    # are this old.
+    OUTBOX_EVERY = 10.0
+    OUTBOX_AGE = 30.0
+
+    def _relay_outbox(self) -> None:
+        now = time.monotonic()
+        if self._outbox is None or now - self._last_relay < self.OUTBOX_EVERY:
+            return
+        self._last_relay = now
+        try:
+            sent = self._outbox.send(older_than=self.OUTBOX_AGE)
+        except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
+            log.warning("outbox relay failed: %s", exc)
+            return
+        if sent:
+            log.info("relayed %d event(s) a flow run left in the outbox", sent)
 
     # -- liveness ----------------------------------------------------------------------------
 

@@ -27,10 +27,17 @@ def _whole_event(event: AimsEvent) -> dict[str, Any]:
     return {"event": event.model_dump(mode="json")}
 
 
+def dataset_tag(event: AimsEvent) -> str:
+    return f"dataset:{getattr(event.data, 'dataset_id', event.key)}"
+
+
 @dataclass(frozen=True)
 class Route:
     deployment: str  # "<flow-name>/<deployment-name>"
     parameters: Callable[[AimsEvent], dict[str, Any]] = _whole_event
+    # Runs with the same coalescing tag start a window after their event (the policy's
+    # `data_quality.coalesce_seconds`); a run that finds a later one with its tag stands down.
+    coalesce_tag: Callable[[AimsEvent], str] | None = None
 
     @property
     def flow_name(self) -> str:
@@ -41,7 +48,7 @@ class Route:
 # events that other systems consume, and requests whose flow a later version adds.
 ROUTES: Mapping[str, tuple[Route, ...]] = {
     MODEL_VERSION_REGISTERED: (Route(f"onboard-model/{DEPLOYMENT}"),),
-    DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}"),),
+    DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}", coalesce_tag=dataset_tag),),
     INCIDENT_REPORTED: (Route(f"handle-incident/{DEPLOYMENT}"),),
     DATA_QUALITY_VALIDATED: (),
     RISK_REASSESSMENT_REQUESTED: (),

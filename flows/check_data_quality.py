@@ -14,22 +14,36 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
+from uuid import UUID
 
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
 from flows.evidence import actor, artifact_key, evidence_record, publish_summary, register
-from schemas.events import DataChangedEvent, DataQualityValidatedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import DatasetLocation, FileLocation, Verdict
-from schemas.records import DataQualityResult, Dataset, DatasetVersion, Nonconformity, Record
+from schemas.events import (
+    AimsEvent,
+    DataChangedEvent,
+    DataQualityValidatedEvent,
+    RiskReassessmentRequestedEvent,
+)
+from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.records import (
+    DataQualityResult,
+    Dataset,
+    DatasetVersion,
+    Nonconformity,
+    Record,
+)
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
+    from connectors.register.store import UnitOfWork
     from schemas.policy import DataQuality
     from schemas.suites import CheckOutcome, DatasetProfile, Suite
 
 FLOW = "check-data-quality"
+SOURCE = "urn:aims:check-data-quality"
 CONTROLS = ["A.6.2.8", "A.7.4", "A.7.5", "A.7.6"]
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -160,11 +174,72 @@ def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile |
     return None
 
 
-def users_of(dataset: str) -> list[str]:
+def users_of(uow: UnitOfWork, dataset: str) -> list[str]:
     """AI systems with a model version trained on this dataset."""
-    with register().reader() as uow:
-        versions = uow.model_versions.find()
+    versions = uow.model_versions.find()
     return sorted({v.system for v in versions if any(d.split("@", 1)[0] == dataset for d in v.datasets)})
+
+
+# -- coalescing -----------------------------------------------------------------------------------
+
+
+def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
+    """The latest change of this dataset routed after this one, within the coalescing window.
+
+    The router starts each check a policy window after its event and tags it with the dataset, so by
+    the time a run starts, every change of a burst has its run: all but the last find a later one.
+    """
+    from prefect import runtime
+
+    from connectors.prefect_runs import later_run_tagged
+    from events.routing import dataset_tag
+
+    tag = dataset_tag(event)
+    run_id = runtime.flow_run.id
+    if not run_id or tag not in runtime.flow_run.tags:
+        return None  # not started by a coalescing router: check it
+    later = later_run_tagged(tag, UUID(run_id), runtime.flow_run.scheduled_start_time)
+    if later is None or "event" not in later:
+        return None
+    return DataChangedEvent.model_validate(later["event"])
+
+
+@task(name="record-superseded")
+def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple[dict[str, Any], list[str]]:
+    """The version is kept with its provenance and what replaced it; no check ran, so no result."""
+    from events.outbox import stage
+
+    data = event.data
+    result_id = version_id(data.dataset_id, data.version)
+    newer_version = newer.data.version
+    summary: dict[str, Any] = {
+        "dataset": data.dataset_id,
+        "version": data.version,
+        "verdict": Verdict.superseded.value,
+        "superseded_by": f"{version_id(data.dataset_id, newer_version)} (event {newer.dedup_key})",
+    }
+    version = DatasetVersion(
+        id=result_id,
+        dataset=data.dataset_id,
+        version=data.version,
+        location=data.location.model_dump(mode="json"),
+        change_kind=data.change_kind.value,
+        produced_by=event.source,
+        provenance={
+            "event_key": event.dedup_key,
+            "source": event.source,
+            "row_count": data.row_count,
+            "superseded_by": {"event": newer.dedup_key, "version": newer_version},
+        },
+        status="superseded",
+    )
+    with register().unit_of_work(actor(FLOW)) as uow:
+        uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
+        if uow.dataset_versions.get(result_id) is None:
+            uow.dataset_versions.add(version)
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, summary))
+        keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], load_settings().events_topic)
+    return summary, keys
 
 
 @flow(
@@ -172,11 +247,19 @@ def users_of(dataset: str) -> list[str]:
     description="Check a changed dataset against its expectation suite and its last accepted version.",
 )
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
-    from schemas.policy import DataQuality
+    from aims.policy_file import data_quality_policy
 
     data = event.data
+    newer = newer_change(event)
+    if newer is not None:
+        skipped, keys = record_superseded(event, newer)
+        send_outbox(FLOW, keys)
+        publish_summary(
+            FLOW, f"Data quality: {data.dataset_id} {data.version} — superseded", event, CONTROLS, skipped
+        )
+        return skipped
     settings = load_settings()
-    limits = _policy_limits(settings.policy_file) or DataQuality()
+    limits = data_quality_policy(settings.policy_file)
     summary: dict[str, Any] = {
         "dataset": data.dataset_id,
         "version": data.version,
@@ -281,11 +364,25 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             ),
         )
         records.append(nonconformity)
-    opened = record_outcome(FLOW, event, CONTROLS, summary, records, nonconformity)
-    if "outcome" in checked:
+    outcome_or_none: CheckOutcome | None = checked.get("outcome")
+    validated = validated_event(
+        event,
+        verdict,
+        summary,
+        suite=Path(checked["suite"]).name if checked.get("suite") else None,
+        suite_version=outcome_or_none.suite_version if outcome_or_none else None,
+        failed_critical=failed_critical,
+        failed_warning=failed_warning,
+        drifted=drifted,
+    )
+    # Drift alone is the one failure that is not the data's own fault; everything else is quality.
+    only_drift = drifted and not failed_critical and "unavailable" not in checked
+    reason = ReassessmentReason.drift if only_drift else ReassessmentReason.data_quality_failure
+    keys = record_outcome(FLOW, event, CONTROLS, summary, records, nonconformity, validated, reason)
+    if outcome_or_none is not None:
         # After the record: the Data Docs site is built from the register, this result included.
-        publish_tables(event, checked["outcome"], drift)
-    announce(event, verdict, checked, failed_critical, failed_warning, drifted, summary, opened)
+        publish_tables(event, outcome_or_none, drift)
+    send_outbox(FLOW, keys)
     publish_summary(
         FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, CONTROLS, summary
     )
@@ -297,15 +394,6 @@ def _label(expectation: str, kwargs: dict[str, Any]) -> str:
     return f"{expectation}({column})" if column else expectation
 
 
-def _policy_limits(path: Path) -> DataQuality | None:
-    from aims.policy_file import load_policy
-
-    try:
-        return load_policy(path).data_quality
-    except Exception:  # noqa: BLE001 - no policy file here: the defaults apply, and the summary says so
-        return None
-
-
 @task(name="record-check")
 def record_outcome(
     flow_name: str,
@@ -314,90 +402,112 @@ def record_outcome(
     summary: dict[str, Any],
     records: list[Record],
     nonconformity: Nonconformity | None,
-) -> bool:
-    """Everything in one unit of work; True when this run opened the nonconformity (not a retry)."""
-    opened = False
-    if nonconformity is not None:
-        with register().reader() as uow:
-            opened = uow.nonconformities.get(nonconformity.id) is None
+    validated: DataQualityValidatedEvent,
+    reason: ReassessmentReason,
+) -> list[str]:
+    """Everything in one unit of work, the events it announces included (in the outbox).
+
+    Reassessments are requested only by the run that opens the nonconformity, so a retried run or a
+    second failing check of the same version asks once. Returns the outbox keys to send.
+    """
+    from events.outbox import stage
+
+    settings = load_settings()
     # A retried check replaces its own earlier result rather than keeping a stale one.
     with register().unit_of_work(actor(flow_name)) as uow:
+        opened = nonconformity is not None and uow.nonconformities.get(nonconformity.id) is None
         for item in records:
             repo = uow.repository(type(item))
             key = tuple(getattr(item, k) for k in repo.entity.key)
-            if repo.get(*key) is None:
+            current = repo.get(*key)
+            if current is None:
                 repo.add(item)
             elif isinstance(item, DatasetVersion | DataQualityResult):
                 repo.update(*key, **{k: v for k, v in item.model_dump().items() if k not in repo.entity.key})
+            elif isinstance(item, Dataset) and isinstance(current, Dataset) and item.suite != current.suite:
+                # First recorded by a superseded run, before any suite was known.
+                repo.update(*key, suite=item.suite or current.suite)
         uow.evidence.add_if_absent(evidence_record(flow_name, event, controls, summary))
-    return opened
+        messages: list[AimsEvent] = [validated]
+        if opened:
+            messages += reassessments(event, reason, users_of(uow, event.data.dataset_id))
+        return stage(uow, messages, settings.events_topic)
 
 
-@task(name="announce-outcome")
-def announce(
+def validated_event(
     event: DataChangedEvent,
     verdict: Verdict,
-    checked: dict[str, Any],
-    failed_critical: list[str],
-    failed_warning: list[str],
-    drifted: list[str],
     summary: dict[str, Any],
-    opened: bool,
-) -> None:
-    """The validated event always; reassessment requests only from the run that opened the nonconformity."""
-    from events.producer import EventPublisher
-
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers:
-        return
+    suite: str | None = None,
+    suite_version: str | None = None,
+    failed_critical: list[str] | None = None,
+    failed_warning: list[str] | None = None,
+    drifted: list[str] | None = None,
+) -> DataQualityValidatedEvent:
     data = event.data
     result_id = version_id(data.dataset_id, data.version)
-    outcome: CheckOutcome | None = checked.get("outcome")
-    events: list[Any] = [
-        DataQualityValidatedEvent.model_validate(
+    # One check per version, but a version may be announced (and superseded) by several changes.
+    event_id = f"validated:{result_id}"
+    if verdict is Verdict.superseded:
+        event_id = f"superseded:{result_id}:{hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]}"
+    return DataQualityValidatedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": SOURCE,
+            "data": {
+                "dataset_id": data.dataset_id,
+                "version": data.version,
+                "verdict": verdict.value,
+                "suite": suite,
+                "suite_version": suite_version,
+                "failed_critical": failed_critical or [],
+                "failed_warning": failed_warning or [],
+                "drifted_columns": drifted or [],
+                "content_hash": summary.get("sha256"),
+                "result_id": result_id if verdict is not Verdict.superseded else None,
+            },
+        }
+    )
+
+
+def reassessments(
+    event: DataChangedEvent, reason: ReassessmentReason, systems: list[str]
+) -> list[RiskReassessmentRequestedEvent]:
+    data = event.data
+    result_id = version_id(data.dataset_id, data.version)
+    return [
+        RiskReassessmentRequestedEvent.model_validate(
             {
                 "specversion": "1.0",
-                "id": f"validated:{result_id}",
-                "source": "urn:aims:check-data-quality",
+                "id": f"reassess:{result_id}:{system}",
+                "source": SOURCE,
                 "data": {
-                    "dataset_id": data.dataset_id,
-                    "version": data.version,
-                    "verdict": verdict.value,
-                    "suite": Path(checked["suite"]).name if checked.get("suite") else None,
-                    "suite_version": outcome.suite_version if outcome else None,
-                    "failed_critical": failed_critical,
-                    "failed_warning": failed_warning,
-                    "drifted_columns": drifted,
-                    "content_hash": summary.get("sha256"),
-                    "result_id": result_id,
+                    "ai_system": system,
+                    "reason": reason.value,
+                    "evidence": result_id,
+                    "details": {"dataset": data.dataset_id, "version": data.version},
                 },
             }
         )
+        for system in systems
     ]
-    if opened:
-        reason = "data_quality_failure" if failed_critical else "drift"
-        for system in users_of(data.dataset_id):
-            events.append(
-                RiskReassessmentRequestedEvent.model_validate(
-                    {
-                        "specversion": "1.0",
-                        "id": f"reassess:{result_id}:{system}",
-                        "source": "urn:aims:check-data-quality",
-                        "data": {
-                            "ai_system": system,
-                            "reason": reason,
-                            "evidence": result_id,
-                            "details": {"dataset": data.dataset_id, "version": data.version},
-                        },
-                    }
-                )
-            )
-    publisher = EventPublisher(settings.kafka_bootstrap_servers, settings.events_topic)
+
+
+@task(name="send-events")
+def send_outbox(flow_name: str, keys: list[str]) -> int:
+    """Right after the commit; whatever cannot go now stays in the outbox for the router's relay."""
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers or not keys:
+        return 0
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id="aims-flow-outbox")
     try:
-        for e in events:
-            publisher.publish(e)
+        return OutboxRelay(register(), producer, actor(flow_name)).send(keys)
     finally:
-        publisher.close()
+        producer.close(timeout=10)
 
 
 def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any]) -> None:

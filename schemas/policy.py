@@ -277,7 +277,11 @@ class DataQuality(PolicyModel):
         0.05, gt=0, lt=1, description="Kolmogorov-Smirnov p-value below which a column has drifted."
     )
     coalesce_seconds: StrictInt = Field(
-        300, ge=0, le=86_400, description="Changes to one dataset within this window are checked once."
+        60,
+        ge=0,
+        le=86_400,
+        description="A check starts this long after a change; changes to one dataset within it are checked"
+        " once (the latest version), the others are recorded as superseded. 0 checks every change at once.",
     )
 
     @model_validator(mode="after")

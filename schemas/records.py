@@ -293,6 +293,20 @@ class EventReceived(Record):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class OutboxMessage(Record):
+    """An event a flow decided to publish, written in the unit of work that records what it reports.
+
+    A crash between the commit and the send then delays the event instead of losing it: the flow
+    sends its own messages right after the commit, and the router relays any left behind.
+    """
+
+    key: str = Field(description="source#id of the event.")
+    topic: str
+    event: dict[str, Any] = Field(description="The CloudEvent, as JSON.")
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+    sent_at: AwareDatetime | None = None
+
+
 class EvidenceRecord(Record):
     """One event handled by one flow, and what came of it."""
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import yaml
+
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.kafka_clients import make_admin, make_consumer, make_producer
 from events.topics import ensure_topics, topic_specs
@@ -52,6 +54,11 @@ class SessionStack:
         # Flows may write baseline suites: into a copy, never into the repository's suites/.
         shutil.copytree(REPO / "suites", self.suites_dir, dirs_exist_ok=True)
         os.environ["AIMS_SUITES_DIR"] = str(self.suites_dir)
+        # Checks start at once unless a test asks for a coalescing window (`router(coalesce_seconds=…)`).
+        policy = yaml.safe_load((REPO / "policy" / "aims-policy.yaml").read_text())
+        policy["data_quality"]["coalesce_seconds"] = 0
+        (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
         ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
         self.start_worker()
 
@@ -124,11 +131,16 @@ class SessionStack:
         return self._register
 
     @contextmanager
-    def router(self, names: dict[str, str], **overrides: Any) -> Iterator[Any]:
+    def router(
+        self, names: dict[str, str], coalesce_seconds: float = 0.0, outbox: bool = False, **overrides: Any
+    ) -> Iterator[Any]:
         """An in-process router on a thread, stopped (commit, leave group) on exit."""
         from connectors.prefect_runs import PrefectLauncher
         from connectors.register.receipts import RegisterReceipts
+        from events.outbox import OutboxRelay
         from events.router import Router
+
+        relay = OutboxRelay(self.register(), make_producer(self.bootstrap), "router:test") if outbox else None
 
         router = Router(
             self.settings(names, **overrides),
@@ -136,6 +148,8 @@ class SessionStack:
             PrefectLauncher,
             heartbeat_dir=self.state / "routers",
             receipts=RegisterReceipts(self.register(), actor="router:test"),
+            coalesce_seconds=coalesce_seconds,
+            outbox=relay,
         )
         thread = threading.Thread(target=router.run, name="test-router", daemon=True)
         thread.start()
@@ -145,6 +159,8 @@ class SessionStack:
         finally:
             router.stop()
             thread.join(60)
+            if relay is not None:
+                relay.producer.close(timeout=10)
             assert not thread.is_alive(), "router did not stop within 60 s of stop()"
 
     def router_process(self, names: dict[str, str], name: str) -> ManagedProcess:

@@ -240,6 +240,7 @@ class UnitOfWork:
         self.review_actions = Repository(self, r.ReviewAction)
         self.events = Repository(self, r.EventReceived)
         self.evidence = Repository(self, r.EvidenceRecord)
+        self.outbox = Repository(self, r.OutboxMessage)
 
     def repository(self, record: type[R]) -> Repository[R]:
         return Repository(self, record)

@@ -149,7 +149,8 @@ _entity("nonconformity", r.Nonconformity)
 _entity("corrective_action", r.CorrectiveAction, index=(("nonconformity_id",),))
 _entity("management_review", r.ManagementReview)
 _entity("review_action", r.ReviewAction, index=(("review_id",),))
-_entity("event_received", r.EventReceived, key=("key",))
+_entity("event_received", r.EventReceived, key=("key",), index=(("subject", "type"),))
+_entity("outbox", r.OutboxMessage, key=("key",), index=(("sent_at",),))
 _entity("evidence", r.EvidenceRecord, key=("event_key", "flow"), index=(("recorded_at",),))
 
 audit_log = Table(

@@ -201,6 +201,13 @@ def every_record() -> list[r.Record]:
             outcome={"registered": True, "nested": {"k": [1, 2.5, None]}},
             event={"id": "42"},
         ),
+        r.OutboxMessage(
+            key="urn:aims:check-data-quality#validated:loans@1",
+            topic="aims.events",
+            event={"specversion": "1.0", "id": "validated:loans@1", "data": {"verdict": "passed"}},
+            created_at=T0,
+            sent_at=later,
+        ),
     ]
 
 
