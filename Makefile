@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo up test unit integration lint bench lock clean
+.PHONY: setup demo up test unit integration lint bench bench-dq lock clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ lint: setup
 
 bench: setup           ## router throughput and latency against Prefect on PostgreSQL and SQLite
 	$(BIN)/python -m bench.router $(BENCH_ARGS)
+
+bench-dq: setup        ## GX validation vs. a numpy floor; data-changed event → recorded verdict; GX imports
+	$(BIN)/python -m bench.data_quality $(BENCH_DQ_ARGS)
 
 lock:                  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -1,19 +1,36 @@
-"""A flow-run process that exists before its run: `python -m infra.warm_engine`.
+"""A flow-run process that exists before its run: `python -m infra.warm_engine [--profile NAME]`.
 
 Starting a Python process that imports Prefect and the flows takes 3-5 s on a small machine, longer
 than the 2 s a run may take from event to Running. The worker therefore keeps a few of these
-processes started ahead of time. Each one imports everything, then blocks on stdin until the worker
-hands it exactly one job (a JSON line naming the flow run) and runs it the way `python -m
-prefect.engine` does. An empty stdin means the worker no longer needs it, and it exits 0.
+processes started ahead of time. Each one imports everything its profile names, then blocks on stdin
+until the worker hands it exactly one job (a JSON line naming the flow run) and runs it the way
+`python -m prefect.engine` does. An empty stdin means the worker no longer needs it, and it exits 0.
+
+Profiles: `plain` (Prefect, the flows, the register) serves every flow; `gx` adds Great Expectations,
+which the data-quality flow needs and which costs another 5-10 s of CPU. The worker keeps few `gx`
+processes and hands them data-quality runs only (`infra.warm_worker.FLOW_PROFILES`).
+
+Two lines on stdout (the worker's log), for the benchmark and for anyone asking why a run was slow:
+`aims-warm-ready {json}` once the imports are done, and `aims-warm-run {json}` after the run, saying
+whether Great Expectations was loaded before the run started and, if the run had to import it, how
+long that took.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib
+import importlib.abc
+import importlib.machinery
+import json
 import logging
 import os
 import sys
-from typing import cast
+import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -26,9 +43,15 @@ PRELOAD = (
     "connectors.register.store",
     "alembic.runtime.migration",
     "alembic.script",
-    # Not Great Expectations: 5-12 s more per spare saturated two cores when runs came every few
-    # seconds, and a data-quality run imports it after it is Running anyway.
 )
+GX_PACKAGE = "great_expectations"
+# Not in every spare: 5-12 s more per spare saturated two cores when runs came every few seconds.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "plain": PRELOAD,
+    "gx": (*PRELOAD, "pandas", "pyarrow.parquet", GX_PACKAGE, "connectors.great_expectations"),
+}
+READY_LINE = "aims-warm-ready"
+RUN_LINE = "aims-warm-run"
 
 
 class WarmJob(BaseModel):
@@ -41,10 +64,62 @@ class WarmJob(BaseModel):
     env: dict[str, str] = {}
 
 
-def preload() -> None:
-    import importlib
+class FirstImportTimer(importlib.abc.MetaPathFinder):
+    """How long the first import of one package takes, when a run (not the preload) pays for it.
 
-    for module in PRELOAD:
+    It finds the package through the other finders and times only the package's own module
+    execution, which imports its submodules; the spec and loader are the ones Python would use.
+    """
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.seconds: float | None = None
+
+    def install(self) -> None:
+        if self.package not in sys.modules:
+            sys.meta_path.insert(0, self)
+
+    def uninstall(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.package:
+            return None
+        self.uninstall()  # once only, and the search below must not come back here
+        spec = next((s for f in sys.meta_path if (s := _spec_from(f, fullname, path, target))), None)
+        if spec is not None and spec.loader is not None:
+            self._time(spec.loader)
+        return spec
+
+    def _time(self, loader: importlib.abc.Loader) -> None:
+        # Shadowing the method on this one loader instance leaves its class (resources…) untouched.
+        execute = loader.exec_module
+
+        def timed(module: ModuleType) -> None:
+            started = time.perf_counter()
+            try:
+                execute(module)
+            finally:
+                self.seconds = time.perf_counter() - started
+                del loader.exec_module
+
+        loader.exec_module = timed  # type: ignore[method-assign]
+
+
+def _spec_from(
+    finder: Any, fullname: str, path: Sequence[str] | None, target: ModuleType | None
+) -> importlib.machinery.ModuleSpec | None:
+    find = getattr(finder, "find_spec", None)  # legacy finders have only find_module
+    if find is None:
+        return None
+    return cast("importlib.machinery.ModuleSpec | None", find(fullname, path, target))
+
+
+def preload(profile: str) -> None:
+    for module in PROFILES[profile]:
         importlib.import_module(module)
     from flows.evidence import register
     from infra.deployments import all_flows
@@ -91,13 +166,46 @@ def say_ready() -> None:
         pass  # the worker is gone or stopped listening; stdin will tell
 
 
-def main() -> int:
-    preload()
+def report(line: str, **fields: Any) -> None:
+    print(f"{line} {json.dumps({'pid': os.getpid(), **fields})}", flush=True)
+
+
+def run_reported(job: WarmJob, profile: str, waited: float) -> None:
+    """The job, then one line on what it cost: whether Great Expectations was already loaded."""
+    preloaded = GX_PACKAGE in sys.modules
+    timer = FirstImportTimer(GX_PACKAGE)
+    timer.install()
+    started = time.time()
+    try:
+        run_job(job)
+    finally:
+        timer.uninstall()
+        report(
+            RUN_LINE,
+            flow_run_id=str(job.flow_run_id),
+            flow_name=job.flow_name,
+            profile=profile,
+            gx_preloaded=preloaded,
+            gx_imported_in_run=not preloaded and GX_PACKAGE in sys.modules,
+            gx_import_seconds=timer.seconds,
+            waited_seconds=round(waited, 3),
+            run_seconds=round(time.time() - started, 3),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.warm_engine")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="plain")
+    profile = parser.parse_args(argv).profile
+    started = time.perf_counter()
+    preload(profile)
+    report(READY_LINE, profile=profile, preload_seconds=round(time.perf_counter() - started, 3))
     say_ready()
+    ready_at = time.perf_counter()
     line = sys.stdin.readline()
     if not line.strip():
         return 0
-    run_job(WarmJob.model_validate_json(line))
+    run_reported(WarmJob.model_validate_json(line), profile, time.perf_counter() - ready_at)
     return 0
 
 

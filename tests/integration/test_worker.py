@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
+import uuid
 from pathlib import Path
+from typing import Any
 
 from events.producer import EventPublisher
-from infra.deployments import worker_status_path
+from infra.deployments import all_flows, worker_status_path
+from infra.warm_engine import READY_LINE, RUN_LINE
 from schemas.settings import AimsSettings
-from tests.factories import incident_event, model_event
+from tests.factories import data_event, incident_event, model_event
 from tests.support import SessionStack, poll
 
 SPARES = AimsSettings().warm_processes
@@ -31,6 +35,29 @@ def spares_of(worker_pid: int) -> set[int]:
         if parent == worker_pid and b"infra.warm_engine" in cmdline:
             found.add(int(entry.name))
     return found
+
+
+def gx_spares_of(worker_pid: int) -> set[int]:
+    """The worker's spares started with the profile that preloads Great Expectations."""
+    found = set()
+    for pid in spares_of(worker_pid):
+        try:
+            if b"\0--profile\0gx\0" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+        except OSError:
+            continue  # it exited meanwhile
+    return found
+
+
+def engine_lines(stack: SessionStack, prefix: str) -> list[dict[str, Any]]:
+    """What the flow-run processes printed into the worker's log (one JSON object per line)."""
+    lines = (stack.state / "logs" / "worker.log").read_text(errors="replace").splitlines()
+    return [json.loads(line[len(prefix) + 1 :]) for line in lines if line.startswith(prefix + " ")]
+
+
+def ready_gx_spares(stack: SessionStack, worker: int) -> set[int]:
+    ready = {r["pid"] for r in engine_lines(stack, READY_LINE) if r["profile"] == "gx"}
+    return gx_spares_of(worker) & ready
 
 
 def exists(pid: int) -> bool:
@@ -84,6 +111,49 @@ def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
     poll(lambda: not exists(ran_in), 30, "the run's process to exit")
     poll(lambda: len(spares_of(pid)) >= SPARES, 60, "the pool topped up again")
     poll(lambda: ready_spares(stack, pid) == SPARES, 90, "the new spare warm")
+
+
+def test_data_quality_runs_take_a_spare_that_preloaded_gx_and_other_runs_leave_it(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    pid = worker_pid(stack)
+    gx_spares = poll(lambda: ready_gx_spares(stack, pid), 180, "a spare with Great Expectations preloaded")
+    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics):
+        other = incident_event("gx-spare-left-alone")
+        publisher.publish(other)
+        [other_run] = stack.wait_for_runs([other.dedup_key], states={"Completed"}, timeout=120)
+        assert infrastructure_pid(stack, other_run.id) not in gx_spares
+        assert gx_spares <= gx_spares_of(pid), "a run of another flow took a GX spare"
+
+        check = data_event(f"gx-warm-{uuid.uuid4().hex[:8]}", small_csv(stack.state / "gx-warm.csv").as_uri())
+        publisher.publish(check)
+        [check_run] = stack.wait_for_runs([check.dedup_key], states={"Completed"}, timeout=180)
+    publisher.close()
+
+    assert infrastructure_pid(stack, check_run.id) in gx_spares
+    [said] = poll(
+        lambda: [r for r in engine_lines(stack, RUN_LINE) if r["flow_run_id"] == check_run.id],
+        30,
+        "the run's process to report",
+    )
+    assert said["profile"] == "gx" and said["gx_preloaded"] and not said["gx_imported_in_run"]
+    poll(lambda: gx_spares_of(pid) - gx_spares, 60, "a new GX spare in place of the one taken")
+
+
+def test_every_flow_with_a_preload_profile_exists(stack: SessionStack) -> None:
+    # Imported here, with the stack (any Prefect import must come after its settings are in the environment).
+    from infra.warm_worker import FLOW_PROFILES
+
+    assert set(FLOW_PROFILES) <= {f.name for f in all_flows()}
+
+
+def small_csv(path: Path) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["applicant_id", "income", "amount"])
+        writer.writerows([i, 20_000 + 137 * i, 1_000 + 53 * i] for i in range(200))
+    return path
 
 
 def test_spares_killed_while_waiting_are_replaced_and_runs_still_complete(

@@ -1,0 +1,808 @@
+"""Data-quality checks: GX against a numpy floor, and event → recorded verdict (issue 4).
+
+    make bench-dq BENCH_DQ_ARGS="--rows 1000000 --repeat 3"
+    .venv/bin/python -m bench.data_quality [--rows N] [--repeat N] [--events N] [--spacing S]
+                                           [--skip-latency] [--skip-validation]
+
+Three measurements, state in `.aims/bench/data-quality`:
+
+1. VALIDATION — `GxEngine.validate` (a fresh engine each round, as the flow creates one per run) of
+   a suite of 10 expectations, of the kinds our suites use, on a generated Parquet file of --rows
+   rows, against a vectorized pandas/numpy pass that reads the same file and computes the same
+   verdicts. Both must agree on every expectation's pass/fail and unexpected count (observed value
+   for table expectations), or the benchmark crashes: a fast floor that answers something else
+   proves nothing. Medians of --repeat rounds and the ratio GX / floor (target ≤ 10×), with and
+   without reading the file.
+2. LATENCY — a Kafka broker, a Prefect server (SQLite), `aims worker` with warm spares, and an
+   in-process `events.router.Router` (PrefectLauncher, RegisterReceipts) as in the stack; --events
+   data-changed events, one at a time, --spacing seconds apart, each a new version of the dataset
+   the repository's loan-applications suite checks; latency = produce → the DataQualityResult row
+   `<dataset>@<version>` visible in the register, split into produce → run created → Running →
+   recorded. The coalescing window is 0 (a copy of the policy with `coalesce_seconds: 0`, for the
+   worker through AIMS_POLICY_FILE, and for the router): a window would only add itself to every
+   figure. Suites are a copy of suites/ in the state folder, so baselines never land in the repo.
+3. GX IMPORT — each flow-run process logs an `aims-warm-run` line in the worker's log, saying whether
+   Great Expectations was imported before the run started (a GX-warm spare) and how long importing it took
+   when the run had to (`infra.warm_engine`); the benchmark prints "GX imported in N of M runs" and
+   the latency of the runs that paid the import against those that did not.
+
+Nothing here fails on a time: numbers and the target are printed; the exit status says only
+whether something crashed (or the floor disagreed with GX). Each phase prints the machine's load
+average: it is shared, and the numbers move with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from connectors.register.store import Register
+    from infra.processes import ManagedProcess
+    from schemas.events import DataChangedEvent
+    from schemas.suites import CheckOutcome, Suite
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 10.0
+DATASET = "loan-applications"  # the repository's suite checks it: every run validates, none drafts
+TERMS = (12, 24, 36, 48, 60)
+POSTCODE = r"^[0-9]{5}$"
+ROW_COUNT_MIN = 1000
+# Rows the generator spoils on purpose, so that some expectations fail with known counts.
+BAD_AMOUNT_EVERY = 997
+NULL_APPROVED_EVERY = 1009
+BAD_POSTCODE_EVERY = 1013
+DUPLICATE_IDS = 25
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+class Progress:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.start:6.1f}s {self.prefix}] {message}", flush=True)
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _fmt(value: float, spec: str = ".2f") -> str:
+    return "–" if value != value else format(value, spec)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# -- 1. validation: GX against the floor ------------------------------------------------------
+
+
+def bench_suite() -> Suite:
+    """Ten expectations of the kinds the repository's suites use; three fail on the generated data."""
+    from schemas.suites import Suite
+
+    columns = ["applicant_id", "income", "amount", "term_months", "approved", "postcode"]
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        ("expect_table_columns_to_match_set", "critical", {"column_set": columns, "exact_match": True}),
+        ("expect_table_row_count_to_be_between", "warning", {"min_value": ROW_COUNT_MIN}),
+        ("expect_column_values_to_not_be_null", "critical", {"column": "applicant_id"}),
+        ("expect_column_values_to_be_unique", "critical", {"column": "applicant_id"}),
+        ("expect_column_values_to_be_between", "critical", _between("income", 0, 10**7)),
+        ("expect_column_values_to_be_between", "critical", _between("amount", 100, 10**6)),
+        ("expect_column_values_to_be_in_set", "critical", {"column": "term_months", "value_set": [*TERMS]}),
+        ("expect_column_values_to_not_be_null", "critical", {"column": "approved"}),
+        ("expect_column_values_to_match_regex", "warning", {"column": "postcode", "regex": POSTCODE}),
+        (
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            "warning",
+            {"column_A": "income", "column_B": "amount", "mostly": 0.95},
+        ),
+    ]
+    return Suite.model_validate(
+        {
+            "dataset": "bench-applications",
+            "version": "1",
+            "status": "reviewed",
+            "expectations": [{"expectation": e, "severity": s, "kwargs": k} for e, s, k in specs],
+        }
+    )
+
+
+def _between(column: str, low: float, high: float) -> dict[str, Any]:
+    return {"column": column, "min_value": low, "max_value": high}
+
+
+def generate(path: Path, rows: int) -> None:
+    """Loan applications with a few spoiled rows (amounts, labels, postcodes, duplicate ids)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(42)
+    ids = np.arange(rows, dtype=np.int64)
+    ids[-DUPLICATE_IDS:] = ids[:DUPLICATE_IDS]  # each duplicated id appears twice
+    income = rng.integers(20_000, 200_000, rows).astype(np.float64)
+    amount = rng.integers(1_000, 40_000, rows).astype(np.float64)
+    amount[::BAD_AMOUNT_EVERY] = 50.0
+    approved = pd.Series(rng.random(rows) < 0.6, dtype="object")
+    approved[::NULL_APPROVED_EVERY] = None
+    postcode = pd.Series(rng.integers(10_000, 99_999, rows)).astype(str)
+    postcode[::BAD_POSTCODE_EVERY] = "N/A"
+    frame = pd.DataFrame(
+        {
+            "applicant_id": ids,
+            "income": income,
+            "amount": amount,
+            "term_months": rng.choice(np.array(TERMS), rows),
+            "approved": approved,
+            "postcode": postcode,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One expectation's answer: what both sides must agree on."""
+
+    success: bool
+    unexpected: int | None = None  # rows, for column expectations
+    observed: Any = None  # for table expectations
+
+
+def _column_verdict(unexpected: int, nonnull: int, mostly: float) -> Verdict:
+    # GX: the share of non-null values that meet the expectation must reach `mostly`.
+    share = 1.0 if nonnull == 0 else (nonnull - unexpected) / nonnull
+    return Verdict(success=share >= mostly, unexpected=unexpected)
+
+
+def floor_verdicts(frame: pd.DataFrame, suite: Suite) -> list[Verdict]:
+    """The suite's verdicts with plain pandas/numpy, one vectorized pass per expectation."""
+    return [_floor_one(frame, spec.expectation, spec.kwargs) for spec in suite.expectations]
+
+
+def _floor_one(frame: pd.DataFrame, name: str, kw: dict[str, Any]) -> Verdict:
+    if name == "expect_table_columns_to_match_set":
+        observed = [str(c) for c in frame.columns]
+        return Verdict(success=set(observed) == set(kw["column_set"]), observed=sorted(observed))
+    if name == "expect_table_row_count_to_be_between":
+        return Verdict(success=len(frame) >= kw["min_value"], observed=len(frame))
+    if name == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = frame[kw["column_A"]], frame[kw["column_B"]]
+        both = a.notna() & b.notna()
+        unexpected = int((both & ~(a > b)).sum())
+        return _column_verdict(unexpected, int(both.sum()), kw.get("mostly", 1.0))
+    column = frame[kw["column"]]
+    if name == "expect_column_values_to_not_be_null":
+        nulls = int(column.isna().sum())
+        return Verdict(success=nulls == 0, unexpected=nulls)
+    values = column.dropna()
+    if name == "expect_column_values_to_be_unique":
+        unexpected = int(values.duplicated(keep=False).sum())  # GX counts every copy
+    elif name == "expect_column_values_to_be_between":
+        unexpected = int((~values.between(kw["min_value"], kw["max_value"])).sum())
+    elif name == "expect_column_values_to_be_in_set":
+        unexpected = int((~values.isin(kw["value_set"])).sum())
+    elif name == "expect_column_values_to_match_regex":
+        unexpected = int((~values.astype(str).str.contains(kw["regex"], regex=True)).sum())
+    else:
+        raise ValueError(f"the floor has no equivalent of {name}")
+    return _column_verdict(unexpected, len(values), kw.get("mostly", 1.0))
+
+
+def gx_verdicts(outcome: CheckOutcome) -> list[Verdict]:
+    verdicts = []
+    for e in outcome.expectations:
+        if e.exception is not None:
+            raise RuntimeError(f"GX could not evaluate {e.expectation}: {e.exception}")
+        if e.expectation.startswith("expect_table_"):
+            observed = e.observed_value
+            observed = sorted(observed) if isinstance(observed, list) else observed
+            verdicts.append(Verdict(success=e.success, observed=observed))
+        else:
+            verdicts.append(Verdict(success=e.success, unexpected=e.unexpected_count))
+    return verdicts
+
+
+def disagreements(suite: Suite, gx: list[Verdict], floor: list[Verdict]) -> list[str]:
+    return [
+        f"{spec.expectation}({spec.kwargs.get('column', '')}): GX {g} vs floor {f}"
+        for spec, g, f in zip(suite.expectations, gx, floor, strict=True)
+        if g != f
+    ]
+
+
+@dataclass
+class ValidationRound:
+    gx_s: float
+    floor_s: float
+    read_s: float
+
+
+def validation_round(path: Path, suite: Suite) -> tuple[ValidationRound, list[Verdict]]:
+    import pandas as pd
+
+    from connectors.great_expectations import GxEngine
+    from schemas.payloads import FileLocation
+
+    location = FileLocation(kind="file", uri=path.resolve().as_uri())
+    t0 = time.perf_counter()
+    outcome = GxEngine().validate(location, suite, data_version="bench")
+    gx_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = pd.read_parquet(path)
+    read_s = time.perf_counter() - t0
+    floor = floor_verdicts(frame, suite)
+    floor_s = time.perf_counter() - t0
+    gx = gx_verdicts(outcome)
+    problems = disagreements(suite, gx, floor)
+    if problems:
+        raise AssertionError("the floor and GX disagree:\n  " + "\n  ".join(problems))
+    return ValidationRound(gx_s=gx_s, floor_s=floor_s, read_s=read_s), floor
+
+
+def measure_validation(root: Path, args: argparse.Namespace, say: Progress) -> dict[str, Any]:
+    import great_expectations  # noqa: F401 - imported before timing: the flow-run process pays it once
+
+    suite = bench_suite()
+    path = root / f"applications-{args.rows}.parquet"
+    if not path.is_file():
+        say(f"VALIDATION: generating {args.rows:,} rows → {path}")
+        generate(path, args.rows)
+    load = [load_average()]
+    rounds: list[ValidationRound] = []
+    verdicts: list[Verdict] = []
+    for n in range(args.repeat):
+        measured, verdicts = validation_round(path, suite)
+        rounds.append(measured)
+        say(
+            f"  round {n + 1}/{args.repeat}: GX {measured.gx_s:.2f}s, floor {measured.floor_s:.2f}s "
+            f"(of which reading {measured.read_s:.2f}s); verdicts agree"
+        )
+    load.append(load_average())
+    gx, floor, read = (median([getattr(r, k) for r in rounds]) for k in ("gx_s", "floor_s", "read_s"))
+    failed = [s.expectation for s, v in zip(suite.expectations, verdicts, strict=True) if not v.success]
+    return {
+        "rows": args.rows,
+        "expectations": len(suite.expectations),
+        "failing": failed,
+        "gx_s": gx,
+        "floor_s": floor,
+        "read_s": read,
+        "ratio": gx / floor,
+        "ratio_without_read": (gx - read) / (floor - read) if floor > read else float("nan"),
+        "load": load,
+    }
+
+
+def report_validation(result: dict[str, Any], repeat: int) -> None:
+    ratio = result["ratio"]
+    print(
+        f"VALIDATION: {result['rows']:,} rows × {result['expectations']} expectations, Parquet, medians of "
+        f"{repeat} rounds (load {result['load'][0]}→{result['load'][1]}, 2 cores, shared)"
+    )
+    print(f"  GX (GxEngine.validate, pandas engine, file read included): {result['gx_s']:.2f} s")
+    print(f"  floor (pandas/numpy, file read included):                  {result['floor_s']:.2f} s")
+    print(
+        f"  ratio GX / floor: {ratio:.1f}× (target ≤ {TARGET_RATIO:g}×: "
+        f"{'meets' if ratio <= TARGET_RATIO else 'MISSES'}); without the file read "
+        f"({result['read_s']:.2f} s on both sides): {_fmt(result['ratio_without_read'], '.1f')}×"
+    )
+    print(f"  both agree on every verdict and count; failing as generated: {', '.join(result['failing'])}")
+
+
+# -- 2 and 3. event → recorded verdict, and who paid the GX import ----------------------------
+
+
+@dataclass
+class Stack:
+    """What the latency phase started, stopped in reverse order."""
+
+    state: Path
+    say: Progress
+    bootstrap: str = ""
+    api_url: str = ""
+    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def started(self, what: str, stop: Callable[[], None]) -> None:
+        self.stops.append((what, stop))
+
+    def close(self) -> None:
+        while self.stops:
+            what, stop = self.stops.pop()
+            self.say(f"stopping {what}…")
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - the rest must still be stopped
+                self.say(f"  stopping {what} failed: {exc!r}")
+
+
+def prepare_state(state: Path) -> Path:
+    """A fresh state folder with copies of suites/ and of the policy, its coalescing window 0."""
+    import yaml
+
+    from aims.policy_file import load_policy
+    from schemas.settings import load_settings
+
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    shutil.copytree(REPO / "suites", state / "suites")
+    source = load_settings().policy_file
+    document = yaml.safe_load((source if source.is_absolute() else REPO / source).read_text())
+    document.setdefault("data_quality", {})["coalesce_seconds"] = 0
+    policy = state / "aims-policy.yaml"
+    policy.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    checked = load_policy(policy).data_quality
+    if checked is None or checked.coalesce_seconds != 0:
+        raise RuntimeError(f"{policy}: the copied policy does not set coalesce_seconds to 0")
+    return policy
+
+
+def stack_env(stack: Stack, policy: Path, gx_spares: int | None) -> None:
+    """This process's environment, which the worker inherits: set before Prefect is first imported."""
+    from infra.prefect_server import prefect_client_env
+
+    if "prefect" in sys.modules:
+        raise RuntimeError("Prefect was imported before its settings were in the environment")
+    os.environ.update(prefect_client_env(stack.state, stack.api_url))
+    os.environ.update(
+        {
+            "AIMS_STATE_DIR": str(stack.state),
+            "AIMS_POLICY_FILE": str(policy),
+            "AIMS_SUITES_DIR": str(stack.state / "suites"),
+            "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        }
+    )
+    if gx_spares is not None:
+        os.environ["AIMS_WARM_GX_PROCESSES"] = str(gx_spares)
+
+
+def start_services(stack: Stack, bootstrap: str | None) -> None:
+    from infra.kafka_broker import KafkaBroker
+    from infra.prefect_server import PrefectServer
+
+    if bootstrap:
+        stack.bootstrap = bootstrap
+        stack.say(f"Kafka: using the existing cluster at {bootstrap}")
+    else:
+        # The router benchmark's copy of the jars: downloaded once for both.
+        broker = KafkaBroker(stack.state, libs_dir=stack.state.parent.parent / "kafka" / "libs")
+        stack.bootstrap = broker.start()
+        stack.started("the Kafka broker", broker.stop)
+        stack.say(f"Kafka: broker ready at {stack.bootstrap}")
+    server = PrefectServer(stack.state)
+    stack.api_url = server.start()
+    stack.started("the Prefect server", server.stop)
+    stack.say(f"Prefect server (SQLite) ready at {stack.api_url}")
+
+
+def start_worker(stack: Stack) -> ManagedProcess:
+    """`aims worker`; returns once its deployments exist and every spare (GX ones too) is warm."""
+    from connectors.prefect_api import PrefectApi
+    from events.topics import ensure_topics, topic_specs
+    from infra.deployments import served, worker_status_path
+    from infra.processes import ManagedProcess, wait_until
+    from infra.stack import aims_command
+    from schemas.settings import AimsSettings
+
+    ensure_topics(stack.bootstrap, topic_specs(AimsSettings(state_dir=stack.state)))  # where flows publish
+    env = dict(os.environ)
+    env.pop("PREFECT_CLIENT_MAX_RETRIES", None)  # the worker keeps Prefect's retries, as in the stack
+    worker = ManagedProcess("worker", aims_command("worker"), worker_log(stack.state), env)
+    worker.start()
+    stack.started("the worker", lambda: worker.stop(30))
+    gx_spares = expected_gx_spares()
+    api = PrefectApi(stack.api_url)
+
+    def warm() -> bool:
+        # Measured from a worker with every spare warm: the latency of a quiet stack, not a cold start.
+        try:
+            status = json.loads(worker_status_path(stack.state, worker.pid or 0).read_text())
+        except (OSError, ValueError):
+            return False
+        if status.get("ready", 0) < status.get("size", 1):
+            return False
+        return len(warm_lines(stack.state, "aims-warm-ready", profile="gx")) >= gx_spares and served(api)
+
+    try:
+        waited = wait_until(warm, 240, "the worker and its spares", worker)
+    finally:
+        api.close()
+    stack.say(f"worker ready after {waited:.1f}s, GX-warm spares: {gx_spares}")
+    return worker
+
+
+def expected_gx_spares() -> int:
+    from infra.warm_worker import gx_spares_from_env
+
+    return gx_spares_from_env()
+
+
+def worker_log(state: Path) -> Path:
+    return state / "logs" / "worker.log"
+
+
+def warm_lines(state: Path, prefix: str, **match: Any) -> list[dict[str, Any]]:
+    """The JSON lines `infra.warm_engine` printed into the worker's log, filtered on `match`."""
+    try:
+        text = worker_log(state).read_text(errors="replace")
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        if not line.startswith(prefix + " "):
+            continue
+        with contextlib.suppress(ValueError):
+            record = json.loads(line[len(prefix) + 1 :])
+            if all(record.get(k) == v for k, v in match.items()):
+                found.append(record)
+    return found
+
+
+@contextlib.contextmanager
+def running_router(stack: Stack, tag: str) -> Iterator[tuple[Any, str]]:
+    """An in-process router (PrefectLauncher, RegisterReceipts) with coalescing off, on a thread."""
+    from connectors.prefect_runs import PrefectLauncher
+    from connectors.register.receipts import RegisterReceipts
+    from events.router import Router
+    from events.topics import ensure_topics, topic_specs
+    from schemas.settings import AimsSettings
+
+    settings = AimsSettings(
+        state_dir=stack.state,
+        events_topic=f"bench.dq.{tag}",
+        dead_letter_topic=f"bench.dq.{tag}.dlq",
+        consumer_group=f"bench-dq-{tag}",
+    )
+    ensure_topics(stack.bootstrap, topic_specs(settings))
+    receipts = RegisterReceipts(open_register(stack.state), actor="router:bench")
+    router = Router(
+        settings,
+        stack.bootstrap,
+        PrefectLauncher,
+        heartbeat_dir=stack.state / "routers",
+        receipts=receipts,
+        name="bench-dq",
+        coalesce_seconds=0.0,  # a window only adds itself to every latency
+    )
+    thread = threading.Thread(target=router.run, name="bench-dq-router", daemon=True)
+    thread.start()
+    try:
+        if not router.wait_ready(90):
+            raise TimeoutError("the router got no partitions within 90 s")
+        yield router, settings.events_topic
+    finally:
+        router.stop()
+        thread.join(60)
+
+
+def open_register(state: Path) -> Register:
+    from connectors.register import open_register as open_
+    from schemas.settings import AimsSettings
+
+    return open_(AimsSettings(state_dir=state))
+
+
+def demo_rows(path: Path) -> None:
+    """500 loan applications that the repository's suite passes (as `aims demo` writes them)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["applicant_id", "income", "amount", "term_months", "approved"])
+        for i in range(500):
+            writer.writerow([i, 20_000 + 137 * i, 1_000 + 53 * i, 12 + 12 * (i % 5), i % 3 != 0])
+
+
+def data_event(stack: Stack, tag: str, n: int) -> DataChangedEvent:
+    from schemas.events import DataChangedEvent
+
+    path = stack.state / "data" / f"{DATASET}-{n:03d}.csv"
+    demo_rows(path)
+    return DataChangedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"bench-dq-{tag}-{n:03d}",
+            "source": "urn:aims:bench",
+            "data": {
+                "dataset_id": DATASET,
+                "version": f"bench-{tag}-{n:03d}",
+                "change_kind": "appended",
+                "location": {"kind": "file", "uri": path.resolve().as_uri()},
+                "row_count": 500,
+            },
+        }
+    )
+
+
+@dataclass
+class Sample:
+    """One event's way to its verdict (epoch seconds)."""
+
+    key: str
+    result_id: str
+    produced: float
+    recorded: float
+    verdict: str
+    created: float | None = None
+    running: float | None = None
+    run_id: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def latency(self) -> float:
+        return self.recorded - self.produced
+
+
+def wait_recorded(register: Register, result_id: str, timeout: float, router: Any) -> tuple[float, str]:
+    """When the DataQualityResult row became visible (polled every 0.1 s), and its verdict."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with register.reader() as uow:
+            row = uow.data_quality.get(result_id)
+        if row is not None:
+            return time.time(), row.verdict
+        if router.stats.last_error:
+            raise RuntimeError(f"the router failed: {router.stats.last_error}")
+        time.sleep(0.1)
+    raise TimeoutError(f"no data-quality result {result_id} within {timeout:.0f}s")
+
+
+def produce_events(stack: Stack, args: argparse.Namespace, tag: str) -> list[Sample]:
+    from events.producer import EventPublisher
+
+    register = open_register(stack.state)
+    samples: list[Sample] = []
+    with running_router(stack, tag) as (router, topic):
+        publisher = EventPublisher(stack.bootstrap, topic)
+        try:
+            for n in range(args.events):
+                event = data_event(stack, tag, n)
+                result_id = f"{event.data.dataset_id}@{event.data.version}"
+                produced = time.time()
+                publisher.publish(event)
+                recorded, verdict = wait_recorded(register, result_id, 300, router)
+                samples.append(Sample(event.dedup_key, result_id, produced, recorded, verdict))
+                took = recorded - produced
+                stack.say(f"  event {n + 1}/{args.events}: verdict {verdict!r} after {took:.2f}s")
+                if n + 1 < args.events:
+                    time.sleep(args.spacing)
+        finally:
+            publisher.close()
+    return samples
+
+
+def attach_runs(stack: Stack, samples: list[Sample]) -> None:
+    """Each sample's flow run (by idempotency key), its first Running, and what its process said."""
+    from connectors.prefect_api import PrefectApi
+
+    api = PrefectApi(stack.api_url, timeout=30)
+    try:
+        runs = {r.idempotency_key: r for r in api.runs_for_keys([s.key for s in samples])}
+        engine = engine_reports(stack.state, {r.id for r in runs.values()})
+        for sample in samples:
+            run = runs.get(sample.key)
+            if run is None:
+                continue  # a key the router derives differently: the split shows "–"
+            sample.run_id = run.id
+            sample.created = parse_time(run.created)
+            sample.running = first_running(api, run.id)
+            sample.engine = engine.get(run.id, {})
+    finally:
+        api.close()
+
+
+def engine_reports(state: Path, run_ids: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    """What each run's process said; it says so after the run, which goes on after the verdict."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {r["flow_run_id"]: r for r in warm_lines(state, "aims-warm-run")}
+        if run_ids <= found.keys() or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def first_running(api: Any, run_id: str) -> float | None:
+    response = api.request("GET", "/flow_run_states/", params={"flow_run_id": run_id})
+    stamps = [parse_time(s["timestamp"]) for s in response.json() if s["type"] == "RUNNING"]
+    return min(stamps, default=None)
+
+
+def parse_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
+def measure_latency(root: Path, args: argparse.Namespace, say: Progress) -> dict[str, Any]:
+    from schemas.settings import load_settings
+
+    stack = Stack(state=root / "stack", say=say)
+    tag = time.strftime("%Y%m%d%H%M%S")
+    try:
+        policy = prepare_state(stack.state)
+        start_services(stack, load_settings().kafka_bootstrap_servers)
+        stack_env(stack, policy, args.gx_spares)
+        worker = start_worker(stack)
+        say(f"LATENCY: {args.events} data-changed events, each {args.spacing:g}s after the last verdict…")
+        load = [load_average()]
+        samples = produce_events(stack, args, tag)
+        load.append(load_average())
+        if not worker.alive():
+            raise RuntimeError("the worker died during the benchmark")
+        attach_runs(stack, samples)
+    finally:
+        stack.close()
+    return latency_figures(samples, load, expected_gx_spares())
+
+
+def latency_figures(samples: list[Sample], load: list[float], gx_spares: int) -> dict[str, Any]:
+    def gaps(start: str, end: str, among: list[Sample]) -> list[float]:
+        pairs = [(getattr(s, start), getattr(s, end)) for s in among]
+        return [b - a for a, b in pairs if a is not None and b is not None]
+
+    paid = [s for s in samples if s.engine.get("gx_imported_in_run")]
+    preloaded = [s for s in samples if s.engine.get("gx_preloaded")]
+    return {
+        "events": len(samples),
+        "verdicts": sorted({s.verdict for s in samples}),
+        "gx_spares": gx_spares,
+        "load": load,
+        "latency_p50_s": median([s.latency for s in samples]),
+        "latency_max_s": max((s.latency for s in samples), default=float("nan")),
+        "created_p50_s": median(gaps("produced", "created", samples)),
+        "running_p50_s": median(gaps("created", "running", samples)),
+        "recorded_p50_s": median(gaps("running", "recorded", samples)),
+        "reported_runs": sum(1 for s in samples if s.engine),
+        "gx_paid_runs": len(paid),
+        "gx_preloaded_runs": len(preloaded),
+        "gx_import_p50_s": median([v for s in paid if (v := s.engine.get("gx_import_seconds")) is not None]),
+        "paid_latency_p50_s": median([s.latency for s in paid]),
+        "paid_recorded_p50_s": median(gaps("running", "recorded", paid)),
+        "preloaded_latency_p50_s": median([s.latency for s in preloaded]),
+        "preloaded_recorded_p50_s": median(gaps("running", "recorded", preloaded)),
+        "per_event": [round(s.latency, 2) for s in samples],
+        "per_event_gx": [_gx_mark(s) for s in samples],
+    }
+
+
+def _gx_mark(sample: Sample) -> str:
+    if sample.engine.get("gx_preloaded"):
+        return "preloaded"
+    return "paid" if sample.engine.get("gx_imported_in_run") else "?"
+
+
+def report_latency(r: dict[str, Any], spacing: float) -> None:
+    print(
+        f"LATENCY: produce data.changed → DataQualityResult recorded, {r['events']} events one at a time, "
+        f"{spacing:g}s after each verdict; coalescing window 0 (policy copy with coalesce_seconds: 0 for the "
+        f"worker, Router(coalesce_seconds=0) in-process); GX-warm spares: {r['gx_spares']} "
+        f"(load {r['load'][0]}→{r['load'][1]})"
+    )
+    print(
+        f"  p50 {_fmt(r['latency_p50_s'])} s, max {_fmt(r['latency_max_s'])} s; verdicts {r['verdicts']}; "
+        f"per event (s): {r['per_event']}"
+    )
+    print(
+        f"  split (p50): produce → run created {_fmt(r['created_p50_s'])} s, created → Running "
+        f"{_fmt(r['running_p50_s'])} s, Running → recorded {_fmt(r['recorded_p50_s'])} s"
+    )
+    print(
+        f"GX IMPORT: GX imported in {r['gx_paid_runs']} of {r['reported_runs']} runs (preloaded in a GX-warm "
+        f"spare in {r['gx_preloaded_runs']}); per event: {r['per_event_gx']}"
+    )
+    print(
+        f"  runs that paid the import: import p50 {_fmt(r['gx_import_p50_s'])} s, latency p50 "
+        f"{_fmt(r['paid_latency_p50_s'])} s (Running → recorded {_fmt(r['paid_recorded_p50_s'])} s); "
+        f"runs in a GX-warm spare: latency p50 {_fmt(r['preloaded_latency_p50_s'])} s (Running → recorded "
+        f"{_fmt(r['preloaded_recorded_p50_s'])} s)"
+    )
+
+
+# -- the whole benchmark ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.data_quality",
+        description="GX validation against a numpy floor, and data-changed event → recorded verdict.",
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, metavar="N", help="rows (default %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, metavar="N", help="validation rounds; medians (default %(default)s)"
+    )
+    parser.add_argument(
+        "--events", type=int, default=10, metavar="N", help="data-changed events (default %(default)s)"
+    )
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        default=10,
+        metavar="S",
+        help="seconds from one verdict to the next event (default %(default)s)",
+    )
+    parser.add_argument(
+        "--gx-spares",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the worker's GX-warm spares (AIMS_WARM_GX_PROCESSES; 0 = none, as before issue 4)",
+    )
+    parser.add_argument("--skip-latency", action="store_true", help="only the validation measurement")
+    parser.add_argument("--skip-validation", action="store_true", help="only the latency measurement")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from schemas.settings import load_settings
+
+    root = load_settings().state_path / "bench" / "data-quality"
+    root.mkdir(parents=True, exist_ok=True)
+    say = Progress("bench-dq")
+    validation: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
+    crashed = False
+    if not args.skip_validation:
+        try:
+            validation = measure_validation(root / "data", args, say)
+        except Exception as exc:  # noqa: BLE001 - reported; the latency phase still runs
+            say(f"VALIDATION crashed: {exc!r}")
+            crashed = True
+    if not args.skip_latency:
+        try:
+            latency = measure_latency(root, args, say)
+        except Exception as exc:  # noqa: BLE001 - reported below; the exit status says it crashed
+            say(f"LATENCY crashed: {exc!r}")
+            crashed = True
+    print()
+    if validation is not None:
+        report_validation(validation, args.repeat)
+    if latency is not None:
+        report_latency(latency, args.spacing)
+        (root / "result-latency.json").write_text(json.dumps(latency, indent=2))
+    print("Times never fail the benchmark; the exit status says only whether something crashed.")
+    return 1 if crashed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rows < 1000 or args.repeat < 1 or args.events < 1 or args.spacing < 0:
+        raise SystemExit("--rows needs at least 1000, --repeat and --events at least 1, --spacing ≥ 0")
+    # Ctrl-C and SIGTERM stop what was started, in order (Stack.close), then exit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
