@@ -17,8 +17,12 @@ URL that has none, when a check runs. Messages and results show the URL with `**
 is scrubbed from any error text GX or the driver produce.
 
 Data that cannot be read raises `DataUnavailable`, saying what to fix; `retryable` tells a transient
-database failure from a bad location. A suite whose expectation GX cannot evaluate (a missing
-column, a type mismatch) is not an error: that expectation fails, with the reason in `exception`.
+database failure (the server down or unreachable, a query failing midway) from a bad location: a
+missing or unreadable file, an unknown table, and a URL that can never work (no such host, database
+or user, a refused password, a driver not installed) are not retryable.
+
+A suite whose expectation GX cannot evaluate (a missing column, a type mismatch) is not an error:
+that expectation fails, with the reason in `exception`.
 """
 
 from __future__ import annotations
@@ -444,6 +448,9 @@ class GxEngine:
                 reason = f"the database driver is not installed ({exc}); install it in the worker"
                 raise DataUnavailable(display, scrub(reason)) from None
             except sa.exc.SQLAlchemyError as exc:
+                wrong = _wrong_address(exc, url, self._password_env)
+                if wrong is not None:  # a retry would meet the same refusal: a finding, now
+                    raise DataUnavailable(display, scrub(f"{wrong} ({_first_line(exc)})")) from None
                 reason = (
                     f"cannot reach the database ({_first_line(exc)}); check that it is up, the URL, "
                     f"and the password in {self._password_env}"
@@ -452,6 +459,48 @@ class GxEngine:
             yield _Sql(engine=engine, url=url, table=table, display=display, scrub=scrub)
         finally:
             engine.dispose()
+
+
+# SQLSTATEs of a connection refused for good: no such database, no such user, a wrong password.
+_REFUSED = {
+    "3D000": "the database does not exist; fix the database name in the URL",
+    "28000": "the server does not know or admit this user; fix the user name in the URL",
+    "28P01": "the server refused the password; set the right one in {env} (in the worker's environment)",
+}
+# The same refusals as libpq words them (psycopg keeps no SQLSTATE for a failed connection).
+_LIBPQ_REFUSED = (
+    (re.compile(r'FATAL:\s+database ".*" does not exist'), "3D000"),
+    (re.compile(r'FATAL:\s+role ".*" does not exist'), "28000"),
+    (re.compile(r"no pg_hba\.conf entry"), "28000"),
+    (re.compile(r"password authentication failed"), "28P01"),
+)
+
+
+def _wrong_address(exc: BaseException, url: sa.URL, password_env: str) -> str | None:
+    """Why connecting can never work, when it cannot: an unknown host, database or user, a wrong
+    password. None for what may pass (a server down or restarting, a network timeout)."""
+    import socket
+
+    orig = getattr(exc, "orig", None) or exc
+    code = None
+    for cause in (orig, orig.__cause__, orig.__context__):
+        code = code or getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if code is None:
+        text = str(orig)
+        code = next((c for pattern, c in _LIBPQ_REFUSED if pattern.search(text)), None)
+    if code in _REFUSED:
+        return _REFUSED[code].format(env=password_env)
+    host = url.host
+    if host and not host.startswith("/"):
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as err:  # EAI_AGAIN (DNS not answering now) may pass
+            unknown = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+            if err.errno in unknown:
+                return f"the host {host} is unknown (no such name in DNS); fix the host in the URL"
+        except (UnicodeError, OSError):
+            pass
+    return None
 
 
 # -- GX plumbing ----------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 FLOW = "check-data-quality"
 SOURCE = "urn:aims:check-data-quality"
 CONTROLS = ["A.6.2.8", "A.7.4", "A.7.5", "A.7.6"]
+EMPTY = "dataset has no rows"
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -169,7 +170,7 @@ def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile |
     with register().reader() as uow:
         versions = uow.dataset_versions.find(dataset=dataset, status="accepted", order_by="received_at")
     for v in reversed(versions):
-        if v.version != before_version and v.profile:
+        if v.version != before_version and v.profile and v.profile.get("rows"):
             return DatasetProfile.model_validate(v.profile)
     return None
 
@@ -304,11 +305,16 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         outcome: CheckOutcome = checked["outcome"]
         profile: DatasetProfile = checked["profile"]
         reference: DatasetProfile | None = checked["reference"]
-        if reference is not None:
+        # An empty version has no distribution to compare, and is no reference for the next one.
+        if reference is not None and reference.rows and profile.rows:
             drift = compare_profiles(reference, profile, limits, checked["drift_columns"])
         failed_critical = [
             _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "critical"
         ]
+        if profile.rows == 0 and not checked["baseline"]:
+            # Whatever the suite says about row counts: nothing was checked, so nothing passed.
+            failed_critical.append(EMPTY)
+            summary["finding"] = "the dataset has no rows; check the pipeline that produced this version"
         failed_warning = [
             _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "warning"
         ]

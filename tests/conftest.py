@@ -1,8 +1,12 @@
-"""The test session's real stack: a Kafka broker, a Prefect server and the worker.
+"""The test session's real servers: a Kafka broker, a Prefect server and the worker; PostgreSQL.
 
-Started once, on first use by an integration test, in a state folder of its own under `.aims/`.
+Started once, on first use, in a state folder of its own under `.aims/`.
 Each test gets its own topics and consumer group, so tests do not see each other's events.
 Nothing here imports Prefect at module level: the SDK must see the session's PREFECT_API_URL first.
+
+PostgreSQL (`postgres`) is a real server started from the installed server binaries
+(`infra.postgres`), shared by the register tests and the data-quality tests. Without the binaries
+the tests that need it are skipped, and the session's summary says so in plain words.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.postgres import PostgresServer, PostgresUnavailable
 from tests.support import SessionStack
 
 REPO = Path(__file__).resolve().parent.parent
+POSTGRES_SKIPPED: list[str] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,3 +57,47 @@ def topics(stack: SessionStack, request: pytest.FixtureRequest) -> Iterator[dict
     }
     stack.create_topics(names)
     yield names
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 with trust authentication, for the whole session."""
+    # Under the repository, not /tmp: as root the server runs as `postgres`, which cannot enter
+    # pytest's private temporary folders.
+    state = REPO / ".aims" / "test-sessions" / f"postgres-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    server = PostgresServer(state, "tests")
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        POSTGRES_SKIPPED.append(str(exc))
+        pytest.skip(f"tests on PostgreSQL did not run: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not os.environ.get("AIMS_KEEP_TEST_STATE"):
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def postgres_admin(server: PostgresServer, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE DATABASE, DROP DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(
+        server.url("psycopg").replace("postgresql+psycopg", "postgresql"), autocommit=True
+    ) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def postgres_database(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A database of this test's own on the session's server: its SQLAlchemy URL (psycopg, no password)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres_admin(postgres, f"CREATE DATABASE {name}")
+    request.addfinalizer(lambda: postgres_admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    return postgres.url("psycopg").rsplit("/", 1)[0] + f"/{name}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for reason in dict.fromkeys(POSTGRES_SKIPPED):
+        terminalreporter.write_line(f"NOTE: the tests on PostgreSQL did not run: {reason}", yellow=True)

@@ -233,6 +233,26 @@ def test_unreachable_tables_raise_data_unavailable(engine: GxEngine, tmp_path: P
         engine.profile(SqlTableLocation(url="nosuchdialect://host/db", table="loans"))
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql+psycopg://aims@no-such-host.invalid/loans", "the host no-such-host.invalid is unknown"),
+        ("postgresql+nosuchdriver://aims@127.0.0.1/loans", "install the database driver"),
+        ("mysql+nosuchdriver://aims@127.0.0.1/loans", "install the database driver"),
+    ],
+)
+def test_a_url_that_can_never_work_is_not_retryable(engine: GxEngine, url: str, reason: str) -> None:
+    with pytest.raises(DataUnavailable) as caught:
+        engine.validate(SqlTableLocation(url=url, table="loans"), PASSING)
+    assert reason in caught.value.reason and not caught.value.retryable
+
+
+def test_a_server_that_is_down_is_retryable(engine: GxEngine) -> None:
+    with pytest.raises(DataUnavailable) as caught:
+        engine.profile(SqlTableLocation(url="postgresql+psycopg://aims@127.0.0.1:1/loans", table="loans"))
+    assert caught.value.retryable and "check that it is up" in caught.value.reason
+
+
 def test_the_password_comes_from_the_environment_and_never_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -313,6 +333,40 @@ def test_sql_checks_run_in_the_database(
     on_table = [s for s in statements if " loans" in s]
     assert on_table and not [s for s in on_table if _reads_rows(s)]
     assert any("row_number() OVER" in s for s in on_table)
+
+
+@pytest.mark.integration
+def test_postgresql_checks_run_in_the_server_and_a_wrong_database_or_user_is_a_finding(
+    engine: GxEngine, postgres_database: str, statements: list[str]
+) -> None:
+    db = sa.create_engine(postgres_database, poolclass=sa.NullPool)
+    try:
+        loans().to_sql("loans", db, index=False)
+    finally:
+        db.dispose()
+    location = SqlTableLocation(url=postgres_database, table="public.loans")
+    outcome = engine.validate(location, PASSING)
+    assert outcome.verdict is Verdict.passed, [e for e in outcome.expectations if not e.success]
+    assert outcome.engine == "SqlAlchemyExecutionEngine"
+    worse = suite(expect("expect_column_values_to_be_unique", column="purpose"))
+    unique = engine.validate(location, worse).expectations[0]
+    assert not unique.success and unique.unexpected_count == 400 and len(unique.unexpected_sample) == 20
+    profile = engine.profile(location)
+    assert profile.rows == 400 and isinstance(profile.columns["income"], NumericProfile)
+    on_table = [s for s in statements if "loans" in s and "pg_" not in s and "information_schema" not in s]
+    assert on_table and not [s for s in on_table if _reads_rows(s)]
+    server, _, name = postgres_database.rpartition("/")
+    user = sa.make_url(postgres_database).username
+    for url, reason in (
+        (f"{server}/{name}_missing", "the database does not exist; fix the database name in the URL"),
+        (postgres_database.replace(f"//{user}@", "//nobody@"), "fix the user name in the URL"),
+    ):
+        with pytest.raises(DataUnavailable) as caught:
+            engine.validate(SqlTableLocation(url=url, table="loans"), PASSING)
+        assert reason in caught.value.reason and not caught.value.retryable
+    with pytest.raises(DataUnavailable, match="no such table") as caught:
+        engine.validate(location.model_copy(update={"table": "public.loan"}), PASSING)
+    assert not caught.value.retryable
 
 
 # -- baselines ----------------------------------------------------------------------------------------
