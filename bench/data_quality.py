@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.common import Progress, interrupt, load_average
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -73,29 +75,12 @@ DUPLICATE_IDS = 25
 # -- small helpers ----------------------------------------------------------------------------
 
 
-class Progress:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.start = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.start:6.1f}s {self.prefix}] {message}", flush=True)
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 1)
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
 def _fmt(value: float, spec: str = ".2f") -> str:
     return "–" if value != value else format(value, spec)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # -- 1. validation: GX against the floor ------------------------------------------------------
@@ -795,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--rows needs at least 1000, --repeat and --events at least 1, --spacing ≥ 0")
     # Ctrl-C and SIGTERM stop what was started, in order (Stack.close), then exit.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     try:

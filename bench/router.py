@@ -65,6 +65,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from bench.common import Progress, interrupt, load_average
+
 if TYPE_CHECKING:
     from connectors.prefect_api import FlowRunView, PrefectApi
     from events.router import Router
@@ -100,24 +102,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def parse_time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-class Progress:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.start = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.start:6.1f}s {self.prefix}] {message}", flush=True)
-
-
-def load_average() -> float:
-    """The 1-minute load average: the machine is shared, so the numbers say how busy it was."""
-    return round(os.getloadavg()[0], 1)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def bench_root() -> Path:
@@ -684,7 +668,7 @@ def run_backend(args: argparse.Namespace) -> int:
     say = Progress(backend)
     state = bench_root() / backend
     cleanup = contextlib.ExitStack()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         # A fresh start: PostgreSQL left running by an interrupted run would hold its folder.
         leftover = PostgresServer(state, "prefect", database="prefect")

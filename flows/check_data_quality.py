@@ -98,7 +98,8 @@ def compare_profiles(
             continue
         finding: dict[str, Any]
         if ref.kind == "numeric" and cur.kind == "numeric":
-            if not ref.counts or not cur.counts or len(ref.counts) != len(cur.counts):
+            # No mass on either side (an all-null column): no distribution to compare.
+            if not sum(ref.counts) or not sum(cur.counts) or len(ref.counts) != len(cur.counts):
                 continue
             d = ks_from_quantiles(ref.quantiles, cur.quantiles) if ref.quantiles and cur.quantiles else 0.0
             finding = {

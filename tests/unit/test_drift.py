@@ -85,3 +85,24 @@ def test_ks_is_a_probability_gap(a: list[float], b: list[float]) -> None:
 @given(st.lists(finite, min_size=1, max_size=200), st.lists(finite, max_size=12, unique=True))
 def test_every_value_lands_in_exactly_one_bin(values: list[float], edges: list[float]) -> None:
     assert sum(bin_counts(values, sorted(edges))) == len(values)
+
+
+def test_a_column_without_values_on_either_side_has_no_drift_and_no_crash() -> None:
+    from flows.check_data_quality import compare_profiles
+    from schemas.policy import DataQuality
+    from schemas.suites import DatasetProfile
+
+    def profile(counts: list[int], nulls: int) -> DatasetProfile:
+        column = {
+            "kind": "numeric",
+            "count": sum(counts),
+            "nulls": nulls,
+            "edges": [1.0, 2.0],
+            "counts": counts,
+        }
+        return DatasetProfile.model_validate({"rows": 3, "columns": {"x": column}})
+
+    full, all_null = profile([1, 1, 1], 0), profile([0, 0, 0], 3)
+    assert compare_profiles(full, all_null, DataQuality(), ["x"]) == {}
+    assert compare_profiles(all_null, full, DataQuality(), ["x"]) == {}
+    assert compare_profiles(full, full, DataQuality(), ["x"])["x"]["level"] == "none"
