@@ -1,7 +1,8 @@
 """`aims demo` (`make demo`): the main job end to end on the local stack.
 
-Starts the stack (or uses a running one), publishes one event of each type, follows the flow runs
-they start until they finish, and prints where to look at them in the Prefect UI.
+Starts the stack (or uses a running one), publishes a model version and two dataset changes, then an
+incident, follows the flow runs they start (and the risk assessments those ask for) until they
+finish, and prints where to look at them in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -99,9 +100,19 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
     ]
 
 
-def follow(api: PrefectApi, events: list[AimsEvent], timeout: float) -> list[FlowRunView]:
+def follow_on_keys(event: AimsEvent) -> list[str]:
+    """Idempotency keys of the risk assessments the event's flow asks for (flows/onboard_model.py and
+    flows/handle_incident.py name their requests so), to follow them too."""
+    if isinstance(event, ModelVersionRegisteredEvent):
+        model = event.data
+        return [f"urn:aims:onboard-model#reassess:{model.ai_system}/{model.name}/{model.version}"]
+    if isinstance(event, IncidentReportedEvent):
+        return [f"urn:aims:handle-incident#reassess:{event.dedup_key}"]
+    return []
+
+
+def follow(api: PrefectApi, keys: list[str], timeout: float) -> list[FlowRunView]:
     """Print each state change until every run is finished; return the runs."""
-    keys = [e.dedup_key for e in events]
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     runs: list[FlowRunView] = []
@@ -112,7 +123,7 @@ def follow(api: PrefectApi, events: list[AimsEvent], timeout: float) -> list[Flo
                 seen[run.id] = run.state
                 print(f"  {run.flow_name:20} {run.name:28} {run.state}", flush=True)
         done = [r for r in runs if r.state in TERMINAL]
-        if len(runs) >= len(events) and len(done) == len(runs):
+        if len(runs) >= len(keys) and len(done) == len(runs):
             return runs
         time.sleep(0.5)
     print(f"  gave up waiting after {timeout:.0f}s; `aims status` and the logs in the state folder say more")
@@ -137,24 +148,35 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
     code = 1
     try:
         events = sample_events(settings.state_path / "demo")
-        publisher = EventPublisher(info.bootstrap, settings.events_topic)
-        try:
-            for event in events:
-                partition = publisher.publish(event)
-                print(f"published {event.type} {event.id} (subject {event.key}, partition {partition})")
-        finally:
-            publisher.close()
         window = data_quality_policy(settings.policy_file).coalesce_seconds
-        print(
-            f"Following the flow runs… (data-quality checks start {window}s after a change, the policy's"
-            " data_quality.coalesce_seconds, so that a burst of changes is checked once)",
-            flush=True,
+        # The incident comes once the model's initial risk assessment is done, so that the second
+        # assessment shows what the incident changed.
+        checks = (
+            f"(data-quality checks start {window}s after a change, the policy's "
+            "data_quality.coalesce_seconds, so that a burst of changes is checked once)"
         )
+        phases = [
+            (events[:-1], checks),
+            (events[-1:], "(an incident is evidence of a risk: the system is assessed again)"),
+        ]
+        runs = []
+        publisher = EventPublisher(info.bootstrap, settings.events_topic)
         api = PrefectApi(info.prefect_api_url)
         try:
-            runs = follow(api, events, timeout)
+            for batch, note in phases:
+                for event in batch:
+                    partition = publisher.publish(event)
+                    print(f"published {event.type} {event.id} (subject {event.key}, partition {partition})")
+                print(f"Following the flow runs… {note}", flush=True)
+                keys = [k for e in batch for k in (e.dedup_key, *follow_on_keys(e))]
+                found = follow(api, keys, timeout)
+                runs += found
+                if len(found) < len(keys):
+                    break
         finally:
+            publisher.close()
             api.close()
+        expected = sum(1 + len(follow_on_keys(e)) for e in events)
         print("\nFlow runs:")
         for run in runs:
             print(
@@ -163,7 +185,9 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print(f"\nPrefect UI: {info.prefect_ui_url}")
         print(f"Register:   {register_summary(settings)}")
         print("            `aims systems`, `aims incidents`, `aims audit verify` read it")
-        ok = len(runs) == len(events) and all(r.state == "Completed" for r in runs)
+        print("Risks:      `aims risks show credit-scoring` (history, and why each score)")
+        print("            `aims approvals --status pending` (the gates the assessments raised)")
+        ok = len(runs) == expected and all(r.state == "Completed" for r in runs)
         code = 0 if ok else 1
         if stack is not None and not exit_after:
             print("\nThe stack stays up; press Ctrl-C to stop it.", flush=True)

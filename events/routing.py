@@ -15,6 +15,7 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
@@ -45,13 +46,16 @@ class Route:
 
 
 # A type with no routes is known and recorded in the register, but starts nothing (yet): outcome
-# events that other systems consume, and requests whose flow a later version adds.
+# events that other systems consume.
 ROUTES: Mapping[str, tuple[Route, ...]] = {
     MODEL_VERSION_REGISTERED: (Route(f"onboard-model/{DEPLOYMENT}"),),
     DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}", coalesce_tag=dataset_tag),),
     INCIDENT_REPORTED: (Route(f"handle-incident/{DEPLOYMENT}"),),
+    # Every trigger of a risk assessment (new model version, failed check, drift, incident, schedule,
+    # a person) is this one request, so the assessment has a single entry point.
+    RISK_REASSESSMENT_REQUESTED: (Route(f"reassess-risk/{DEPLOYMENT}"),),
     DATA_QUALITY_VALIDATED: (),
-    RISK_REASSESSMENT_REQUESTED: (),
+    RISK_ASSESSED: (),
 }
 
 

@@ -20,7 +20,15 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
-from flows.evidence import actor, artifact_key, evidence_record, publish_summary, register
+from flows.evidence import (
+    actor,
+    artifact_key,
+    evidence_record,
+    publish_summary,
+    reassessment_request,
+    register,
+    send_outbox,
+)
 from schemas.events import (
     AimsEvent,
     DataChangedEvent,
@@ -483,38 +491,11 @@ def reassessments(
 ) -> list[RiskReassessmentRequestedEvent]:
     data = event.data
     result_id = version_id(data.dataset_id, data.version)
+    details = {"dataset": data.dataset_id, "version": data.version}
     return [
-        RiskReassessmentRequestedEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": f"reassess:{result_id}:{system}",
-                "source": SOURCE,
-                "data": {
-                    "ai_system": system,
-                    "reason": reason.value,
-                    "evidence": result_id,
-                    "details": {"dataset": data.dataset_id, "version": data.version},
-                },
-            }
-        )
+        reassessment_request(FLOW, f"reassess:{result_id}:{system}", system, reason, result_id, details)
         for system in systems
     ]
-
-
-@task(name="send-events")
-def send_outbox(flow_name: str, keys: list[str]) -> int:
-    """Right after the commit; whatever cannot go now stays in the outbox for the router's relay."""
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
-
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers or not keys:
-        return 0
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id="aims-flow-outbox")
-    try:
-        return OutboxRelay(register(), producer, actor(flow_name)).send(keys)
-    finally:
-        producer.close(timeout=10)
 
 
 def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any]) -> None:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
-from schemas.events import AimsEvent
+from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
+from schemas.payloads import ReassessmentReason
 from schemas.records import EvidenceRecord, Record
 from schemas.settings import load_settings
 
@@ -56,16 +57,62 @@ def record_evidence(
     controls: list[str],
     outcome: dict[str, Any],
     records: Sequence[Record] = (),
-) -> bool:
-    """Write what the flow learnt and the evidence record in one transaction.
+    announce: Sequence[AimsEvent] = (),
+) -> list[str]:
+    """Write what the flow learnt, the evidence record and the events it announces in one transaction.
 
-    Idempotent: a retried or resumed run finds its records there and writes nothing; returns False then.
+    Idempotent: a retried or resumed run finds its records there and adds nothing. Returns the
+    outbox keys of `announce`, for `send_outbox` once the transaction has committed.
     """
+    from events.outbox import stage
+
     evidence = evidence_record(flow, event, controls, outcome)
     with register().unit_of_work(actor(flow)) as uow:
         for item in records:
             uow.repository(type(item)).add_if_absent(item)
-        return uow.evidence.add_if_absent(evidence)
+        uow.evidence.add_if_absent(evidence)
+        return stage(uow, announce, load_settings().events_topic)
+
+
+@task(name="send-events")
+def send_outbox(flow_name: str, keys: list[str]) -> int:
+    """Right after the commit; whatever cannot go now stays in the outbox for the router's relay."""
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers or not keys:
+        return 0
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id="aims-flow-outbox")
+    try:
+        return OutboxRelay(register(), producer, actor(flow_name)).send(keys)
+    finally:
+        producer.close(timeout=10)
+
+
+def reassessment_request(
+    flow: str,
+    event_id: str,
+    system: str,
+    reason: ReassessmentReason,
+    evidence: str,
+    details: dict[str, str] | None = None,
+) -> RiskReassessmentRequestedEvent:
+    """Ask for a risk reassessment; `event_id` derives from what prompted it, so a retry asks once."""
+    return RiskReassessmentRequestedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": f"urn:aims:{flow}",
+            "time": datetime.now(UTC).isoformat(),
+            "data": {
+                "ai_system": system,
+                "reason": reason.value,
+                "evidence": evidence,
+                "details": {k: v for k, v in (details or {}).items() if v},
+            },
+        }
+    )
 
 
 def artifact_key(flow: str, subject: str) -> str:

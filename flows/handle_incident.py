@@ -1,4 +1,4 @@
-"""Handle a reported incident. For now: record it and flag possible Art. 73 seriousness."""
+"""Handle a reported incident: record it, flag possible Art. 73 seriousness, ask for risk reassessment."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import publish_summary, record_evidence
+from flows.evidence import publish_summary, reassessment_request, record_evidence, send_outbox
 from schemas.events import IncidentReportedEvent
-from schemas.payloads import IncidentCategory, IncidentReported
+from schemas.payloads import IncidentCategory, IncidentReported, ReassessmentReason
 from schemas.records import Incident
 
 FLOW = "handle-incident"
@@ -51,6 +51,16 @@ def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
         detected_at=incident.detected_at,
         reported_by=incident.reporter,
     )
-    record_evidence(FLOW, event, CONTROLS, outcome, [record])
+    # An incident is evidence that a risk materialised (8.2): the system's risks are reassessed.
+    request = reassessment_request(
+        FLOW,
+        f"reassess:{event.dedup_key}",
+        incident.ai_system,
+        ReassessmentReason.incident,
+        event.dedup_key,
+        {"severity": incident.severity.value, "category": incident.category.value},
+    )
+    keys = record_evidence(FLOW, event, CONTROLS, outcome, [record], announce=[request])
+    send_outbox(FLOW, keys)
     publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
     return outcome

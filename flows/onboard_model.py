@@ -1,4 +1,8 @@
-"""Onboard a newly registered model version: the first step of its risk and approval path."""
+"""Onboard a newly registered model version: the first step of its risk and approval path.
+
+Records the AI system (first time it is seen) and the model version, then asks for the version's
+risk assessment in the same transaction, so the assessment always finds what it assesses.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import publish_summary, record_evidence
+from flows.evidence import publish_summary, reassessment_request, record_evidence, send_outbox
 from schemas.events import ModelVersionRegisteredEvent
-from schemas.payloads import ModelVersionRegistered
+from schemas.payloads import ModelVersionRegistered, ReassessmentReason
 from schemas.records import AISystem, ModelVersion, Record
 
 FLOW = "onboard-model"
@@ -31,6 +35,10 @@ def summarise_model_version(model: ModelVersionRegistered) -> dict[str, Any]:
     }
 
 
+def model_version_id(model: ModelVersionRegistered) -> str:
+    return f"{model.ai_system}/{model.name}/{model.version}"
+
+
 def register_records(event: ModelVersionRegisteredEvent) -> list[Record]:
     """The inventory entry (first time the system is seen) and the model version."""
     model = event.data
@@ -42,7 +50,7 @@ def register_records(event: ModelVersionRegisteredEvent) -> list[Record]:
             risk_tier=model.risk_tier,
         ),
         ModelVersion(
-            id=f"{model.ai_system}/{model.name}/{model.version}",
+            id=model_version_id(model),
             system=model.ai_system,
             model_name=model.name,
             version=model.version,
@@ -56,7 +64,18 @@ def register_records(event: ModelVersionRegisteredEvent) -> list[Record]:
 
 @flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
 def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
-    outcome = summarise_model_version(event.data)
-    record_evidence(FLOW, event, CONTROLS, outcome, register_records(event))
+    model = event.data
+    outcome = summarise_model_version(model)
+    version_id = model_version_id(model)
+    request = reassessment_request(
+        FLOW,
+        f"reassess:{version_id}",
+        model.ai_system,
+        ReassessmentReason.new_model_version,
+        version_id,
+        {"model": model.name, "version": model.version},
+    )
+    keys = record_evidence(FLOW, event, CONTROLS, outcome, register_records(event), announce=[request])
+    send_outbox(FLOW, keys)
     publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, CONTROLS, outcome)
     return outcome

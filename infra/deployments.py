@@ -27,16 +27,31 @@ def all_flows() -> list[Flow[..., Any]]:
     from flows.check_data_quality import check_data_quality
     from flows.handle_incident import handle_incident
     from flows.onboard_model import onboard_model
+    from flows.reassess_risk import reassess_risk
+    from flows.schedule_risk_reviews import schedule_risk_reviews
 
-    return [onboard_model, check_data_quality, handle_incident]
+    return [onboard_model, check_data_quality, handle_incident, reassess_risk, schedule_risk_reviews]
+
+
+def schedules() -> dict[str, str]:
+    """Cron schedules of the flows that run on the calendar rather than on events."""
+    from flows.schedule_risk_reviews import FLOW, SCHEDULE
+
+    return {FLOW: SCHEDULE}
 
 
 def deployments() -> list[RunnerDeployment]:
+    crons = schedules()
     # to_deployment is sync-or-async; called from sync code it returns the deployment itself.
     return [
         cast(
             "RunnerDeployment",
-            f.to_deployment(name=DEPLOYMENT, tags=["aims", "event-driven"], description=f.description),
+            f.to_deployment(
+                name=DEPLOYMENT,
+                tags=["aims", "scheduled" if f.name in crons else "event-driven"],
+                description=f.description,
+                cron=crons.get(f.name),
+            ),
         )
         for f in all_flows()
     ]

@@ -17,6 +17,7 @@ from schemas.payloads import (
     IncidentReported,
     ModelVersionRegistered,
     Payload,
+    RiskAssessed,
     RiskReassessmentRequested,
 )
 
@@ -25,6 +26,7 @@ DATA_CHANGED: Final = "org.aims.data.changed"
 INCIDENT_REPORTED: Final = "org.aims.incident.reported"
 DATA_QUALITY_VALIDATED: Final = "org.aims.data.quality.validated"
 RISK_REASSESSMENT_REQUESTED: Final = "org.aims.risk.reassessment.requested"
+RISK_ASSESSED: Final = "org.aims.risk.assessed"
 
 
 class AimsEvent(CloudEvent):
@@ -87,12 +89,21 @@ class RiskReassessmentRequestedEvent(AimsEvent):
     data: RiskReassessmentRequested = Field(description="The system and why.")
 
 
+class RiskAssessedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "ai_system"
+    type: Literal["org.aims.risk.assessed"] = Field(
+        RISK_ASSESSED, description="An AI system's risks were assessed."
+    )
+    data: RiskAssessed = Field(description="Levels per risk and whether deployment is blocked.")
+
+
 AnyEvent = Annotated[
     ModelVersionRegisteredEvent
     | DataChangedEvent
     | IncidentReportedEvent
     | DataQualityValidatedEvent
-    | RiskReassessmentRequestedEvent,
+    | RiskReassessmentRequestedEvent
+    | RiskAssessedEvent,
     Field(discriminator="type"),
 ]
 
@@ -102,6 +113,7 @@ EVENT_CLASSES: dict[str, type[AimsEvent]] = {
     INCIDENT_REPORTED: IncidentReportedEvent,
     DATA_QUALITY_VALIDATED: DataQualityValidatedEvent,
     RISK_REASSESSMENT_REQUESTED: RiskReassessmentRequestedEvent,
+    RISK_ASSESSED: RiskAssessedEvent,
 }
 
 

@@ -103,6 +103,19 @@ class DataChanged(Payload):
     row_count: int | None = Field(None, ge=0, description="Rows in the new version, if known.")
 
 
+class RiskLevel(StrEnum):
+    """Level of a risk on the policy's matrix. Order with `rank`: `<` would compare the strings."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(RiskLevel).index(self)
+
+
 class Severity(StrEnum):
     low = "low"
     medium = "medium"
@@ -187,3 +200,25 @@ class RiskReassessmentRequested(Payload):
     reason: ReassessmentReason = Field(description="Why.")
     evidence: Name = Field(description="The register record that prompted it, e.g. a data-quality result.")
     details: dict[str, Text] = Field(default_factory=dict, description="What a reviewer needs to see why.")
+
+
+class AssessedRisk(Payload):
+    category: Name = Field(description="Risk category (Annex C source), e.g. data_quality or fairness.")
+    likelihood: int = Field(ge=1, le=10, description="Likelihood score on the policy's scale.")
+    impact: int = Field(ge=1, le=10, description="Impact score on the policy's scale.")
+    inherent: RiskLevel = Field(description="Level before treatment.")
+    residual: RiskLevel = Field(description="Level after the planned treatment.")
+    previous: RiskLevel | None = Field(None, description="Inherent level before this assessment, if any.")
+
+
+class RiskAssessed(Payload):
+    """An AI system's risks were (re)assessed; the ML platform holds deployment while `blocked`."""
+
+    ai_system: Name = Field(description="The AI system assessed.")
+    assessment_id: Name = Field(description="The assessment in the AIMS register.")
+    reason: ReassessmentReason = Field(description="What triggered it.")
+    risks: list[AssessedRisk] = Field(max_length=100, description="Every risk as the assessment left it.")
+    highest_inherent: RiskLevel = Field(description="Highest inherent level.")
+    highest_residual: RiskLevel = Field(description="Highest residual level.")
+    blocked: bool = Field(description="True while an approval of this system's risks is pending.")
+    approval_id: Name | None = Field(None, description="The approval this assessment requested, if any.")

@@ -27,7 +27,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from schemas.payloads import IncidentCategory, Name, Severity, Text
+from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
+
+__all__ = ["Policy", "RiskLevel"]
 
 Loc = tuple[str | int, ...]
 
@@ -71,19 +73,6 @@ def _distinct(items: tuple[Any, ...]) -> tuple[Any, ...]:
 class PolicyModel(BaseModel):
     # Unknown keys are refused: a misspelt setting must not silently fall back to its default.
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RiskLevel(StrEnum):
-    """Level of a risk on the policy's matrix. Order with `rank`: `<` would compare the strings."""
-
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(RiskLevel).index(self)
 
 
 # -- risk criteria (6.1.1, 8.2) -------------------------------------------------------------------
@@ -140,6 +129,15 @@ class RiskCriteria(PolicyModel):
     appetite: RiskLevel = Field(RiskLevel.low, description="Highest level accepted without an approval.")
     reassessment_days: StrictInt = Field(
         180, ge=1, le=3650, description="A risk is reassessed at least this often (8.2), besides on change."
+    )
+    evidence_window_days: StrictInt = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Data-quality checks and incidents this many days back count as evidence in an assessment.",
+    )
+    impact_assessment_days: StrictInt = Field(
+        30, ge=1, le=365, description="An impact assessment opened for a new model version is due this many days later."
     )
 
     @model_validator(mode="after")

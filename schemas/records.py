@@ -14,8 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.payloads import IncidentCategory, RiskTier, Severity
-from schemas.policy import RiskLevel
+from schemas.payloads import IncidentCategory, RiskLevel, RiskTier, Severity
 
 
 def new_id() -> str:
@@ -150,6 +149,26 @@ class RiskVersion(Record):
     rationale: list[dict[str, Any]] = Field(default_factory=list, description="Evidence and rule per score.")
     assessed_by: str
     assessed_at: AwareDatetime = Field(default_factory=utcnow)
+    assessment_id: str | None = Field(None, description="The assessment that wrote this version.")
+
+
+class RiskAssessment(Record):
+    """One (re)assessment of an AI system's risks: why, on what evidence, and what it decided (8.2)."""
+
+    id: str = Field(description="Derived from the triggering event, so a redelivery finds it done.")
+    system: str
+    reason: str = Field(description="new_model_version, data_quality_failure, drift, incident, scheduled, manual.")
+    trigger: str = Field(description="source#id of the event that asked for it.")
+    evidence: str = Field(description="The register record that prompted it.")
+    inputs: dict[str, Any] = Field(description="The evidence the scores were computed from.")
+    highest_inherent: RiskLevel
+    highest_residual: RiskLevel
+    gated: list[str] = Field(default_factory=list, description="Categories that crossed an approval gate.")
+    approval_id: str | None = None
+    blocked: bool = Field(False, description="Deployment held until a pending risk approval is decided.")
+    assessed_by: str
+    assessed_at: AwareDatetime = Field(default_factory=utcnow)
+    flow_run_id: str | None = None
 
 
 class ImpactAssessment(Record):

@@ -163,6 +163,44 @@ class SessionStack:
                 relay.producer.close(timeout=10)
             assert not thread.is_alive(), "router did not stop within 60 s of stop()"
 
+    def start_group_at_end(self, group: str, topic: str) -> None:
+        """Commit the topic's end offsets for `group`: a router in it then sees only later events
+        (for tests that route the topic the flows publish to, which earlier tests filled)."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        consumer = make_consumer(self.bootstrap, group)
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+            consumer.assign(list(ends))
+            consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in ends.items()})
+        finally:
+            consumer.close()
+
+    def launch(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
+        """Start a run of a deployment directly, as the router would; its flow run id."""
+        import anyio
+
+        from connectors.prefect_runs import PrefectLauncher
+
+        async def go() -> str:
+            async with PrefectLauncher() as launcher:
+                return str(await launcher.launch(deployment, parameters, key))
+
+        return anyio.run(go)
+
+    def aims(self, *args: str, **env: str) -> Any:
+        """`aims ARGS` in a subprocess against the session's stack and register."""
+        import subprocess
+
+        return subprocess.run(
+            [sys.executable, "-m", "aims", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(AIMS_STATE_DIR=str(self.state), **env),
+            timeout=120,
+        )
+
     def router_process(self, names: dict[str, str], name: str) -> ManagedProcess:
         proc = ManagedProcess(
             f"router-{name}",

@@ -230,6 +230,7 @@ class UnitOfWork:
         self.data_quality = Repository(self, r.DataQualityResult)
         self.risks = Repository(self, r.Risk)
         self.risk_versions = Repository(self, r.RiskVersion)
+        self.assessments = Repository(self, r.RiskAssessment)
         self.impact_assessments = Repository(self, r.ImpactAssessment)
         self.approvals = Repository(self, r.Approval)
         self.decisions = Repository(self, r.ApprovalDecision)

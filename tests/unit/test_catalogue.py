@@ -45,6 +45,7 @@ FLOWS = [
     "check-data-quality",
     "handle-incident",
     "reassess-risk",
+    "schedule-risk-reviews",
     "request-approval",
     "hold-management-review",
 ]

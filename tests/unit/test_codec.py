@@ -27,6 +27,7 @@ from schemas.events import (
     EVENT_CLASSES,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
@@ -75,6 +76,15 @@ DATA: dict[str, dict[str, Any]] = {
         "reason": "data_quality_failure",
         "evidence": "dq-1",
         "details": {"dataset": "loans", "version": "v2"},
+    },
+    RISK_ASSESSED: {
+        "ai_system": "credit-scoring",
+        "assessment_id": "ra-1",
+        "reason": "scheduled",
+        "risks": [{"category": "drift", "likelihood": 2, "impact": 3, "inherent": "medium", "residual": "low"}],
+        "highest_inherent": "medium",
+        "highest_residual": "low",
+        "blocked": False,
     },
 }
 

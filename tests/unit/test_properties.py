@@ -23,10 +23,19 @@ from schemas.events import (
     EVENT_CLASSES,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
-from schemas.payloads import ChangeKind, IncidentCategory, ReassessmentReason, RiskTier, Severity, Verdict
+from schemas.payloads import (
+    ChangeKind,
+    IncidentCategory,
+    ReassessmentReason,
+    RiskLevel,
+    RiskTier,
+    Severity,
+    Verdict,
+)
 
 MAX = 256 * 1024
 # database=None: nothing is written under the project (.hypothesis/) by these tests.
@@ -149,12 +158,39 @@ def reassessment_data() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def assessed_data() -> st.SearchStrategy[dict[str, Any]]:
+    levels = st.sampled_from(list(RiskLevel)).map(str)
+    risk = st.fixed_dictionaries(
+        {
+            "category": names,
+            "likelihood": st.integers(1, 10),
+            "impact": st.integers(1, 10),
+            "inherent": levels,
+            "residual": levels,
+        },
+        optional={"previous": levels},
+    )
+    return st.fixed_dictionaries(
+        {
+            "ai_system": names,
+            "assessment_id": names,
+            "reason": st.sampled_from(list(ReassessmentReason)).map(str),
+            "risks": st.lists(risk, max_size=3),
+            "highest_inherent": levels,
+            "highest_residual": levels,
+            "blocked": st.booleans(),
+        },
+        optional={"approval_id": names},
+    )
+
+
 DATA_STRATEGIES = {
     MODEL_VERSION_REGISTERED: model_data(),
     DATA_CHANGED: data_data(),
     INCIDENT_REPORTED: incident_data(),
     DATA_QUALITY_VALIDATED: quality_data(),
     RISK_REASSESSMENT_REQUESTED: reassessment_data(),
+    RISK_ASSESSED: assessed_data(),
 }
 
 extension_names = st.from_regex(r"\A[a-z0-9]{1,20}\Z").filter(lambda n: n not in CORE_ATTRIBUTES)

@@ -17,6 +17,7 @@ from schemas.events import (
     EVENT_CLASSES,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
@@ -43,6 +44,14 @@ EVENTS: dict[str, AimsEvent] = {
                 "risk_tier": "limited",
                 "training_datasets": [{"dataset_id": "loans"}],
             },
+        }
+    ),
+    RISK_REASSESSMENT_REQUESTED: EVENT_CLASSES[RISK_REASSESSMENT_REQUESTED].model_validate(
+        {
+            "specversion": "1.0",
+            "id": "r-1",
+            "source": "urn:aims:cli",
+            "data": {"ai_system": "credit-scoring", "reason": "manual", "evidence": "cli:alice"},
         }
     ),
     DATA_CHANGED: EVENT_CLASSES[DATA_CHANGED].model_validate(
@@ -84,7 +93,7 @@ ALL_ROUTES = [(event_type, route) for event_type, routes in ROUTES.items() for r
 def test_every_event_type_is_in_the_table_and_only_outcomes_start_nothing() -> None:
     assert set(ROUTES) == set(EVENT_CLASSES)
     record_only = {t for t in EVENT_CLASSES if not routes_for(t)}
-    assert record_only == {DATA_QUALITY_VALIDATED, RISK_REASSESSMENT_REQUESTED}
+    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED}
     assert set(EVENTS) == set(EVENT_CLASSES) - record_only
 
 

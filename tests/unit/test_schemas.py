@@ -20,6 +20,7 @@ from schemas.events import (
     EVENT_CLASSES,
     INCIDENT_REPORTED,
     MODEL_VERSION_REGISTERED,
+    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     DataChangedEvent,
     IncidentReportedEvent,
@@ -69,12 +70,24 @@ REASSESSMENT_DATA: dict[str, Any] = {
     "evidence": "dq-7",
 }
 
+ASSESSED_DATA: dict[str, Any] = {
+    "ai_system": "credit-scoring",
+    "assessment_id": "ra-1",
+    "reason": "incident",
+    "risks": [{"category": "fairness", "likelihood": 4, "impact": 4, "inherent": "high", "residual": "medium"}],
+    "highest_inherent": "high",
+    "highest_residual": "medium",
+    "blocked": True,
+    "approval_id": "ap-1",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     MODEL_VERSION_REGISTERED: MODEL_DATA,
     DATA_CHANGED: DATA_DATA,
     INCIDENT_REPORTED: INCIDENT_DATA,
     DATA_QUALITY_VALIDATED: QUALITY_DATA,
     RISK_REASSESSMENT_REQUESTED: REASSESSMENT_DATA,
+    RISK_ASSESSED: ASSESSED_DATA,
 }
 SUBJECT_OF = {
     MODEL_VERSION_REGISTERED: "credit-scoring",
@@ -82,6 +95,7 @@ SUBJECT_OF = {
     INCIDENT_REPORTED: "credit-scoring",
     DATA_QUALITY_VALIDATED: "loans",
     RISK_REASSESSMENT_REQUESTED: "credit-scoring",
+    RISK_ASSESSED: "credit-scoring",
 }
 
 

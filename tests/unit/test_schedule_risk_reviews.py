@@ -1,0 +1,43 @@
+"""Which systems the daily schedule finds due for their planned risk reassessment (8.2)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from schemas.records import AISystem, LifecycleStage
+
+DAY = date(2026, 6, 1)
+
+
+def system(stage: LifecycleStage = LifecycleStage.deployed) -> AISystem:
+    return AISystem(name="s", owner="o", intended_use="u", lifecycle_stage=stage)
+
+
+@pytest.mark.parametrize(
+    ("stage", "reviews", "expected"),
+    [
+        (LifecycleStage.deployed, [date(2026, 5, 31)], "2026-05-31"),
+        (LifecycleStage.deployed, [DAY], "2026-06-01"),  # due on the day itself
+        (LifecycleStage.deployed, [date(2026, 6, 2)], None),
+        (LifecycleStage.deployed, [date(2026, 9, 1), date(2026, 5, 1)], "2026-05-01"),  # the earliest counts
+        (LifecycleStage.development, [], "never assessed"),
+        (LifecycleStage.deployed, [None], "no review date"),
+        (LifecycleStage.retired, [date(2020, 1, 1)], None),
+        (LifecycleStage.retired, [], None),
+    ],
+)
+def test_due_review(stage: LifecycleStage, reviews: list[date | None], expected: str | None) -> None:
+    from flows.schedule_risk_reviews import due_review
+
+    assert due_review(system(stage), reviews, DAY) == expected
+
+
+def test_the_schedule_is_a_valid_daily_cron() -> None:
+    from flows.schedule_risk_reviews import SCHEDULE
+    from infra.deployments import schedules
+
+    assert schedules() == {"schedule-risk-reviews": SCHEDULE}
+    minute, hour, *rest = SCHEDULE.split()
+    assert rest == ["*", "*", "*"] and 0 <= int(minute) < 60 and 0 <= int(hour) < 24
