@@ -134,10 +134,13 @@ class RiskCriteria(PolicyModel):
         90,
         ge=1,
         le=3650,
-        description="Data-quality checks and incidents this many days back count as evidence in an assessment.",
+        description="Data-quality checks and incidents this many days back are evidence in an assessment.",
     )
     impact_assessment_days: StrictInt = Field(
-        30, ge=1, le=365, description="An impact assessment opened for a new model version is due this many days later."
+        30,
+        ge=1,
+        le=365,
+        description="An impact assessment opened for a new model version is due this many days later.",
     )
 
     @model_validator(mode="after")

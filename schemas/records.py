@@ -157,7 +157,9 @@ class RiskAssessment(Record):
 
     id: str = Field(description="Derived from the triggering event, so a redelivery finds it done.")
     system: str
-    reason: str = Field(description="new_model_version, data_quality_failure, drift, incident, scheduled, manual.")
+    reason: str = Field(
+        description="new_model_version, data_quality_failure, drift, incident, scheduled, manual."
+    )
     trigger: str = Field(description="source#id of the event that asked for it.")
     evidence: str = Field(description="The register record that prompted it.")
     inputs: dict[str, Any] = Field(description="The evidence the scores were computed from.")

@@ -255,6 +255,9 @@ def test_the_schedule_requests_only_systems_that_are_due_and_a_person_can_ask_an
     assert asked.returncode == 0, asked.stderr
     [manual] = poll(lambda: assessments(stack, later), 300, "the manual reassessment")
     assert manual.reason == "manual" and manual.evidence == "cli:carol"
+    [request] = [e for e in topic_events(stack, "") if f"{e['source']}#{e['id']}" == manual.trigger]
+    assert request["data"]["details"] == {"requested_by": "carol", "note": "supplier changed"}
+    assert request["subject"] == later and f"event {request['id']}" in asked.stdout
     # Minimal tier, no evidence against it: every risk low, nothing to approve, nothing blocked.
     assert manual.highest_inherent == "low" and manual.approval_id is None and not manual.blocked
 

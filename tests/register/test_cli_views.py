@@ -46,8 +46,12 @@ def test_lists_are_readable_tables_and_json(state: Path) -> None:
     systems = json.loads(aims(state, "systems", "--json").stdout)
     assert systems == [sample(r.AISystem).model_dump(mode="json")]
 
-    risks = aims(state, "risks", "credit-scoring")
+    risks = aims(state, "risks", "list", "--system", "credit-scoring")
     assert "Disparate approval rates" in risks.stdout and "3×4" in risks.stdout
+    assert aims(state, "risks").stdout == risks.stdout
+    shown = aims(state, "risks", "show", "credit-scoring")
+    assert shown.returncode == 0, shown.stderr
+    assert "fairness" in shown.stdout and "3×4" in shown.stdout and "BLOCKED" in shown.stdout
     assert json.loads(aims(state, "risks", "--json").stdout)["risks"][0]["category"] == "fairness"
 
     approvals = aims(state, "approvals", "--status", "approved")
@@ -85,4 +89,4 @@ def test_an_empty_register_says_how_it_fills(tmp_path: Path) -> None:
     out = aims(tmp_path, "systems")
     assert out.returncode == 0 and "no AI systems in the register yet" in out.stdout
     upgrade = aims(tmp_path, "register", "upgrade")
-    assert upgrade.returncode == 0 and "→ 0004" in upgrade.stdout
+    assert upgrade.returncode == 0 and "→ 0005" in upgrade.stdout

@@ -81,7 +81,9 @@ DATA: dict[str, dict[str, Any]] = {
         "ai_system": "credit-scoring",
         "assessment_id": "ra-1",
         "reason": "scheduled",
-        "risks": [{"category": "drift", "likelihood": 2, "impact": 3, "inherent": "medium", "residual": "low"}],
+        "risks": [
+            {"category": "drift", "likelihood": 2, "impact": 3, "inherent": "medium", "residual": "low"}
+        ],
         "highest_inherent": "medium",
         "highest_residual": "low",
         "blocked": False,

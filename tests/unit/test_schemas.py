@@ -74,7 +74,9 @@ ASSESSED_DATA: dict[str, Any] = {
     "ai_system": "credit-scoring",
     "assessment_id": "ra-1",
     "reason": "incident",
-    "risks": [{"category": "fairness", "likelihood": 4, "impact": 4, "inherent": "high", "residual": "medium"}],
+    "risks": [
+        {"category": "fairness", "likelihood": 4, "impact": 4, "inherent": "high", "residual": "medium"}
+    ],
     "highest_inherent": "high",
     "highest_residual": "medium",
     "blocked": True,
