@@ -215,6 +215,10 @@ def on_scale(fraction: float, size: int) -> int:
     return min(size, max(1, math.ceil(round(fraction * size, 9))))
 
 
+def _up(step: int, rule: str, evidence: str) -> tuple[int, Step]:
+    return step, Step(rule=rule, evidence=evidence, effect=f"likelihood +{step}")
+
+
 def _likelihood_steps(category: str, ev: RiskEvidence) -> list[tuple[int, Step]]:
     """(steps, why) of every rule that moves this category's likelihood."""
     moves: list[tuple[int, Step]] = []
@@ -224,109 +228,55 @@ def _likelihood_steps(category: str, ev: RiskEvidence) -> list[tuple[int, Step]]
             step = 3 if rate >= 0.5 else 2 if rate >= 0.25 else 1 if rate > 0 else 0
             if step:
                 moves.append(
-                    (
+                    _up(
                         step,
-                        Step(
-                            rule="failure rate ≥ 50 %: +3, ≥ 25 %: +2, above 0: +1",
-                            evidence=f"{len(ev.failed_checks)} of {ev.checks} checks failed in "
-                            f"{ev.window_days} days ({rate:.0%}): {', '.join(ev.failed_checks[:5])}",
-                            effect=f"likelihood +{step}",
-                        ),
+                        "failure rate ≥ 50 %: +3, ≥ 25 %: +2, above 0: +1",
+                        f"{len(ev.failed_checks)} of {ev.checks} checks failed in {ev.window_days} days "
+                        f"({rate:.0%}): {', '.join(ev.failed_checks[:5])}",
                     )
                 )
         elif ev.datasets:
             moves.append(
-                (
+                _up(
                     1,
-                    Step(
-                        rule="data used but not checked: +1",
-                        evidence=f"no data-quality check of {', '.join(ev.datasets)} "
-                        f"in {ev.window_days} days",
-                        effect="likelihood +1",
-                    ),
+                    "data used but not checked: +1",
+                    f"no data-quality check of {', '.join(ev.datasets)} in {ev.window_days} days",
                 )
             )
     if category == "drift":
         if ev.drift_critical:
-            moves.append(
-                (
-                    2,
-                    Step(
-                        rule="critical drift (PSI at or above the policy's psi_critical): +2",
-                        evidence=", ".join(ev.drift_critical[:10]),
-                        effect="likelihood +2",
-                    ),
-                )
-            )
+            rule = "critical drift (PSI at or above the policy's psi_critical): +2"
+            moves.append(_up(2, rule, ", ".join(ev.drift_critical[:10])))
         elif ev.drift_warning:
-            moves.append(
-                (
-                    1,
-                    Step(
-                        rule="drift warning (psi_warning, or KS below ks_pvalue): +1",
-                        evidence=", ".join(ev.drift_warning[:10]),
-                        effect="likelihood +1",
-                    ),
-                )
-            )
+            rule = "drift warning (psi_warning, or KS below ks_pvalue): +1"
+            moves.append(_up(1, rule, ", ".join(ev.drift_warning[:10])))
     related = [i for i in ev.incidents if INCIDENT_RISK[i.category] == category]
     if related:
         worst = max(related, key=lambda i: i.severity_rank)
-        step = INCIDENT_STEP[worst.severity]
         moves.append(
-            (
-                step,
-                Step(
-                    rule="incident of this kind in the window: low/medium +1, high +2, critical +3",
-                    evidence=f"{worst.severity} {worst.category} incident {worst.id}",
-                    effect=f"likelihood +{step}",
-                ),
+            _up(
+                INCIDENT_STEP[worst.severity],
+                "incident of this kind in the window: low/medium +1, high +2, critical +3",
+                f"{worst.severity} {worst.category} incident {worst.id}",
             )
         )
         if len(related) >= REPEATED_INCIDENTS:
             moves.append(
-                (
+                _up(
                     1,
-                    Step(
-                        rule=f"{REPEATED_INCIDENTS} or more such incidents in the window: +1",
-                        evidence=f"{len(related)} incidents: {', '.join(i.id for i in related[:5])}",
-                        effect="likelihood +1",
-                    ),
+                    f"{REPEATED_INCIDENTS} or more such incidents in the window: +1",
+                    f"{len(related)} incidents: {', '.join(i.id for i in related[:5])}",
                 )
             )
     if category in MAJOR_VERSION_RISKS and ev.new_major_version:
-        moves.append(
-            (
-                1,
-                Step(
-                    rule="new major version: behaviour not yet seen in operation: +1",
-                    evidence=f"version {ev.model_version} after {ev.previous_version}",
-                    effect="likelihood +1",
-                ),
-            )
-        )
+        rule = "new major version: behaviour not yet seen in operation: +1"
+        moves.append(_up(1, rule, f"version {ev.model_version} after {ev.previous_version}"))
     if category == "third_party" and ev.unpinned_datasets:
-        moves.append(
-            (
-                1,
-                Step(
-                    rule="inputs without a pinned version (A.7.5 provenance incomplete): +1",
-                    evidence=", ".join(ev.unpinned_datasets),
-                    effect="likelihood +1",
-                ),
-            )
-        )
+        rule = "inputs without a pinned version (A.7.5 provenance incomplete): +1"
+        moves.append(_up(1, rule, ", ".join(ev.unpinned_datasets)))
     if category == "transparency" and ev.open_impact_assessments:
-        moves.append(
-            (
-                1,
-                Step(
-                    rule="impact assessment not completed (6.1.4): +1",
-                    evidence=", ".join(ev.open_impact_assessments),
-                    effect="likelihood +1",
-                ),
-            )
-        )
+        rule = "impact assessment not completed (6.1.4): +1"
+        moves.append(_up(1, rule, ", ".join(ev.open_impact_assessments)))
     return moves
 
 

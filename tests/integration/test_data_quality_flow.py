@@ -126,18 +126,10 @@ def run_rounds(stack: SessionStack, topics: dict[str, str], rounds: list[list[Da
         publisher.close()
 
 
-def by_column(expectations: list[dict[str, Any]], name: str, column: str | None = None) -> dict[str, Any]:
-    return next(e for e in expectations if e["expectation"] == name and e["kwargs"].get("column") == column)
-
-
-def test_pass_drift_critical_and_warning_with_their_consequences(
-    stack: SessionStack, topics: dict[str, str], tmp_path: Path
-) -> None:
-    tag = uuid.uuid4().hex[:6]
-    dataset, system = f"loans-{tag}", f"scoring-{tag}"
-    own_suite(stack, dataset)
+def trained_on(stack: SessionStack, system: str, dataset: str, tier: str) -> None:
+    """An AI system in the inventory whose model version 1 was trained on `dataset`."""
     with stack.register().unit_of_work("test") as uow:
-        uow.systems.add(AISystem(name=system, owner="risk", intended_use="loans", risk_tier="high"))
+        uow.systems.add(AISystem(name=system, owner="risk", intended_use="loans", risk_tier=tier))
         uow.model_versions.add(
             ModelVersion(
                 system=system,
@@ -148,6 +140,19 @@ def test_pass_drift_critical_and_warning_with_their_consequences(
                 datasets=[f"{dataset}@v1"],
             )
         )
+
+
+def by_column(expectations: list[dict[str, Any]], name: str, column: str | None = None) -> dict[str, Any]:
+    return next(e for e in expectations if e["expectation"] == name and e["kwargs"].get("column") == column)
+
+
+def test_pass_drift_critical_and_warning_with_their_consequences(
+    stack: SessionStack, topics: dict[str, str], tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    dataset, system = f"loans-{tag}", f"scoring-{tag}"
+    own_suite(stack, dataset)
+    trained_on(stack, system, dataset, tier="high")
     events = [
         changed(dataset, "v1", write_loans(tmp_path / "v1.csv")),
         changed(dataset, "v2", write_loans(tmp_path / "v2.csv", income_factor=5)),  # drift only

@@ -19,10 +19,10 @@ import pytest
 from events.producer import EventPublisher
 from flows.risk_scoring import CATEGORY_NAMES
 from schemas.events import RiskReassessmentRequestedEvent
-from schemas.records import AISystem, ModelVersion, Risk, RiskAssessment
+from schemas.records import AISystem, Risk, RiskAssessment
 from schemas.settings import AimsSettings
 from tests.factories import incident_event, model_event
-from tests.integration.test_data_quality_flow import changed, own_suite, write_loans
+from tests.integration.test_data_quality_flow import changed, own_suite, trained_on, write_loans
 from tests.support import SessionStack, poll
 
 DEFAULT_TOPIC = AimsSettings().events_topic
@@ -175,18 +175,7 @@ def test_a_failed_data_quality_check_reassesses_the_systems_trained_on_the_data(
 ) -> None:
     dataset, system = unique("loans"), unique("underwriting")
     own_suite(stack, dataset)
-    with stack.register().unit_of_work("test") as uow:
-        uow.systems.add(AISystem(name=system, owner="risk", intended_use="loans", risk_tier="limited"))
-        uow.model_versions.add(
-            ModelVersion(
-                system=system,
-                model_name="m",
-                version="1",
-                source_uri="m:/1",
-                submitted_by="ana",
-                datasets=[f"{dataset}@v1"],
-            )
-        )
+    trained_on(stack, system, dataset, tier="limited")
     good, bad = (
         changed(dataset, "v1", write_loans(tmp_path / "v1.csv")),
         changed(dataset, "v2", write_loans(tmp_path / "v2.csv", null_ids=40)),
