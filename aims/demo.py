@@ -101,13 +101,16 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
 
 
 def follow_on_keys(event: AimsEvent) -> list[str]:
-    """Idempotency keys of the risk assessments the event's flow asks for (flows/onboard_model.py and
-    flows/handle_incident.py name their requests so), to follow them too."""
+    """Idempotency keys of the risk assessments the event's flow asks for, to follow them too."""
+    # The flows' own request builders: importing them imports Prefect, so only here, when needed.
     if isinstance(event, ModelVersionRegisteredEvent):
-        model = event.data
-        return [f"urn:aims:onboard-model#reassess:{model.ai_system}/{model.name}/{model.version}"]
+        from flows import onboard_model
+
+        return [onboard_model.reassessment_for(event).dedup_key]
     if isinstance(event, IncidentReportedEvent):
-        return [f"urn:aims:handle-incident#reassess:{event.dedup_key}"]
+        from flows import handle_incident
+
+        return [handle_incident.reassessment_for(event).dedup_key]
     return []
 
 

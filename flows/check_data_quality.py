@@ -187,7 +187,7 @@ def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile |
 def users_of(uow: UnitOfWork, dataset: str) -> list[str]:
     """AI systems with a model version trained on this dataset."""
     versions = uow.model_versions.find()
-    return sorted({v.system for v in versions if any(d.split("@", 1)[0] == dataset for d in v.datasets)})
+    return sorted({v.system for v in versions if dataset in v.dataset_names})
 
 
 # -- coalescing -----------------------------------------------------------------------------------

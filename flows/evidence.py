@@ -28,21 +28,26 @@ def register() -> Register:
     return open_register(load_settings())
 
 
+def run_id() -> str | None:
+    """The Prefect flow run this code runs in; None outside one."""
+    current = runtime.flow_run.id
+    return str(current) if current else None
+
+
 def actor(flow: str) -> str:
-    run_id = runtime.flow_run.id
-    return f"flow:{flow}/{run_id}" if run_id else f"flow:{flow}"
+    current = run_id()
+    return f"flow:{flow}/{current}" if current else f"flow:{flow}"
 
 
 def evidence_record(
     flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
 ) -> EvidenceRecord:
-    run_id = runtime.flow_run.id
     return EvidenceRecord(
         event_key=event.dedup_key,
         flow=flow,
         event_type=event.type,
         subject=event.key,
-        flow_run_id=str(run_id) if run_id else None,
+        flow_run_id=run_id(),
         recorded_at=datetime.now(UTC),
         controls=controls,
         outcome=outcome,

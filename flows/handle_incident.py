@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.evidence import publish_summary, reassessment_request, record_evidence, send_outbox
-from schemas.events import IncidentReportedEvent
+from schemas.events import IncidentReportedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import IncidentCategory, IncidentReported, ReassessmentReason
 from schemas.records import Incident
 
@@ -36,6 +36,19 @@ def summarise_incident(incident: IncidentReported) -> dict[str, Any]:
     }
 
 
+def reassessment_for(event: IncidentReportedEvent) -> RiskReassessmentRequestedEvent:
+    """An incident is evidence that a risk materialised (8.2): the system's risks are reassessed."""
+    incident = event.data
+    return reassessment_request(
+        FLOW,
+        f"reassess:{event.dedup_key}",
+        incident.ai_system,
+        ReassessmentReason.incident,
+        event.dedup_key,
+        {"severity": incident.severity.value, "category": incident.category.value},
+    )
+
+
 @flow(name=FLOW, description="Record a reported incident and flag what triage must look at.")
 def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     outcome = summarise_incident(event.data)
@@ -51,16 +64,7 @@ def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
         detected_at=incident.detected_at,
         reported_by=incident.reporter,
     )
-    # An incident is evidence that a risk materialised (8.2): the system's risks are reassessed.
-    request = reassessment_request(
-        FLOW,
-        f"reassess:{event.dedup_key}",
-        incident.ai_system,
-        ReassessmentReason.incident,
-        event.dedup_key,
-        {"severity": incident.severity.value, "category": incident.category.value},
-    )
-    keys = record_evidence(FLOW, event, CONTROLS, outcome, [record], announce=[request])
+    keys = record_evidence(FLOW, event, CONTROLS, outcome, [record], announce=[reassessment_for(event)])
     send_outbox(FLOW, keys)
     publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
     return outcome

@@ -11,7 +11,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.evidence import publish_summary, reassessment_request, record_evidence, send_outbox
-from schemas.events import ModelVersionRegisteredEvent
+from schemas.events import ModelVersionRegisteredEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ModelVersionRegistered, ReassessmentReason
 from schemas.records import AISystem, ModelVersion, Record
 
@@ -56,18 +56,17 @@ def register_records(event: ModelVersionRegisteredEvent) -> list[Record]:
             version=model.version,
             source_uri=model.source_uri,
             submitted_by=model.owner,
-            datasets=[f"{d.dataset_id}@{d.version or 'latest'}" for d in model.training_datasets],
+            datasets=[ModelVersion.dataset_ref(d.dataset_id, d.version) for d in model.training_datasets],
             event_key=event.dedup_key,
         ),
     ]
 
 
-@flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
-def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
+def reassessment_for(event: ModelVersionRegisteredEvent) -> RiskReassessmentRequestedEvent:
+    """The version's initial risk assessment; its id derives from the version, so it is asked once."""
     model = event.data
-    outcome = summarise_model_version(model)
     version_id = model_version_id(model)
-    request = reassessment_request(
+    return reassessment_request(
         FLOW,
         f"reassess:{version_id}",
         model.ai_system,
@@ -75,6 +74,12 @@ def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
         version_id,
         {"model": model.name, "version": model.version},
     )
+
+
+@flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
+def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
+    outcome = summarise_model_version(event.data)
+    request = reassessment_for(event)
     keys = record_evidence(FLOW, event, CONTROLS, outcome, register_records(event), announce=[request])
     send_outbox(FLOW, keys)
     publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, CONTROLS, outcome)

@@ -15,10 +15,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, runtime, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.evidence import actor, artifact_key, evidence_record, register, send_outbox
+from flows.evidence import actor, artifact_key, evidence_record, register, run_id, send_outbox
 from flows.risk_scoring import (
     CATEGORIES,
     Gate,
@@ -30,7 +30,7 @@ from flows.risk_scoring import (
     score,
 )
 from schemas.events import RiskAssessedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason, RiskLevel
+from schemas.payloads import ReassessmentReason, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
 from schemas.settings import load_settings
 
@@ -43,7 +43,8 @@ FLOW = "reassess-risk"
 CONTROLS = ["6.1.2", "6.1.3", "8.2", "8.3", "A.5.2", "A.6.2.8"]
 RISK_DECISIONS = ("risk-acceptance", "risk-treatment")
 LEVEL_MARK = {RiskLevel.low: "🟩", RiskLevel.medium: "🟨", RiskLevel.high: "🟧", RiskLevel.critical: "🟥"}
-CHECKED = {"passed", "failed", "warning"}
+# Checks that judged the data (not baselines, superseded versions or unreadable inputs).
+CHECKED = {Verdict.passed, Verdict.failed, Verdict.warning}
 ASSESSED_FIELDS = ("category", "likelihood", "impact", "inherent", "residual", "previous")
 
 
@@ -96,9 +97,8 @@ def gather_evidence(
     if current is not None:
         earlier = [v for v in versions if v.registered_at < current.registered_at and v.id != current.id]
         previous = earlier[-1] if earlier else None
-    datasets = sorted({d.split("@", 1)[0] for v in versions for d in v.datasets})
-    used_now = current.datasets if current else []
-    unpinned = sorted(d.split("@", 1)[0] for d in used_now if d.endswith("@latest"))
+    datasets = sorted({name for v in versions for name in v.dataset_names})
+    unpinned = sorted(current.unpinned_datasets) if current else []
 
     checks, failed, drift_critical, drift_warning = 0, [], [], []
     for dataset in datasets:
@@ -108,7 +108,7 @@ def gather_evidence(
                 if result.checked_at < since or result.verdict not in CHECKED:
                     continue
                 checks += 1
-                if result.verdict == "failed":
+                if result.verdict == Verdict.failed:
                     failed.append(f"{dataset}@{version.version}")
                 if latest_drift is None or result.checked_at >= latest_drift[0]:
                     latest_drift = (result.checked_at, f"{dataset}@{version.version}", result.drift)
@@ -194,15 +194,10 @@ def request_approval(
         requested_by=actor(FLOW),
         requested_at=now,
         due_at=now + timedelta(hours=sla.decision_hours),
-        flow_run_id=_run_id(),
+        flow_run_id=run_id(),
     )
     uow.approvals.add(approval)
     return approval
-
-
-def _run_id() -> str | None:
-    run_id = runtime.flow_run.id
-    return str(run_id) if run_id else None
 
 
 def write_versions(
@@ -360,7 +355,7 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
                 blocked=bool(pending),
                 assessed_by=actor(FLOW),
                 assessed_at=now,
-                flow_run_id=_run_id(),
+                flow_run_id=run_id(),
             )
             uow.assessments.add(assessment)
         risks = assessed_risks(uow, assessment)

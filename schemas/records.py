@@ -16,6 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.payloads import IncidentCategory, RiskLevel, RiskTier, Severity
 
+UNPINNED = "latest"
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -64,9 +66,24 @@ class ModelVersion(Record):
     version: str
     source_uri: str = Field(description="Where the artifact lives (registry URI).")
     submitted_by: str = Field(description="Who registered it: never its approver (separation of duties).")
-    datasets: list[str] = Field(default_factory=list, description="Datasets it was trained or evaluated on.")
+    datasets: list[str] = Field(
+        default_factory=list, description="Datasets it was trained or evaluated on, as dataset@version."
+    )
     event_key: str | None = Field(None, description="The event that announced it.")
     registered_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def dataset_ref(dataset: str, version: str | None) -> str:
+        # Without a version the model used whatever was latest: provenance (A.7.5) is incomplete.
+        return f"{dataset}@{version or UNPINNED}"
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return [ref.split("@", 1)[0] for ref in self.datasets]
+
+    @property
+    def unpinned_datasets(self) -> list[str]:
+        return [ref.split("@", 1)[0] for ref in self.datasets if ref.endswith(f"@{UNPINNED}")]
 
 
 class Dataset(Record):
