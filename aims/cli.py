@@ -184,6 +184,33 @@ def cmd_router(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from aims.endpoints import resolve
+
+    _logging(args.verbose)
+    settings = _settings()
+    endpoints = resolve(settings)
+    overrides: dict[str, object] = {"kafka_bootstrap_servers": endpoints.bootstrap}
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            raise CliError(f"--port {args.port}: a TCP port is 0..65535 (0: any free one)")
+        overrides["gateway_port"] = args.port
+    settings = settings.model_copy(update=overrides)
+    from events.gateway import serve, status_path
+
+    status = status_path(settings.state_path)
+
+    def ready(port: int) -> None:
+        status.parent.mkdir(parents=True, exist_ok=True)
+        status.write_text(json.dumps({"pid": os.getpid(), "port": port, "host": settings.gateway_host}))
+
+    try:
+        serve(settings, ready)
+    finally:
+        status.unlink(missing_ok=True)
+    return 0
+
+
 # -- events -------------------------------------------------------------------------------------
 
 
@@ -313,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     router = add("router", cmd_router, "Route events from Kafka to Prefect deployments.")
     router.add_argument("--name", default=None, help="name shown in `aims status`")
     router.add_argument("-v", "--verbose", action="store_true")
+
+    gateway = add(
+        "gateway", cmd_gateway, "Take Slack interactions and Jira webhooks (approval decisions) over HTTP."
+    )
+    gateway.add_argument("--port", type=int, default=None, help="listen here (default AIMS_GATEWAY_PORT)")
+    gateway.add_argument("-v", "--verbose", action="store_true")
 
     emit = add("emit", cmd_emit, "Publish an event from flags or from a JSON file.")
     emit.add_argument("type", nargs="?", help="model-version-registered | data-changed | incident-reported")

@@ -384,29 +384,107 @@ def cmd_risks_reassess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approvals_show(args: argparse.Namespace) -> int:
+    """`aims approvals show ID`: one approval with every decision on it, refused ones too."""
+    register = open_for_cli(_settings())
+    with register.reader() as uow:
+        approval = uow.approvals.get(args.id)
+        if approval is None:
+            raise CliError(f"no approval {args.id!r} in the register; `aims approvals` lists them")
+        decisions = uow.decisions.find(approval_id=args.id, order_by="decided_at")
+        notices = uow.notices.find(approval_id=args.id, order_by="sent_at")
+    if args.json:
+        _dump(
+            {
+                "approval": approval.model_dump(mode="json"),
+                "decisions": [d.model_dump(mode="json") for d in decisions],
+                "notices": [n.model_dump(mode="json") for n in notices],
+            }
+        )
+        return 0
+    print(fields(list(approval.model_dump().items())))
+    print(f"\ndecisions ({len(decisions)}):")
+    for d in decisions:
+        refused = f" REFUSED: {d.refusal}" if not d.accepted else ""
+        when = f"{d.decided_at:%Y-%m-%d %H:%M}"
+        print(f"  {when} {d.decided_by} via {d.channel}: {d.decision} — {d.reason}{refused}")
+    if notices:
+        print(f"\nnotices ({len(notices)}):")
+        for n in notices:
+            print(f"  {n.sent_at:%Y-%m-%d %H:%M} {n.kind} {n.step} → {', '.join(n.recipients)}")
+    return 0
+
+
+def cmd_approvals_decide(args: argparse.Namespace) -> int:
+    """`aims approvals approve|reject ID --by EMAIL --reason TEXT`: a decision on the verified path."""
+    import getpass
+
+    from aims.policy_file import PolicyError, load_policy
+    from flows.approval_rules import Attempt
+    from flows.decisions import submit
+    from schemas.payloads import Decision, DecisionChannel, Name, Text
+
+    settings = _settings()
+    who = args.by
+    if who is None:
+        try:
+            who = getpass.getuser()
+        except (OSError, KeyError, ImportError):
+            raise CliError("cannot tell who decides: pass --by EMAIL") from None
+    approver = _validated(Name, who, "--by")
+    reason = _validated(Text, args.reason, "--reason") if args.reason is not None else ""
+    try:
+        policy = load_policy(settings.policy_file)
+    except (PolicyError, OSError) as exc:
+        raise CliError(f"cannot check who may decide: {exc}") from None
+    register = open_for_cli(settings)
+    attempt = Attempt(
+        approval_id=args.id,
+        approver=approver,
+        decision=Decision(args.decision),
+        channel=DecisionChannel.cli,
+        reason=reason,
+        at=datetime.now(UTC),
+    )
+    result = submit(register, policy, attempt, settings.events_topic)
+    if result.status == "refused":
+        logged = "; the attempt is logged" if result.decision else ""
+        raise CliError(f"refused: {result.message}{logged}")
+    if result.status == "duplicate":
+        print(f"{args.id}: {result.message}; nothing changed")
+        return 0
+    print(f"{args.id}: {result.message} for {approver}")
+    _send_now(settings, list(result.keys))
+    return 0
+
+
+def _send_now(settings: AimsSettings, keys: list[str]) -> None:
+    """Publish the decision at once; if Kafka is away it is safe in the outbox and goes later."""
+    from kafka.errors import KafkaError
+
+    from aims.endpoints import resolve
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+
+    try:
+        endpoints = resolve(settings)
+        producer = make_producer(endpoints.bootstrap, client_id="aims-cli")
+        try:
+            sent = OutboxRelay(open_for_cli(settings), producer, "cli").send(keys)
+        finally:
+            producer.close(timeout=10)
+    except (CliError, KafkaError) as exc:
+        print(f"warning: not sent yet ({exc}); the router's outbox relay sends it", file=sys.stderr)
+        return
+    if sent < len(keys):
+        print("warning: not sent yet; the router's outbox relay sends it", file=sys.stderr)
+        return
+    print("sent to the waiting request-approval run")
+
+
 def cmd_approvals(args: argparse.Namespace) -> int:
     register = open_for_cli(_settings())
     with register.reader() as uow:
-        if args.id:
-            approval = uow.approvals.get(args.id)
-            if approval is None:
-                raise CliError(f"no approval {args.id!r} in the register; `aims approvals` lists them")
-            decisions = uow.decisions.find(approval_id=args.id, order_by="decided_at")
-            if args.json:
-                _dump(
-                    {
-                        "approval": approval.model_dump(mode="json"),
-                        "decisions": [d.model_dump(mode="json") for d in decisions],
-                    }
-                )
-                return 0
-            print(fields(list(approval.model_dump().items())))
-            print(f"\ndecisions ({len(decisions)}):")
-            for d in decisions:
-                refused = f" REFUSED: {d.refusal}" if not d.accepted else ""
-                when = f"{d.decided_at:%Y-%m-%d %H:%M}"
-                print(f"  {when} {d.decided_by} via {d.channel}: {d.decision} — {d.reason}{refused}")
-            return 0
         filters = {"status": args.status} if args.status else {}
         approvals = uow.approvals.find(order_by="requested_at", descending=True, **filters)
     if args.json:
@@ -693,10 +771,38 @@ def add_commands(add: AddCommand) -> None:
     complete.add_argument("--by", metavar="NAME", required=True, help="who completed it")
     complete.add_argument("--summary", metavar="TEXT", required=True, help="what it found")
     complete.set_defaults(handler=cmd_impact_complete)
-    approvals = add("approvals", cmd_approvals, "List approvals (pending first by time), or show one.")
-    approvals.add_argument("id", nargs="?")
-    approvals.add_argument("--status", choices=["pending", "approved", "rejected", "expired"])
+    approvals = add(
+        "approvals",
+        cmd_approvals,
+        "Approvals: list them (the default), show one with its decisions, or approve or reject one.",
+    )
+    statuses = ["pending", "approved", "rejected", "expired"]
+    approvals.add_argument("--status", choices=statuses)
     approvals.add_argument("--json", action="store_true")
+    asub_ = approvals.add_subparsers(dest="approvals_command", required=False, metavar="ACTION")
+    alist = asub_.add_parser("list", help="every approval, newest first (the default)")
+    alist.add_argument("--status", choices=statuses, default=argparse.SUPPRESS)
+    alist.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    alist.set_defaults(handler=cmd_approvals)
+    ashow = asub_.add_parser("show", help="one approval with its decisions (refused ones too) and notices")
+    ashow.add_argument("id", metavar="ID")
+    ashow.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    ashow.set_defaults(handler=cmd_approvals_show)
+    for verb, what in (("approve", "approve"), ("reject", "reject")):
+        decide = asub_.add_parser(
+            verb,
+            help=f"{what} a pending approval, as one of its approvers",
+            description=f"{what.capitalize()} a pending approval. Checked like a Slack click: your group, "
+            "separation of duties, quorum; a refusal is recorded and says why.",
+        )
+        decide.add_argument("id", metavar="ID")
+        decide.add_argument(
+            "--by", metavar="EMAIL", help="who decides, as the policy lists them (default: login)"
+        )
+        decide.add_argument(
+            "--reason", metavar="TEXT", required=verb == "reject", help="why (required to reject)"
+        )
+        decide.set_defaults(handler=cmd_approvals_decide, decision=verb)
     incidents = add("incidents", cmd_incidents, "List incidents with their reporting clocks, or show one.")
     incidents.add_argument("id", nargs="?")
     incidents.add_argument("--json", action="store_true")

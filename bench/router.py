@@ -188,6 +188,9 @@ class TimedLauncher:
         self._launches[idempotency_key] = (called, time.time())
         return run_id
 
+    async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
+        return await self._inner.resume(deployment, tag, run_input)
+
 
 class RouterThread:
     """`events.router.Router` with the real PrefectLauncher (timed), run in a thread of this process."""

@@ -32,6 +32,14 @@ class FlowRunLauncher(Protocol):
         returns the run created the first time, with its original schedule."""
         ...
 
+    async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
+        """Resume the suspended run of `deployment` tagged `tag` with `run_input`.
+
+        Returns the run (also when it has already finished: there is nothing left to wake), None
+        when no run carries the tag; raises TransientLaunchError while the run is not suspended yet.
+        """
+        ...
+
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -100,6 +108,52 @@ class PrefectLauncher:
         except (httpx.TransportError, TimeoutError, OSError) as exc:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
         return run.id
+
+    async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
+        import httpx
+        from prefect.client.schemas.filters import (
+            FlowFilter,
+            FlowFilterName,
+            FlowRunFilter,
+            FlowRunFilterTags,
+        )
+        from prefect.client.schemas.sorting import FlowRunSort
+        from prefect.exceptions import PrefectHTTPStatusError
+
+        if self._client is None:
+            raise RuntimeError("PrefectLauncher used outside `async with`")
+        flow_name = deployment.split("/", 1)[0]
+        try:
+            runs = await self._client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=1,
+            )
+            if not runs:
+                return None
+            run = runs[0]
+            if run.state is None or run.state.is_final():
+                return run.id
+            if not run.state.is_paused():
+                raise TransientLaunchError(
+                    f"run {run.id} of {deployment} is {run.state.name}, not waiting yet"
+                )
+            answer = await self._client.resume_flow_run(run.id, run_input=run_input)
+        except PrefectHTTPStatusError as exc:
+            status = exc.response.status_code
+            if status in _TRANSIENT_STATUS:
+                raise TransientLaunchError(f"Prefect answered {status}") from exc
+            raise RejectedLaunch(f"Prefect answered {status}: {exc.response.text[:500]}") from exc
+        except (httpx.TransportError, TimeoutError, OSError) as exc:
+            raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
+        if answer.status.value == "ACCEPT":
+            return run.id
+        reason = getattr(answer.details, "reason", "") or answer.status.value
+        if "validation" in reason.lower() or "schema" in reason.lower():
+            raise RejectedLaunch(f"run {run.id} refused the input: {reason}")
+        # Another decision resumed it a moment ago: wait for it to suspend again.
+        raise TransientLaunchError(f"run {run.id} did not resume: {reason}")
 
 
 def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[str, Any] | None:

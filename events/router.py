@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("aims.router")
 
 LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
+# Recorded as the "run" of a decision that found no run waiting (the nil UUID).
+NOTHING_TO_RESUME = UUID(int=0)
 
 
 @dataclass
@@ -330,13 +332,7 @@ class Router:
                 # Bounded, so an API that hangs is noticed and retried on our backoff; a request
                 # cut short that did create the run is harmless: the retry gets the same run back.
                 run_id = await asyncio.wait_for(
-                    self._launcher.launch(
-                        route.deployment,
-                        route.parameters(event),
-                        event.dedup_key,
-                        *self._coalescing(route, event),
-                    ),
-                    timeout=self.settings.router_launch_timeout,
+                    self._start(route, event), timeout=self.settings.router_launch_timeout
                 )
                 if self.stats.holding_since is not None:
                     log.info(
@@ -361,6 +357,24 @@ class Router:
             # Full jitter, so routers that lost Prefect together do not return together.
             await self._sleep(random.uniform(0, delay))
             delay = min(delay * 2, 5.0)
+
+    async def _start(self, route: Route, event: AimsEvent) -> UUID:
+        assert self._launcher is not None
+        if route.resume:
+            assert route.tag is not None, "a resume route finds its run by tag"
+            run_id = await self._launcher.resume(route.deployment, route.tag(event), route.parameters(event))
+            if run_id is None:
+                # Decisions are recorded before they are announced: a request run that starts later
+                # reads this one from the register, so there is nothing to hold the partition for.
+                log.info("%s %s: no %s run waits for it yet", event.type, event.id, route.deployment)
+                return NOTHING_TO_RESUME
+            return run_id
+        start_at, tags = self._coalescing(route, event)
+        if route.tag is not None:
+            tags = [*(tags or []), route.tag(event)]
+        return await self._launcher.launch(
+            route.deployment, route.parameters(event), event.dedup_key, start_at, tags
+        )
 
     def _coalescing(self, route: Route, event: AimsEvent) -> tuple[datetime | None, list[str] | None]:
         """(start time, tags) of a run that may be coalesced with later ones; (None, None) otherwise."""

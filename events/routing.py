@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.events import (
+    APPROVAL_DECIDED,
+    APPROVAL_DECISION_SUBMITTED,
+    APPROVAL_REQUESTED,
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     INCIDENT_REPORTED,
@@ -32,13 +35,28 @@ def dataset_tag(event: AimsEvent) -> str:
     return f"dataset:{getattr(event.data, 'dataset_id', event.key)}"
 
 
+def approval_tag(event: AimsEvent) -> str:
+    return f"approval:{event.key}"
+
+
+def decision_input(event: AimsEvent) -> dict[str, Any]:
+    """The `DecisionInput` a waiting request-approval run resumes with (validated by Prefect again)."""
+    data = event.data.model_dump(mode="json")
+    return {k: data[k] for k in ("approver", "decision", "reason", "channel", "decision_id")}
+
+
 @dataclass(frozen=True)
 class Route:
     deployment: str  # "<flow-name>/<deployment-name>"
+    # The run's parameters; for a resume route, the run input it resumes with.
     parameters: Callable[[AimsEvent], dict[str, Any]] = _whole_event
     # Runs with the same coalescing tag start a window after their event (the policy's
     # `data_quality.coalesce_seconds`); a run that finds a later one with its tag stands down.
     coalesce_tag: Callable[[AimsEvent], str] | None = None
+    # A tag the run carries for good, so a later event can find it (e.g. the run awaiting a decision).
+    tag: Callable[[AimsEvent], str] | None = None
+    # Resume the suspended run of this deployment that carries `tag`, instead of starting one.
+    resume: bool = False
 
     @property
     def flow_name(self) -> str:
@@ -54,8 +72,14 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
     # Every trigger of a risk assessment (new model version, failed check, drift, incident, schedule,
     # a person) is this one request, so the assessment has a single entry point.
     RISK_REASSESSMENT_REQUESTED: (Route(f"reassess-risk/{DEPLOYMENT}"),),
+    # The request waits suspended; each validated decision resumes it (DESIGN decision 4).
+    APPROVAL_REQUESTED: (Route(f"request-approval/{DEPLOYMENT}", tag=approval_tag),),
+    APPROVAL_DECISION_SUBMITTED: (
+        Route(f"request-approval/{DEPLOYMENT}", decision_input, tag=approval_tag, resume=True),
+    ),
     DATA_QUALITY_VALIDATED: (),
     RISK_ASSESSED: (),
+    APPROVAL_DECIDED: (),
 }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.decisions import requested_event
 from flows.evidence import actor, artifact_key, evidence_record, register, run_id, send_outbox
 from flows.risk_scoring import (
     CATEGORIES,
@@ -29,7 +30,7 @@ from flows.risk_scoring import (
     highest,
     score,
 )
-from schemas.events import RiskAssessedEvent, RiskReassessmentRequestedEvent
+from schemas.events import AimsEvent, RiskAssessedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
 from schemas.settings import load_settings
@@ -297,6 +298,14 @@ def assessed_risks(uow: UnitOfWork, assessment: RiskAssessment) -> list[dict[str
 
 
 @task(name="assess-risks")
+def approval_summary(assessment: RiskAssessment) -> str:
+    return (
+        f"Risk assessment {assessment.id} of {assessment.system} ({assessment.reason}): highest inherent "
+        f"{assessment.highest_inherent.value}, residual {assessment.highest_residual.value}; "
+        f"gated: {', '.join(assessment.gated)}."
+    )
+
+
 def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
     """Gather, score and record in one unit of work; return what was assessed and the outbox keys."""
     from events.outbox import stage
@@ -371,7 +380,10 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
             "blocked": assessment.blocked,
         }
         uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
-        keys = stage(uow, [assessed_event(assessment, risks)], load_settings().events_topic)
+        announce: list[AimsEvent] = [assessed_event(assessment, risks)]
+        if assessment.approval_id and (approval := uow.approvals.get(assessment.approval_id)):
+            announce.append(requested_event(approval, f"urn:aims:{FLOW}", approval_summary(assessment)))
+        keys = stage(uow, announce, load_settings().events_topic)
     return {"outcome": outcome, "risks": risks, "keys": keys, "scales": _scales(policy)}
 
 

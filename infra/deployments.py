@@ -24,20 +24,30 @@ if TYPE_CHECKING:
 
 
 def all_flows() -> list[Flow[..., Any]]:
+    from flows.chase_approvals import chase_approvals
     from flows.check_data_quality import check_data_quality
     from flows.handle_incident import handle_incident
     from flows.onboard_model import onboard_model
     from flows.reassess_risk import reassess_risk
+    from flows.request_approval import request_approval
     from flows.schedule_risk_reviews import schedule_risk_reviews
 
-    return [onboard_model, check_data_quality, handle_incident, reassess_risk, schedule_risk_reviews]
+    return [
+        onboard_model,
+        check_data_quality,
+        handle_incident,
+        reassess_risk,
+        schedule_risk_reviews,
+        request_approval,
+        chase_approvals,
+    ]
 
 
 def schedules() -> dict[str, str]:
     """Cron schedules of the flows that run on the calendar rather than on events."""
-    from flows.schedule_risk_reviews import FLOW, SCHEDULE
+    from flows import chase_approvals, schedule_risk_reviews
 
-    return {FLOW: SCHEDULE}
+    return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals)}
 
 
 def deployments() -> list[RunnerDeployment]:

@@ -1,4 +1,4 @@
-"""The local stack: broker, Prefect server, worker and router, started and stopped in order.
+"""The local stack: broker, Prefect server, worker, router and gateway, started and stopped in order.
 
 `stack.json` in the state folder says where a running stack is, so that `aims emit`, `aims status`
 and `aims down` find it without any environment variables.
@@ -111,6 +111,9 @@ class LocalStack:
         self._spawn("router", aims_command("router"), logs / "router.log")
         wait_until(self._router_ready, 90, "router", self.children["router"])
         progress("Router: consuming")
+        self._spawn("gateway", aims_command("gateway"), logs / "gateway.log")
+        wait_until(self._gateway_ready, 60, "gateway", self.children["gateway"])
+        progress(f"Gateway: Slack and Jira decisions at {self.gateway_url()}")
         info = StackInfo(
             bootstrap=self.bootstrap,
             prefect_api_url=self.api_url,
@@ -152,6 +155,20 @@ class LocalStack:
             json.loads(p.read_text()).get("assigned") for p in (self.state / "routers").glob("router-*.json")
         )
 
+    def gateway_url(self) -> str:
+        from events.gateway import status_path
+
+        status = json.loads(status_path(self.state).read_text())
+        return f"http://{status['host']}:{status['port']}"
+
+    def _gateway_ready(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.gateway_url() + "/healthz", timeout=2).status_code == 200
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            return False
+
     def supervise(self, progress: Progress = print, check_every: float = 2.0) -> None:
         """Keep the children running until `stop()`: a crashed router or worker is restarted."""
         restarts: dict[str, int] = {}
@@ -167,7 +184,7 @@ class LocalStack:
     def stop(self, progress: Progress = print) -> None:
         """Router first (it commits and leaves the group), then the worker, Prefect, Kafka."""
         self._stopped.set()
-        for name in ("router", "worker"):
+        for name in ("gateway", "router", "worker"):
             proc = self.children.get(name)
             if proc is not None:
                 progress(f"stopping {name}…")

@@ -12,6 +12,9 @@ from pydantic import Field, TypeAdapter, model_validator
 
 from schemas.envelope import CloudEvent
 from schemas.payloads import (
+    ApprovalDecided,
+    ApprovalDecisionSubmitted,
+    ApprovalRequested,
     DataChanged,
     DataQualityValidated,
     IncidentReported,
@@ -27,6 +30,9 @@ INCIDENT_REPORTED: Final = "org.aims.incident.reported"
 DATA_QUALITY_VALIDATED: Final = "org.aims.data.quality.validated"
 RISK_REASSESSMENT_REQUESTED: Final = "org.aims.risk.reassessment.requested"
 RISK_ASSESSED: Final = "org.aims.risk.assessed"
+APPROVAL_REQUESTED: Final = "org.aims.approval.requested"
+APPROVAL_DECISION_SUBMITTED: Final = "org.aims.approval.decision.submitted"
+APPROVAL_DECIDED: Final = "org.aims.approval.decided"
 
 
 class AimsEvent(CloudEvent):
@@ -97,13 +103,41 @@ class RiskAssessedEvent(AimsEvent):
     data: RiskAssessed = Field(description="Levels per risk and whether deployment is blocked.")
 
 
+class ApprovalRequestedEvent(AimsEvent):
+    # Keyed by the approval, so its request and every decision on it stay in order on one partition.
+    subject_field: ClassVar[str] = "approval_id"
+    type: Literal["org.aims.approval.requested"] = Field(
+        APPROVAL_REQUESTED, description="Accountable people must decide something."
+    )
+    data: ApprovalRequested = Field(description="What is to be decided, at which risk level.")
+
+
+class ApprovalDecisionSubmittedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "approval_id"
+    type: Literal["org.aims.approval.decision.submitted"] = Field(
+        APPROVAL_DECISION_SUBMITTED, description="An approver's validated decision (or the deadline)."
+    )
+    data: ApprovalDecisionSubmitted = Field(description="Who decided what, where and why.")
+
+
+class ApprovalDecidedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "approval_id"
+    type: Literal["org.aims.approval.decided"] = Field(
+        APPROVAL_DECIDED, description="An approval reached its outcome."
+    )
+    data: ApprovalDecided = Field(description="approved, rejected or expired, and the decisions.")
+
+
 AnyEvent = Annotated[
     ModelVersionRegisteredEvent
     | DataChangedEvent
     | IncidentReportedEvent
     | DataQualityValidatedEvent
     | RiskReassessmentRequestedEvent
-    | RiskAssessedEvent,
+    | RiskAssessedEvent
+    | ApprovalRequestedEvent
+    | ApprovalDecisionSubmittedEvent
+    | ApprovalDecidedEvent,
     Field(discriminator="type"),
 ]
 
@@ -114,6 +148,9 @@ EVENT_CLASSES: dict[str, type[AimsEvent]] = {
     DATA_QUALITY_VALIDATED: DataQualityValidatedEvent,
     RISK_REASSESSMENT_REQUESTED: RiskReassessmentRequestedEvent,
     RISK_ASSESSED: RiskAssessedEvent,
+    APPROVAL_REQUESTED: ApprovalRequestedEvent,
+    APPROVAL_DECISION_SUBMITTED: ApprovalDecisionSubmittedEvent,
+    APPROVAL_DECIDED: ApprovalDecidedEvent,
 }
 
 

@@ -222,3 +222,91 @@ class RiskAssessed(Payload):
     highest_residual: RiskLevel = Field(description="Highest residual level.")
     blocked: bool = Field(description="True while an approval of this system's risks is pending.")
     approval_id: Name | None = Field(None, description="The approval this assessment requested, if any.")
+
+
+# -- approvals (5.3, 6.1.3, 9.1) -------------------------------------------------------------------
+
+
+class Decision(StrEnum):
+    """What an approver answers; `expire` is the deadline's, never a person's."""
+
+    approve = "approve"
+    reject = "reject"
+    expire = "expire"
+
+
+class DecisionChannel(StrEnum):
+    """Where a decision came from. Every channel reaches the same validating path."""
+
+    slack = "slack"
+    jira = "jira"
+    cli = "cli"
+    prefect_ui = "prefect-ui"
+    deadline = "deadline"
+
+
+class ApprovalOutcome(StrEnum):
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+
+
+class ApprovalRequested(Payload):
+    """Accountable people must decide something; the request-approval flow asks them and waits."""
+
+    approval_id: Name = Field(description="The approval in the AIMS register; also the subject.")
+    ai_system: Name | None = Field(None, description="The AI system it concerns, if any.")
+    subject: Name = Field(description="What is decided on, e.g. 'risk-assessment:<id>'.")
+    requested_decision: Name = Field(description="e.g. risk-acceptance, risk-treatment, go-live.")
+    risk_level: RiskLevel = Field(description="Picks the approver groups, quorum and SLA from the policy.")
+    requested_by: Name = Field(description="Who or which flow asks.")
+    summary: Text | None = Field(None, description="One paragraph for the approvers.")
+
+
+class ApprovalDecisionSubmitted(Payload):
+    """One accepted decision, already validated and recorded; wakes the waiting request-approval run."""
+
+    approval_id: Name = Field(description="The approval decided on.")
+    decision_id: Name = Field(description="The decision in the AIMS register.")
+    decision: Decision = Field(description="approve, reject, or expire (the deadline's).")
+    approver: Name = Field(description="Who decided, as the policy names them (email or user id).")
+    channel: DecisionChannel = Field(description="Where the decision was made.")
+    reason: str = Field("", max_length=10_000, description="Why, in the approver's words.")
+    decided_at: AwareDatetime = Field(description="When the approver decided.")
+
+
+class DecisionSummary(Payload):
+    approver: Name
+    decision: Decision
+    channel: DecisionChannel
+    reason: str = Field("", max_length=10_000)
+    decided_at: AwareDatetime
+
+
+class ApprovalDecided(Payload):
+    """The final outcome of an approval, for the ML platform: deploy only when `approved`."""
+
+    approval_id: Name = Field(description="The approval in the AIMS register.")
+    ai_system: Name | None = Field(None, description="The AI system it concerns, if any.")
+    subject: Name = Field(description="What was decided on.")
+    requested_decision: Name = Field(description="What was asked.")
+    outcome: ApprovalOutcome = Field(description="approved, rejected, or expired (not approved).")
+    approved: bool = Field(description="True only for approved: an expired request is not an approval.")
+    decisions: list[DecisionSummary] = Field(max_length=100, description="The accepted decisions.")
+    decided_at: AwareDatetime = Field(description="When the outcome was reached.")
+
+
+class DecisionInput(BaseModel):
+    """What a waiting request-approval run takes to resume: the Prefect UI renders it as a form.
+
+    From the UI, fill in who you are, your decision and why; it is checked like a Slack click.
+    The router fills `decision_id` for a decision already validated and recorded elsewhere.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    approver: Name = Field(description="Your email, as the policy's approver groups list it.")
+    decision: Decision = Field(description="approve or reject.")
+    reason: str = Field("", max_length=10_000, description="Why; a rejection needs a reason.")
+    channel: DecisionChannel = Field(DecisionChannel.prefect_ui, description="Leave as prefect-ui.")
+    decision_id: Name | None = Field(None, description="Leave empty: set for decisions already recorded.")

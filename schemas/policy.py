@@ -221,6 +221,50 @@ class Sla(PolicyModel):
     escalation: Annotated[tuple[EscalationStep, ...], AfterValidator(_check_escalation)] = Field(
         (), description="Who is notified, in time order, while the decision is outstanding."
     )
+    remind_before_hours: Annotated[tuple[StrictInt, ...], AfterValidator(_distinct)] | None = Field(
+        None,
+        description="Remind the approvers this many hours before the decision is due; "
+        "default: once, a quarter of decision_hours before.",
+    )
+    expire_after_hours: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=24 * 365,
+        description="Hours after the request at which an undecided request expires, as not approved; "
+        "default: twice decision_hours, and never before the last escalation step.",
+    )
+
+    @model_validator(mode="after")
+    def _deadlines_in_order(self) -> Sla:
+        problems: list[tuple[Loc, str]] = []
+        for i, hours in enumerate(self.remind_before_hours or ()):
+            if not 1 <= hours < self.decision_hours:
+                problems.append(
+                    (("remind_before_hours", i), f"must be between 1 and {self.decision_hours - 1} hours")
+                )
+        last = self.escalation[-1].after_hours if self.escalation else 0
+        if self.expire_after_hours is not None and self.expire_after_hours < max(self.decision_hours, last):
+            problems.append(
+                (
+                    ("expire_after_hours",),
+                    f"must not come before the decision is due ({self.decision_hours} h) "
+                    f"or the last escalation ({last} h)",
+                )
+            )
+        _fail("sla", problems)
+        return self
+
+    def reminders(self) -> tuple[int, ...]:
+        """Hours before the due time at which to remind, largest first."""
+        if self.remind_before_hours is not None:
+            return tuple(sorted(self.remind_before_hours, reverse=True))
+        return (max(1, self.decision_hours // 4),) if self.decision_hours > 1 else ()
+
+    def expiry_hours(self) -> int:
+        if self.expire_after_hours is not None:
+            return self.expire_after_hours
+        last = self.escalation[-1].after_hours if self.escalation else 0
+        return max(2 * self.decision_hours, last)
 
 
 # -- management review (9.3) ----------------------------------------------------------------------

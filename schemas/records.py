@@ -224,7 +224,18 @@ class Approval(Record):
     requested_at: AwareDatetime = Field(default_factory=utcnow)
     due_at: AwareDatetime | None = None
     decided_at: AwareDatetime | None = None
-    flow_run_id: str | None = None
+    flow_run_id: str | None = Field(None, description="The request-approval run that waits for it.")
+    # Where the request was posted: the resumed run finds these and posts nothing twice.
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    jira_issue: str | None = None
+    escalated_to: list[str] = Field(
+        default_factory=list, description="Groups and people the deadline escalated it to; they may decide."
+    )
+
+    @property
+    def groups(self) -> list[str]:
+        return [g for g in self.approver_group.split(",") if g]
 
 
 class ApprovalDecision(Record):
@@ -239,6 +250,17 @@ class ApprovalDecision(Record):
     accepted: bool = Field(True, description="False when the person was not allowed to decide.")
     refusal: str | None = None
     decided_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class ApprovalNotice(Record):
+    """A reminder, escalation or follow-up sent for an approval: its id makes each go out once."""
+
+    id: str = Field(description="<approval id>:<kind>:<step>.")
+    approval_id: str
+    kind: str = Field(description="reminder, escalation, outcome-slack, outcome-jira, refusal-jira …")
+    step: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 # -- incidents and improvement --------------------------------------------------------------------

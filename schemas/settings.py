@@ -66,6 +66,27 @@ class AimsSettings(BaseSettings):
         3, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
     )
 
+    # -- approvals in Slack and Jira (secrets only from the environment) --
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-…) that posts approval requests; unset: Slack is not used."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Verifies that interactions really come from Slack (required by the gateway)."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-…): the gateway also takes interactions over Socket Mode."
+    )
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    jira_url: str | None = Field(None, description="Jira site, e.g. https://example.atlassian.net.")
+    jira_email: str | None = Field(None, description="The Jira account that files approval issues.")
+    jira_api_token: SecretStr | None = Field(None, description="That account's API token.")
+    jira_webhook_secret: SecretStr | None = Field(
+        None, description="The secret of the Jira webhook that calls the gateway (X-Hub-Signature)."
+    )
+    jira_issue_type: str = Field("Task", min_length=1, description="Issue type of approval issues.")
+    gateway_host: str = Field("127.0.0.1", description="Where `aims gateway` listens.")
+    gateway_port: int = Field(8787, ge=0, le=65535, description="Port of `aims gateway` (0: any free one).")
+
     @property
     def state_path(self) -> Path:
         return self.state_dir.resolve()

@@ -26,9 +26,17 @@ from schemas.settings import AimsSettings
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
+    from tests.fakes.jira import JiraFake
+    from tests.fakes.slack import SlackFake
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
+# Test-only credentials of the Slack and Jira fakes: nothing real is behind them.
+SLACK_BOT_TOKEN = "xoxb-aims-test-bot"
+SLACK_SIGNING_SECRET = "slack-signing-secret-for-tests"
+JIRA_BOT = "aims-bot@northwind.example"
+JIRA_BOT_TOKEN = "jira-bot-token-for-tests"
+JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
 
 
 class SessionStack:
@@ -40,6 +48,11 @@ class SessionStack:
         self.bootstrap = ""
         self.api_url = ""
         self._register: Register | None = None
+        self.slack: SlackFake | None = None
+        self.jira: JiraFake | None = None
+        # Policy member → Slack user id; Jira API token per member (the fakes' workspace and site).
+        self.slack_users: dict[str, str] = {}
+        self.jira_tokens: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -60,7 +73,37 @@ class SessionStack:
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
         ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
+        self.start_fakes(policy)
         self.start_worker()
+
+    def start_fakes(self, policy: dict[str, Any]) -> None:
+        """Slack and Jira on loopback, with the policy's people, for every flow run of the session."""
+        from tests.fakes.jira import JiraFake
+        from tests.fakes.slack import SlackFake
+
+        self.slack = SlackFake(bot_token=SLACK_BOT_TOKEN).start()
+        self.jira = JiraFake().start()
+        people = {m for g in policy["approver_groups"].values() for m in g["members"]}
+        people |= {"ceo@northwind.example", "dev@northwind.example"}
+        for email in sorted(people):
+            self.slack_users[email] = self.slack.add_user(email)
+            self.jira_tokens[email] = f"jira-token-{email.split('@')[0]}"
+            self.jira.add_user(email, email.split("@")[0].replace(".", " ").title(), self.jira_tokens[email])
+        self.jira.add_user(JIRA_BOT, "AIMS", JIRA_BOT_TOKEN)
+        for group in policy["approver_groups"].values():
+            if group.get("jira_project"):
+                self.jira.add_project(group["jira_project"])
+        os.environ.update(
+            {
+                "AIMS_SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+                "AIMS_SLACK_API_URL": self.slack.base_url,
+                "AIMS_SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+                "AIMS_JIRA_URL": self.jira.url,
+                "AIMS_JIRA_EMAIL": JIRA_BOT,
+                "AIMS_JIRA_API_TOKEN": JIRA_BOT_TOKEN,
+                "AIMS_JIRA_WEBHOOK_SECRET": JIRA_WEBHOOK_SECRET,
+            }
+        )
 
     @property
     def suites_dir(self) -> Path:
@@ -68,6 +111,9 @@ class SessionStack:
 
     def stop(self) -> None:
         self.stop_worker()
+        for fake in (self.slack, self.jira):
+            if fake is not None:
+                fake.stop()
         self.server.stop()
         self.broker.stop()
 

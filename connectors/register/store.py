@@ -234,6 +234,7 @@ class UnitOfWork:
         self.impact_assessments = Repository(self, r.ImpactAssessment)
         self.approvals = Repository(self, r.Approval)
         self.decisions = Repository(self, r.ApprovalDecision)
+        self.notices = Repository(self, r.ApprovalNotice)
         self.incidents = Repository(self, r.Incident)
         self.nonconformities = Repository(self, r.Nonconformity)
         self.corrective_actions = Repository(self, r.CorrectiveAction)

@@ -135,6 +135,10 @@ def every_record() -> list[r.Record]:
             due_at=later,
             decided_at=later,
             flow_run_id="fr-2",
+            slack_channel="C0MODELRISK",
+            slack_ts="1503435956.000247",
+            jira_issue="MRC-12",
+            escalated_to=["compliance"],
         ),
         r.ApprovalDecision(
             approval_id="ap-1",
@@ -145,6 +149,14 @@ def every_record() -> list[r.Record]:
             accepted=False,
             refusal="bob submitted the model",
             decided_at=later,
+        ),
+        r.ApprovalNotice(
+            id="ap-1:reminder:4",
+            approval_id="ap-1",
+            kind="reminder",
+            step="4",
+            recipients=["#ai-model-risk"],
+            sent_at=later,
         ),
         r.Incident(
             id="urn:support#77",

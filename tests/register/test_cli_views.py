@@ -68,7 +68,7 @@ def test_one_record_in_full(state: Path) -> None:
     assert "credit-gbm v7" in shown.stdout and "fairness=medium" in shown.stdout
     incident = aims(state, "incidents", "urn:support#77")
     assert "time left" in incident.stdout and "NCA-2026-1" in incident.stdout
-    missing = aims(state, "approvals", "nope")
+    missing = aims(state, "approvals", "show", "nope")
     assert missing.returncode == 2 and "no approval 'nope'" in missing.stderr
 
 
@@ -89,4 +89,4 @@ def test_an_empty_register_says_how_it_fills(tmp_path: Path) -> None:
     out = aims(tmp_path, "systems")
     assert out.returncode == 0 and "no AI systems in the register yet" in out.stdout
     upgrade = aims(tmp_path, "register", "upgrade")
-    assert upgrade.returncode == 0 and "→ 0005" in upgrade.stdout
+    assert upgrade.returncode == 0 and "→ 0006" in upgrade.stdout

@@ -1,0 +1,186 @@
+"""chase-approvals: reminders, escalation and expiry of the approvals still waiting.
+
+Runs every 15 minutes on its deployment's schedule (or on demand with `as_of`, to look from another
+time). For each pending approval it applies the policy's SLA for its risk level:
+
+- a reminder at each of `remind_before_hours` before the decision is due;
+- each escalation step once its `after_hours` have passed: the groups and people it names are told,
+  and may decide from then on;
+- at `expire_after_hours`, the deadline's own decision, "expire", on the one decision path: the
+  waiting run resumes and records the outcome "expired", which counts as not approved.
+
+Each notice is a register row keyed <approval>:<kind>:<step>, so each goes out once however often
+the schedule runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from flows.approval_messages import escalation_text, reminder_text, request_blocks, title
+from flows.approval_rules import DEADLINE, Attempt
+from flows.decisions import submit
+from flows.evidence import actor, register, send_outbox
+from flows.request_approval import chat, load_policy, notice_id, slack_messages, tracker
+from schemas.payloads import Decision, DecisionChannel
+from schemas.policy import Policy, Sla
+from schemas.records import Approval, ApprovalNotice
+from schemas.settings import load_settings
+
+FLOW = "chase-approvals"
+SCHEDULE = "*/15 * * * *"
+
+
+@dataclass(frozen=True)
+class Due:
+    kind: str  # reminder | escalation | expiry
+    step: str
+    hours: int
+    notify: tuple[str, ...] = ()
+
+
+def plan(approval: Approval, sla: Sla, now: datetime, sent: set[str]) -> list[Due]:
+    """What is due for one pending approval at `now` and not sent yet, in time order."""
+    waited = now - approval.requested_at
+    due_at = approval.due_at or approval.requested_at + timedelta(hours=sla.decision_hours)
+    out: list[Due] = []
+    if waited >= timedelta(hours=sla.expiry_hours()):
+        # Past the end everything earlier is moot: expire only.
+        return [] if notice_id(approval.id, "expiry") in sent else [Due("expiry", "", sla.expiry_hours())]
+    for hours in sla.reminders():
+        if (
+            due_at - timedelta(hours=hours) <= now < due_at
+            and notice_id(approval.id, "reminder", str(hours)) not in sent
+        ):
+            out.append(Due("reminder", str(hours), hours))
+            break  # the nearest threshold only: one reminder per run, never a burst of them
+    for i, step in enumerate(sla.escalation):
+        if (
+            waited >= timedelta(hours=step.after_hours)
+            and notice_id(approval.id, "escalation", str(i)) not in sent
+        ):
+            out.append(Due("escalation", str(i), step.after_hours, step.notify))
+    return out
+
+
+def _remind(approval: Approval, due: Due, now: datetime) -> list[str]:
+    slack, issues = chat(), tracker()
+    text = reminder_text(approval, max(1, round(((approval.due_at or now) - now).total_seconds() / 3600)))
+    sent: list[str] = []
+    with register().reader() as uow:
+        messages = slack_messages(uow, approval.id)
+    for ref in messages if slack else []:
+        assert slack is not None
+        slack.post(ref.channel, text, thread_ts=ref.ts)
+        sent.append(f"slack:{ref.channel}")
+    if issues is not None and approval.jira_issue:
+        issues.comment(approval.jira_issue, text)
+        sent.append(f"jira:{approval.jira_issue}")
+    return sent
+
+
+def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
+    slack, issues = chat(), tracker()
+    text = escalation_text(approval, due.notify, due.hours)
+    escalated = approval.model_copy(update={"escalated_to": [*approval.escalated_to, *due.notify]})
+    blocks = request_blocks(escalated, f"escalated after {due.hours} h")
+    with register().reader() as uow:
+        posted = {
+            n.step: n.recipients for n in uow.notices.find(approval_id=approval.id, kind="request-slack")
+        }
+    sent: list[str] = []
+    for who in due.notify if slack is not None else ():
+        assert slack is not None
+        group = policy.approver_groups.get(who)
+        step = group.slack_channel if group is not None else who
+        if step in posted:
+            # Already holds the request with its buttons: a nudge in its thread is enough.
+            slack.post(posted[step][0], text, thread_ts=posted[step][1])
+            sent.append(f"slack:{step}")
+            continue
+        ref = slack.post(step, text, blocks) if group is not None else slack.post_to_person(who, text, blocks)
+        if ref is None:
+            get_run_logger().warning("Slack knows nobody with the email %s; not told", who)
+            continue
+        with register().unit_of_work(actor(FLOW)) as uow:
+            # The escalated message carries buttons too: it is updated with the outcome like the first.
+            uow.notices.add_if_absent(
+                ApprovalNotice(
+                    id=notice_id(approval.id, "request-slack", step),
+                    approval_id=approval.id,
+                    kind="request-slack",
+                    step=step,
+                    recipients=[ref.channel, ref.ts],
+                )
+            )
+        sent.append(f"slack:{step}")
+    if issues is not None and approval.jira_issue:
+        issues.comment(approval.jira_issue, text)
+        sent.append(f"jira:{approval.jira_issue}")
+    return sent
+
+
+def _expire(approval: Approval, policy: Policy, now: datetime) -> list[str]:
+    attempt = Attempt(
+        approval.id, DEADLINE, Decision.expire, DecisionChannel.deadline, "no decision in time", now
+    )
+    result = submit(register(), policy, attempt, load_settings().events_topic)
+    send_outbox(FLOW, list(result.keys))
+    return [result.status]
+
+
+@task(name="chase-one")
+def chase_one(approval_id: str, now: datetime) -> list[dict[str, Any]]:
+    policy = load_policy()
+    with register().reader() as uow:
+        approval = uow.approvals.one(approval_id)
+        sent = {n.id for n in uow.notices.find(approval_id=approval_id)}
+    sla = policy.slas.get(approval.risk_level) if approval.risk_level else None
+    if sla is None or approval.status != "pending":
+        return []
+    done = []
+    for due in plan(approval, sla, now, sent):
+        if due.kind == "reminder":
+            recipients = _remind(approval, due, now)
+        elif due.kind == "escalation":
+            recipients = _escalate(approval, due, policy)
+        else:
+            recipients = _expire(approval, policy, now)
+        with register().unit_of_work(actor(FLOW)) as uow:
+            uow.notices.add_if_absent(
+                ApprovalNotice(
+                    id=notice_id(approval.id, due.kind, due.step),
+                    approval_id=approval.id,
+                    kind=due.kind,
+                    step=due.step,
+                    recipients=recipients,
+                    sent_at=now,
+                )
+            )
+            if due.kind == "escalation":
+                current = uow.approvals.one(approval.id)
+                widened = list(dict.fromkeys([*current.escalated_to, *due.notify]))
+                approval = uow.approvals.update(approval.id, escalated_to=widened)
+        done.append({"approval": approval.id, "kind": due.kind, "step": due.step, "to": recipients})
+        get_run_logger().info("%s %s of %s: %s", due.kind, due.step, title(approval), ", ".join(recipients))
+    return done
+
+
+@flow(name=FLOW, description="Remind, escalate and expire pending approvals according to the policy's SLAs.")
+def chase_approvals(as_of: datetime | None = None, approvals: list[str] | None = None) -> dict[str, Any]:
+    """`as_of`: the time to look from (now); `approvals`: chase only these (all pending by default)."""
+    now = (as_of or datetime.now(UTC)).astimezone(UTC)
+    with register().reader() as uow:
+        pending = [
+            a.id
+            for a in uow.approvals.find(status="pending", order_by="requested_at")
+            if approvals is None or a.id in approvals
+        ]
+    done: list[dict[str, Any]] = []
+    for approval_id in pending:
+        done += chase_one(approval_id, now)
+    return {"as_of": now.isoformat(), "pending": len(pending), "sent": done}

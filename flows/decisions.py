@@ -1,0 +1,146 @@
+"""The one path every decision takes: validate, record (accepted or refused), announce.
+
+The Slack and Jira gateway, `aims approvals approve|reject`, the Prefect UI's resume form (through
+the waiting run) and the deadline all call `submit`. An accepted decision and its
+approval-decision-submitted event are written in one transaction (the outbox), so a crash between
+the two loses nothing; the router turns the event into `resume_flow_run` of the waiting run.
+A refused attempt is recorded with its reason and announces nothing.
+
+No Prefect here: the gateway and the CLI import this without the orchestrator's start-up cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flows.approval_rules import Attempt, Duplicate, Refused, authority, check
+from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
+from schemas.payloads import Decision
+from schemas.policy import Policy
+from schemas.records import Approval, ApprovalDecision
+
+if TYPE_CHECKING:
+    from connectors.register.store import Register, UnitOfWork
+
+SOURCE = "urn:aims:approvals"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What became of an attempt: `keys` are the outbox rows to send once committed."""
+
+    status: str  # accepted | duplicate | refused
+    message: str
+    decision: ApprovalDecision | None = None
+    keys: tuple[str, ...] = ()
+    fresh: bool = True  # False for a refusal recorded before (a redelivered webhook)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+def accepted_id(approval_id: str, approver: str) -> str:
+    # One accepted decision per person and approval: a double click or a redelivered webhook
+    # computes the same id, and the primary key turns a race between them into one row.
+    return f"{approval_id}:{approver.strip().casefold()}"
+
+
+def attempt_key(*parts: str) -> str:
+    """A refused attempt's id from what identifies its delivery, so a redelivery is recorded once."""
+    return "refused-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def decision_event(decision: ApprovalDecision) -> ApprovalDecisionSubmittedEvent:
+    return ApprovalDecisionSubmittedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": decision.id,
+            "source": SOURCE,
+            "time": decision.decided_at.isoformat(),
+            "data": {
+                "approval_id": decision.approval_id,
+                "decision_id": decision.id,
+                "decision": decision.decision,
+                "approver": decision.decided_by,
+                "channel": decision.channel,
+                "reason": decision.reason,
+                "decided_at": decision.decided_at.isoformat(),
+            },
+        }
+    )
+
+
+def requested_event(approval: Approval, source: str, summary: str | None = None) -> ApprovalRequestedEvent:
+    """Ask the request-approval flow to take an approval a flow has just written to the register."""
+    if approval.risk_level is None:
+        raise ValueError(f"approval {approval.id} has no risk level: the policy's rules cannot apply")
+    return ApprovalRequestedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"{approval.id}:requested",
+            "source": source,
+            "time": approval.requested_at.isoformat(),
+            "data": {
+                "approval_id": approval.id,
+                "ai_system": approval.system,
+                "subject": approval.subject,
+                "requested_decision": approval.requested_decision,
+                "risk_level": approval.risk_level.value,
+                "requested_by": approval.requested_by,
+                "summary": summary,
+            },
+        }
+    )
+
+
+def submit(
+    register: Register, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None = None
+) -> Submission:
+    """Validate and record one attempt; nothing is announced unless it was accepted."""
+    actor = f"{attempt.channel.value}:{attempt.approver}"
+    with register.unit_of_work(actor) as uow:
+        return _submit(uow, policy, attempt, topic, refusal_id)
+
+
+def _submit(
+    uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None
+) -> Submission:
+    from events.outbox import stage
+
+    approval = uow.approvals.get(attempt.approval_id)
+    if approval is None:
+        return Submission("refused", f"there is no approval {attempt.approval_id!r}")
+    accepted = uow.decisions.find(approval_id=approval.id, accepted=True, order_by="decided_at")
+    verdict = check(approval, authority(approval, policy), accepted, attempt)
+    if isinstance(verdict, Duplicate):
+        return Submission("duplicate", f"already recorded: {verdict.existing.decision}", verdict.existing)
+    if isinstance(verdict, Refused):
+        refused = ApprovalDecision(
+            id=refusal_id or attempt_key(approval.id, attempt.approver, attempt.channel, str(attempt.at)),
+            approval_id=approval.id,
+            decided_by=attempt.approver,
+            channel=attempt.channel.value,
+            decision=attempt.decision.value,
+            reason=attempt.reason,
+            accepted=False,
+            refusal=verdict.why,
+            decided_at=attempt.at,
+        )
+        fresh = uow.decisions.add_if_absent(refused)
+        return Submission("refused", verdict.why, refused, fresh=fresh)
+    decision = ApprovalDecision(
+        id=accepted_id(approval.id, attempt.approver),
+        approval_id=approval.id,
+        decided_by=attempt.approver,
+        channel=attempt.channel.value,
+        decision=attempt.decision.value,
+        reason=attempt.reason,
+        decided_at=attempt.at,
+    )
+    uow.decisions.add(decision)
+    keys = stage(uow, [decision_event(decision)], topic)
+    verb = {Decision.approve: "approval", Decision.reject: "rejection", Decision.expire: "expiry"}
+    return Submission("accepted", f"{verb[attempt.decision]} recorded", decision, tuple(keys))

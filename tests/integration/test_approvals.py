@@ -1,0 +1,411 @@
+"""Human approvals end to end: the real broker, the real Prefect server and worker, the gateway as
+its own process, and the Slack and Jira fakes on loopback (started with the session stack).
+
+Each test asks for an approval with an approval-requested event on the default events topic; this
+module's router routes that topic from its end. The request-approval run posts to Slack and Jira
+and suspends; decisions come in as a signed Slack click, a Jira transition (its webhook), the CLI or
+the Prefect API the UI uses, and the router resumes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from events.producer import EventPublisher
+from infra.processes import ManagedProcess, wait_until
+from schemas.events import ApprovalRequestedEvent
+from schemas.records import Approval, ApprovalDecision
+from schemas.settings import AimsSettings
+from tests.fakes.jira import JiraFake
+from tests.fakes.slack import SlackFake
+from tests.fakes.slack_signing import signed_interaction_request
+from tests.support import JIRA_WEBHOOK_SECRET, SLACK_SIGNING_SECRET, SessionStack, poll
+
+DEFAULT_TOPIC = AimsSettings().events_topic
+AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
+MARIA, JON = "maria.rossi@northwind.example", "jon.olsen@northwind.example"
+SAM = "sam.okafor@northwind.example"
+DECISION_SUBMITTED = "org.aims.approval.decision.submitted"
+
+
+@pytest.fixture(scope="module")
+def router(stack: SessionStack) -> Iterator[Any]:
+    tag = uuid.uuid4().hex[:8]
+    names = {
+        "AIMS_EVENTS_TOPIC": DEFAULT_TOPIC,
+        "AIMS_DEAD_LETTER_TOPIC": f"dlq.approvals-{tag}",
+        "AIMS_CONSUMER_GROUP": f"router.approvals-{tag}",
+    }
+    stack.create_topics(names)
+    stack.start_group_at_end(names["AIMS_CONSUMER_GROUP"], DEFAULT_TOPIC)
+    with stack.router(names, outbox=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: SessionStack) -> Iterator[str]:
+    """`aims gateway` as its own process, on a free port; the Jira fake's webhook points at it."""
+    from events.gateway import status_path
+
+    status = status_path(stack.state)
+    status.unlink(missing_ok=True)
+    proc = ManagedProcess(
+        "gateway",
+        [sys.executable, "-m", "aims", "gateway", "--port", "0"],
+        stack.state / "logs" / "gateway.log",
+        stack.env(AIMS_STATE_DIR=str(stack.state)),
+    )
+    proc.start()
+    try:
+        wait_until(status.exists, 60, "gateway", proc)
+        url = "http://127.0.0.1:{port}".format(**json.loads(status.read_text()))
+        assert httpx.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
+        assert jira(stack) is not None
+        jira(stack).set_webhook(f"{url}/jira/webhook", JIRA_WEBHOOK_SECRET)
+        yield url
+    finally:
+        jira(stack).set_webhook(None)
+        proc.stop()
+
+
+def slack(stack: SessionStack) -> SlackFake:
+    assert stack.slack is not None
+    return stack.slack
+
+
+def jira(stack: SessionStack) -> JiraFake:
+    assert stack.jira is not None
+    return stack.jira
+
+
+def request(stack: SessionStack, level: str, requested_by: str = "dev@northwind.example") -> str:
+    """Publish an approval request; its id."""
+    approval_id = f"approval-test-{uuid.uuid4().hex[:10]}"
+    event = ApprovalRequestedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"{approval_id}:requested",
+            "source": "urn:aims:tests",
+            "time": datetime.now(UTC).isoformat(),
+            "data": {
+                "approval_id": approval_id,
+                "ai_system": "credit-scoring",
+                "subject": f"model-version:credit-scoring/{approval_id}",
+                "requested_decision": "go-live",
+                "risk_level": level,
+                "requested_by": requested_by,
+                "summary": "Go-live of a new credit-scoring model.",
+            },
+        }
+    )
+    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    try:
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    return approval_id
+
+
+def run_of(stack: SessionStack, approval_id: str) -> tuple[str, str] | None:
+    """(flow run id, state name) of the request-approval run waiting for this approval."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"approval:{approval_id}"])), limit=5
+        )
+    if not runs:
+        return None
+    run = runs[0]
+    return str(run.id), run.state.name if run.state else "?"
+
+
+def wait_state(stack: SessionStack, approval_id: str, states: set[str], timeout: float = 120) -> str:
+    found = poll(
+        lambda: (r := run_of(stack, approval_id)) and r[1] in states and r,
+        timeout,
+        f"the request-approval run of {approval_id} in {states}",
+    )
+    return found[0]
+
+
+def approval(stack: SessionStack, approval_id: str) -> Approval:
+    with stack.register().reader() as uow:
+        return uow.approvals.one(approval_id)
+
+
+def decisions(stack: SessionStack, approval_id: str) -> list[ApprovalDecision]:
+    with stack.register().reader() as uow:
+        return uow.decisions.find(approval_id=approval_id, order_by="decided_at")
+
+
+def request_message(stack: SessionStack, approval_id: str, channel: str = "ai-model-risk") -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in slack(stack).messages
+                if m["channel_name"] == channel and approval_id in json.dumps(m)
+            ),
+            None,
+        )
+
+    return poll(find, 60, f"the Slack request of {approval_id} in #{channel}")
+
+
+def click(
+    stack: SessionStack,
+    gateway: str,
+    message: dict[str, Any],
+    who: str,
+    action: str,
+    reason: str | None = None,
+    **sign: Any,
+) -> httpx.Response:
+    approval_id = message["blocks"][-2]["elements"][0]["value"]
+    payload = slack(stack).block_actions(
+        message["channel"],
+        message["ts"],
+        user_id=stack.slack_users[who],
+        action_id=f"approval.{action}",
+        value=approval_id,
+        reason=reason,
+    )
+    body, headers = signed_interaction_request(payload, sign.pop("secret", SLACK_SIGNING_SECRET), **sign)
+    return httpx.post(f"{gateway}/slack/interactions", content=body, headers=headers, timeout=10)
+
+
+def decision_events(stack: SessionStack, approval_id: str, timeout: float = 3) -> list[dict[str, Any]]:
+    records = stack.read_topic(DEFAULT_TOPIC, expected=10**9, timeout=timeout)
+    events = [json.loads(r.value) for r in records if r.value]
+    return [
+        e
+        for e in events
+        if e.get("type", "").startswith("org.aims.approval.") and e["subject"] == approval_id
+    ]
+
+
+def has_buttons(message: dict[str, Any]) -> bool:
+    return any(b.get("type") == "actions" for b in message.get("blocks") or [])
+
+
+def jira_issue(stack: SessionStack, approval_id: str) -> str:
+    return poll(lambda: approval(stack, approval_id).jira_issue, 60, f"the Jira issue of {approval_id}")
+
+
+def test_approve_in_slack_resumes_the_run_and_leaves_the_evidence(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    approval_id = request(stack, "medium")
+    run_id = wait_state(stack, approval_id, {"Suspended"})
+    message = request_message(stack, approval_id)
+    assert has_buttons(message)
+    key = jira_issue(stack, approval_id)
+    assert key.startswith("MRC-") and jira(stack).status(key) == "To Do"
+
+    # A double click: two signed posts of the same button.
+    first = click(stack, gateway, message, AISHA, "approve", "Bias audit done")
+    second = click(stack, gateway, message, AISHA, "approve", "Bias audit done")
+    assert first.status_code == 200 and second.status_code == 200
+    assert {first.json()["status"], second.json()["status"]} == {"accepted", "duplicate"}
+
+    assert wait_state(stack, approval_id, {"Completed"}) == run_id
+    done = approval(stack, approval_id)
+    assert done.status == "approved" and done.decided_at is not None
+    accepted = [d for d in decisions(stack, approval_id) if d.accepted]
+    assert [(d.decided_by, d.channel, d.decision, d.reason) for d in accepted] == [
+        (AISHA, "slack", "approve", "Bias audit done")
+    ]
+    updated = slack(stack).message(message["channel"], message["ts"])
+    assert not has_buttons(updated) and "Approved" in json.dumps(updated["blocks"])
+    assert jira(stack).status(key) == "Approved"
+    assert any("Approved by" in c for c in jira(stack).comments(key))
+    events = decision_events(stack, approval_id)
+    types = [e["type"] for e in events]
+    assert types.count(DECISION_SUBMITTED) == 1
+    decided = [e for e in events if e["type"] == "org.aims.approval.decided"]
+    assert len(decided) == 1 and decided[0]["data"]["approved"] is True
+    with stack.register().reader() as uow:
+        audited = uow.audit_entries("approval_decision", accepted[0].id)
+    assert audited and audited[0].actor == f"slack:{AISHA}"
+    # The run re-executed on resume; nothing was posted or filed a second time.
+    posts = [
+        m for m in slack(stack).messages if approval_id in json.dumps(m) and m["via"] == "chat.postMessage"
+    ]
+    assert len(posts) == 1
+    created = [r for r in jira(stack).requests if r.method == "POST" and r.path.endswith("/issue")]
+    assert sum(approval_id in json.dumps(r.json) for r in created) == 1
+    # The clicker was answered privately.
+    answers = [p for p in slack(stack).response_posts if p.message_ts == message["ts"]]
+    assert any("Recorded" in p.body["text"] for p in answers)
+    assert any("Already recorded" in p.body["text"] for p in answers)
+
+
+def test_reject_with_a_jira_transition_is_recorded_once(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    from jira import JIRA
+
+    approval_id = request(stack, "high")
+    wait_state(stack, approval_id, {"Suspended"})
+    key = jira_issue(stack, approval_id)
+    client = JIRA(server=jira(stack).url, basic_auth=(MARIA, stack.jira_tokens[MARIA]), max_retries=0)
+    client.transition_issue(key, "Reject", comment="No fairness evaluation on the new segment")
+    jira(stack).wait_deliveries(1)
+    wait_state(stack, approval_id, {"Completed"})
+    # Jira retries deliveries: a redelivered webhook changes nothing.
+    jira(stack).redeliver()
+    time.sleep(2)
+    done = approval(stack, approval_id)
+    assert done.status == "rejected"
+    accepted = [d for d in decisions(stack, approval_id) if d.accepted]
+    assert [(d.decided_by, d.channel, d.decision) for d in accepted] == [(MARIA, "jira", "reject")]
+    assert accepted[0].reason == "No fairness evaluation on the new segment"
+    assert jira(stack).status(key) == "Rejected"
+    message = request_message(stack, approval_id)
+    assert not has_buttons(slack(stack).message(message["channel"], message["ts"]))
+    decided = [e for e in decision_events(stack, approval_id) if e["type"] == "org.aims.approval.decided"]
+    assert decided[0]["data"]["outcome"] == "rejected" and decided[0]["data"]["approved"] is False
+
+
+def test_quorum_of_two_from_the_cli_and_the_prefect_ui(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    approval_id = request(stack, "high")
+    run_id = wait_state(stack, approval_id, {"Suspended"})
+    cli = stack.aims("approvals", "approve", approval_id, "--by", AISHA, "--reason", "Model card reviewed")
+    assert cli.returncode == 0, cli.stderr
+    assert "approval recorded" in cli.stdout and "sent" in cli.stdout
+    # One of two: the run resumes, shows the progress and waits again.
+    message = request_message(stack, approval_id)
+    poll(
+        lambda: "1 of 2 approvals" in json.dumps(slack(stack).message(message["channel"], message["ts"])),
+        90,
+        "the Slack message to show 1 of 2",
+    )
+    wait_state(stack, approval_id, {"Suspended"})
+    assert approval(stack, approval_id).status == "pending"
+    # The Prefect UI resumes through the API with the form's input.
+    with get_client(sync_client=True) as client:
+        client.resume_flow_run(
+            uuid.UUID(run_id), run_input={"approver": MARIA, "decision": "approve", "reason": "Compliance ok"}
+        )
+    assert wait_state(stack, approval_id, {"Completed"}) == run_id
+    accepted = [d for d in decisions(stack, approval_id) if d.accepted]
+    assert sorted((d.decided_by, d.channel) for d in accepted) == [(AISHA, "cli"), (MARIA, "prefect-ui")]
+    assert approval(stack, approval_id).status == "approved"
+    # Deciding again from the CLI is a duplicate, not a second decision.
+    again = stack.aims("approvals", "approve", approval_id, "--by", AISHA)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    shown = stack.aims("approvals", "show", approval_id)
+    assert "prefect-ui" in shown.stdout and "cli" in shown.stdout
+
+
+def test_forged_stale_unauthorized_and_self_approvals_are_refused(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    approval_id = request(stack, "medium", requested_by=TOM)
+    wait_state(stack, approval_id, {"Suspended"})
+    message = request_message(stack, approval_id)
+
+    forged = click(stack, gateway, message, AISHA, "approve", secret="not-the-secret")
+    stale = click(stack, gateway, message, AISHA, "approve", timestamp=int(time.time()) - 301)
+    assert forged.status_code == 401 and stale.status_code == 401
+    outsider = click(stack, gateway, message, MARIA, "approve")
+    self_approval = click(stack, gateway, message, TOM, "approve")
+    no_reason = click(stack, gateway, message, AISHA, "reject")
+    assert [r.json()["status"] for r in (outsider, self_approval, no_reason)] == ["refused"] * 3
+    bad_hook = httpx.post(
+        f"{gateway}/jira/webhook",
+        content=b'{"webhookEvent": "jira:issue_updated"}',
+        headers={"X-Hub-Signature": "sha256=" + "0" * 64, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert bad_hook.status_code == 401
+    cli = stack.aims("approvals", "approve", approval_id, "--by", JON)
+    assert cli.returncode != 0 and "not in approver group(s) model-risk" in cli.stderr
+
+    refused = decisions(stack, approval_id)
+    assert all(not d.accepted for d in refused)
+    reasons = {d.decided_by: d.refusal or "" for d in refused}
+    assert "not in approver group" in reasons[MARIA]
+    assert "separation of duties" in reasons[TOM]
+    assert "needs a reason" in reasons[AISHA]
+    assert JON in reasons and len(refused) == 4  # forged and stale posts left no trace
+    answers = [p.body["text"] for p in slack(stack).response_posts if p.message_ts == message["ts"]]
+    assert sum(t.startswith("Not recorded") for t in answers) == 3
+    assert not [e for e in decision_events(stack, approval_id) if e["type"] == DECISION_SUBMITTED]
+    assert run_of(stack, approval_id)[1] == "Suspended"  # type: ignore[index]
+    assert approval(stack, approval_id).status == "pending"
+
+
+def test_slack_rate_limits_three_times_and_the_request_is_posted_once(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    slack(stack).fail_next("chat.postMessage", status=429, times=3, retry_after=0)
+    before = len(slack(stack).calls_to("chat.postMessage"))
+    approval_id = request(stack, "medium")
+    wait_state(stack, approval_id, {"Suspended"})
+    posts = [
+        m for m in slack(stack).messages if approval_id in json.dumps(m) and m["via"] == "chat.postMessage"
+    ]
+    assert len(posts) == 1
+    assert len(slack(stack).calls_to("chat.postMessage")) - before >= 4  # three 429s, then the post
+
+
+def test_reminder_escalation_and_expiry_on_the_policys_clock(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    """Medium risk: due after 120 h; escalate at 72 h (model-risk) and 120 h (compliance); remind 24 h
+    before; expire at 240 h. The chase runs are given the time to look from (`as_of`)."""
+    approval_id = request(stack, "medium")
+    run_id = wait_state(stack, approval_id, {"Suspended"})
+    requested_at = approval(stack, approval_id).requested_at
+
+    def chase(hours: float) -> dict[str, Any]:
+        key = f"chase-{approval_id}-{hours}-{uuid.uuid4().hex[:4]}"
+        params = {"as_of": (requested_at + timedelta(hours=hours)).isoformat(), "approvals": [approval_id]}
+        stack.launch("chase-approvals/aims", params, key)
+        (run,) = stack.wait_for_runs([key], states={"Completed"}, timeout=120)
+        return run.id  # type: ignore[no-any-return]
+
+    def notices() -> list[tuple[str, str]]:
+        with stack.register().reader() as uow:
+            return [(n.kind, n.step) for n in uow.notices.find(approval_id=approval_id, order_by="sent_at")]
+
+    chase(1)
+    assert [k for k in notices() if k[0] != "request-slack"] == []
+    chase(73)
+    chase(97)
+    chase(98)  # nothing new: each notice once
+    assert [k for k in notices() if k[0] != "request-slack"] == [("escalation", "0"), ("reminder", "24")]
+    message = request_message(stack, approval_id)
+    thread = [m for m in slack(stack).messages if m.get("thread_ts") == message["ts"]]
+    assert len(thread) == 2 and "Reminder" in thread[1]["text"]
+    chase(121)
+    escalated = request_message(stack, approval_id, channel="compliance-approvals")
+    assert has_buttons(escalated)
+    assert approval(stack, approval_id).escalated_to == ["model-risk", "compliance"]
+    key = jira_issue(stack, approval_id)
+    assert sum("Escalation" in c for c in jira(stack).comments(key)) == 2
+    chase(241)
+    assert wait_state(stack, approval_id, {"Completed"}) == run_id
+    done = approval(stack, approval_id)
+    assert done.status == "expired"
+    decided = [e for e in decision_events(stack, approval_id) if e["type"] == "org.aims.approval.decided"]
+    assert decided[0]["data"]["outcome"] == "expired" and decided[0]["data"]["approved"] is False
+    for ref in (message, escalated):
+        assert not has_buttons(slack(stack).message(ref["channel"], ref["ts"]))
+    assert jira(stack).status(key) == "Rejected"
