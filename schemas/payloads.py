@@ -276,11 +276,11 @@ class ApprovalDecisionSubmitted(Payload):
 
 
 class DecisionSummary(Payload):
-    approver: Name
-    decision: Decision
-    channel: DecisionChannel
-    reason: str = Field("", max_length=10_000)
-    decided_at: AwareDatetime
+    approver: Name = Field(description="Who decided.")
+    decision: Decision = Field(description="What they answered.")
+    channel: DecisionChannel = Field(description="Where.")
+    reason: str = Field("", max_length=10_000, description="Why, in their words.")
+    decided_at: AwareDatetime = Field(description="When.")
 
 
 class ApprovalDecided(Payload):

@@ -47,6 +47,7 @@ FLOWS = [
     "reassess-risk",
     "schedule-risk-reviews",
     "request-approval",
+    "chase-approvals",
     "hold-management-review",
 ]
 RECORD_TYPES = [
