@@ -156,7 +156,7 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
-    later: list[Callable[[], None]] = field(default_factory=list)
+    later: list[Callable[[], object]] = field(default_factory=list)
 
 
 class DecisionDesk:
@@ -167,7 +167,7 @@ class DecisionDesk:
         register: Register,
         policy: Callable[[], Policy],
         topic: str,
-        send: Callable[[list[str]], None],
+        send: Callable[[list[str]], object],
         chat: Chat | None,
         tracker: IssueTracker | None,
     ) -> None:
@@ -375,10 +375,6 @@ def status_path(state_dir: Path) -> Path:
     return state_dir / "gateway.json"
 
 
-def _sent(count: int) -> None:
-    log.info("sent %d decision event(s)", count)
-
-
 def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) -> None:
     """Run the gateway until SIGTERM/SIGINT; `ready` gets the bound port (the setting may say 0)."""
     import time
@@ -403,7 +399,7 @@ def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) ->
         register,
         lambda: load_policy(settings.policy_file),
         settings.events_topic,
-        lambda keys: _sent(relay.send(keys)),
+        relay.send,
         chat,
         jira_from_settings(settings),
     )

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aims.policy_file import load_policy
 from events.producer import EventPublisher
 from infra.processes import ManagedProcess, wait_until
 from schemas.events import ApprovalRequestedEvent
@@ -409,3 +410,53 @@ def test_reminder_escalation_and_expiry_on_the_policys_clock(
     for ref in (message, escalated):
         assert not has_buttons(slack(stack).message(ref["channel"], ref["ts"]))
     assert jira(stack).status(key) == "Rejected"
+
+
+def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionStack, router: Any) -> None:
+    """A gateway holding a Socket Mode connection (app token) instead of an HTTP endpoint."""
+    from connectors.slack import SlackChat
+    from events.gateway import DecisionDesk, _run_later
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+    from events.slack_socket import SocketModeListener
+
+    fake = slack(stack)
+    settings = AimsSettings(
+        state_dir=stack.state,
+        slack_app_token=fake.app_token,  # type: ignore[arg-type]
+        slack_bot_token=fake.bot_token,  # type: ignore[arg-type]
+        slack_api_url=fake.base_url,
+    )
+    relay = OutboxRelay(stack.register(), make_producer(stack.bootstrap), "gateway:test")
+    desk = DecisionDesk(
+        stack.register(),
+        lambda: load_policy(stack.state / "policy.yaml"),
+        DEFAULT_TOPIC,
+        relay.send,
+        SlackChat(fake.bot_token, fake.base_url),
+        None,
+    )
+    listener = SocketModeListener(settings, desk, _run_later)
+    listener.start()
+    try:
+        fake.socket_wait_connected()
+        approval_id = request(stack, "medium")
+        run_id = wait_state(stack, approval_id, {"Suspended"})
+        message = request_message(stack, approval_id)
+        payload = fake.block_actions(
+            message["channel"],
+            message["ts"],
+            user_id=stack.slack_users[TOM],
+            action_id="approval.approve",
+            value=approval_id,
+        )
+        envelope = fake.socket_send_interactive(payload)
+        fake.socket_wait_ack(envelope)
+        assert wait_state(stack, approval_id, {"Completed"}) == run_id
+    finally:
+        fake.socket_close()
+        listener.stop()
+        relay.producer.close()
+    accepted = [d for d in decisions(stack, approval_id) if d.accepted]
+    assert [(d.decided_by, d.channel) for d in accepted] == [(TOM, "slack")]
+    assert approval(stack, approval_id).status == "approved"
