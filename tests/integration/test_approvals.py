@@ -335,6 +335,17 @@ def test_forged_stale_unauthorized_and_self_approvals_are_refused(
         timeout=10,
     )
     assert bad_hook.status_code == 401
+    # In Jira, an outsider's transition is refused, commented, and the issue put back.
+    from jira import JIRA
+
+    key = jira_issue(stack, approval_id)
+    outsider_jira = JIRA(server=jira(stack).url, basic_auth=(SAM, stack.jira_tokens[SAM]), max_retries=0)
+    outsider_jira.transition_issue(key, "Approve", comment="Looks fine to me")
+    poll(lambda: jira(stack).status(key) == "To Do" or None, 60, f"{key} to be put back to To Do")
+    assert any(
+        "did not record this decision" in c and "not in approver group" in c
+        for c in jira(stack).comments(key)
+    )
     cli = stack.aims("approvals", "approve", approval_id, "--by", JON)
     assert cli.returncode != 0 and "not in approver group(s) model-risk" in cli.stderr
 
@@ -344,7 +355,8 @@ def test_forged_stale_unauthorized_and_self_approvals_are_refused(
     assert "not in approver group" in reasons[MARIA]
     assert "separation of duties" in reasons[TOM]
     assert "needs a reason" in reasons[AISHA]
-    assert JON in reasons and len(refused) == 4  # forged and stale posts left no trace
+    assert "not in approver group" in reasons[SAM]
+    assert JON in reasons and len(refused) == 5  # forged and stale posts left no trace
     answers = [p.body["text"] for p in slack(stack).response_posts if p.message_ts == message["ts"]]
     assert sum(t.startswith("Not recorded") for t in answers) == 3
     assert not [e for e in decision_events(stack, approval_id) if e["type"] == DECISION_SUBMITTED]
