@@ -2,7 +2,9 @@
 
 Starts the stack (or uses a running one), publishes a model version and two dataset changes, then an
 incident, follows the flow runs they start (and the risk assessments those ask for) until they
-finish, and prints where to look at them in the Prefect UI.
+finish; then decides the approvals the assessments asked for, as the policy's approvers would with
+`aims approvals approve`, follows the waiting request-approval runs to their end, and prints where
+to look at them in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aims.policy_file import data_quality_policy
 from connectors.prefect_api import FlowRunView, PrefectApi
@@ -26,6 +29,10 @@ from schemas.events import (
     ModelVersionRegisteredEvent,
 )
 from schemas.settings import AimsSettings
+
+if TYPE_CHECKING:
+    from schemas.policy import Policy
+    from schemas.records import Approval
 
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
@@ -114,6 +121,69 @@ def follow_on_keys(event: AimsEvent) -> list[str]:
     return []
 
 
+def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
+    """Enough of the approval's group members for its quorum, a group at a time, never the submitter."""
+    from flows.approval_rules import same_person
+
+    submitter = approval.context.get("submitted_by")
+    pools = [
+        [m for m in policy.approver_groups[g].members if not same_person(m, submitter)]
+        for g in approval.groups
+        if g in policy.approver_groups
+    ]
+    chosen: list[str] = []
+    while len(chosen) < approval.quorum and any(pools):
+        for pool in pools:
+            while pool and pool[0] in chosen:
+                pool.pop(0)
+            if pool and len(chosen) < approval.quorum:
+                chosen.append(pool.pop(0))
+    return chosen
+
+
+def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) -> list[str]:
+    """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
+    from aims.policy_file import load_policy
+    from connectors.register import open_register
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+    from flows.approval_rules import Attempt
+    from flows.decisions import requested_event, submit
+    from flows.reassess_risk import REQUEST_SOURCE
+    from schemas.payloads import Decision, DecisionChannel
+
+    policy = load_policy(settings.policy_file)
+    register = open_register(settings)
+    producer = make_producer(bootstrap, client_id="aims-demo")
+    keys: list[str] = []
+    try:
+        with register.reader() as uow:
+            waiting = [
+                a
+                for a in uow.approvals.find(status="pending", order_by="requested_at")
+                if a.requested_at >= since
+            ]
+        relay = OutboxRelay(register, producer, "cli:demo")
+        for approval in waiting:
+            for who in demo_approvers(approval, policy):
+                attempt = Attempt(
+                    approval.id,
+                    who,
+                    Decision.approve,
+                    DecisionChannel.cli,
+                    "approved in the demo",
+                    datetime.now(UTC),
+                )
+                result = submit(register, policy, attempt, settings.events_topic)
+                relay.send(result.keys)
+                print(f"  aims approvals approve {approval.id} --by {who}   → {result.message}", flush=True)
+            keys.append(requested_event(approval, REQUEST_SOURCE).dedup_key)
+    finally:
+        producer.close(timeout=10)
+        register.close()
+    return keys
+
+
 def follow(api: PrefectApi, keys: list[str], timeout: float) -> list[FlowRunView]:
     """Print each state change until every run is finished; return the runs."""
     seen: dict[str, str] = {}
@@ -163,6 +233,8 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
             (events[-1:], "(an incident is evidence of a risk: the system is assessed again)"),
         ]
         runs = []
+        expected_approvals = 0
+        started = datetime.now(UTC)
         publisher = EventPublisher(info.bootstrap, settings.events_topic)
         api = PrefectApi(info.prefect_api_url)
         try:
@@ -176,10 +248,20 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
                 runs += found
                 if len(found) < len(keys):
                     break
+            else:
+                print(
+                    "Approvals: the assessments asked for approvals; their request-approval runs wait "
+                    "Suspended (see the Prefect UI). Deciding them as the policy's approvers would:",
+                    flush=True,
+                )
+                waiting = decide_approvals(settings, info.bootstrap, started)
+                approvals = follow(api, waiting, timeout)
+                runs += approvals
+                expected_approvals = len(waiting)
         finally:
             publisher.close()
             api.close()
-        expected = sum(1 + len(follow_on_keys(e)) for e in events)
+        expected = sum(1 + len(follow_on_keys(e)) for e in events) + expected_approvals
         print("\nFlow runs:")
         for run in runs:
             print(
@@ -189,7 +271,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print(f"Register:   {register_summary(settings)}")
         print("            `aims systems`, `aims incidents`, `aims audit verify` read it")
         print("Risks:      `aims risks show credit-scoring` (history, and why each score)")
-        print("            `aims approvals --status pending` (the gates the assessments raised)")
+        print("Approvals: `aims approvals` (the gates the assessments raised); `aims approvals show ID`")
         ok = len(runs) == expected and all(r.state == "Completed" for r in runs)
         code = 0 if ok else 1
         if stack is not None and not exit_after:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 
@@ -30,6 +30,9 @@ from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice
 from schemas.settings import load_settings
+
+if TYPE_CHECKING:
+    from connectors.slack import Blocks, Chat
 
 FLOW = "chase-approvals"
 SCHEDULE = "*/15 * * * *"
@@ -73,28 +76,26 @@ def _remind(approval: Approval, due: Due, now: datetime) -> list[str]:
     sent: list[str] = []
     with register().reader() as uow:
         messages = slack_messages(uow, approval.id)
-    for ref in messages if slack else []:
-        assert slack is not None
-        slack.post(ref.channel, text, thread_ts=ref.ts)
-        sent.append(f"slack:{ref.channel}")
+    if slack is not None:
+        for ref in messages:
+            slack.post(ref.channel, text, thread_ts=ref.ts)  # in the request's thread, by its buttons
+            sent.append(f"slack:{ref.channel}")
     if issues is not None and approval.jira_issue:
         issues.comment(approval.jira_issue, text)
         sent.append(f"jira:{approval.jira_issue}")
     return sent
 
 
-def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
-    slack, issues = chat(), tracker()
-    text = escalation_text(approval, due.notify, due.hours)
-    escalated = approval.model_copy(update={"escalated_to": [*approval.escalated_to, *due.notify]})
-    blocks = request_blocks(escalated, f"escalated after {due.hours} h")
+def _tell_slack(
+    slack: Chat, approval: Approval, due: Due, policy: Policy, text: str, blocks: Blocks
+) -> list[str]:
+    """Each group's channel and each person an escalation names; a new one gets the buttons too."""
     with register().reader() as uow:
         posted = {
             n.step: n.recipients for n in uow.notices.find(approval_id=approval.id, kind="request-slack")
         }
     sent: list[str] = []
-    for who in due.notify if slack is not None else ():
-        assert slack is not None
+    for who in due.notify:
         group = policy.approver_groups.get(who)
         step = group.slack_channel if group is not None else who
         if step in posted:
@@ -118,6 +119,17 @@ def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
                 )
             )
         sent.append(f"slack:{step}")
+    return sent
+
+
+def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
+    slack, issues = chat(), tracker()
+    text = escalation_text(approval, due.notify, due.hours)
+    escalated = approval.model_copy(update={"escalated_to": [*approval.escalated_to, *due.notify]})
+    blocks = request_blocks(escalated, f"escalated after {due.hours} h")
+    sent: list[str] = []
+    if slack is not None:
+        sent += _tell_slack(slack, approval, due, policy, text, blocks)
     if issues is not None and approval.jira_issue:
         issues.comment(approval.jira_issue, text)
         sent.append(f"jira:{approval.jira_issue}")

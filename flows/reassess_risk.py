@@ -43,6 +43,8 @@ FLOW = "reassess-risk"
 # 6.1.2/8.2 assessment, 6.1.3/8.3 treatment, 6.1.4/A.5.2 impact assessment, A.6.2.8 event logs
 CONTROLS = ["6.1.2", "6.1.3", "8.2", "8.3", "A.5.2", "A.6.2.8"]
 RISK_DECISIONS = ("risk-acceptance", "risk-treatment")
+# The source of the approval requests this flow announces (their run's idempotency key is source#id).
+REQUEST_SOURCE = f"urn:aims:{FLOW}"
 LEVEL_MARK = {RiskLevel.low: "🟩", RiskLevel.medium: "🟨", RiskLevel.high: "🟧", RiskLevel.critical: "🟥"}
 # Checks that judged the data (not baselines, superseded versions or unreadable inputs).
 CHECKED = {Verdict.passed, Verdict.failed, Verdict.warning}
@@ -382,7 +384,7 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
         uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
         announce: list[AimsEvent] = [assessed_event(assessment, risks)]
         if assessment.approval_id and (approval := uow.approvals.get(assessment.approval_id)):
-            announce.append(requested_event(approval, f"urn:aims:{FLOW}", approval_summary(assessment)))
+            announce.append(requested_event(approval, REQUEST_SOURCE, approval_summary(assessment)))
         keys = stage(uow, announce, load_settings().events_topic)
     return {"outcome": outcome, "risks": risks, "keys": keys, "scales": _scales(policy)}
 

@@ -203,9 +203,16 @@ def standing(approval_id: str, policy: Policy) -> tuple[Approval, Tally]:
 
 def take_input(approval_id: str, received: DecisionInput, key: str, policy: Policy) -> None:
     """A decision typed into the Prefect UI's resume form goes through the same checks as a click."""
-    if received.decision_id is not None:
-        return  # validated and recorded on its way here (Slack, Jira, the CLI, the deadline)
     logger = get_run_logger()
+    if received.decision_id is not None:
+        # Validated and recorded on its way here (Slack, Jira, the CLI, the deadline); the tally reads
+        # the register, so an id typed into the form that is not there decides nothing.
+        with register().reader() as uow:
+            if uow.decisions.get(received.decision_id) is None:
+                logger.warning(
+                    "input names decision %s, which is not in the register: ignored", received.decision_id
+                )
+        return
     attempt = Attempt(
         approval_id=approval_id,
         approver=received.approver,

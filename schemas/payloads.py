@@ -295,6 +295,15 @@ class ApprovalDecided(Payload):
     decisions: list[DecisionSummary] = Field(max_length=100, description="The accepted decisions.")
     decided_at: AwareDatetime = Field(description="When the outcome was reached.")
 
+    @model_validator(mode="after")
+    def _approved_means_approved(self) -> ApprovalDecided:
+        # The ML platform deploys on `approved`: it must never disagree with the outcome.
+        if self.approved != (self.outcome is ApprovalOutcome.approved):
+            raise ValueError(f"approved must be {not self.approved} when the outcome is {self.outcome.value}")
+        if self.outcome is ApprovalOutcome.approved and not self.decisions:
+            raise ValueError("an approved outcome names the decisions that approved it")
+        return self
+
 
 class DecisionInput(BaseModel):
     """What a waiting request-approval run takes to resume: the Prefect UI renders it as a form.
@@ -306,7 +315,7 @@ class DecisionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approver: Name = Field(description="Your email, as the policy's approver groups list it.")
-    decision: Decision = Field(description="approve or reject.")
+    decision: Decision = Field(description="approve or reject (expire is the deadline's only).")
     reason: str = Field("", max_length=10_000, description="Why; a rejection needs a reason.")
     channel: DecisionChannel = Field(DecisionChannel.prefect_ui, description="Leave as prefect-ui.")
     decision_id: Name | None = Field(None, description="Leave empty: set for decisions already recorded.")

@@ -34,6 +34,8 @@ def cli_env() -> dict[str, str]:
     state = REPO / ".aims" / "test-cli" / uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KAFKA_", "AIMS_"))}
     env["AIMS_STATE_DIR"] = str(state)
+    # Any free port for the gateway: another stack on this machine may hold the default one.
+    env["AIMS_GATEWAY_PORT"] = "0"
     # Share the broker jars resolved by the session instead of asking Maven again.
     libs = REPO / ".aims" / "kafka" / "libs"
     if libs.exists():
@@ -112,6 +114,9 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     demo = aims(cli_env, "demo", "--exit", "--timeout", "240")
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert demo.stdout.count("Completed") >= 3 and "Prefect UI:" in demo.stdout
+    # The approvals the assessments asked for were decided on the CLI's path and their runs finished.
+    assert "aims approvals approve approval-" in demo.stdout and "approval recorded" in demo.stdout
+    assert "request-approval" in demo.stdout
 
     down = aims(cli_env, "down", timeout=180)
     assert down.returncode == 0 and "stack stopped" in down.stdout

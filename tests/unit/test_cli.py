@@ -168,6 +168,14 @@ def test_input_boundary_modules_import_nothing_heavy(env: dict[str, str], tmp_pa
         "aims.emit",
         "aims.dlq",
         "aims.cli",
+        # The approval boundary: the gateway and the CLI's decision path start without Prefect.
+        "events.gateway",
+        "events.slack_socket",
+        "flows.decisions",
+        "flows.approval_rules",
+        "flows.approval_messages",
+        "connectors.slack",
+        "connectors.jira_issues",
     ]
     code = (
         "import importlib, json, sys\n"
@@ -401,3 +409,29 @@ def test_schemas_without_action_is_a_usage_error(env: dict[str, str], tmp_path: 
     proc = aims(["schemas"], env, tmp_path)
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
+
+
+# -- approvals from the command line --------------------------------------------------------------
+
+POLICY = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["approvals", "approve", "approval-x", "--by", " padded "], "invalid --by"),
+        (["approvals", "approve", "approval-x", "--by", "a@b.example", "--reason", ""], "invalid --reason"),
+        (["approvals", "reject", "approval-x", "--by", "a@b.example"], "--reason"),
+        (["approvals", "approve", "approval-x", "--by", "aisha.khan@northwind.example"], "no approval"),
+        (["gateway", "--port", "70000"], "a TCP port is 0..65535"),
+    ],
+    ids=["by-padded", "empty-reason", "reject-needs-reason", "unknown-approval", "bad-port"],
+)
+def test_approval_commands_refuse_bad_input_and_publish_nothing(
+    argv: list[str], says: str, env: dict[str, str], tmp_path: Path, broker_trap: socket.socket
+) -> None:
+    env = {**env, "AIMS_POLICY_FILE": str(POLICY)}
+    proc = aims(argv, env, tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert says in proc.stderr
+    assert not connected(broker_trap)

@@ -22,6 +22,9 @@ from events.codec import (
 )
 from schemas.envelope import CloudEvent
 from schemas.events import (
+    APPROVAL_DECIDED,
+    APPROVAL_DECISION_SUBMITTED,
+    APPROVAL_REQUESTED,
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
@@ -87,6 +90,40 @@ DATA: dict[str, dict[str, Any]] = {
         "highest_inherent": "medium",
         "highest_residual": "low",
         "blocked": False,
+    },
+    APPROVAL_REQUESTED: {
+        "approval_id": "ap-7",
+        "subject": "go-live:credit-scoring",
+        "requested_decision": "go-live",
+        "risk_level": "critical",
+        "requested_by": "alice",
+    },
+    APPROVAL_DECISION_SUBMITTED: {
+        "approval_id": "ap-7",
+        "decision_id": "ap-7:dave",
+        "decision": "reject",
+        "approver": "dave",
+        "channel": "jira",
+        "reason": "No rollback plan.\nSecond line, ünïcödé.",
+        "decided_at": "2025-03-02T08:30:00.250000-05:00",
+    },
+    APPROVAL_DECIDED: {
+        "approval_id": "ap-8",
+        "ai_system": "credit-scoring",
+        "subject": "risk-assessment:ra-1",
+        "requested_decision": "risk-acceptance",
+        "outcome": "expired",
+        "approved": False,
+        "decisions": [
+            {
+                "approver": "aims:deadline",
+                "decision": "expire",
+                "channel": "deadline",
+                "reason": "no decision in time",
+                "decided_at": "2025-03-04T09:00:00Z",
+            }
+        ],
+        "decided_at": "2025-03-04T09:00:00Z",
     },
 }
 
@@ -312,9 +349,15 @@ def test_unknown_type(event_type: str) -> None:
         assert known in result.detail
 
 
-@pytest.mark.parametrize("event_type", sorted(EVENT_CLASSES))
-def test_payload_of_another_type_is_invalid_payload(event_type: str) -> None:
-    other = next(t for t in sorted(EVENT_CLASSES) if t != event_type)
+def test_the_samples_cover_every_event_type() -> None:
+    assert set(DATA) == set(EVENT_CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "other"),
+    [(t, o) for t in sorted(EVENT_CLASSES) for o in sorted(EVENT_CLASSES) if o != t],
+)
+def test_payload_of_another_type_is_invalid_payload(event_type: str, other: str) -> None:
     raw = raw_event(event_type, data=copy.deepcopy(DATA[other]))
     rejected(decode(structured(raw), [], MAX), Reason.invalid_payload)
 

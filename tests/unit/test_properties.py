@@ -18,6 +18,9 @@ from events.codec import Reason, Rejected, decode, encode_binary, encode_structu
 from events.dead_letter import dead_letter_headers
 from schemas.envelope import CORE_ATTRIBUTES
 from schemas.events import (
+    APPROVAL_DECIDED,
+    APPROVAL_DECISION_SUBMITTED,
+    APPROVAL_REQUESTED,
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
@@ -28,7 +31,10 @@ from schemas.events import (
     AimsEvent,
 )
 from schemas.payloads import (
+    ApprovalOutcome,
     ChangeKind,
+    Decision,
+    DecisionChannel,
     IncidentCategory,
     ReassessmentReason,
     RiskLevel,
@@ -63,6 +69,8 @@ _word = st.text(_solid, min_size=1, max_size=12)
 # A `Name`: no leading/trailing whitespace, no newline, inner single spaces allowed.
 names = st.lists(_word, min_size=1, max_size=3).map(" ".join).filter(lambda s: len(s) <= 256)
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200)
+# A free-text reason: may be empty.
+reasons = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
 offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
     lambda m: timezone(timedelta(minutes=m))
 )
@@ -184,6 +192,57 @@ def assessed_data() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def approval_requested_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "approval_id": names,
+            "subject": names,
+            "requested_decision": names,
+            "risk_level": st.sampled_from(list(RiskLevel)).map(str),
+            "requested_by": names,
+        },
+        optional={"ai_system": names, "summary": texts},
+    )
+
+
+def _decision_fields() -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "approver": names,
+        "decision": st.sampled_from(list(Decision)).map(str),
+        "channel": st.sampled_from(list(DecisionChannel)).map(str),
+        "decided_at": aware.map(lambda t: t.isoformat()),
+    }
+
+
+def decision_submitted_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"approval_id": names, "decision_id": names, **_decision_fields()},
+        optional={"reason": reasons},
+    )
+
+
+def approval_decided_data() -> st.SearchStrategy[dict[str, Any]]:
+    summaries = st.fixed_dictionaries(_decision_fields(), optional={"reason": reasons})
+    return (
+        st.fixed_dictionaries(
+            {
+                "approval_id": names,
+                "subject": names,
+                "requested_decision": names,
+                "outcome": st.sampled_from(list(ApprovalOutcome)).map(str),
+                "decisions": st.lists(summaries, max_size=3),
+                "decided_at": aware.map(lambda t: t.isoformat()),
+            },
+            optional={"ai_system": names},
+        )
+        .filter(
+            # An approval names the decisions that approved it.
+            lambda d: d["outcome"] != ApprovalOutcome.approved or d["decisions"]
+        )
+        .map(lambda d: {**d, "approved": d["outcome"] == ApprovalOutcome.approved})
+    )
+
+
 DATA_STRATEGIES = {
     MODEL_VERSION_REGISTERED: model_data(),
     DATA_CHANGED: data_data(),
@@ -191,7 +250,15 @@ DATA_STRATEGIES = {
     DATA_QUALITY_VALIDATED: quality_data(),
     RISK_REASSESSMENT_REQUESTED: reassessment_data(),
     RISK_ASSESSED: assessed_data(),
+    APPROVAL_REQUESTED: approval_requested_data(),
+    APPROVAL_DECISION_SUBMITTED: decision_submitted_data(),
+    APPROVAL_DECIDED: approval_decided_data(),
 }
+
+
+def test_the_strategies_cover_every_event_type() -> None:
+    assert set(DATA_STRATEGIES) == set(EVENT_CLASSES)
+
 
 extension_names = st.from_regex(r"\A[a-z0-9]{1,20}\Z").filter(lambda n: n not in CORE_ATTRIBUTES)
 # Binary mode carries every attribute as a header string, so extensions round-trip as strings.
@@ -355,7 +422,8 @@ def test_subject_defaults_from_the_payload(event: AimsEvent) -> None:
 
 # -- (4) mutations of a valid event are rejected ---------------------------------------------------
 
-_DATETIME_KEYS = {"time", "occurred_at", "detected_at"}
+# Datetimes take numbers as Unix timestamps, so a number is not a wrong type for them.
+_DATETIME_KEYS = {"time", "occurred_at", "detected_at", "decided_at"}
 
 
 def _leaf_paths(raw: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -12,6 +12,9 @@ import pytest
 
 from events.routing import DEPLOYMENT, ROUTES, Route, routes_for
 from schemas.events import (
+    APPROVAL_DECIDED,
+    APPROVAL_DECISION_SUBMITTED,
+    APPROVAL_REQUESTED,
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
@@ -21,6 +24,7 @@ from schemas.events import (
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
+from schemas.payloads import DecisionInput
 
 REPO = Path(__file__).resolve().parents[2]
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -85,15 +89,50 @@ EVENTS: dict[str, AimsEvent] = {
             },
         }
     ),
+    APPROVAL_REQUESTED: EVENT_CLASSES[APPROVAL_REQUESTED].model_validate(
+        {
+            "specversion": "1.0",
+            "id": "a-1",
+            "source": "urn:aims:flows:reassess-risk",
+            "time": "2025-03-01T09:05:00Z",
+            "data": {
+                "approval_id": "ap-1",
+                "ai_system": "credit-scoring",
+                "subject": "risk-assessment:ra-1",
+                "requested_decision": "risk-acceptance",
+                "risk_level": "high",
+                "requested_by": "reassess-risk",
+                "summary": "Accept the residual fairness risk?",
+            },
+        }
+    ),
+    APPROVAL_DECISION_SUBMITTED: EVENT_CLASSES[APPROVAL_DECISION_SUBMITTED].model_validate(
+        {
+            "specversion": "1.0",
+            "id": "s-1",
+            "source": "urn:aims:slack",
+            "data": {
+                "approval_id": "ap-1",
+                "decision_id": "ap-1:carol@example.com",
+                "decision": "approve",
+                "approver": "carol@example.com",
+                "channel": "slack",
+                "reason": "Mitigation plan reviewed.",
+                "decided_at": "2025-03-01T11:00:00+01:00",
+            },
+        }
+    ),
 }
 
 ALL_ROUTES = [(event_type, route) for event_type, routes in ROUTES.items() for route in routes]
+LAUNCH_ROUTES = [(event_type, route) for event_type, route in ALL_ROUTES if not route.resume]
+RESUME_ROUTES = [(event_type, route) for event_type, route in ALL_ROUTES if route.resume]
 
 
 def test_every_event_type_is_in_the_table_and_only_outcomes_start_nothing() -> None:
     assert set(ROUTES) == set(EVENT_CLASSES)
     record_only = {t for t in EVENT_CLASSES if not routes_for(t)}
-    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED}
+    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED}
     assert set(EVENTS) == set(EVENT_CLASSES) - record_only
 
 
@@ -122,7 +161,7 @@ def test_a_type_does_not_start_the_same_deployment_twice() -> None:
         assert len(names) == len(set(names)), event_type
 
 
-@pytest.mark.parametrize(("event_type", "route"), ALL_ROUTES, ids=lambda v: getattr(v, "deployment", v))
+@pytest.mark.parametrize(("event_type", "route"), LAUNCH_ROUTES, ids=lambda v: getattr(v, "deployment", v))
 def test_parameters_are_the_whole_event_as_json(event_type: str, route: Route) -> None:
     event = EVENTS[event_type]
     params = route.parameters(event)
@@ -141,6 +180,75 @@ def test_parameters_keep_subject_time_and_extensions() -> None:
     assert (
         ROUTES[INCIDENT_REPORTED][0].parameters(EVENTS[INCIDENT_REPORTED])["event"]["subject"] == "override"
     )
+
+
+def test_the_only_resume_route_is_the_decision_on_an_approval() -> None:
+    assert [(t, r.deployment) for t, r in RESUME_ROUTES] == [
+        (APPROVAL_DECISION_SUBMITTED, f"request-approval/{DEPLOYMENT}")
+    ]
+
+
+@pytest.mark.parametrize(("event_type", "route"), RESUME_ROUTES, ids=lambda v: getattr(v, "deployment", v))
+def test_a_resume_route_finds_the_run_a_launch_route_tagged(event_type: str, route: Route) -> None:
+    # Without a tag there is no way to tell which suspended run to resume.
+    assert route.tag is not None
+    launchers = [(t, r) for t, r in LAUNCH_ROUTES if r.deployment == route.deployment]
+    assert launchers, f"nothing launches {route.deployment}, so nothing can be resumed"
+    for launch_type, launcher in launchers:
+        assert launcher.tag is not None
+        # the same approval: the request and the decision on it carry the same tag
+        assert EVENTS[launch_type].key == EVENTS[event_type].key
+        assert launcher.tag(EVENTS[launch_type]) == route.tag(EVENTS[event_type])
+
+
+def test_approval_tag_names_the_approval() -> None:
+    for event_type in (APPROVAL_REQUESTED, APPROVAL_DECISION_SUBMITTED):
+        (route,) = ROUTES[event_type]
+        assert route.tag is not None
+        assert route.tag(EVENTS[event_type]) == "approval:ap-1"
+        assert route.coalesce_tag is None
+
+
+@pytest.mark.parametrize(
+    ("decision", "channel", "reason"),
+    [
+        ("approve", "slack", "Mitigation plan reviewed."),
+        ("reject", "jira", "No rollback plan."),
+        ("approve", "cli", ""),
+        ("expire", "deadline", "no decision in time"),
+    ],
+)
+def test_decision_route_parameters_are_exactly_the_decision_input(
+    decision: str, channel: str, reason: str
+) -> None:
+    (route,) = ROUTES[APPROVAL_DECISION_SUBMITTED]
+    assert route.resume
+    base = EVENTS[APPROVAL_DECISION_SUBMITTED]
+    event = type(base).model_validate(
+        {
+            **base.model_dump(mode="json"),
+            "data": {
+                **base.data.model_dump(mode="json"),
+                "decision": decision,
+                "channel": channel,
+                "reason": reason,
+            },
+        }
+    )
+    params = route.parameters(event)
+    assert set(params) == set(DecisionInput.model_fields)
+    assert params == {
+        "approver": "carol@example.com",
+        "decision": decision,
+        "reason": reason,
+        "channel": channel,
+        "decision_id": "ap-1:carol@example.com",
+    }
+    # JSON, as Prefect carries a run input, and valid as the input the waiting run declares
+    round_tripped: dict[str, Any] = json.loads(json.dumps(params))
+    assert round_tripped == params
+    resumed = DecisionInput.model_validate(round_tripped)
+    assert resumed.model_dump(mode="json") == params
 
 
 def _flow_names_in_source() -> set[str]:

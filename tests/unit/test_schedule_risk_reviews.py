@@ -34,10 +34,32 @@ def test_due_review(stage: LifecycleStage, reviews: list[date | None], expected:
     assert due_review(system(stage), reviews, DAY) == expected
 
 
-def test_the_schedule_is_a_valid_daily_cron() -> None:
-    from flows.schedule_risk_reviews import SCHEDULE
+def test_the_schedules_are_valid_crons() -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from flows import chase_approvals, schedule_risk_reviews
     from infra.deployments import schedules
 
-    assert schedules() == {"schedule-risk-reviews": SCHEDULE}
+    assert schedules() == {
+        "schedule-risk-reviews": schedule_risk_reviews.SCHEDULE,
+        "chase-approvals": chase_approvals.SCHEDULE,
+    }
+    for cron in schedules().values():
+        # what Prefect itself accepts for a deployment's cron (no random or hashed expressions)
+        assert CronSchedule(cron=cron).cron == cron
+
+
+def test_risk_reviews_run_once_a_day() -> None:
+    from flows.schedule_risk_reviews import SCHEDULE
+
     minute, hour, *rest = SCHEDULE.split()
     assert rest == ["*", "*", "*"] and 0 <= int(minute) < 60 and 0 <= int(hour) < 24
+
+
+def test_approvals_are_chased_every_hour_of_every_day() -> None:
+    from flows.chase_approvals import SCHEDULE
+
+    minute, *rest = SCHEDULE.split()
+    # reminders and expiries fall due at night and at weekends too; the minutes are Prefect's to check
+    assert rest == ["*", "*", "*", "*"]
+    assert minute

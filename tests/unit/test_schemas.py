@@ -15,6 +15,9 @@ from pydantic import BaseModel, ValidationError
 import schemas.payloads as payloads
 from schemas.envelope import CloudEvent
 from schemas.events import (
+    APPROVAL_DECIDED,
+    APPROVAL_DECISION_SUBMITTED,
+    APPROVAL_REQUESTED,
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
@@ -22,6 +25,9 @@ from schemas.events import (
     MODEL_VERSION_REGISTERED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
+    ApprovalDecidedEvent,
+    ApprovalDecisionSubmittedEvent,
+    ApprovalRequestedEvent,
     DataChangedEvent,
     IncidentReportedEvent,
     ModelVersionRegisteredEvent,
@@ -83,6 +89,47 @@ ASSESSED_DATA: dict[str, Any] = {
     "approval_id": "ap-1",
 }
 
+# The payload's own `subject` (what is decided on) differs from the approval id, which is the
+# event's subject: the samples tell the two apart.
+APPROVAL_REQUESTED_DATA: dict[str, Any] = {
+    "approval_id": "ap-1",
+    "ai_system": "credit-scoring",
+    "subject": "risk-assessment:ra-1",
+    "requested_decision": "risk-acceptance",
+    "risk_level": "high",
+    "requested_by": "reassess-risk",
+    "summary": "Fairness risk stays high after treatment; accept the residual risk?",
+}
+
+DECISION_SUBMITTED_DATA: dict[str, Any] = {
+    "approval_id": "ap-1",
+    "decision_id": "ap-1:carol@example.com",
+    "decision": "approve",
+    "approver": "carol@example.com",
+    "channel": "prefect-ui",
+    "reason": "Mitigation plan reviewed.",
+    "decided_at": "2025-03-02T10:00:00+01:00",
+}
+
+APPROVAL_DECIDED_DATA: dict[str, Any] = {
+    "approval_id": "ap-1",
+    "ai_system": "credit-scoring",
+    "subject": "risk-assessment:ra-1",
+    "requested_decision": "risk-acceptance",
+    "outcome": "approved",
+    "approved": True,
+    "decisions": [
+        {
+            "approver": "carol@example.com",
+            "decision": "approve",
+            "channel": "prefect-ui",
+            "reason": "Mitigation plan reviewed.",
+            "decided_at": "2025-03-02T10:00:00+01:00",
+        }
+    ],
+    "decided_at": "2025-03-02T09:00:05+00:00",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     MODEL_VERSION_REGISTERED: MODEL_DATA,
     DATA_CHANGED: DATA_DATA,
@@ -90,6 +137,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     DATA_QUALITY_VALIDATED: QUALITY_DATA,
     RISK_REASSESSMENT_REQUESTED: REASSESSMENT_DATA,
     RISK_ASSESSED: ASSESSED_DATA,
+    APPROVAL_REQUESTED: APPROVAL_REQUESTED_DATA,
+    APPROVAL_DECISION_SUBMITTED: DECISION_SUBMITTED_DATA,
+    APPROVAL_DECIDED: APPROVAL_DECIDED_DATA,
 }
 SUBJECT_OF = {
     MODEL_VERSION_REGISTERED: "credit-scoring",
@@ -98,6 +148,9 @@ SUBJECT_OF = {
     DATA_QUALITY_VALIDATED: "loans",
     RISK_REASSESSMENT_REQUESTED: "credit-scoring",
     RISK_ASSESSED: "credit-scoring",
+    APPROVAL_REQUESTED: "ap-1",
+    APPROVAL_DECISION_SUBMITTED: "ap-1",
+    APPROVAL_DECIDED: "ap-1",
 }
 
 
@@ -178,6 +231,49 @@ def test_parsed_values_are_typed() -> None:
     assert incident.data.detected_at - incident.data.occurred_at == timedelta(minutes=30)
 
 
+def test_approval_values_are_typed_and_keyed_by_the_approval() -> None:
+    requested = parse_event(raw_event(APPROVAL_REQUESTED))
+    assert isinstance(requested, ApprovalRequestedEvent)
+    assert requested.data.risk_level is payloads.RiskLevel.high
+    # the payload's `subject` is what is decided on; the event's subject is the approval
+    assert requested.data.subject == "risk-assessment:ra-1"
+    assert requested.subject == requested.key == "ap-1"
+    submitted = parse_event(raw_event(APPROVAL_DECISION_SUBMITTED))
+    assert isinstance(submitted, ApprovalDecisionSubmittedEvent)
+    assert submitted.data.decision is payloads.Decision.approve
+    assert submitted.data.channel is payloads.DecisionChannel.prefect_ui
+    decided = parse_event(raw_event(APPROVAL_DECIDED))
+    assert isinstance(decided, ApprovalDecidedEvent)
+    assert decided.data.outcome is payloads.ApprovalOutcome.approved
+    assert decided.data.decisions[0].decided_at == submitted.data.decided_at
+    assert decided.data.decided_at - decided.data.decisions[0].decided_at == timedelta(seconds=5)
+    # a request and every decision on it share the Kafka key, so they stay in order
+    assert requested.key == submitted.key == decided.key
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {**DECISION_SUBMITTED_DATA, "decision": "abstain"},
+        {**DECISION_SUBMITTED_DATA, "channel": "email"},
+        {**DECISION_SUBMITTED_DATA, "decided_at": "2025-03-02T10:00:00"},
+        {**DECISION_SUBMITTED_DATA, "reason": "x" * 10_001},
+        {k: v for k, v in DECISION_SUBMITTED_DATA.items() if k != "decision_id"},
+    ],
+    ids=["decision", "channel", "naive-time", "long-reason", "no-decision-id"],
+)
+def test_bad_decision_is_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        parse_event(raw_event(APPROVAL_DECISION_SUBMITTED, data=data))
+
+
+def test_decision_reason_may_be_left_out() -> None:
+    data = {k: v for k, v in DECISION_SUBMITTED_DATA.items() if k != "reason"}
+    event = parse_event(raw_event(APPROVAL_DECISION_SUBMITTED, data=data))
+    assert isinstance(event, ApprovalDecisionSubmittedEvent)
+    assert event.data.reason == ""
+
+
 def test_events_are_frozen() -> None:
     event = parse_event(raw_event(DATA_CHANGED))
     with pytest.raises(ValidationError):
@@ -234,6 +330,7 @@ def test_unknown_payload_field_is_refused(event_type: str) -> None:
     [
         (MODEL_VERSION_REGISTERED, ("training_datasets", 0)),
         (DATA_CHANGED, ("location",)),
+        (APPROVAL_DECIDED, ("decisions", 0)),
     ],
 )
 def test_unknown_field_in_nested_payload_is_refused(event_type: str, path: tuple[Any, ...]) -> None:
@@ -459,3 +556,22 @@ def test_exported_schemas_accept_valid_events_and_refuse_invalid_ones(tmp_path: 
         assert list(union.iter_errors(bad)), event_type
     without_kind = raw_event(DATA_CHANGED, data={**DATA_DATA, "location": {"uri": "/x.csv"}})
     assert not list(union.iter_errors(without_kind))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "approved", "decisions", "says"),
+    [
+        ("expired", True, [], "approved must be False"),
+        ("rejected", True, [], "approved must be False"),
+        ("approved", False, [], "approved must be True"),
+        ("approved", True, [], "names the decisions"),
+    ],
+)
+def test_an_outcome_and_its_approved_flag_never_disagree(
+    outcome: str, approved: bool, decisions: list[Any], says: str
+) -> None:
+    """The ML platform deploys on `approved`: an expired or rejected request must never carry True."""
+    data = {**copy.deepcopy(SAMPLES[APPROVAL_DECIDED]), "outcome": outcome, "approved": approved}
+    data["decisions"] = decisions
+    with pytest.raises(ValidationError, match=says):
+        payloads.ApprovalDecided.model_validate(data)
