@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo up test unit integration lint bench bench-dq lock clean
+.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway lock clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,9 @@ bench: setup           ## router throughput and latency against Prefect on Postg
 
 bench-dq: setup        ## GX validation vs. a numpy floor; data-changed event → recorded verdict; GX imports
 	$(BIN)/python -m bench.data_quality $(BENCH_DQ_ARGS)
+
+bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its health-check floor
+	$(BIN)/python -m bench.gateway $(BENCH_GW_ARGS)
 
 lock:                  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
