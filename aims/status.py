@@ -92,13 +92,41 @@ def _prefect_status(api_url: str | None) -> dict[str, Any]:
     return out
 
 
+def _gateway_status(settings: AimsSettings) -> dict[str, Any]:
+    """Where `aims gateway` listens (it says so in the state folder) and what its health check says."""
+    import httpx
+
+    from events.gateway import status_path
+
+    try:
+        where = json.loads(status_path(settings.state_path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"url": None, "reachable": False}
+    url = f"http://{where['host']}:{where['port']}"
+    try:
+        health = httpx.get(f"{url}/healthz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return {"url": url, "reachable": False}
+    return {"url": url, "reachable": health.get("status") == "ok", **health}
+
+
 def collect(settings: AimsSettings, endpoints: Endpoints) -> dict[str, Any]:
     return {
         "kafka": _kafka_status(settings, endpoints.bootstrap),
+        "gateway": _gateway_status(settings),
         "routers": _routers(settings),
         "prefect": _prefect_status(endpoints.prefect_api_url),
         "ui": endpoints.prefect_ui_url,
     }
+
+
+def _gateway_line(g: dict[str, Any]) -> str:
+    if not g.get("url"):
+        return "Gateway   -     not running (Slack and Jira decisions are not taken)"
+    if not g.get("reachable"):
+        return f"Gateway   DOWN  {g['url']}"
+    channels = ", ".join(n for n in ("slack", "jira") if g.get(n)) or "no Slack or Jira configured"
+    return f"Gateway   up    {g['url']}   {g.get('pending_approvals', 0)} approvals pending; {channels}"
 
 
 def render(status: dict[str, Any]) -> str:
@@ -107,6 +135,7 @@ def render(status: dict[str, Any]) -> str:
     lines = [
         f"Kafka     {ok[k['reachable']]:5} {k['bootstrap']}",
         f"Prefect   {ok[p['reachable']]:5} {p['api'] or '(not configured)'}   UI: {status['ui'] or '-'}",
+        _gateway_line(status.get("gateway", {})),
         "",
         "Topics",
     ]

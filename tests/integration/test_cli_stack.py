@@ -110,6 +110,9 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     assert any(r["alive"] for r in data["routers"]) and data["kafka"]["group_members"] == 1
     text = aims(cli_env, "status")
     assert text.returncode == 0 and "Routers   1 alive" in text.stdout
+    # `aims up` started the gateway; it takes Slack and Jira decisions and says how many wait.
+    assert data["gateway"]["reachable"] and data["gateway"]["pending_approvals"] >= 0
+    assert "Gateway   up    http://127.0.0.1:" in text.stdout
 
     demo = aims(cli_env, "demo", "--exit", "--timeout", "240")
     assert demo.returncode == 0, demo.stdout + demo.stderr

@@ -130,7 +130,7 @@ def modules_loaded_by(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[
 def test_help_lists_the_commands(env: dict[str, str], tmp_path: Path) -> None:
     proc = aims(["--help"], env, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for command in ("up", "down", "worker", "router", "emit", "status", "dlq", "schemas", "demo"):
+    for command in ("up", "down", "worker", "router", "gateway", "emit", "status", "dlq", "schemas", "demo"):
         assert f"    {command} " in proc.stdout, command
 
 
