@@ -238,10 +238,10 @@ def show_progress(approval_id: str, progress: str) -> None:
         return
     with register().reader() as uow:
         approval = uow.approvals.one(approval_id)
-        approvals = uow.decisions.find(approval_id=approval_id, accepted=True, order_by="decided_at")
+        so_far = uow.decisions.find(approval_id=approval_id, accepted=True, order_by="decided_at")
         messages = slack_messages(uow, approval_id)
     for ref in messages:
-        slack.update(ref, f"{title(approval)}: {progress}", progress_blocks(approval, progress, approvals))
+        slack.update(ref, f"{title(approval)}: {progress}", progress_blocks(approval, progress, so_far))
 
 
 # -- the outcome ------------------------------------------------------------------------------

@@ -325,6 +325,39 @@ def test_quorum_of_two_from_the_cli_and_the_prefect_ui(
     assert "prefect-ui" in shown.stdout and "cli" in shown.stdout
 
 
+def test_critical_needs_two_approvers_from_different_groups(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    """Critical: quorum 2 with distinct groups (compliance and executive); two compliance
+    approvals are not enough, an executive's completes it."""
+    approval_id = request(stack, "critical")
+    wait_state(stack, approval_id, {"Suspended"})
+    compliance = request_message(stack, approval_id, channel="compliance-approvals")
+    executive = request_message(stack, approval_id, channel="exec-risk-decisions")
+    assert (
+        click(stack, gateway, compliance, JON, "approve", "Controls in place").json()["status"] == "accepted"
+    )
+    maria = stack.aims("approvals", "approve", approval_id, "--by", MARIA)
+    assert maria.returncode == 0, maria.stderr
+    poll(
+        lambda: (
+            "still needed from executive"
+            in json.dumps(slack(stack).message(executive["channel"], executive["ts"]))
+        ),
+        90,
+        "the request to say an executive is still needed",
+    )
+    wait_state(stack, approval_id, {"Suspended"})
+    assert approval(stack, approval_id).status == "pending"
+    assert click(stack, gateway, executive, SAM, "approve", "Accepted").json()["status"] == "accepted"
+    wait_state(stack, approval_id, {"Completed"})
+    assert approval(stack, approval_id).status == "approved"
+    accepted = {d.decided_by: d.channel for d in decisions(stack, approval_id) if d.accepted}
+    assert accepted == {JON: "slack", MARIA: "cli", SAM: "slack"}
+    for ref in (compliance, executive):
+        assert not has_buttons(slack(stack).message(ref["channel"], ref["ts"]))
+
+
 def test_forged_stale_unauthorized_and_self_approvals_are_refused(
     stack: SessionStack, router: Any, gateway: str
 ) -> None:
