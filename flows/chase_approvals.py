@@ -7,7 +7,9 @@ time). For each pending approval it applies the policy's SLA for its risk level:
 - each escalation step once its `after_hours` have passed: the groups and people it names are told,
   and may decide from then on;
 - at `expire_after_hours`, the deadline's own decision, "expire", on the one decision path: the
-  waiting run resumes and records the outcome "expired", which counts as not approved.
+  waiting run resumes and records the outcome "expired", which counts as not approved;
+- a waiting run that crashed, failed or was cancelled is replaced by a new one, so no approval is
+  left pending with nobody waiting for it.
 
 Each notice is a register row keyed <approval>:<kind>:<step>, so each goes out once however often
 the schedule runs.
@@ -18,12 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 
 from flows.approval_messages import escalation_text, reminder_text, request_blocks, title
 from flows.approval_rules import DEADLINE, Attempt
-from flows.decisions import submit
+from flows.decisions import requested_event, submit
 from flows.evidence import actor, register, send_outbox
 from flows.request_approval import chat, load_policy, notice_id, slack_messages, tracker
 from schemas.payloads import Decision, DecisionChannel
@@ -32,6 +35,8 @@ from schemas.records import Approval, ApprovalNotice
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
     from connectors.slack import Blocks, Chat
 
 FLOW = "chase-approvals"
@@ -145,6 +150,58 @@ def _expire(approval: Approval, policy: Policy, now: datetime) -> list[str]:
     return [result.status]
 
 
+@task(name="restart-abandoned")
+def restart_abandoned(approval_id: str) -> str | None:
+    """A new request run for a pending approval whose waiting run ended without an outcome.
+
+    A run that crashed, failed or was cancelled while waiting would leave its approval pending for
+    good. The new run adopts the approval, finds its Slack messages and Jira issue (nothing is
+    posted twice) and reads the decisions already made; it carries the approval's tag, so decisions
+    resume it.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.deployments.flow_runs import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from events.routing import DEPLOYMENT, approval_tag
+    from flows.request_approval import FLOW as REQUEST_FLOW
+
+    with register().reader() as uow:
+        approval = uow.approvals.one(approval_id)
+    if approval.status != "pending" or approval.flow_run_id is None:
+        return None
+    event = requested_event(approval, f"urn:aims:{FLOW}")
+    tag = approval_tag(event)
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(approval.flow_run_id))
+        except ObjectNotFound:
+            run = None
+    if run is not None and (
+        tag not in run.tags  # the requester's run, not a waiting one: the request run is on its way
+        or run.state is None
+        or run.state.type not in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED)
+    ):
+        return None
+    # Called from sync code, run_deployment returns the run itself (its type says "or a coroutine").
+    new: FlowRun = run_deployment(  # type: ignore[assignment]
+        f"{REQUEST_FLOW}/{DEPLOYMENT}",
+        parameters={"event": event.model_dump(mode="json")},
+        timeout=0,
+        idempotency_key=f"restart:{approval.id}:{approval.flow_run_id}",
+        tags=[tag],
+        as_subflow=False,
+    )
+    get_run_logger().warning(
+        "approval %s: its waiting run %s ended without an outcome; started %s",
+        approval.id,
+        approval.flow_run_id,
+        new.id,
+    )
+    return str(new.id)
+
+
 @task(name="chase-one")
 def chase_one(approval_id: str, now: datetime) -> list[dict[str, Any]]:
     policy = load_policy()
@@ -193,6 +250,9 @@ def chase_approvals(as_of: datetime | None = None, approvals: list[str] | None =
             if approvals is None or a.id in approvals
         ]
     done: list[dict[str, Any]] = []
+    restarted = []
     for approval_id in pending:
+        if (run := restart_abandoned(approval_id)) is not None:
+            restarted.append(run)
         done += chase_one(approval_id, now)
-    return {"as_of": now.isoformat(), "pending": len(pending), "sent": done}
+    return {"as_of": now.isoformat(), "pending": len(pending), "sent": done, "restarted": restarted}

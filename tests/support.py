@@ -227,11 +227,20 @@ class SessionStack:
         """Start a run of a deployment directly, as the router would; its flow run id."""
         import anyio
 
-        from connectors.prefect_runs import PrefectLauncher
+        from connectors.prefect_runs import PrefectLauncher, TransientLaunchError
 
         async def go() -> str:
             async with PrefectLauncher() as launcher:
-                return str(await launcher.launch(deployment, parameters, key))
+                # As the router does: the session's SQLite server answers 503 when busy; the key makes
+                # a retry return the run a cut-short attempt may have created.
+                for attempt in range(5):
+                    try:
+                        return str(await launcher.launch(deployment, parameters, key))
+                    except TransientLaunchError:
+                        if attempt == 4:
+                            raise
+                        await anyio.sleep(1 + attempt)
+                raise AssertionError("unreachable")
 
         return anyio.run(go)
 

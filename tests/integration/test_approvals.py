@@ -120,10 +120,13 @@ def run_of(stack: SessionStack, approval_id: str) -> tuple[str, str] | None:
     """(flow run id, state name) of the request-approval run waiting for this approval."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"approval:{approval_id}"])), limit=5
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"approval:{approval_id}"])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
         )
     if not runs:
         return None
@@ -422,6 +425,41 @@ def test_slack_rate_limits_three_times_and_the_request_is_posted_once(
     assert len(slack(stack).calls_to("chat.postMessage")) - before >= 4  # three 429s, then the post
 
 
+def chase(stack: SessionStack, approval_id: str, as_of: datetime) -> None:
+    """One chase-approvals run, for this approval only, looking from `as_of`."""
+    key = f"chase-{approval_id}-{as_of.isoformat()}-{uuid.uuid4().hex[:4]}"
+    stack.launch("chase-approvals/aims", {"as_of": as_of.isoformat(), "approvals": [approval_id]}, key)
+    stack.wait_for_runs([key], states={"Completed"}, timeout=120)
+
+
+def test_a_waiting_run_that_was_cancelled_is_replaced_and_posts_nothing_twice(
+    stack: SessionStack, router: Any, gateway: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    approval_id = request(stack, "medium")
+    first = wait_state(stack, approval_id, {"Suspended"})
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(uuid.UUID(first), Cancelled(), force=True)
+    wait_state(stack, approval_id, {"Cancelled"})
+    chase(stack, approval_id, datetime.now(UTC))
+    second = poll(
+        lambda: (r := run_of(stack, approval_id)) and r[0] != first and r[1] == "Suspended" and r[0],
+        120,
+        "a new request run, waiting",
+    )
+    assert approval(stack, approval_id).flow_run_id == second
+    cli = stack.aims("approvals", "approve", approval_id, "--by", AISHA)
+    assert cli.returncode == 0, cli.stderr
+    assert wait_state(stack, approval_id, {"Completed"}) == second
+    assert approval(stack, approval_id).status == "approved"
+    posts = [
+        m for m in slack(stack).messages if approval_id in json.dumps(m) and m["via"] == "chat.postMessage"
+    ]
+    assert len(posts) == 1 and not has_buttons(slack(stack).message(posts[0]["channel"], posts[0]["ts"]))
+
+
 def test_reminder_escalation_and_expiry_on_the_policys_clock(
     stack: SessionStack, router: Any, gateway: str
 ) -> None:
@@ -431,33 +469,29 @@ def test_reminder_escalation_and_expiry_on_the_policys_clock(
     run_id = wait_state(stack, approval_id, {"Suspended"})
     requested_at = approval(stack, approval_id).requested_at
 
-    def chase(hours: float) -> dict[str, Any]:
-        key = f"chase-{approval_id}-{hours}-{uuid.uuid4().hex[:4]}"
-        params = {"as_of": (requested_at + timedelta(hours=hours)).isoformat(), "approvals": [approval_id]}
-        stack.launch("chase-approvals/aims", params, key)
-        (run,) = stack.wait_for_runs([key], states={"Completed"}, timeout=120)
-        return run.id  # type: ignore[no-any-return]
+    def at(hours: float) -> None:
+        chase(stack, approval_id, requested_at + timedelta(hours=hours))
 
     def notices() -> list[tuple[str, str]]:
         with stack.register().reader() as uow:
             return [(n.kind, n.step) for n in uow.notices.find(approval_id=approval_id, order_by="sent_at")]
 
-    chase(1)
+    at(1)
     assert [k for k in notices() if k[0] != "request-slack"] == []
-    chase(73)
-    chase(97)
-    chase(98)  # nothing new: each notice once
+    at(73)
+    at(97)
+    at(98)  # nothing new: each notice once
     assert [k for k in notices() if k[0] != "request-slack"] == [("escalation", "0"), ("reminder", "24")]
     message = request_message(stack, approval_id)
     thread = [m for m in slack(stack).messages if m.get("thread_ts") == message["ts"]]
     assert len(thread) == 2 and "Reminder" in thread[1]["text"]
-    chase(121)
+    at(121)
     escalated = request_message(stack, approval_id, channel="compliance-approvals")
     assert has_buttons(escalated)
     assert approval(stack, approval_id).escalated_to == ["model-risk", "compliance"]
     key = jira_issue(stack, approval_id)
     assert sum("Escalation" in c for c in jira(stack).comments(key)) == 2
-    chase(241)
+    at(241)
     assert wait_state(stack, approval_id, {"Completed"}) == run_id
     done = approval(stack, approval_id)
     assert done.status == "expired"
