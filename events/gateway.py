@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from flows.approval_messages import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
+from flows.approval_messages import APPROVE_ACTION, JIRA_REOPEN, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
 from flows.approval_rules import Attempt
 from flows.decisions import Submission, attempt_key, submit
 from schemas.payloads import Decision, DecisionChannel
@@ -48,7 +48,6 @@ log = logging.getLogger("aims.gateway")
 SLACK_WINDOW = 300  # seconds: Slack's own replay window
 ACTIONS = {APPROVE_ACTION: Decision.approve, REJECT_ACTION: Decision.reject}
 JIRA_STATUSES = {"approved": Decision.approve, "rejected": Decision.reject}
-JIRA_REOPEN = "Reopen"
 
 
 # -- what we read of the payloads (everything else is ignored, not refused) -------------------

@@ -20,6 +20,7 @@ REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 JIRA_APPROVE = "Approve"
 JIRA_REJECT = "Reject"
+JIRA_REOPEN = "Reopen"  # puts back an issue whose transition was refused
 
 Blocks = list[dict[str, Any]]
 

@@ -2,7 +2,7 @@
 
 Why a real server: the code under test talks to Jira through pycontribs `jira` (`ResilientSession`, its
 retry loop, its error parsing), so the fake must be reached over HTTP exactly as Jira Cloud is, never by
-patching the client. The shapes follow `/work/shared/specs/CONTRACTS.md` (Jira section) and the Cloud
+patching the client. The shapes follow `../shared/specs/CONTRACTS.md` (Jira section) and the Cloud
 platform swagger.
 
 Usage::

@@ -2,7 +2,7 @@
 
 Why a real server: the code under test talks to Slack through `slack_sdk.WebClient` (its urllib transport,
 its retry handlers, its `SlackApiError`), so the fake is reached over HTTP exactly as slack.com is, never by
-patching the client. Shapes and error codes follow `/work/shared/specs/CONTRACTS.md` (Slack section) and the
+patching the client. Shapes and error codes follow `../shared/specs/CONTRACTS.md` (Slack section) and the
 official OpenAPI spec: HTTP 200 with `{"ok": false, "error": ...}` for logical errors, 429 + `Retry-After`
 for rate limits, HTML bodies for 5xx.
 

@@ -2,7 +2,7 @@
 
 Why: the app under test must verify `X-Slack-Signature` on the raw body and parse `payload=<json>`;
 tests need requests that pass (and, tampered with, fail) the same check `slack_sdk.signature` makes.
-The payload shape follows `/work/shared/specs/slack/samples/block_actions_bolt-python_test.json`; the body
+The payload shape follows `../shared/specs/slack/samples/block_actions_bolt-python_test.json`; the body
 encoding is bolt-python's own test encoding, `"payload=" + quote(json.dumps(payload))`.
 """
 
