@@ -18,8 +18,10 @@ from schemas.payloads import (
     DataChanged,
     DataQualityValidated,
     IncidentReported,
+    IncidentUpdated,
     ModelVersionRegistered,
     Payload,
+    ReviewRequested,
     RiskAssessed,
     RiskReassessmentRequested,
 )
@@ -33,6 +35,8 @@ RISK_ASSESSED: Final = "org.aims.risk.assessed"
 APPROVAL_REQUESTED: Final = "org.aims.approval.requested"
 APPROVAL_DECISION_SUBMITTED: Final = "org.aims.approval.decision.submitted"
 APPROVAL_DECIDED: Final = "org.aims.approval.decided"
+INCIDENT_UPDATED: Final = "org.aims.incident.updated"
+REVIEW_REQUESTED: Final = "org.aims.review.requested"
 
 
 class AimsEvent(CloudEvent):
@@ -128,6 +132,23 @@ class ApprovalDecidedEvent(AimsEvent):
     data: ApprovalDecided = Field(description="approved, rejected or expired, and the decisions.")
 
 
+class IncidentUpdatedEvent(AimsEvent):
+    # Keyed by the incident, so its updates stay in order on one partition.
+    subject_field: ClassVar[str] = "incident_id"
+    type: Literal["org.aims.incident.updated"] = Field(
+        INCIDENT_UPDATED, description="A validated update of an incident (containment, report, action …)."
+    )
+    data: IncidentUpdated = Field(description="Who changed what, where, and the state it left.")
+
+
+class ReviewRequestedEvent(AimsEvent):
+    subject_field: ClassVar[str] = "review_id"
+    type: Literal["org.aims.review.requested"] = Field(
+        REVIEW_REQUESTED, description="An extraordinary management review was called."
+    )
+    data: ReviewRequested = Field(description="The review, why, and what called it.")
+
+
 AnyEvent = Annotated[
     ModelVersionRegisteredEvent
     | DataChangedEvent
@@ -137,7 +158,9 @@ AnyEvent = Annotated[
     | RiskAssessedEvent
     | ApprovalRequestedEvent
     | ApprovalDecisionSubmittedEvent
-    | ApprovalDecidedEvent,
+    | ApprovalDecidedEvent
+    | IncidentUpdatedEvent
+    | ReviewRequestedEvent,
     Field(discriminator="type"),
 ]
 
@@ -151,6 +174,8 @@ EVENT_CLASSES: dict[str, type[AimsEvent]] = {
     APPROVAL_REQUESTED: ApprovalRequestedEvent,
     APPROVAL_DECISION_SUBMITTED: ApprovalDecisionSubmittedEvent,
     APPROVAL_DECIDED: ApprovalDecidedEvent,
+    INCIDENT_UPDATED: IncidentUpdatedEvent,
+    REVIEW_REQUESTED: ReviewRequestedEvent,
 }
 
 

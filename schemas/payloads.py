@@ -117,10 +117,16 @@ class RiskLevel(StrEnum):
 
 
 class Severity(StrEnum):
+    """Severity of an incident. Order with `rank`: `<` would compare the strings."""
+
     low = "low"
     medium = "medium"
     high = "high"
     critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
 
 
 class IncidentCategory(StrEnum):
@@ -137,6 +143,21 @@ class IncidentCategory(StrEnum):
     other = "other"
 
 
+class Art73Criterion(StrEnum):
+    """What makes an incident serious under the EU AI Act (Art. 3(49), and 73(3) for the widespread case).
+
+    The criterion also picks the reporting clock: death 10 days, critical infrastructure and a
+    widespread infringement 2 days, the others 15 (Art. 73(2)-(4); the policy holds the days).
+    """
+
+    death = "death"
+    serious_harm_to_health = "serious_harm_to_health"
+    critical_infrastructure_disruption = "critical_infrastructure_disruption"
+    fundamental_rights_infringement = "fundamental_rights_infringement"
+    serious_harm_to_property_or_environment = "serious_harm_to_property_or_environment"
+    widespread_infringement = "widespread_infringement"
+
+
 class IncidentReported(Payload):
     """Someone (or a monitor) reported an incident involving an AI system."""
 
@@ -147,6 +168,12 @@ class IncidentReported(Payload):
     reporter: Name = Field(description="Who reported it.")
     occurred_at: AwareDatetime = Field(description="When it happened (with a time zone).")
     detected_at: AwareDatetime = Field(description="When it was detected; regulatory clocks run from here.")
+    harms: list[Art73Criterion] = Field(
+        default_factory=list,
+        max_length=len(Art73Criterion),
+        description="Art. 73 harms the reporter knows of (e.g. death); triage adds those the category"
+        " and severity imply.",
+    )
 
     @model_validator(mode="after")
     def _detected_after_occurred(self) -> IncidentReported:
@@ -319,3 +346,42 @@ class DecisionInput(BaseModel):
     reason: str = Field("", max_length=10_000, description="Why; a rejection needs a reason.")
     channel: DecisionChannel = Field(DecisionChannel.prefect_ui, description="Leave as prefect-ui.")
     decision_id: Name | None = Field(None, description="Leave empty: set for decisions already recorded.")
+
+
+# -- incident response (A.8.4, 10.2) -----------------------------------------------------------
+
+
+class IncidentUpdateKind(StrEnum):
+    """What a person may tell the AIMS about an incident, in the order the work usually goes."""
+
+    contain = "contain"  # containment is done
+    report = "report"  # the Art. 73 report was filed with the authority; detail = its reference
+    root_cause = "root-cause"  # detail = the root cause (opens the nonconformity, 10.2)
+    plan_action = "plan-action"  # a corrective action with owner and due date
+    action_done = "action-done"  # action_id = the action
+    verify_action = "verify-action"  # action_id, detail = the effectiveness check
+    close = "close"
+
+
+class IncidentUpdated(Payload):
+    """One accepted update of an incident, already validated and recorded; Slack and Jira follow it."""
+
+    incident_id: Name = Field(description="The incident in the AIMS register; also the subject.")
+    update_id: Name = Field(description="The update in the AIMS register.")
+    kind: IncidentUpdateKind = Field(description="What changed.")
+    by: Name = Field(description="Who made the update, as the policy names them.")
+    channel: DecisionChannel = Field(description="Where it was made.")
+    detail: str = Field("", max_length=10_000, description="Reference, root cause or effectiveness check.")
+    action_id: Name | None = Field(None, description="The corrective action it concerns, if any.")
+    status: Name = Field(description="The incident's state after the update.")
+    at: AwareDatetime = Field(description="When it was made.")
+
+
+class ReviewRequested(Payload):
+    """An extraordinary management review (9.3) is called, e.g. by a serious or repeated incident."""
+
+    review_id: Name = Field(description="The review in the AIMS register; also the subject.")
+    reason: Text = Field(description="Why a review is needed now.")
+    trigger: Name = Field(description="What called it, e.g. 'incident:<id>' or 'cli:<person>'.")
+    requested_by: Name = Field(description="Who or which flow asks.")
+    requested_at: AwareDatetime = Field(description="When it was asked for.")

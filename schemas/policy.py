@@ -377,12 +377,62 @@ class Regulatory(PolicyModel):
     art73: Art73Clock = Field(default_factory=Art73Clock, description="Serious-incident reporting deadlines.")
 
 
+class IncidentStage(StrEnum):
+    """The states an incident moves through (A.8.4, 10.2); Jira and Slack show the same ones."""
+
+    reported = "reported"
+    triaged = "triaged"
+    contained = "contained"
+    reported_to_authority = "reported-to-authority"
+    corrective_action = "corrective-action"
+    closed = "closed"
+
+
+def _default_jira_statuses() -> dict[IncidentStage, str]:
+    return {
+        IncidentStage.triaged: "Triaged",
+        IncidentStage.contained: "Contained",
+        IncidentStage.reported_to_authority: "Reported to authority",
+        IncidentStage.corrective_action: "Corrective action",
+        IncidentStage.closed: "Closed",
+    }
+
+
+JiraStatus = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S(.*\S)?$")]
+
+
 class Incidents(PolicyModel):
     slack_channel: SlackChannel = Field(description="Where incidents are announced and coordinated.")
     jira_project: JiraProject = Field(description="Jira project where incident issues are opened.")
     severity_floor: Mapping[IncidentCategory, Severity] = Field(
         default_factory=dict, description="Lowest severity per category: triage raises a lower reported one."
     )
+    serious_from: Severity = Field(
+        Severity.high,
+        description="A harm category (health, critical infrastructure, fundamental rights, property) at"
+        " this severity or above counts as an Art. 73 serious incident; death always does.",
+    )
+    responders: tuple[GroupName, ...] = Field(
+        (),
+        description="Approver groups whose members may update incidents (contain, report, close);"
+        " empty means every group's members. Action owners may always mark their own action done.",
+    )
+    jira_statuses: Mapping[IncidentStage, JiraStatus] = Field(
+        default_factory=_default_jira_statuses,
+        description="The Jira status for each stage; transitions are named after their target status,"
+        " as Jira names them by default.",
+    )
+
+    @model_validator(mode="after")
+    def _statuses_distinct(self) -> Incidents:
+        seen: dict[str, IncidentStage] = {}
+        problems: list[tuple[Loc, str]] = []
+        for stage, status in self.jira_statuses.items():
+            other = seen.setdefault(status.casefold(), stage)
+            if other is not stage:
+                problems.append((("jira_statuses", stage.value), f"{status!r} is {other.value}'s status too"))
+        _fail("incidents", problems)
+        return self
 
 
 class StatementOfApplicability(PolicyModel):
@@ -437,6 +487,9 @@ class Policy(PolicyModel):
                     if who not in groups and "@" not in who:
                         loc = ("slas", level.value, "escalation", i, "notify", j)
                         problems.append((loc, f"{who!r} is neither an approver group nor an email address"))
+        for i, group in enumerate(self.incidents.responders):
+            if group not in groups:
+                problems.append((("incidents", "responders", i), f"no approver group {group!r}"))
         for level in self.levels_needing_approval():
             for section, present in (("approvals", self.approvals), ("slas", self.slas)):
                 if level not in present:

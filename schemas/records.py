@@ -276,13 +276,50 @@ class Incident(Record):
     occurred_at: AwareDatetime
     detected_at: AwareDatetime
     reported_by: str
-    status: str = Field("reported", description="reported, triaged, contained, reported-to-authority, …")
+    status: str = Field(
+        "reported",
+        description="reported, triaged, contained, reported-to-authority, corrective-action or closed.",
+    )
     serious: bool = False
     criteria: list[str] = Field(default_factory=list, description="Art. 73 criteria that matched.")
     reporting_due_at: AwareDatetime | None = None
     deadline_basis: str | None = Field(None, description="Which Art. 73 deadline applies.")
     authority_reference: str | None = None
     closed_at: AwareDatetime | None = None
+    reported_severity: Severity | None = Field(None, description="As reported, before the policy's floor.")
+    triaged_at: AwareDatetime | None = None
+    contained_at: AwareDatetime | None = None
+    reported_to_authority_at: AwareDatetime | None = None
+    slack_channel: str | None = Field(None, description="Where the alert was posted.")
+    slack_ts: str | None = None
+    jira_issue: str | None = None
+    flow_run_id: str | None = Field(None, description="The handle-incident run that triaged it.")
+
+
+class IncidentUpdate(Record):
+    """One attempt to update an incident, accepted or refused, with who, where and why (A.8.4, 10.2)."""
+
+    id: str = Field(description="<incident>:<kind>[:<action>] when accepted; refused-<hash> otherwise.")
+    incident_id: str
+    kind: str = Field(description="contain, report, root-cause, plan-action, action-done, verify-action …")
+    by: str
+    channel: str
+    detail: str = ""
+    action_id: str | None = None
+    accepted: bool = True
+    refusal: str | None = Field(None, description="Why it was refused.")
+    at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class IncidentNotice(Record):
+    """A reminder or alert sent for an incident: its id makes each go out once."""
+
+    id: str = Field(description="<incident id>:<kind>:<step>.")
+    incident_id: str
+    kind: str = Field(description="clock-reminder, clock-overdue, review-request …")
+    step: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class Nonconformity(Record):

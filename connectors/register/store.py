@@ -236,6 +236,8 @@ class UnitOfWork:
         self.decisions = Repository(self, r.ApprovalDecision)
         self.notices = Repository(self, r.ApprovalNotice)
         self.incidents = Repository(self, r.Incident)
+        self.incident_updates = Repository(self, r.IncidentUpdate)
+        self.incident_notices = Repository(self, r.IncidentNotice)
         self.nonconformities = Repository(self, r.Nonconformity)
         self.corrective_actions = Repository(self, r.CorrectiveAction)
         self.reviews = Repository(self, r.ManagementReview)

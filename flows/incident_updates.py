@@ -1,0 +1,208 @@
+"""The one path every incident update takes: check, record (accepted or refused), announce.
+
+The Slack and Jira gateway and `aims incidents contain|report|cause|action|done|verify|close` all
+call `submit`, as approvals' decisions call `flows.decisions.submit`. An accepted update changes
+the incident, its nonconformity and corrective actions, and stages its incident-updated event in
+one transaction (the outbox); the track-incident flow then brings Slack and Jira up to date.
+A refused attempt is recorded with its reason and announces nothing.
+
+No Prefect here: the gateway and the CLI import this without the orchestrator's start-up cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flows.decisions import attempt_key
+from flows.incident_rules import (
+    Duplicate,
+    Refused,
+    State,
+    Update,
+    accepted_id,
+    check,
+    refused_update,
+    stage_of,
+)
+from schemas.events import IncidentUpdatedEvent
+from schemas.payloads import IncidentUpdateKind
+from schemas.policy import IncidentStage, Policy
+from schemas.records import CorrectiveAction, IncidentUpdate, Nonconformity
+
+if TYPE_CHECKING:
+    from connectors.register.store import Register, UnitOfWork
+
+SOURCE = "urn:aims:incidents"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of an update: `keys` are the outbox rows to send once committed."""
+
+    status: str  # accepted | duplicate | refused
+    message: str
+    update: IncidentUpdate | None = None
+    keys: tuple[str, ...] = ()
+    fresh: bool = True  # False for a refusal recorded before (a redelivered webhook)
+    stage: IncidentStage | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+def nonconformity_id(incident_id: str) -> str:
+    return f"{incident_id}/NC"
+
+
+def load_state(uow: UnitOfWork, incident_id: str) -> State | None:
+    incident = uow.incidents.get(incident_id)
+    if incident is None:
+        return None
+    nc = uow.nonconformities.get(nonconformity_id(incident_id))
+    actions = uow.corrective_actions.find(nonconformity_id=nonconformity_id(incident_id), order_by="id")
+    # A1 … A9, A10: by number, not by text.
+    actions.sort(key=lambda a: int(a.id.rsplit("/A", 1)[-1]) if a.id.rsplit("/A", 1)[-1].isdigit() else 0)
+    return State(incident, nc, tuple(actions))
+
+
+def resolve_action(state: State, ref: str | None) -> str | None:
+    """`A2` or the full action id → the full id (people type the short form)."""
+    if ref is None:
+        return None
+    for action in state.actions:
+        if ref in (action.id, action.id.rsplit("/", 1)[-1]):
+            return action.id
+    return ref
+
+
+def updated_event(update: IncidentUpdate, stage: IncidentStage) -> IncidentUpdatedEvent:
+    return IncidentUpdatedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": update.id,
+            "source": SOURCE,
+            "time": update.at.isoformat(),
+            "data": {
+                "incident_id": update.incident_id,
+                "update_id": update.id,
+                "kind": update.kind,
+                "by": update.by,
+                "channel": update.channel,
+                "detail": update.detail,
+                "action_id": update.action_id,
+                "status": stage.value,
+                "at": update.at.isoformat(),
+            },
+        }
+    )
+
+
+def submit(
+    register: Register, policy: Policy, update: Update, topic: str, refusal_id: str | None = None
+) -> Result:
+    """Check and record one update; nothing is announced unless it was accepted."""
+    with register.unit_of_work(f"{update.channel}:{update.by}") as uow:
+        return _submit(uow, policy, update, topic, refusal_id)
+
+
+def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal_id: str | None) -> Result:
+    from events.outbox import stage
+
+    state = load_state(uow, update.incident_id)
+    if state is None:
+        return Result("refused", f"there is no incident {update.incident_id!r}")
+    update = _with_action(state, update)
+    verdict = check(state, update, policy)
+    if isinstance(verdict, Duplicate):
+        return Result("duplicate", f"already recorded ({verdict.what})", stage=stage_of(state))
+    if isinstance(verdict, Refused):
+        key = refusal_id or attempt_key(update.incident_id, update.kind.value, update.by, str(update.at))
+        refused = refused_update(update, verdict.why, key)
+        fresh = uow.incident_updates.add_if_absent(refused)
+        return Result("refused", verdict.why, refused, fresh=fresh, stage=stage_of(state))
+    message = _apply(uow, state, update)
+    after = load_state(uow, update.incident_id)
+    assert after is not None
+    now_at = stage_of(after)
+    if after.incident.status != now_at.value:
+        uow.incidents.update(update.incident_id, status=now_at.value)
+    record = IncidentUpdate(
+        id=accepted_id(update),
+        incident_id=update.incident_id,
+        kind=update.kind.value,
+        by=update.by,
+        channel=update.channel,
+        detail=update.detail.strip(),
+        action_id=update.action_id,
+        at=update.at,
+    )
+    uow.incident_updates.add(record)
+    keys = stage(uow, [updated_event(record, now_at)], topic)
+    return Result("accepted", message, record, tuple(keys), stage=now_at)
+
+
+def _with_action(state: State, update: Update) -> Update:
+    from dataclasses import replace
+
+    if update.kind is IncidentUpdateKind.plan_action:
+        return replace(update, action_id=f"{update.incident_id}/A{len(state.actions) + 1}")
+    return replace(update, action_id=resolve_action(state, update.action_id))
+
+
+def _apply(uow: UnitOfWork, state: State, update: Update) -> str:
+    incident, kind, at = state.incident, update.kind, update.at
+    detail = update.detail.strip()
+    if kind is IncidentUpdateKind.contain:
+        uow.incidents.update(incident.id, contained_at=at)
+        return "containment recorded"
+    if kind is IncidentUpdateKind.report:
+        uow.incidents.update(incident.id, reported_to_authority_at=at, authority_reference=detail)
+        return f"authority report {detail} recorded; the Art. 73 clock is stopped"
+    nc_id = nonconformity_id(incident.id)
+    if kind is IncidentUpdateKind.root_cause:
+        if state.nonconformity is None:
+            uow.nonconformities.add(
+                Nonconformity(
+                    id=nc_id,
+                    source="incident",
+                    source_ref=incident.id,
+                    description=f"{incident.title} ({incident.system})",
+                    root_cause=detail,
+                    opened_at=at,
+                )
+            )
+        else:
+            uow.nonconformities.update(nc_id, root_cause=detail)
+        return "root cause recorded (10.2)"
+    if kind is IncidentUpdateKind.plan_action:
+        assert update.action_id is not None and update.owner is not None and update.due is not None
+        uow.corrective_actions.add(
+            CorrectiveAction(
+                id=update.action_id,
+                nonconformity_id=nc_id,
+                description=detail,
+                owner=update.owner.strip(),
+                due=update.due,
+            )
+        )
+        uow.nonconformities.update(nc_id, status="actions-planned")
+        return f"corrective action {update.action_id.rsplit('/', 1)[-1]} planned"
+    if kind is IncidentUpdateKind.action_done:
+        assert update.action_id is not None
+        uow.corrective_actions.update(update.action_id, status="done", done_at=at)
+        return f"action {update.action_id.rsplit('/', 1)[-1]} done; its effectiveness is still to be checked"
+    if kind is IncidentUpdateKind.verify_action:
+        assert update.action_id is not None
+        uow.corrective_actions.update(
+            update.action_id, status="verified", effectiveness=detail, verified_by=update.by, verified_at=at
+        )
+        others = [a for a in state.actions if a.id != update.action_id and a.status != "verified"]
+        if not others:
+            uow.nonconformities.update(nc_id, status="verified")
+        return f"effectiveness of action {update.action_id.rsplit('/', 1)[-1]} verified"
+    uow.incidents.update(incident.id, closed_at=at)
+    if state.nonconformity is not None:
+        uow.nonconformities.update(nc_id, status="closed", closed_at=at)
+    return "incident closed"
