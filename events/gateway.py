@@ -1,10 +1,12 @@
-"""The gateway: Slack interactions and Jira webhooks in, validated decision events out.
+"""The gateway: Slack interactions and Jira webhooks in, validated decision and update events out.
 
 - `POST /slack/interactions`: the Slack signature (signing secret, 5-minute window) is checked on
   the raw body before anything else; the click is answered at once (Slack wants 200 within 3 s),
   the Kafka send and the ephemeral answer to the clicker follow in the background.
 - `POST /jira/webhook`: the `X-Hub-Signature` HMAC is checked; a status change to Approved or
-  Rejected is a decision by the Jira user who made it. Webhooks of our own transitions are ignored.
+  Rejected is a decision by the Jira user who made it; on an incident issue, a move to one of the
+  policy's incident statuses is an update (events/incident_desk.py). Webhooks of our own
+  transitions are ignored.
 - `GET /healthz`.
 
 Both channels end in `flows.decisions.submit`, the path the CLI and the Prefect UI take too: a
@@ -27,9 +29,12 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from events.incident_desk import IncidentDesk
 from flows.approval_messages import APPROVE_ACTION, JIRA_REOPEN, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
 from flows.approval_rules import Attempt
 from flows.decisions import Submission, attempt_key, submit
+from flows.incident_messages import DONE_ACTION, NOTE_BLOCK, NOTE_INPUT, SLACK_ACTIONS
+from flows.incident_updates import Result
 from schemas.payloads import Decision, DecisionChannel
 
 if TYPE_CHECKING:
@@ -78,8 +83,13 @@ class BlockActions(_Loose):
     trigger_id: str | None = None
 
     def reason(self) -> str:
+        return self.typed(REASON_BLOCK, REASON_INPUT)
+
+    def typed(self, block_id: str, action_id: str) -> str:
+        """What the person typed in the message's input block (Slack sends it with the click)."""
         values = self.state.get("values", {}) if isinstance(self.state, dict) else {}
-        typed = values.get(REASON_BLOCK, {}).get(REASON_INPUT, {}) if isinstance(values, dict) else {}
+        block = values.get(block_id, {}) if isinstance(values, dict) else {}
+        typed = block.get(action_id, {}) if isinstance(block, dict) else {}
         return str(typed.get("value") or "").strip() if isinstance(typed, dict) else ""
 
 
@@ -176,6 +186,7 @@ class DecisionDesk:
         self.send = send
         self.chat = chat
         self.tracker = tracker
+        self.incidents = IncidentDesk(register, policy, topic, tracker)
         self._slack_people: dict[str, str] = {}
 
     def slack_person(self, user: SlackUser) -> str:
@@ -195,6 +206,9 @@ class DecisionDesk:
         return self._slack_people.get(user.id, f"slack:{user.id}")
 
     def slack(self, payload: BlockActions) -> Outcome:
+        updates = [a for a in payload.actions if a.action_id in SLACK_ACTIONS and a.value]
+        if payload.type == "block_actions" and updates:
+            return self._incident_click(payload, updates[0])
         clicks = [a for a in payload.actions if a.action_id in ACTIONS and a.value]
         if payload.type != "block_actions" or not clicks:
             return Outcome(200, {"ignored": "not an approval action"})
@@ -217,13 +231,54 @@ class DecisionDesk:
             chat, url = self.chat, payload.response_url
             text = _answer(result)
             outcome.later.append(lambda: chat.respond(url, text))
-        return self._sending(result, outcome)
+        return self._sending(result.keys, outcome)
+
+    def _incident_click(self, payload: BlockActions, click: SlackAction) -> Outcome:
+        assert click.value is not None
+        person = self.slack_person(payload.user)
+        if person.startswith("slack:") and click.action_id == DONE_ACTION:
+            person = self._action_owner(click.value, payload.user.id) or person
+        result = self.incidents.slack(
+            click.action_id,
+            click.value,
+            person,
+            payload.typed(NOTE_BLOCK, NOTE_INPUT),
+            f"{payload.user.id}:{click.action_ts or ''}",
+        )
+        outcome = Outcome(200, {"status": result.status})
+        if payload.response_url and self.chat is not None:
+            chat, url = self.chat, payload.response_url
+            text = _incident_answer(result)
+            outcome.later.append(lambda: chat.respond(url, text))
+        return self._sending(result.keys, outcome)
+
+    def _action_owner(self, action_id: str, slack_user: str) -> str | None:
+        """An action's owner may mark it done without being in the policy: matched by Slack's email lookup."""
+        with self.register.reader() as uow:
+            action = uow.corrective_actions.get(action_id)
+        if action is None or self.chat is None or "@" not in action.owner:
+            return None
+        return action.owner if self.chat.user_id(action.owner) == slack_user else None
 
     def jira(self, hook: JiraWebhook) -> Outcome:
         if hook.user is None or hook.changelog is None:
             return Outcome(200, {"ignored": "no user or no change"})
         if self.tracker is not None and hook.user.accountId == self.tracker.account_id():
             return Outcome(200, {"ignored": "our own transition"})
+        moved = [c for c in hook.changelog.items if c.field == "status" and c.toString]
+        if moved:
+            handled = self.incidents.jira(
+                hook.issue.key,
+                moved[-1].toString or "",
+                moved[-1].fromString or "",
+                hook.user.emailAddress or hook.user.accountId,
+                hook.comment.body.strip() if hook.comment else "",
+                datetime.fromtimestamp(hook.timestamp / 1000, UTC) if hook.timestamp else datetime.now(UTC),
+                hook.changelog.id or str(hook.timestamp),
+            )
+            if handled is not None:
+                outcome = Outcome(200, {"status": handled.result.status}, list(handled.later))
+                return self._sending(handled.result.keys, outcome)
         moves = [
             c
             for c in hook.changelog.items
@@ -257,7 +312,7 @@ class DecisionDesk:
                     tracker.comment(key, comment)
 
             outcome.later.append(answer)
-        return self._sending(result, outcome)
+        return self._sending(result.keys, outcome)
 
     def _submit(self, attempt: Attempt, refusal_id: str) -> Submission:
         result = submit(self.register, self.policy(), attempt, self.topic, refusal_id)
@@ -272,13 +327,21 @@ class DecisionDesk:
         )
         return result
 
-    def _sending(self, result: Submission, outcome: Outcome) -> Outcome:
-        if result.keys:
-            keys = list(result.keys)
-            # First thing after the answer: the decision is in the register already, so a send that
+    def _sending(self, staged: tuple[str, ...], outcome: Outcome) -> Outcome:
+        if staged:
+            keys = list(staged)
+            # First thing after the answer: the update is in the register already, so a send that
             # fails here is only late (the router's outbox relay sends it).
             outcome.later.insert(0, lambda: self.send(keys))
         return outcome
+
+
+def _incident_answer(result: Result) -> str:
+    if result.status == "accepted":
+        return f"Recorded: {result.message}."
+    if result.status == "duplicate":
+        return "Already recorded; nothing changed."
+    return f"Not recorded: {result.message}."
 
 
 def _answer(result: Submission) -> str:

@@ -17,7 +17,9 @@ from schemas.events import (
     DATA_CHANGED,
     DATA_QUALITY_VALIDATED,
     INCIDENT_REPORTED,
+    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
+    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
@@ -80,6 +82,10 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
     DATA_QUALITY_VALIDATED: (),
     RISK_ASSESSED: (),
     APPROVAL_DECIDED: (),
+    # Recorded and checked before it is announced; the run shows it in Slack and Jira.
+    INCIDENT_UPDATED: (Route(f"track-incident/{DEPLOYMENT}"),),
+    # Held by the register until management reviews are run by a flow of their own.
+    REVIEW_REQUESTED: (),
 }
 
 

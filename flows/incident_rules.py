@@ -210,15 +210,20 @@ def responders(policy: Policy) -> frozenset[str]:
     return frozenset(m.casefold() for g in groups for m in policy.approver_groups[g].members)
 
 
-def accepted_id(update: Update) -> str:
-    """One accepted update per thing done: redelivered webhooks and double clicks compute the same id."""
-    if update.kind in (IncidentUpdateKind.action_done, IncidentUpdateKind.verify_action):
-        return f"{update.incident_id}:{update.kind.value}:{update.action_id}"
-    if update.kind in (IncidentUpdateKind.root_cause, IncidentUpdateKind.plan_action):
-        import hashlib
+def accepted_id(update: Update, revision: int = 1) -> str:
+    """One accepted update per thing done: redelivered webhooks and double clicks compute the same id.
 
-        text = "\x1f".join([update.detail.strip(), update.owner or "", str(update.due or "")])
-        return f"{update.incident_id}:{update.kind.value}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    A root cause may be revised, so its updates are numbered (`revision`); an action's are keyed by
+    the action, which `plan-action` numbers.
+    """
+    if update.kind in (
+        IncidentUpdateKind.plan_action,
+        IncidentUpdateKind.action_done,
+        IncidentUpdateKind.verify_action,
+    ):
+        return f"{update.incident_id}:{update.kind.value}:{update.action_id}"
+    if update.kind is IncidentUpdateKind.root_cause:
+        return f"{update.incident_id}:{update.kind.value}:{revision}"
     return f"{update.incident_id}:{update.kind.value}"
 
 

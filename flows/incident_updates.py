@@ -26,7 +26,7 @@ from flows.incident_rules import (
     stage_of,
 )
 from schemas.events import IncidentUpdatedEvent
-from schemas.payloads import IncidentUpdateKind
+from schemas.payloads import DecisionChannel, IncidentUpdateKind
 from schemas.policy import IncidentStage, Policy
 from schemas.records import CorrectiveAction, IncidentUpdate, Nonconformity
 
@@ -103,6 +103,12 @@ def submit(
     register: Register, policy: Policy, update: Update, topic: str, refusal_id: str | None = None
 ) -> Result:
     """Check and record one update; nothing is announced unless it was accepted."""
+    from dataclasses import replace
+
+    if update.channel not in {c.value for c in DecisionChannel}:
+        raise ValueError(f"unknown channel {update.channel!r}: use one of {', '.join(DecisionChannel)}")
+    # People are compared trimmed and case-blind; recorded and announced trimmed.
+    update = replace(update, by=update.by.strip())
     with register.unit_of_work(f"{update.channel}:{update.by}") as uow:
         return _submit(uow, policy, update, topic, refusal_id)
 
@@ -128,8 +134,11 @@ def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal
     now_at = stage_of(after)
     if after.incident.status != now_at.value:
         uow.incidents.update(update.incident_id, status=now_at.value)
+    earlier = uow.incident_updates.count(
+        incident_id=update.incident_id, kind=update.kind.value, accepted=True
+    )
     record = IncidentUpdate(
-        id=accepted_id(update),
+        id=accepted_id(update, earlier + 1),
         incident_id=update.incident_id,
         kind=update.kind.value,
         by=update.by,

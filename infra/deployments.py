@@ -31,6 +31,8 @@ def all_flows() -> list[Flow[..., Any]]:
     from flows.reassess_risk import reassess_risk
     from flows.request_approval import request_approval
     from flows.schedule_risk_reviews import schedule_risk_reviews
+    from flows.track_incident import track_incident
+    from flows.watch_incident_clocks import watch_incident_clocks
 
     return [
         onboard_model,
@@ -40,14 +42,16 @@ def all_flows() -> list[Flow[..., Any]]:
         schedule_risk_reviews,
         request_approval,
         chase_approvals,
+        track_incident,
+        watch_incident_clocks,
     ]
 
 
 def schedules() -> dict[str, str]:
     """Cron schedules of the flows that run on the calendar rather than on events."""
-    from flows import chase_approvals, schedule_risk_reviews
+    from flows import chase_approvals, schedule_risk_reviews, watch_incident_clocks
 
-    return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals)}
+    return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals, watch_incident_clocks)}
 
 
 def deployments() -> list[RunnerDeployment]:

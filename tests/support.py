@@ -39,6 +39,30 @@ JIRA_BOT_TOKEN = "jira-bot-token-for-tests"
 JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
 
 
+DEFAULT_INCIDENT_STATUSES = {
+    "triaged": "Triaged",
+    "contained": "Contained",
+    "reported-to-authority": "Reported to authority",
+    "corrective-action": "Corrective action",
+    "closed": "Closed",
+}
+
+
+def add_incident_workflow(jira: JiraFake, statuses: dict[str, str]) -> None:
+    """The incident statuses, each reachable from every other by a transition named after it.
+
+    That is what a Jira admin sets up with global transitions; Jira names a transition after its
+    target status by default.
+    """
+    names = list({**DEFAULT_INCIDENT_STATUSES, **statuses}.values())
+    for name in names:
+        jira.add_status(name, "done" if name == names[-1] else "indeterminate")
+    for target in names:
+        for source in ["To Do", *names]:
+            if source != target:
+                jira.add_transition(source, target, target)
+
+
 class SessionStack:
     def __init__(self, state: Path, libs_dir: Path) -> None:
         self.state = state
@@ -93,6 +117,8 @@ class SessionStack:
         for group in policy["approver_groups"].values():
             if group.get("jira_project"):
                 self.jira.add_project(group["jira_project"])
+        self.jira.add_project(policy["incidents"]["jira_project"])
+        add_incident_workflow(self.jira, policy["incidents"].get("jira_statuses", {}))
         os.environ.update(
             {
                 "AIMS_SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
@@ -208,6 +234,27 @@ class SessionStack:
             if relay is not None:
                 relay.producer.close(timeout=10)
             assert not thread.is_alive(), "router did not stop within 60 s of stop()"
+
+    @contextmanager
+    def default_topic_router(self, label: str) -> Iterator[Any]:
+        """A router on the default events topic, where the flows publish, from its end on.
+
+        For tests of flows that announce events other flows take (requests, decisions, updates):
+        the earlier tests' events on that topic are left alone.
+        """
+        import uuid
+
+        topic = AimsSettings().events_topic
+        tag = uuid.uuid4().hex[:8]
+        names = {
+            "AIMS_EVENTS_TOPIC": topic,
+            "AIMS_DEAD_LETTER_TOPIC": f"dlq.{label}-{tag}",
+            "AIMS_CONSUMER_GROUP": f"router.{label}-{tag}",
+        }
+        self.create_topics(names)
+        self.start_group_at_end(names["AIMS_CONSUMER_GROUP"], topic)
+        with self.router(names, outbox=True) as running:
+            yield running
 
     def start_group_at_end(self, group: str, topic: str) -> None:
         """Commit the topic's end offsets for `group`: a router in it then sees only later events

@@ -40,15 +40,7 @@ DECISION_SUBMITTED = "org.aims.approval.decision.submitted"
 
 @pytest.fixture(scope="module")
 def router(stack: SessionStack) -> Iterator[Any]:
-    tag = uuid.uuid4().hex[:8]
-    names = {
-        "AIMS_EVENTS_TOPIC": DEFAULT_TOPIC,
-        "AIMS_DEAD_LETTER_TOPIC": f"dlq.approvals-{tag}",
-        "AIMS_CONSUMER_GROUP": f"router.approvals-{tag}",
-    }
-    stack.create_topics(names)
-    stack.start_group_at_end(names["AIMS_CONSUMER_GROUP"], DEFAULT_TOPIC)
-    with stack.router(names, outbox=True) as running:
+    with stack.default_topic_router("approvals") as running:
         yield running
 
 

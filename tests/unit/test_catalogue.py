@@ -44,6 +44,8 @@ FLOWS = [
     "onboard-model",
     "check-data-quality",
     "handle-incident",
+    "track-incident",
+    "watch-incident-clocks",
     "reassess-risk",
     "schedule-risk-reviews",
     "request-approval",

@@ -29,11 +29,14 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
+    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
+    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
+from tests.unit.test_schemas import INCIDENT_UPDATED_DATA, REVIEW_REQUESTED_DATA
 
 MAX = 256 * 1024
 
@@ -125,6 +128,8 @@ DATA: dict[str, dict[str, Any]] = {
         ],
         "decided_at": "2025-03-04T09:00:00Z",
     },
+    INCIDENT_UPDATED: INCIDENT_UPDATED_DATA,
+    REVIEW_REQUESTED: REVIEW_REQUESTED_DATA,
 }
 
 Encoder = Callable[[CloudEvent], tuple[bytes, list[tuple[str, bytes]]]]

@@ -25,17 +25,21 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
+    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
+    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
 from schemas.payloads import (
     ApprovalOutcome,
+    Art73Criterion,
     ChangeKind,
     Decision,
     DecisionChannel,
     IncidentCategory,
+    IncidentUpdateKind,
     ReassessmentReason,
     RiskLevel,
     RiskTier,
@@ -140,6 +144,7 @@ def incident_data(draw: st.DrawFn) -> dict[str, Any]:
         "reporter": draw(names),
         "occurred_at": occurred.isoformat(),
         "detected_at": detected.isoformat(),
+        "harms": draw(st.lists(st.sampled_from(list(Art73Criterion)).map(str), max_size=3, unique=True)),
     }
 
 
@@ -243,6 +248,33 @@ def approval_decided_data() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def incident_updated_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "incident_id": names,
+            "update_id": names,
+            "kind": st.sampled_from(list(IncidentUpdateKind)).map(str),
+            "by": names,
+            "channel": st.sampled_from(list(DecisionChannel)).map(str),
+            "status": names,
+            "at": aware.map(lambda t: t.isoformat()),
+        },
+        optional={"detail": reasons, "action_id": names},
+    )
+
+
+def review_requested_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "review_id": names,
+            "reason": texts,
+            "trigger": names,
+            "requested_by": names,
+            "requested_at": aware.map(lambda t: t.isoformat()),
+        }
+    )
+
+
 DATA_STRATEGIES = {
     MODEL_VERSION_REGISTERED: model_data(),
     DATA_CHANGED: data_data(),
@@ -253,6 +285,8 @@ DATA_STRATEGIES = {
     APPROVAL_REQUESTED: approval_requested_data(),
     APPROVAL_DECISION_SUBMITTED: decision_submitted_data(),
     APPROVAL_DECIDED: approval_decided_data(),
+    INCIDENT_UPDATED: incident_updated_data(),
+    REVIEW_REQUESTED: review_requested_data(),
 }
 
 
@@ -423,7 +457,7 @@ def test_subject_defaults_from_the_payload(event: AimsEvent) -> None:
 # -- (4) mutations of a valid event are rejected ---------------------------------------------------
 
 # Datetimes take numbers as Unix timestamps, so a number is not a wrong type for them.
-_DATETIME_KEYS = {"time", "occurred_at", "detected_at", "decided_at"}
+_DATETIME_KEYS = {"time", "occurred_at", "detected_at", "decided_at", "at", "requested_at"}
 
 
 def _leaf_paths(raw: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -19,7 +19,9 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
+    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
+    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
@@ -122,6 +124,23 @@ EVENTS: dict[str, AimsEvent] = {
             },
         }
     ),
+    INCIDENT_UPDATED: EVENT_CLASSES[INCIDENT_UPDATED].model_validate(
+        {
+            "specversion": "1.0",
+            "id": "urn:support#77:contain",
+            "source": "urn:aims:incidents",
+            "data": {
+                "incident_id": "urn:support#77",
+                "update_id": "urn:support#77:contain",
+                "kind": "contain",
+                "by": "carol@example.com",
+                "channel": "jira",
+                "detail": "Model rolled back to v11.",
+                "status": "contained",
+                "at": "2025-03-01T11:00:00+01:00",
+            },
+        }
+    ),
 }
 
 ALL_ROUTES = [(event_type, route) for event_type, routes in ROUTES.items() for route in routes]
@@ -132,7 +151,8 @@ RESUME_ROUTES = [(event_type, route) for event_type, route in ALL_ROUTES if rout
 def test_every_event_type_is_in_the_table_and_only_outcomes_start_nothing() -> None:
     assert set(ROUTES) == set(EVENT_CLASSES)
     record_only = {t for t in EVENT_CLASSES if not routes_for(t)}
-    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED}
+    # Review requests wait in the register for the management-review flow (issue 8).
+    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED, REVIEW_REQUESTED}
     assert set(EVENTS) == set(EVENT_CLASSES) - record_only
 
 

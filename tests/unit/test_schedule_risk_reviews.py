@@ -37,12 +37,13 @@ def test_due_review(stage: LifecycleStage, reviews: list[date | None], expected:
 def test_the_schedules_are_valid_crons() -> None:
     from prefect.client.schemas.schedules import CronSchedule
 
-    from flows import chase_approvals, schedule_risk_reviews
+    from flows import chase_approvals, schedule_risk_reviews, watch_incident_clocks
     from infra.deployments import schedules
 
     assert schedules() == {
         "schedule-risk-reviews": schedule_risk_reviews.SCHEDULE,
         "chase-approvals": chase_approvals.SCHEDULE,
+        "watch-incident-clocks": watch_incident_clocks.SCHEDULE,
     }
     for cron in schedules().values():
         # what Prefect itself accepts for a deployment's cron (no random or hashed expressions)

@@ -22,7 +22,9 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
+    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
+    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     ApprovalDecidedEvent,
@@ -130,6 +132,25 @@ APPROVAL_DECIDED_DATA: dict[str, Any] = {
     "decided_at": "2025-03-02T09:00:05+00:00",
 }
 
+INCIDENT_UPDATED_DATA: dict[str, Any] = {
+    "incident_id": "urn:support#77",
+    "update_id": "urn:support#77:report",
+    "kind": "report",
+    "by": "carol@example.com",
+    "channel": "jira",
+    "detail": "NCA-2025-0042",
+    "status": "reported-to-authority",
+    "at": "2025-03-02T10:00:00+01:00",
+}
+
+REVIEW_REQUESTED_DATA: dict[str, Any] = {
+    "review_id": "extraordinary:serious:urn:support#77",
+    "reason": "serious incident urn:support#77 on credit-scoring (death)",
+    "trigger": "incident:urn:support#77",
+    "requested_by": "flow:handle-incident",
+    "requested_at": "2025-03-02T10:00:00+01:00",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     MODEL_VERSION_REGISTERED: MODEL_DATA,
     DATA_CHANGED: DATA_DATA,
@@ -140,6 +161,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     APPROVAL_REQUESTED: APPROVAL_REQUESTED_DATA,
     APPROVAL_DECISION_SUBMITTED: DECISION_SUBMITTED_DATA,
     APPROVAL_DECIDED: APPROVAL_DECIDED_DATA,
+    INCIDENT_UPDATED: INCIDENT_UPDATED_DATA,
+    REVIEW_REQUESTED: REVIEW_REQUESTED_DATA,
 }
 SUBJECT_OF = {
     MODEL_VERSION_REGISTERED: "credit-scoring",
@@ -151,6 +174,8 @@ SUBJECT_OF = {
     APPROVAL_REQUESTED: "ap-1",
     APPROVAL_DECISION_SUBMITTED: "ap-1",
     APPROVAL_DECIDED: "ap-1",
+    INCIDENT_UPDATED: "urn:support#77",
+    REVIEW_REQUESTED: "extraordinary:serious:urn:support#77",
 }
 
 

@@ -1,0 +1,210 @@
+"""What responders read about an incident: the Slack alert and the Jira issue. Pure functions.
+
+The action ids and block ids here are the contract with the gateway: the clicked button's
+`action_id` names the update, its `value` the incident (or the corrective action), and the note
+typed in the message's input block carries the authority's reference or the effectiveness finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from flows.incident_rules import State, action_label, close_blockers, format_left, stage_of, time_left
+from schemas.payloads import IncidentUpdateKind
+from schemas.policy import IncidentStage
+from schemas.records import Incident
+
+Blocks = list[dict[str, Any]]
+
+ACTION_PREFIX = "incident."
+CONTAIN_ACTION = "incident.contain"
+REPORT_ACTION = "incident.report"
+DONE_ACTION = "incident.action-done"
+VERIFY_ACTION = "incident.verify-action"
+CLOSE_ACTION = "incident.close"
+# Button → update; the value is the incident id, or the action id for the action buttons.
+SLACK_ACTIONS = {
+    CONTAIN_ACTION: IncidentUpdateKind.contain,
+    REPORT_ACTION: IncidentUpdateKind.report,
+    DONE_ACTION: IncidentUpdateKind.action_done,
+    VERIFY_ACTION: IncidentUpdateKind.verify_action,
+    CLOSE_ACTION: IncidentUpdateKind.close,
+}
+NOTE_BLOCK = "incident_note"
+NOTE_INPUT = "note_input"
+NOTE_LABEL = "Note: the authority's reference, or the effectiveness finding"
+
+_MARK = {
+    IncidentStage.reported: "🆕",
+    IncidentStage.triaged: "🚨",
+    IncidentStage.contained: "🧯",
+    IncidentStage.reported_to_authority: "📨",
+    IncidentStage.corrective_action: "🛠",
+    IncidentStage.closed: "✅",
+}
+
+
+def jira_label(incident_id: str) -> str:
+    """The label that finds an incident's issue again: ids carry '#' and ':', labels want neither."""
+    return "aims-incident-" + hashlib.sha256(incident_id.encode()).hexdigest()[:16]
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M %Z}".strip() if at else "—"
+
+
+def _text(text: str, limit: int = 2900) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
+
+
+def title(incident: Incident) -> str:
+    serious = "Serious incident" if incident.serious else "Incident"
+    return f"{serious} on {incident.system}: {incident.title}"
+
+
+def facts(incident: Incident, now: datetime) -> list[tuple[str, str]]:
+    rows = [
+        ("System", incident.system),
+        ("Severity", incident.severity.value),
+        ("Category", incident.category.value),
+        ("Detected", _when(incident.detected_at)),
+        ("Reported by", incident.reported_by),
+        ("Art. 73", ", ".join(incident.criteria) if incident.serious else "not serious"),
+    ]
+    if incident.serious:
+        left = time_left(incident, now)
+        due = f"{_when(incident.reporting_due_at)} ({incident.deadline_basis})"
+        if incident.reported_to_authority_at is not None:
+            due = f"reported {_when(incident.reported_to_authority_at)}, ref {incident.authority_reference}"
+        elif left is not None:
+            due += f" — {format_left(left)} left" if left.total_seconds() >= 0 else f" — {format_left(left)}"
+        rows.append(("Report to authority", due))
+    return rows
+
+
+def _progress(state: State) -> list[str]:
+    incident, lines = state.incident, []
+    if incident.contained_at:
+        lines.append(f"• Contained {_when(incident.contained_at)}")
+    if incident.reported_to_authority_at:
+        lines.append(f"• Reported to the authority {_when(incident.reported_to_authority_at)}")
+    nc = state.nonconformity
+    if nc is not None and nc.root_cause:
+        lines.append(f"• Root cause: {nc.root_cause}")
+    for action in state.actions:
+        mark = {"open": "☐", "done": "☑", "verified": "✔"}.get(action.status, "•")
+        checked = f" — effective: {action.effectiveness}" if action.effectiveness else ""
+        lines.append(f"{mark} {action_label(action)} [{action.status}]{checked}")
+    return lines
+
+
+def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text[:75]},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _buttons(state: State) -> list[dict[str, Any]]:
+    incident, out = state.incident, []
+    if incident.contained_at is None:
+        out.append(_button(CONTAIN_ACTION, "Contained", incident.id, "primary"))
+    if incident.serious and incident.reported_to_authority_at is None:
+        out.append(_button(REPORT_ACTION, "Report filed (reference in the note)", incident.id))
+    for action in state.actions:
+        short = action.id.rsplit("/", 1)[-1]
+        if action.status == "open":
+            out.append(_button(DONE_ACTION, f"{short} done", action.id))
+        elif action.status == "done":
+            out.append(_button(VERIFY_ACTION, f"{short} effective (finding in the note)", action.id))
+    if not close_blockers(state):
+        out.append(_button(CLOSE_ACTION, "Close", incident.id, "danger"))
+    # One actions block holds at most 25 elements.
+    return out[:25]
+
+
+def alert_blocks(state: State, now: datetime) -> Blocks:
+    """The incident as it stands, with a button for each update that may come next."""
+    incident, stage = state.incident, stage_of(state)
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{_MARK[stage]} {title(incident)}"[:150]}},
+        {"type": "section", "fields": [_text(f"*{k}*\n{v}", 1900) for k, v in facts(incident, now)]},
+    ]
+    if incident.description:
+        blocks.append({"type": "section", "text": _text(incident.description)})
+    if lines := _progress(state):
+        blocks.append({"type": "section", "text": _text("\n".join(lines))})
+    buttons = _buttons(state) if stage is not IncidentStage.closed else []
+    if buttons:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": NOTE_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": NOTE_LABEL},
+                "element": {"type": "plain_text_input", "action_id": NOTE_INPUT},
+            }
+        )
+        blocks.append({"type": "actions", "block_id": "incident_updates", "elements": buttons})
+    jira = f" · Jira {incident.jira_issue}" if incident.jira_issue else ""
+    blocks.append({"type": "context", "elements": [_text(f"{stage.value} · incident `{incident.id}`{jira}")]})
+    return blocks
+
+
+def alert_text(incident: Incident, stage: IncidentStage) -> str:
+    return f"{title(incident)} — {stage.value}"
+
+
+def update_line(kind: str, by: str, channel: str, detail: str, action: str | None) -> str:
+    what = {
+        "contain": "Containment recorded",
+        "report": "Art. 73 report filed with the authority",
+        "root-cause": "Root cause recorded",
+        "plan-action": "Corrective action planned",
+        "action-done": "Corrective action done",
+        "verify-action": "Effectiveness verified",
+        "close": "Incident closed",
+    }.get(kind, kind)
+    short = f" {action.rsplit('/', 1)[-1]}" if action else ""
+    note = f": {detail}" if detail else ""
+    return f"{what}{short} by {by} via {channel}{note}"
+
+
+def issue_summary(incident: Incident) -> str:
+    return f"[AIMS] {title(incident)}"
+
+
+def issue_description(incident: Incident, now: datetime) -> str:
+    lines = [f"*{k}:* {v}" for k, v in facts(incident, now)]
+    if incident.description:
+        lines += ["", incident.description]
+    lines += [
+        "",
+        "Move this issue through its statuses as the work goes: *Contained*, *Reported to authority* "
+        "(put the authority's reference in the transition comment), *Corrective action*, *Closed*. "
+        "Or use the buttons in Slack, or {{aims incidents contain|report|cause|action|done|verify|close}}.",
+        f"Incident id: {incident.id}",
+    ]
+    return "\n".join(lines)
+
+
+def clock_text(incident: Incident, now: datetime, overdue: bool) -> str:
+    left = time_left(incident, now)
+    when = _when(incident.reporting_due_at)
+    if overdue:
+        return (
+            f"⏰ OVERDUE: the Art. 73 report for “{title(incident)}” was due {when} "
+            f"({incident.deadline_basis}). File it, then record it: "
+            f"aims incidents report {incident.id} --reference …"
+        )
+    return (
+        f"⏰ Reminder: the Art. 73 report for “{title(incident)}” is due {when} "
+        f"({format_left(left) if left is not None else '—'} left; {incident.deadline_basis})."
+    )
