@@ -272,6 +272,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print("            `aims systems`, `aims incidents`, `aims audit verify` read it")
         print("Risks:      `aims risks show credit-scoring` (history, and why each score)")
         print("Approvals: `aims approvals` (the gates the assessments raised); `aims approvals show ID`")
+        print("Incidents:  `aims incidents` (stage, Art. 73 clock, time left); `aims incidents show ID`")
         ok = len(runs) == expected and all(r.state == "Completed" for r in runs)
         code = 0 if ok else 1
         if stack is not None and not exit_after:

@@ -23,6 +23,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -422,6 +423,12 @@ class Incidents(PolicyModel):
         description="The Jira status for each stage; transitions are named after their target status,"
         " as Jira names them by default.",
     )
+
+    @field_validator("jira_statuses", mode="after")
+    @classmethod
+    def _complete_statuses(cls, given: Mapping[IncidentStage, str]) -> dict[IncidentStage, str]:
+        # Name only the statuses your workflow calls differently; the others keep their defaults.
+        return {**_default_jira_statuses(), **given}
 
     @model_validator(mode="after")
     def _statuses_distinct(self) -> Incidents:

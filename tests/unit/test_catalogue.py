@@ -62,6 +62,8 @@ RECORD_TYPES = [
     "impact_assessment",
     "approval",
     "incident",
+    "incident_update",
+    "incident_notice",
     "nonconformity",
     "corrective_action",
     "management_review",

@@ -161,6 +161,24 @@ def test_anchors_and_merge_keys_are_allowed(tmp_path: Path) -> None:
 Case = tuple[Callable[[str], str], str, str, str]
 CASES: dict[str, Case] = {
     # name: (break the minimal policy, expected field, a fragment of the line it points at, message)
+    "incident responders name an unknown group": (
+        lambda t: t + "  responders: [risk-office, legal]\n",
+        "incidents.responders[1]",
+        "responders: [risk-office, legal]",
+        "no approver group 'legal'",
+    ),
+    "two incident stages share a Jira status": (
+        lambda t: t + "  jira_statuses:\n    closed: Contained\n",
+        "incidents.jira_statuses.closed",
+        "closed: Contained",
+        "is contained's status too",
+    ),
+    "serious_from is a severity": (
+        lambda t: t + "  serious_from: grave\n",
+        "incidents.serious_from",
+        "serious_from: grave",
+        "'low', 'medium', 'high' or 'critical'",
+    ),
     "wrong type": (
         lambda t: edit(t, "quorum: 1", "quorum: many"),
         "approvals.high.quorum",
