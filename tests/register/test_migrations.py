@@ -61,3 +61,34 @@ def test_ensure_schema_migrates_only_when_behind(blank: Register) -> None:
     assert blank.revision() == "0007"
     blank.ensure_schema()
     assert blank.revision() == "0007"
+
+
+def test_rows_logged_before_a_migration_added_fields_still_verify(blank: Register) -> None:
+    """0006 gave approvals `escalated_to` (default []), 0007 gave incidents their tracking fields: rows
+    written and logged before stay verifiable, and a later edit behind the register's back is caught."""
+    from sqlalchemy import insert, update
+
+    from connectors.register.tables import entity_for
+
+    blank.migrate("0005")
+    old = {"approval": sample(r.Approval), "incident": sample(r.Incident)}
+    added = {"approval": {"slack_channel", "slack_ts", "jira_issue", "escalated_to"}}
+    added["incident"] = set(r.Incident.model_fields) - {
+        "id", "system", "title", "description", "category", "severity", "occurred_at", "detected_at",
+        "reported_by", "status", "serious", "criteria", "reporting_due_at", "deadline_basis",
+        "authority_reference", "closed_at",
+    }  # fmt: skip
+    with blank.unit_of_work("before-0006") as uow:
+        for name, record in old.items():
+            entity = entity_for(type(record))
+            row = {k: v for k, v in record.model_dump().items() if k not in added[name]}
+            uow.conn.execute(insert(entity.table).values(**row))
+            logged = record.model_dump(mode="json", exclude=added[name])
+            uow.append_audit("insert", entity, record.id, None, logged)
+    blank.migrate()
+    assert blank.verify_audit().problem is None
+    incident = entity_for(r.Incident).table
+    with blank.engine.begin() as conn:
+        conn.execute(update(incident).values(jira_issue="AIINC-666"))
+    problem = blank.verify_audit().problem
+    assert problem is not None and problem.kind == "row altered" and "incident" in problem.detail
