@@ -256,6 +256,34 @@ class SessionStack:
         with self.router(names, outbox=True) as running:
             yield running
 
+    @contextmanager
+    def gateway(self, name: str) -> Iterator[str]:
+        """`aims gateway` as its own process on a free port, with the Jira fake's webhook on it; its URL."""
+        import httpx
+
+        from events.gateway import status_path
+
+        status = status_path(self.state)
+        status.unlink(missing_ok=True)
+        proc = ManagedProcess(
+            name,
+            [sys.executable, "-m", "aims", "gateway", "--port", "0"],
+            self.state / "logs" / f"{name}.log",
+            self.env(AIMS_STATE_DIR=str(self.state)),
+        )
+        proc.start()
+        try:
+            wait_until(status.exists, 60, name, proc)
+            url = "http://127.0.0.1:{port}".format(**json.loads(status.read_text()))
+            assert httpx.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
+            if self.jira is not None:
+                self.jira.set_webhook(f"{url}/jira/webhook", JIRA_WEBHOOK_SECRET)
+            yield url
+        finally:
+            if self.jira is not None:
+                self.jira.set_webhook(None)
+            proc.stop()
+
     def start_group_at_end(self, group: str, topic: str) -> None:
         """Commit the topic's end offsets for `group`: a router in it then sees only later events
         (for tests that route the topic the flows publish to, which earlier tests filled)."""

@@ -10,7 +10,6 @@ the Prefect API the UI uses, and the router resumes the run.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,14 +21,13 @@ import pytest
 
 from aims.policy_file import load_policy
 from events.producer import EventPublisher
-from infra.processes import ManagedProcess, wait_until
 from schemas.events import ApprovalRequestedEvent
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 from tests.fakes.slack_signing import signed_interaction_request
-from tests.support import JIRA_WEBHOOK_SECRET, SLACK_SIGNING_SECRET, SessionStack, poll
+from tests.support import SLACK_SIGNING_SECRET, SessionStack, poll
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
@@ -46,28 +44,8 @@ def router(stack: SessionStack) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def gateway(stack: SessionStack) -> Iterator[str]:
-    """`aims gateway` as its own process, on a free port; the Jira fake's webhook points at it."""
-    from events.gateway import status_path
-
-    status = status_path(stack.state)
-    status.unlink(missing_ok=True)
-    proc = ManagedProcess(
-        "gateway",
-        [sys.executable, "-m", "aims", "gateway", "--port", "0"],
-        stack.state / "logs" / "gateway.log",
-        stack.env(AIMS_STATE_DIR=str(stack.state)),
-    )
-    proc.start()
-    try:
-        wait_until(status.exists, 60, "gateway", proc)
-        url = "http://127.0.0.1:{port}".format(**json.loads(status.read_text()))
-        assert httpx.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
-        assert jira(stack) is not None
-        jira(stack).set_webhook(f"{url}/jira/webhook", JIRA_WEBHOOK_SECRET)
+    with stack.gateway("gateway") as url:
         yield url
-    finally:
-        jira(stack).set_webhook(None)
-        proc.stop()
 
 
 def slack(stack: SessionStack) -> SlackFake:

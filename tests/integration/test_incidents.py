@@ -10,7 +10,6 @@ alert and the Jira issue. watch-incident-clocks is run with `as_of` to look from
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,14 +19,13 @@ import httpx
 import pytest
 
 from events.producer import EventPublisher
-from infra.processes import ManagedProcess, wait_until
 from schemas.events import IncidentReportedEvent
 from schemas.records import Incident, IncidentNotice, IncidentUpdate
 from schemas.settings import AimsSettings
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 from tests.fakes.slack_signing import signed_interaction_request
-from tests.support import JIRA_WEBHOOK_SECRET, SLACK_SIGNING_SECRET, SessionStack, poll
+from tests.support import SLACK_SIGNING_SECRET, SessionStack, poll
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
@@ -43,25 +41,8 @@ def router(stack: SessionStack) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def gateway(stack: SessionStack) -> Iterator[str]:
-    from events.gateway import status_path
-
-    status = status_path(stack.state)
-    status.unlink(missing_ok=True)
-    proc = ManagedProcess(
-        "gateway-incidents",
-        [sys.executable, "-m", "aims", "gateway", "--port", "0"],
-        stack.state / "logs" / "gateway-incidents.log",
-        stack.env(AIMS_STATE_DIR=str(stack.state)),
-    )
-    proc.start()
-    try:
-        wait_until(status.exists, 60, "gateway", proc)
-        url = "http://127.0.0.1:{port}".format(**json.loads(status.read_text()))
-        jira(stack).set_webhook(f"{url}/jira/webhook", JIRA_WEBHOOK_SECRET)
+    with stack.gateway("gateway-incidents") as url:
         yield url
-    finally:
-        jira(stack).set_webhook(None)
-        proc.stop()
 
 
 def slack(stack: SessionStack) -> SlackFake:

@@ -348,3 +348,51 @@ def test_an_unknown_channel_is_a_programming_error_not_a_record(register: Regist
     update = Update(INC, IncidentUpdateKind.contain, TOM, "email", at(1))
     with pytest.raises(ValueError, match="unknown channel 'email'"):
         submit(register, POLICY, update, TOPIC)
+
+
+# -- the extraordinary review an incident calls (handle-incident's rule, on the register) --------
+
+
+def _repeat(register: Register, n: int, days: float, severity: Severity = Severity.high) -> Incident:
+    incident = Incident(
+        id=f"urn:aims:test#repeat-{n}",
+        system="credit-scoring",
+        title="Scores out of range",
+        category=IncidentCategory.performance,
+        severity=severity,
+        occurred_at=T0 + timedelta(days=days),
+        detected_at=T0 + timedelta(days=days),
+        reported_by="monitor",
+    )
+    with register.unit_of_work("test") as uow:
+        uow.incidents.add(incident)
+    return incident
+
+
+def _called(register: Register, incident: Incident) -> str | None:
+    from flows.handle_incident import _review
+
+    with register.unit_of_work("test") as uow:
+        review = _review(uow, incident, POLICY, incident.detected_at)
+        if review is None:
+            return None
+        uow.reviews.add_if_absent(review)
+        return review.id
+
+
+def test_a_serious_incident_calls_one_review_and_repeated_ones_one_per_window(register: Register) -> None:
+    with register.reader() as uow:
+        serious = uow.incidents.one(INC)
+    assert _called(register, serious) == f"extraordinary:serious:{INC}"
+    # The policy: 3 incidents of severity high or above within 30 days. The serious one counts too.
+    assert _called(register, _repeat(register, 1, 1, Severity.medium)) is None  # below min_severity
+    assert _called(register, _repeat(register, 2, 2)) is None  # two of three
+    third = _repeat(register, 3, 3)
+    assert _called(register, third) == f"extraordinary:repeated:{third.id}"
+    # More within the window: the review is called already.
+    assert _called(register, _repeat(register, 4, 10)) is None
+    # Past the window, three fresh ones call the next review.
+    assert _called(register, _repeat(register, 5, 60)) is None
+    assert _called(register, _repeat(register, 6, 61)) is None
+    later = _repeat(register, 7, 62)
+    assert _called(register, later) == f"extraordinary:repeated:{later.id}"
