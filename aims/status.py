@@ -126,7 +126,11 @@ def _gateway_line(g: dict[str, Any]) -> str:
     if not g.get("reachable"):
         return f"Gateway   DOWN  {g['url']}"
     channels = ", ".join(n for n in ("slack", "jira") if g.get(n)) or "no Slack or Jira configured"
-    return f"Gateway   up    {g['url']}   {g.get('pending_approvals', 0)} approvals pending; {channels}"
+    work = (
+        f"{g.get('pending_approvals', 0)} approvals pending; {g.get('open_incidents', 0)} incidents open"
+        f" ({g.get('art73_clocks_running', 0)} Art. 73 clocks running)"
+    )
+    return f"Gateway   up    {g['url']}   {work}; {channels}"
 
 
 def render(status: dict[str, Any]) -> str:

@@ -414,7 +414,14 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
         def check() -> dict[str, Any]:
             with desk.register.reader() as uow:
                 pending = uow.approvals.count(status="pending")
-            return {"status": "ok", "pending_approvals": pending}
+                open_incidents = uow.incidents.count(closed_at=None)
+                clocks = uow.incidents.count(serious=True, reported_to_authority_at=None, closed_at=None)
+            return {
+                "status": "ok",
+                "pending_approvals": pending,
+                "open_incidents": open_incidents,
+                "art73_clocks_running": clocks,
+            }
 
         try:
             state = await run_in_threadpool(check)

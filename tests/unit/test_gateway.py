@@ -149,6 +149,8 @@ def test_healthz(client: tuple[TestClient, list[str]]) -> None:
     assert http.get("/healthz").json() == {
         "status": "ok",
         "pending_approvals": 1,
+        "open_incidents": 0,
+        "art73_clocks_running": 0,
         "slack": False,
         "jira": False,
     }
