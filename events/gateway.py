@@ -229,7 +229,7 @@ class DecisionDesk:
         outcome = Outcome(200, {"status": result.status})
         if payload.response_url and self.chat is not None:
             chat, url = self.chat, payload.response_url
-            text = _answer(result)
+            text = _answer(result, f"your {result.message}")
             outcome.later.append(lambda: chat.respond(url, text))
         return self._sending(result.keys, outcome)
 
@@ -248,7 +248,7 @@ class DecisionDesk:
         outcome = Outcome(200, {"status": result.status})
         if payload.response_url and self.chat is not None:
             chat, url = self.chat, payload.response_url
-            text = _incident_answer(result)
+            text = _answer(result, result.message)
             outcome.later.append(lambda: chat.respond(url, text))
         return self._sending(result.keys, outcome)
 
@@ -336,17 +336,10 @@ class DecisionDesk:
         return outcome
 
 
-def _incident_answer(result: Result) -> str:
+def _answer(result: Submission | Result, accepted: str) -> str:
+    """The clicker's ephemeral reply; `accepted` says what was recorded."""
     if result.status == "accepted":
-        return f"Recorded: {result.message}."
-    if result.status == "duplicate":
-        return "Already recorded; nothing changed."
-    return f"Not recorded: {result.message}."
-
-
-def _answer(result: Submission) -> str:
-    if result.status == "accepted":
-        return f"Recorded: your {result.message}."
+        return f"Recorded: {accepted}."
     if result.status == "duplicate":
         return "Already recorded; nothing changed."
     return f"Not recorded: {result.message}."

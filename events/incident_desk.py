@@ -8,6 +8,7 @@ back to the status it came from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
     from connectors.register.store import Register
     from schemas.policy import Policy
+
+log = logging.getLogger("aims.gateway")
 
 # The stage a person moved the Jira issue to → the update it records (the comment is its detail).
 JIRA_MOVES = {
@@ -119,10 +122,8 @@ class IncidentDesk:
         return handled
 
     def _submit(self, update: Update, refusal_id: str) -> Result:
-        import logging
-
         result = submit(self.register, self.policy(), update, self.topic, refusal_id)
-        logging.getLogger("aims.gateway").info(
+        log.info(
             "%s %s of incident %s by %s via %s: %s",
             result.status,
             update.kind.value,

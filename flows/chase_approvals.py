@@ -27,8 +27,8 @@ from prefect import flow, get_run_logger, task
 from flows.approval_messages import escalation_text, reminder_text, request_blocks, title
 from flows.approval_rules import DEADLINE, Attempt
 from flows.decisions import requested_event, submit
-from flows.evidence import actor, register, send_outbox
-from flows.request_approval import chat, load_policy, notice_id, slack_messages, tracker
+from flows.evidence import actor, chat, load_policy, register, send_outbox, tracker
+from flows.request_approval import notice_id, slack_messages
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice

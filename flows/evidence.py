@@ -17,7 +17,10 @@ from schemas.records import EvidenceRecord, Record
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
+    from connectors.jira_issues import IssueTracker
     from connectors.register.store import Register
+    from connectors.slack import Chat
+    from schemas.policy import Policy
 
 
 @functools.cache
@@ -26,6 +29,27 @@ def register() -> Register:
     from connectors.register import open_register
 
     return open_register(load_settings())
+
+
+def load_policy() -> Policy:
+    """The AIMS policy the flows apply; a missing file is an error that says where to put one."""
+    from flows.reassess_risk import load_risk_policy
+
+    return load_risk_policy()
+
+
+def chat() -> Chat | None:
+    """Slack as configured, or None when no bot token is set (Slack is then not used)."""
+    from connectors.slack import slack_from_settings
+
+    return slack_from_settings(load_settings())
+
+
+def tracker() -> IssueTracker | None:
+    """Jira as configured, or None when no site is set (Jira is then not used)."""
+    from connectors.jira_issues import jira_from_settings
+
+    return jira_from_settings(load_settings())
 
 
 def run_id() -> str | None:

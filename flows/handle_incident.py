@@ -15,13 +15,22 @@ finds it there, and the alert and the issue are found again before anything is p
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.evidence import actor, evidence_record, publish_summary, reassessment_request, register, run_id
+from flows.evidence import (
+    actor,
+    chat,
+    evidence_record,
+    load_policy,
+    publish_summary,
+    reassessment_request,
+    register,
+    run_id,
+    tracker,
+)
 from flows.evidence import send_outbox as send_events
 from flows.incident_rules import Triage, review_reason, triage
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
@@ -36,13 +45,6 @@ if TYPE_CHECKING:
 FLOW = "handle-incident"
 CONTROLS = ["A.3.3", "A.6.2.8", "A.8.3", "A.8.4", "10.2"]
 SOURCE = "urn:aims:handle-incident"
-log = logging.getLogger("aims.incidents")
-
-
-def load_policy() -> Policy:
-    from flows.reassess_risk import load_risk_policy
-
-    return load_risk_policy()
 
 
 def reassessment_for(event: IncidentReportedEvent) -> RiskReassessmentRequestedEvent:
@@ -171,7 +173,6 @@ def _outcome(incident: Incident, event: IncidentReportedEvent, found: Triage) ->
 def open_issue(incident_id: str) -> str | None:
     """The Jira incident issue, found again by its label before any create; moved to Triaged."""
     from flows.incident_messages import issue_description, issue_summary, jira_label
-    from flows.request_approval import tracker
     from schemas.policy import IncidentStage
 
     issues = tracker()
@@ -205,7 +206,6 @@ def alert_channel(incident_id: str) -> str | None:
     from flows.incident_messages import alert_blocks, alert_text
     from flows.incident_rules import stage_of
     from flows.incident_updates import load_state
-    from flows.request_approval import chat
 
     slack = chat()
     if slack is None:

@@ -33,40 +33,21 @@ from flows.approval_messages import (
 )
 from flows.approval_rules import Attempt, Tally, authority, tally
 from flows.decisions import attempt_key, submit
-from flows.evidence import actor, evidence_record, register, run_id, send_outbox
+from flows.evidence import actor, chat, evidence_record, load_policy, register, run_id, send_outbox, tracker
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalOutcome, DecisionChannel, DecisionInput
 from schemas.records import Approval, ApprovalDecision, ApprovalNotice
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
-    from connectors.jira_issues import IssueTracker
     from connectors.register.store import UnitOfWork
-    from connectors.slack import Chat, MessageRef
+    from connectors.slack import MessageRef
     from schemas.policy import Policy
 
 FLOW = "request-approval"
 CONTROLS = ["5.3", "6.1.3", "8.3", "A.3.2", "A.6.2.5"]
 SOURCE = "urn:aims:request-approval"
 log = logging.getLogger("aims.approvals")
-
-
-def load_policy() -> Policy:
-    from flows.reassess_risk import load_risk_policy
-
-    return load_risk_policy()
-
-
-def chat() -> Chat | None:
-    from connectors.slack import slack_from_settings
-
-    return slack_from_settings(load_settings())
-
-
-def tracker() -> IssueTracker | None:
-    from connectors.jira_issues import jira_from_settings
-
-    return jira_from_settings(load_settings())
 
 
 def notice_id(approval_id: str, kind: str, step: str = "") -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.evidence import actor, evidence_record, register
+from flows.evidence import actor, chat, evidence_record, load_policy, register, tracker
 from flows.incident_messages import alert_blocks, alert_text, update_line
 from flows.incident_rules import State, notice_id, stage_of
 from flows.incident_updates import load_state
@@ -40,7 +40,7 @@ def _state(incident_id: str) -> State:
     return state
 
 
-def _sent(incident_id: str, key: str) -> bool:
+def _sent(key: str) -> bool:
     with register().reader() as uow:
         return uow.incident_notices.get(key) is not None
 
@@ -55,7 +55,6 @@ def _mark(incident_id: str, key: str, kind: str, step: str, recipients: list[str
 @task(name="refresh-slack-alert", retries=3, retry_delay_seconds=[2, 10, 30])
 def refresh_slack(event: IncidentUpdatedEvent) -> str:
     from connectors.slack import MessageRef
-    from flows.request_approval import chat
 
     slack = chat()
     data = event.data
@@ -69,7 +68,7 @@ def refresh_slack(event: IncidentUpdatedEvent) -> str:
     ref = MessageRef(incident.slack_channel, incident.slack_ts)
     slack.update(ref, alert_text(incident, stage_of(state)), alert_blocks(state, datetime.now(UTC)))
     key = notice_id(incident.id, "update-slack", data.update_id)
-    if not _sent(incident.id, key):
+    if not _sent(key):
         line = update_line(data.kind.value, data.by, data.channel.value, data.detail, data.action_id)
         slack.post(ref.channel, line, thread_ts=ref.ts)
         _mark(incident.id, key, "update-slack", data.update_id, [ref.channel, ref.ts])
@@ -89,8 +88,6 @@ def _behind(status: str, stage: IncidentStage, statuses: Mapping[IncidentStage, 
 
 @task(name="move-jira-issue", retries=3, retry_delay_seconds=[2, 10, 30])
 def move_issue(event: IncidentUpdatedEvent) -> str:
-    from flows.handle_incident import load_policy
-    from flows.request_approval import tracker
 
     issues = tracker()
     data = event.data
@@ -101,7 +98,7 @@ def move_issue(event: IncidentUpdatedEvent) -> str:
     if not incident.jira_issue:
         return "no issue yet"
     key = notice_id(incident.id, "update-jira", data.update_id)
-    if _sent(incident.id, key):
+    if _sent(key):
         return "already told"
     line = update_line(data.kind.value, data.by, data.channel.value, data.detail, data.action_id)
     statuses = load_policy().incidents.jira_statuses

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.evidence import actor, register
+from flows.evidence import actor, chat, load_policy, register, tracker
 from flows.incident_messages import clock_text
 from flows.incident_rules import ClockDue, clock_open, clock_plan, format_left, notice_id, time_left
 from schemas.records import Incident, IncidentNotice
@@ -26,8 +26,6 @@ SCHEDULE = "*/15 * * * *"
 
 
 def _tell(incident: Incident, due: ClockDue, now: datetime) -> list[str]:
-    from flows.request_approval import chat, tracker
-
     text = clock_text(incident, now, overdue=due.kind == "clock-overdue")
     sent: list[str] = []
     slack, issues = chat(), tracker()
@@ -35,8 +33,6 @@ def _tell(incident: Incident, due: ClockDue, now: datetime) -> list[str]:
         slack.post(incident.slack_channel, text, thread_ts=incident.slack_ts)
         sent.append(f"slack:{incident.slack_channel}")
     elif slack is not None:
-        from flows.handle_incident import load_policy
-
         ref = slack.post(load_policy().incidents.slack_channel, text)
         sent.append(f"slack:{ref.channel}")
     if issues is not None and incident.jira_issue:
@@ -63,8 +59,6 @@ def remind(incident: Incident, due: ClockDue, now: datetime) -> list[str]:
 def watch_incident_clocks(
     as_of: datetime | None = None, incidents: list[str] | None = None
 ) -> dict[str, Any]:
-    from flows.handle_incident import load_policy
-
     now = as_of or datetime.now(UTC)
     art73 = load_policy().regulatory.art73
     with register().reader() as uow:
