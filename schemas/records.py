@@ -349,29 +349,73 @@ class CorrectiveAction(Record):
 
 
 class ManagementReview(Record):
-    """A management review (9.3): its pack, results and state."""
+    """A management review (9.3): why and when it is held, its pack, and its state until results close it."""
 
-    id: str = Field(default_factory=new_id)
+    id: str = Field(
+        default_factory=new_id,
+        description="scheduled:<meeting date>, extraordinary:<trigger>:<ref>, or requested:<hash>.",
+    )
     kind: str = Field("scheduled", description="scheduled or extraordinary.")
     reason: str = ""
     period_start: AwareDatetime | None = None
     period_end: AwareDatetime | None = None
     meeting_at: AwareDatetime | None = None
-    status: str = Field("planned", description="planned, prepared, held or closed.")
+    status: str = Field("planned", description="requested, planned, prepared or closed.")
     pack: dict[str, Any] = Field(default_factory=dict, description="The 9.3.2 inputs as gathered.")
     pack_path: str | None = None
     results: list[dict[str, Any]] = Field(default_factory=list, description="Decisions (9.3.3).")
     created_at: AwareDatetime = Field(default_factory=utcnow)
+    trigger: str | None = Field(None, description="What asked for it: an incident, a person, an event.")
+    requested_by: str | None = None
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="The policy as it stood when the pack was prepared."
+    )
+    files: dict[str, str] = Field(default_factory=dict, description="markdown, html and ics paths.")
+    jira_issue: str | None = None
+    flow_run_id: str | None = Field(None, description="The hold-management-review run that prepared it.")
+    prepared_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
 
 
 class ReviewAction(Record):
-    id: str = Field(default_factory=new_id)
+    id: str = Field(default_factory=new_id, description="<review id>/A<n>.")
     review_id: str
     description: str
     owner: str
     due: date
     status: str = Field("open", description="open, done or dropped.")
     closed_at: AwareDatetime | None = None
+    recorded_by: str | None = None
+    recorded_at: AwareDatetime | None = None
+    closed_by: str | None = None
+
+
+class ReviewResult(Record):
+    """One attempt to record a review result (9.3.3), accepted or refused, from the CLI or Jira."""
+
+    id: str = Field(description="<review id>:<kind>:<hash> when accepted; refused-<hash> otherwise.")
+    review_id: str
+    kind: str = Field(description="decision, action, action-done, action-dropped or close.")
+    by: str
+    channel: str = Field(description="cli or jira.")
+    text: str = ""
+    owner: str | None = None
+    due: date | None = None
+    action_id: str | None = None
+    accepted: bool = True
+    refusal: str | None = None
+    at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class InterestedPartyNeed(Record):
+    """A need or expectation of an interested party (4.2), as recorded: an input to reviews (9.3.2 c)."""
+
+    id: str = Field(default_factory=new_id)
+    party: str = Field(min_length=1, description="Who: regulator, customers, staff, a supplier …")
+    need: str = Field(min_length=1)
+    change: str = Field("new", description="new, changed or withdrawn.")
+    recorded_by: str
+    recorded_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 # -- the event trail ------------------------------------------------------------------------------

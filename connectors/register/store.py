@@ -257,6 +257,8 @@ class UnitOfWork:
         self.corrective_actions = Repository(self, r.CorrectiveAction)
         self.reviews = Repository(self, r.ManagementReview)
         self.review_actions = Repository(self, r.ReviewAction)
+        self.review_results = Repository(self, r.ReviewResult)
+        self.party_needs = Repository(self, r.InterestedPartyNeed)
         self.events = Repository(self, r.EventReceived)
         self.evidence = Repository(self, r.EvidenceRecord)
         self.outbox = Repository(self, r.OutboxMessage)

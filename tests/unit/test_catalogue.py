@@ -204,6 +204,7 @@ def test_implementations_for() -> None:
     assert [i.name for i in catalogue.implementations_for("9.3.2")] == [
         "hold-management-review",
         "management_review",
+        "interested_party_need",
     ]
 
 
