@@ -391,9 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true", help="stop the stack when the runs are done")
     demo.add_argument("--timeout", type=float, default=300, help="seconds to wait for the runs")
 
-    from aims import iso_cli, register_cli
+    from aims import iso_cli, register_cli, review_cli
 
     register_cli.add_commands(add)
+    review_cli.add_commands(add)
     iso_cli.add_commands(add)
     return parser
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -73,11 +74,18 @@ class PrefectApi:
         response.raise_for_status()
         return {f["id"]: f["name"] for f in response.json()}
 
-    def flow_runs(self, flow_runs_filter: dict[str, Any], limit: int = 200) -> list[FlowRunView]:
+    def flow_runs(
+        self, flow_runs_filter: dict[str, Any], limit: int = 200, offset: int = 0
+    ) -> list[FlowRunView]:
         response = self.request(
             "POST",
             "/flow_runs/filter",
-            json={"flow_runs": flow_runs_filter, "limit": limit, "sort": "EXPECTED_START_TIME_DESC"},
+            json={
+                "flow_runs": flow_runs_filter,
+                "limit": limit,
+                "offset": offset,
+                "sort": "EXPECTED_START_TIME_DESC",
+            },
         )
         response.raise_for_status()
         runs = response.json()
@@ -104,6 +112,16 @@ class PrefectApi:
             # The API caps a page at 200; a key with more runs than 4 is a bug we want to see.
             runs += self.flow_runs({"idempotency_key": {"any_": part}}, limit=min(len(part) * 4, 200))
         return runs
+
+    def runs_between(self, start: datetime, end: datetime, page: int = 200) -> list[FlowRunView]:
+        """Every run expected to start in [start, end), however many: read page by page."""
+        window = {"expected_start_time": {"after_": start.isoformat(), "before_": end.isoformat()}}
+        runs: list[FlowRunView] = []
+        while True:
+            batch = self.flow_runs(window, limit=page, offset=len(runs))
+            runs += batch
+            if len(batch) < page:
+                return runs
 
     def recent_runs(self, limit: int = 50) -> list[FlowRunView]:
         return self.flow_runs({}, limit=limit)

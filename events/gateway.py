@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from events.incident_desk import IncidentDesk
+from events.review_desk import ReviewDesk
 from flows.approval_messages import APPROVE_ACTION, JIRA_REOPEN, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
 from flows.approval_rules import Attempt
 from flows.decisions import Submission, attempt_key, submit
@@ -187,6 +188,7 @@ class DecisionDesk:
         self.chat = chat
         self.tracker = tracker
         self.incidents = IncidentDesk(register, policy, topic, tracker)
+        self.reviews = ReviewDesk(register, policy, tracker)
         self._slack_people: dict[str, str] = {}
 
     def slack_person(self, user: SlackUser) -> str:
@@ -279,6 +281,16 @@ class DecisionDesk:
             if handled is not None:
                 outcome = Outcome(200, {"status": handled.result.status}, list(handled.later))
                 return self._sending(handled.result.keys, outcome)
+            reviewed = self.reviews.jira(
+                hook.issue.key,
+                moved[-1].toString or "",
+                moved[-1].fromString or "",
+                hook.user.emailAddress or hook.user.accountId,
+                hook.comment.body if hook.comment else "",
+                datetime.fromtimestamp(hook.timestamp / 1000, UTC) if hook.timestamp else datetime.now(UTC),
+            )
+            if reviewed is not None:
+                return Outcome(200, {"status": reviewed.status}, list(reviewed.later))
         moves = [
             c
             for c in hook.changelog.items

@@ -84,8 +84,9 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
     APPROVAL_DECIDED: (),
     # Recorded and checked before it is announced; the run shows it in Slack and Jira.
     INCIDENT_UPDATED: (Route(f"track-incident/{DEPLOYMENT}"),),
-    # Held by the register until management reviews are run by a flow of their own.
-    REVIEW_REQUESTED: (),
+    # Scheduled reviews come from the deployment's schedule; requested ones from here. The review id
+    # is the request's, so however often it is delivered one review is prepared.
+    REVIEW_REQUESTED: (Route(f"hold-management-review/{DEPLOYMENT}"),),
 }
 
 

@@ -27,6 +27,7 @@ def all_flows() -> list[Flow[..., Any]]:
     from flows.chase_approvals import chase_approvals
     from flows.check_data_quality import check_data_quality
     from flows.handle_incident import handle_incident
+    from flows.hold_management_review import hold_management_review
     from flows.onboard_model import onboard_model
     from flows.reassess_risk import reassess_risk
     from flows.request_approval import request_approval
@@ -44,6 +45,7 @@ def all_flows() -> list[Flow[..., Any]]:
         chase_approvals,
         track_incident,
         watch_incident_clocks,
+        hold_management_review,
     ]
 
 
@@ -54,17 +56,29 @@ def schedules() -> dict[str, str]:
     return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals, watch_incident_clocks)}
 
 
+def calendar_schedules() -> dict[str, Any]:
+    """Schedules that follow the policy's calendar rather than a cron: management reviews (9.3)."""
+    from flows.review_calendar import schedule
+
+    from flows.evidence import load_policy
+    from flows.hold_management_review import FLOW
+
+    return {FLOW: schedule(load_policy().management_review)}
+
+
 def deployments() -> list[RunnerDeployment]:
     crons = schedules()
+    calendar = calendar_schedules()
     # to_deployment is sync-or-async; called from sync code it returns the deployment itself.
     return [
         cast(
             "RunnerDeployment",
             f.to_deployment(
                 name=DEPLOYMENT,
-                tags=["aims", "scheduled" if f.name in crons else "event-driven"],
+                tags=["aims", "scheduled" if f.name in crons or f.name in calendar else "event-driven"],
                 description=f.description,
                 cron=crons.get(f.name),
+                schedules=[calendar[f.name]] if f.name in calendar else None,
             ),
         )
         for f in all_flows()

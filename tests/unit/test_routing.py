@@ -141,6 +141,20 @@ EVENTS: dict[str, AimsEvent] = {
             },
         }
     ),
+    REVIEW_REQUESTED: EVENT_CLASSES[REVIEW_REQUESTED].model_validate(
+        {
+            "specversion": "1.0",
+            "id": "extraordinary:serious:urn:support#77:requested",
+            "source": "urn:aims:handle-incident",
+            "data": {
+                "review_id": "extraordinary:serious:urn:support#77",
+                "reason": "serious incident urn:support#77",
+                "trigger": "incident:urn:support#77",
+                "requested_by": "flow:handle-incident",
+                "requested_at": "2025-03-01T11:00:00+01:00",
+            },
+        }
+    ),
 }
 
 ALL_ROUTES = [(event_type, route) for event_type, routes in ROUTES.items() for route in routes]
@@ -152,7 +166,7 @@ def test_every_event_type_is_in_the_table_and_only_outcomes_start_nothing() -> N
     assert set(ROUTES) == set(EVENT_CLASSES)
     record_only = {t for t in EVENT_CLASSES if not routes_for(t)}
     # Review requests wait in the register for the management-review flow (issue 8).
-    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED, REVIEW_REQUESTED}
+    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED}
     assert set(EVENTS) == set(EVENT_CLASSES) - record_only
 
 

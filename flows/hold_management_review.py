@@ -1,0 +1,293 @@
+"""hold-management-review: prepare a management review (9.3) and invite top management to it.
+
+Two ways in, one review each:
+- the deployment's schedule, derived from the policy's cadence, runs `lead_time_days` before each
+  ordinary meeting; the review is `scheduled:<meeting date>`;
+- a review request (a serious or repeated incident, `aims review request`, any review-requested
+  event) names its review; its meeting is `extraordinary.notice_days` after the request.
+
+A review that is already prepared is not prepared again, so a redelivered request or a rerun
+schedules nothing twice. Preparing gathers the pack for the period since the last review from the
+register and the Prefect run history, writes it as Markdown, HTML and an .ics invitation in the state
+folder, publishes it as an artifact, opens (or finds) the Jira issue with the agenda and the pack,
+and sends each attendee a Slack message. The review then stays open until its results are recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow, get_run_logger, runtime, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, tracker
+from flows.review_results import COMMENT_HELP
+from schemas.events import ReviewRequestedEvent
+from schemas.records import ManagementReview
+from schemas.settings import load_settings
+
+if TYPE_CHECKING:
+    from flows.review_pack import RunHistory
+    from schemas.policy import Policy
+    from schemas.review_pack import ReviewPack
+
+FLOW = "hold-management-review"
+CONTROLS = ["9.3", "9.3.1", "9.3.2", "9.3.3", "A.2.4"]
+# Jira refuses descriptions beyond 32 767 characters; the full pack is in the state folder anyway.
+JIRA_DESCRIPTION_LIMIT = 30_000
+
+
+def scheduled_id(meeting_at: datetime) -> str:
+    return f"scheduled:{meeting_at.date().isoformat()}"
+
+
+def jira_label(review_id: str) -> str:
+    # Labels allow no spaces; a hash keeps them short and lets a rerun find the issue it opened.
+    return "aims-review-" + hashlib.sha256(review_id.encode()).hexdigest()[:12]
+
+
+def folder_name(review_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", review_id).strip("_")[:120] or "review"
+
+
+def requested_review(event: ReviewRequestedEvent) -> ManagementReview:
+    data = event.data
+    return ManagementReview(
+        id=data.review_id,
+        kind="extraordinary",
+        reason=data.reason,
+        status="requested",
+        trigger=data.trigger,
+        requested_by=data.requested_by,
+        created_at=data.requested_at,
+    )
+
+
+def _review_for(policy: Policy, event: ReviewRequestedEvent | None, as_of: datetime) -> ManagementReview:
+    """The review this run prepares: the requested one, or the next ordinary one."""
+    from flows.review_calendar import extraordinary_meeting, meeting_for
+
+    settings = policy.management_review
+    with register().unit_of_work(actor(FLOW)) as uow:
+        if event is not None:
+            review = uow.reviews.get(event.data.review_id)
+            if review is None:
+                # A review-requested event from elsewhere names a review the register has not seen.
+                review = requested_review(event)
+                uow.reviews.add(review)
+            if review.meeting_at is None:
+                meeting = extraordinary_meeting(settings, review.created_at)
+                review = uow.reviews.update(review.id, meeting_at=meeting)
+            return review
+        meeting = meeting_for(settings, as_of)
+        review = ManagementReview(
+            id=scheduled_id(meeting),
+            kind="scheduled",
+            reason=f"{settings.cadence} management review",
+            meeting_at=meeting,
+            status="planned",
+        )
+        uow.reviews.add_if_absent(review)
+        return uow.reviews.one(review.id)
+
+
+def _run_history(start: datetime, end: datetime) -> RunHistory:
+    from prefect.settings import get_current_settings
+
+    from connectors.prefect_api import PrefectApi
+    from flows.review_pack import RunHistory
+
+    url = load_settings().prefect_api_url or get_current_settings().api.url
+    if not url:
+        return RunHistory(error="no Prefect API URL is set (PREFECT_API_URL)")
+    api = PrefectApi(url)
+    try:
+        return RunHistory(runs=api.runs_between(start, end))
+    except Exception as exc:  # noqa: BLE001 - the pack states the failure instead of failing the review
+        return RunHistory(error=f"{type(exc).__name__}: {exc}")
+    finally:
+        api.close()
+
+
+@task(name="gather-review-pack")
+def gather_pack(review: ManagementReview, as_of: datetime) -> tuple[ReviewPack, dict[str, Any]]:
+    from flows.review_pack import Period, gather, previous_review
+
+    policy = load_policy()
+    months = policy.management_review.cadence.months
+    store = register()
+    with store.reader() as uow:
+        previous = previous_review(uow, review)
+    start = (
+        previous.period_end
+        if previous and previous.period_end
+        else as_of - timedelta(days=round(months * 30.44))
+    )
+    period = Period(start=start, end=as_of)
+    runs = _run_history(period.start, period.end)
+    audit = store.verify_audit()
+    assert review.meeting_at is not None
+    with store.reader() as uow:
+        pack = gather(
+            uow,
+            policy,
+            review,
+            period=period,
+            meeting_at=review.meeting_at,
+            now=as_of,
+            runs=runs,
+            audit=audit,
+        )
+    return pack, policy.model_dump(mode="json")
+
+
+@task(name="write-review-files")
+def write_files(pack: ReviewPack, policy: Policy) -> dict[str, str]:
+    from flows.review_calendar import invitation
+    from flows.review_render import html, markdown
+
+    folder = load_settings().state_path / "reviews" / folder_name(pack.review_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    attendees = policy.management_review.attendees
+    chair = attendees[0]
+    ics = invitation(
+        uid=f"{pack.review_id}@aims",
+        summary=_title(pack),
+        description="\n".join(pack.agenda),
+        start=pack.meeting_at,
+        minutes=policy.management_review.meeting.duration_minutes,
+        organizer=(chair.name, chair.email),
+        attendees=[(a.name, a.email, a.role) for a in attendees],
+        stamp=pack.generated_at,
+    )
+    files = {"markdown": folder / "pack.md", "html": folder / "pack.html", "ics": folder / "invite.ics"}
+    _write(files["markdown"], markdown(pack).encode())
+    _write(files["html"], html(pack).encode())
+    _write(files["ics"], ics)
+    return {kind: str(path) for kind, path in files.items()}
+
+
+def _write(path: Path, content: bytes) -> None:
+    # Written aside and renamed, so a reader never sees half a pack.
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_bytes(content)
+    partial.replace(path)
+
+
+def _title(pack: ReviewPack) -> str:
+    kind = "Extraordinary management review" if pack.kind == "extraordinary" else "Management review"
+    return f"{kind} {pack.meeting_at.date().isoformat()} (ISO/IEC 42001 9.3)"
+
+
+def _description(pack: ReviewPack, files: dict[str, str], pack_markdown: str) -> str:
+    head = "\n".join(
+        [
+            f"Meeting: {pack.meeting_at.isoformat()}",
+            f"Reason: {pack.reason}",
+            "",
+            "Agenda:",
+            *(f"{n}. {item}" for n, item in enumerate(pack.agenda, start=1)),
+            "",
+            f"Review pack: {files['html']} (Markdown {files['markdown']}, invitation {files['ics']})",
+            "",
+            "Results (9.3.3): " + COMMENT_HELP,
+            "",
+        ]
+    )
+    room = JIRA_DESCRIPTION_LIMIT - len(head) - 200
+    body = (
+        pack_markdown
+        if len(pack_markdown) <= room
+        else pack_markdown[:room] + "\n\n… (cut: the full pack is in the file above)"
+    )
+    return head + "\n" + body
+
+
+@task(name="open-review-issue", retries=2, retry_delay_seconds=[5, 30])
+def open_issue(pack: ReviewPack, policy: Policy, files: dict[str, str]) -> str | None:
+    issues = tracker()
+    if issues is None:
+        return None
+    label = jira_label(pack.review_id)
+    found = issues.find(label)
+    if found is not None:
+        return found
+    project = policy.management_review.jira_project or policy.incidents.jira_project
+    markdown = Path(files["markdown"]).read_text()
+    return issues.create(project, _title(pack), _description(pack, files, markdown), [label, "aims-review"])
+
+
+@task(name="invite-attendees", retries=2, retry_delay_seconds=[5, 30])
+def invite(pack: ReviewPack, policy: Policy, files: dict[str, str], issue: str | None) -> list[str]:
+    slack = chat()
+    if slack is None:
+        return []
+    text = (
+        f"{_title(pack)} on {pack.meeting_at.strftime('%Y-%m-%d %H:%M UTC')}. Reason: {pack.reason}. "
+        f"The review pack is ready: {files['html']}"
+        + (f"; agenda and results in Jira {issue}" if issue else "")
+        + f". Invitation: {files['ics']}"
+    )
+    sent: list[str] = []
+    for attendee in policy.management_review.attendees:
+        if slack.post_to_person(attendee.email, text) is not None:
+            sent.append(attendee.email)
+    return sent
+
+
+@flow(name=FLOW, description="Prepare a management review: pack, agenda, invitations; track its results.")
+def hold_management_review(
+    event: ReviewRequestedEvent | None = None, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """Prepare the review a request names, or the next ordinary one (a scheduled run has no event)."""
+    logger = get_run_logger()
+    scheduled = runtime.flow_run.scheduled_start_time
+    now = as_of or (scheduled if event is None and scheduled is not None else None) or datetime.now(UTC)
+    now = now.astimezone(UTC)
+    policy = load_policy()
+    review = _review_for(policy, event, now)
+    if review.prepared_at is not None:
+        logger.info("review %s was prepared at %s: nothing to do", review.id, review.prepared_at)
+        return {"review": review.id, "status": review.status, "prepared": False}
+    pack, policy_snapshot = gather_pack(review, now)
+    files = write_files(pack, policy)
+    markdown = Path(files["markdown"]).read_text()
+    create_markdown_artifact(key=artifact_key(FLOW, review.id), markdown=markdown, description=_title(pack))
+    issue = open_issue(pack, policy, files)
+    with register().unit_of_work(actor(FLOW)) as uow:
+        uow.reviews.update(
+            review.id,
+            status="prepared",
+            period_start=pack.period_start,
+            period_end=pack.period_end,
+            pack=pack.model_dump(mode="json"),
+            pack_path=files["html"],
+            files=files,
+            policy=policy_snapshot,
+            jira_issue=issue,
+            flow_run_id=run_id(),
+            prepared_at=now,
+        )
+    # After the commit: a retried run then finds the review prepared and invites nobody twice.
+    invited = invite(pack, policy, files, issue)
+    missing = {s.key: s.missing for s in pack.sections if s.missing}
+    logger.info(
+        "review %s prepared for %s; %d section(s) state missing data",
+        review.id,
+        pack.meeting_at,
+        len(missing),
+    )
+    return {
+        "review": review.id,
+        "status": "prepared",
+        "prepared": True,
+        "meeting_at": pack.meeting_at.isoformat(),
+        "files": files,
+        "jira_issue": issue,
+        "invited": invited,
+        "missing": missing,
+    }
