@@ -116,8 +116,14 @@ def follow_on_keys(event: AimsEvent) -> list[str]:
         return [onboard_model.reassessment_for(event).dedup_key]
     if isinstance(event, IncidentReportedEvent):
         from flows import handle_incident
+        from flows.evidence import load_policy
+        from flows.incident_rules import triage
 
-        return [handle_incident.reassessment_for(event).dedup_key]
+        keys = [handle_incident.reassessment_for(event).dedup_key]
+        # A serious incident calls an extraordinary management review: its pack is prepared at once.
+        if triage(event.data, load_policy()).serious:
+            keys.append(handle_incident.serious_review_key(event))
+        return keys
     return []
 
 
@@ -273,6 +279,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print("Risks:      `aims risks show credit-scoring` (history, and why each score)")
         print("Approvals: `aims approvals` (the gates the assessments raised); `aims approvals show ID`")
         print("Incidents:  `aims incidents` (stage, Art. 73 clock, time left); `aims incidents show ID`")
+        print("Reviews:    `aims review` (the review the incident called, its pack in the state folder)")
         ok = len(runs) == expected and all(r.state == "Completed" for r in runs)
         code = 0 if ok else 1
         if stack is not None and not exit_after:

@@ -190,7 +190,11 @@ def cmd_review_result(args: argparse.Namespace) -> int:
         due = _iso_date(args.due, "--due")
     elif kind in (ResultKind.action_done, ResultKind.action_dropped):
         action = _arg(Name, args.action, "ACTION")
-    review = _review(settings, args.id)
+        if "/A" not in action:
+            raise CliError(
+                f"invalid ACTION {action!r}: an action id is REVIEW/A<n>; `aims review show REVIEW` lists it"
+            )
+    review = _review(settings, action.rpartition("/")[0] if action else args.id)
     policy = _policy(settings, "check who may record review results")
     result = Result(review.id, kind, by, "cli", text=text, owner=owner, due=due, action_id=action)
     try:
@@ -260,14 +264,15 @@ def add_commands(add: AddCommand) -> None:
     request.add_argument("--by", metavar="NAME", help="who asks (default: login)")
     request.set_defaults(handler=cmd_review_request)
 
-    def result(name: str, kind: str, help_text: str) -> argparse.ArgumentParser:
+    def result(name: str, kind: str, help_text: str, review: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=help_text,
             description=f"{help_text[0].upper()}{help_text[1:]}. Attendees of management reviews only "
             "(the policy's `management_review.attendees`); a refusal is recorded and says why.",
         )
-        p.add_argument("id", metavar="REVIEW")
+        if review:
+            p.add_argument("id", metavar="REVIEW")
         p.add_argument("--by", metavar="EMAIL", help="who, as the policy lists them (default: login)")
         p.set_defaults(handler=cmd_review_result, kind=kind)
         return p
@@ -278,9 +283,9 @@ def add_commands(add: AddCommand) -> None:
     action.add_argument("--description", metavar="TEXT", required=True, help="what the action does")
     action.add_argument("--owner", metavar="EMAIL", required=True, help="who does it")
     action.add_argument("--due", metavar="YYYY-MM-DD", required=True, help="by when")
-    done = result("done", "action-done", "mark an action of an earlier review done (its owner may too)")
+    done = result("done", "action-done", "mark a review's action done (its owner may too)", review=False)
     done.add_argument("action", metavar="ACTION", help="the action's id, e.g. scheduled:2027-01-15/A1")
-    drop = result("drop", "action-dropped", "drop an action of an earlier review")
+    drop = result("drop", "action-dropped", "drop a review's action", review=False)
     drop.add_argument("action", metavar="ACTION", help="the action's id")
     result("close", "close", "close the review once its results are recorded")
 

@@ -91,14 +91,25 @@ def review_request(incident: Incident, reason: str, kind: str, at: datetime) -> 
         reason=reason,
         status="requested",
         created_at=at,
+        trigger=f"incident:{incident.id}",
+        requested_by=f"flow:{FLOW}",
     )
+
+
+def review_event_id(review_id: str) -> str:
+    return f"{review_id}:requested"
+
+
+def serious_review_key(event: IncidentReportedEvent) -> str:
+    """The key of the review request a serious incident makes: the demo follows its run."""
+    return f"{SOURCE}#{review_event_id(f'extraordinary:serious:{event.dedup_key}')}"
 
 
 def review_event(review: ManagementReview, incident: Incident) -> ReviewRequestedEvent:
     return ReviewRequestedEvent.model_validate(
         {
             "specversion": "1.0",
-            "id": f"{review.id}:requested",
+            "id": review_event_id(review.id),
             "source": SOURCE,
             "time": review.created_at.isoformat(),
             "data": {

@@ -226,8 +226,10 @@ def invite(pack: ReviewPack, policy: Policy, files: dict[str, str], issue: str |
     slack = chat()
     if slack is None:
         return []
+    meeting = policy.management_review.meeting
+    local = pack.meeting_at.astimezone(meeting.zone)
     text = (
-        f"{_title(pack)} on {pack.meeting_at.strftime('%Y-%m-%d %H:%M UTC')}. Reason: {pack.reason}. "
+        f"{_title(pack)} on {local:%Y-%m-%d %H:%M} ({meeting.timezone}). Reason: {pack.reason}. "
         f"The review pack is ready: {files['html']}"
         + (f"; agenda and results in Jira {issue}" if issue else "")
         + f". Invitation: {files['ics']}"
@@ -247,7 +249,8 @@ def hold_management_review(
     logger = get_run_logger()
     scheduled = runtime.flow_run.scheduled_start_time
     now = as_of or (scheduled if event is None and scheduled is not None else None) or datetime.now(UTC)
-    now = now.astimezone(UTC)
+    # Prefect's own datetime type drops its zone in arithmetic: a plain aware datetime from here on.
+    now = datetime.fromtimestamp(now.timestamp(), UTC)
     policy = load_policy()
     review = _review_for(policy, event, now)
     if review.prepared_at is not None:

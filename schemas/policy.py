@@ -9,9 +9,12 @@ Numbers and booleans are strict: YAML's `yes` is not a quorum of 1 and `"3"` is 
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +32,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 __all__ = ["Policy", "RiskLevel"]
 
@@ -62,6 +68,11 @@ def _fail(title: str, problems: list[tuple[Loc, str]]) -> None:
                 for loc, msg in problems
             ],
         )
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """An error with `message` as it is, for a validator to raise at the field it checks."""
+    return PydanticCustomError("policy", "{reason}", {"reason": message})
 
 
 def _distinct(items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -290,26 +301,145 @@ class Attendee(PolicyModel):
     role: Name = Field(description="Role in the AIMS, e.g. 'AIMS owner' or 'CISO'.")
 
 
+def _check_attendees(attendees: tuple[Attendee, ...]) -> tuple[Attendee, ...]:
+    emails = [a.email.casefold() for a in attendees]
+    _fail(
+        "attendees",
+        [
+            ((i, "email"), f"{attendees[i].email!r} is listed twice")
+            for i, e in enumerate(emails)
+            if e in emails[:i]
+        ],
+    )
+    return attendees
+
+
+# Names zoneinfo knows that are not IANA zones a schedule can use ('localtime' is the host's own
+# setting; Prefect refuses 'Factory').
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones() - _NOT_ZONES)
+
+
+def _check_time_zone(name: str) -> str:
+    import zoneinfo
+
+    zones = _time_zones()
+    if name in zones:
+        try:
+            zoneinfo.ZoneInfo(name)
+            return name
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    close = [z for z in zones if z.casefold() == name.casefold()]
+    hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as 'Europe/Berlin' or 'UTC'"
+    raise _problem(f"unknown time zone {name!r}: {hint}")
+
+
+def _check_clock(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # Unquoted, YAML 1.1 reads 10:00 as the sexagesimal number 600 (and 09:30 as text): say so.
+        if isinstance(value, int) and 60 <= value < 24 * 60:
+            hour, minute = divmod(value, 60)
+            raise _problem(
+                f"YAML reads an unquoted {hour}:{minute:02d} as the number {value}: "
+                f'quote the time, e.g. "{hour:02d}:{minute:02d}"'
+            )
+        raise _problem(f'{value} is not a time of day: write 24-hour HH:MM in quotes, e.g. "10:00"')
+    if isinstance(value, str) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise _problem(f'{value!r} is not a time of day: use 24-hour HH:MM, e.g. "10:00"')
+    return value
+
+
+Clock = Annotated[str, BeforeValidator(_check_clock), Field(description="Local time of day, 24-hour HH:MM.")]
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone), Field(description="IANA time zone name.")]
+
+
+class ReviewMeeting(PolicyModel):
+    """When ordinary reviews meet: a fixed day of the month, in first_month and every cadence after it."""
+
+    day: StrictInt = Field(
+        15, ge=1, le=28, description="Day of the month of the meeting (up to 28: every month has it)."
+    )
+    time: Clock = Field("10:00", description='Local start time, 24-hour "HH:MM" (quote it in YAML).')
+    timezone: TimeZoneName = Field("UTC", description="IANA time zone of day and time, e.g. 'Europe/Berlin'.")
+    duration_minutes: StrictInt = Field(120, ge=15, le=480, description="Length of the meeting.")
+    first_month: StrictInt = Field(
+        1,
+        ge=1,
+        le=12,
+        description="Month (1-12) of the first meeting of the year; the others follow every cadence "
+        "months, e.g. quarterly from 1: January, April, July, October.",
+    )
+
+    @property
+    def clock(self) -> dt.time:
+        """The start time as a `datetime.time` (naive: it is local to `timezone`)."""
+        hour, minute = self.time.split(":")
+        return dt.time(int(hour), int(minute))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
+
+
 class ExtraordinaryReview(PolicyModel):
     incidents: StrictInt = Field(3, ge=1, le=1000, description="This many incidents …")
     within_days: StrictInt = Field(30, ge=1, le=365, description="… within this many days …")
     min_severity: Severity = Field(Severity.high, description="… of at least this severity call a review.")
+    notice_days: StrictInt = Field(
+        7,
+        ge=1,
+        le=60,
+        description="An extraordinary review is prepared at once; it meets this many days after it was "
+        "requested, at meeting.time.",
+    )
 
 
 class ManagementReview(PolicyModel):
     cadence: ReviewCadence = Field(ReviewCadence.quarterly, description="Ordinary review frequency.")
     lead_time_days: StrictInt = Field(
-        14, ge=1, le=90, description="Days before a review at which its pack is prepared and sent."
+        14,
+        ge=1,
+        le=90,
+        description="Days before a review at which its pack is prepared and sent; shorter than the "
+        "cadence, and less than meeting.day + 28 (the pack is prepared in the meeting's month or the one "
+        "before).",
     )
-    attendees: tuple[Attendee, ...] = Field(min_length=1, description="Who is invited (top management).")
+    meeting: ReviewMeeting = Field(
+        default_factory=ReviewMeeting, description="Day, time, time zone and length of ordinary meetings."
+    )
+    attendees: Annotated[tuple[Attendee, ...], AfterValidator(_check_attendees)] = Field(
+        min_length=1, description="Who is invited (top management); the first one organises (chairs)."
+    )
+    jira_project: JiraProject | None = Field(
+        None, description="Jira project for review issues; None (the default) means incidents.jira_project."
+    )
     extraordinary: ExtraordinaryReview = Field(
         default_factory=ExtraordinaryReview, description="When incidents call an extraordinary review."
     )
 
     @model_validator(mode="after")
     def _lead_time_fits(self) -> ManagementReview:
-        if self.lead_time_days >= self.cadence.months * 28:
+        lead, day = self.lead_time_days, self.meeting.day
+        if lead >= self.cadence.months * 28:
             _fail("review", [(("lead_time_days",), f"must be shorter than the {self.cadence} cadence")])
+        if lead >= day + 28:
+            # Prepared that early, the pack would fall two months before the meeting in some months
+            # and one in others: no calendar rule could name the day.
+            later = f", or move meeting.day to {lead - 27} or later" if lead - 27 <= 28 else ""
+            message = (
+                f"{lead} days before day {day} of the month is more than a month ahead: make "
+                f"lead_time_days at most {day + 27}{later}"
+            )
+            _fail("review", [(("lead_time_days",), message)])
         return self
 
 

@@ -109,6 +109,7 @@ class SessionStack:
         self.jira = JiraFake().start()
         people = {m for g in policy["approver_groups"].values() for m in g["members"]}
         people |= {"ceo@northwind.example", "dev@northwind.example"}
+        people |= {a["email"] for a in policy["management_review"]["attendees"]}
         for email in sorted(people):
             self.slack_users[email] = self.slack.add_user(email)
             self.jira_tokens[email] = f"jira-token-{email.split('@')[0]}"
@@ -118,6 +119,8 @@ class SessionStack:
             if group.get("jira_project"):
                 self.jira.add_project(group["jira_project"])
         self.jira.add_project(policy["incidents"]["jira_project"])
+        if policy["management_review"].get("jira_project"):
+            self.jira.add_project(policy["management_review"]["jira_project"])
         add_incident_workflow(self.jira, policy["incidents"].get("jira_statuses", {}))
         os.environ.update(
             {

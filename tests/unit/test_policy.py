@@ -90,6 +90,11 @@ def edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def review(text: str, settings: str) -> str:
+    """`text` with `settings` (indented lines) added at the top of the management_review section."""
+    return edit(text, "management_review:\n", "management_review:\n" + settings)
+
+
 def problems_of(path: Path) -> list[PolicyProblem]:
     policy, problems = check_policy(path)
     assert policy is None and problems
@@ -119,6 +124,29 @@ def test_minimal_policy_validates_with_defaults(tmp_path: Path) -> None:
     assert policy.approvals[RiskLevel.high].separation_of_duties
     with pytest.raises(ValidationError):
         policy.version = "2"  # type: ignore[misc]
+
+
+def test_management_review_defaults_and_the_example(tmp_path: Path) -> None:
+    minimal = load_policy(write(tmp_path, MINIMAL)).management_review
+    meeting = minimal.meeting
+    assert (meeting.day, meeting.time, meeting.timezone, meeting.duration_minutes, meeting.first_month) == (
+        15,
+        "10:00",
+        "UTC",
+        120,
+        1,
+    )
+    assert (minimal.jira_project, minimal.extraordinary.notice_days) == (None, 7)
+    example = load_policy(EXAMPLE).management_review
+    assert (example.cadence, example.lead_time_days, example.meeting.timezone) == (
+        "quarterly",
+        14,
+        "Europe/London",
+    )
+    assert str(example.meeting.clock) == "10:00:00"
+    text = review(MINIMAL, "  lead_time_days: 28\n  jira_project: AIMS\n  meeting:\n    day: 1\n")
+    settings = load_policy(write(tmp_path, text)).management_review
+    assert (settings.lead_time_days, settings.meeting.day, settings.jira_project) == (28, 1, "AIMS")
 
 
 def test_level_for_is_monotone_over_the_whole_matrix() -> None:
@@ -277,6 +305,94 @@ CASES: dict[str, Case] = {
         "regulatory.art73.death_days",
         "death_days: 20",
         "must not exceed general_days (15)",
+    ),
+    "meeting day beyond the 28th": (
+        lambda t: review(t, "  meeting:\n    day: 29\n"),
+        "management_review.meeting.day",
+        "day: 29",
+        "less than or equal to 28",
+    ),
+    "meeting time out of range": (
+        lambda t: review(t, '  meeting:\n    time: "25:00"\n'),
+        "management_review.meeting.time",
+        'time: "25:00"',
+        "'25:00' is not a time of day: use 24-hour HH:MM",
+    ),
+    "meeting time unquoted": (
+        lambda t: review(t, "  meeting:\n    time: 10:00\n"),
+        "management_review.meeting.time",
+        "time: 10:00",
+        'YAML reads an unquoted 10:00 as the number 600: quote the time, e.g. "10:00"',
+    ),
+    "unknown meeting time zone": (
+        lambda t: review(t, "  meeting:\n    timezone: Europe/Berlinn\n"),
+        "management_review.meeting.timezone",
+        "timezone: Europe/Berlinn",
+        "unknown time zone 'Europe/Berlinn': use an IANA name such as 'Europe/Berlin'",
+    ),
+    "meeting time zone in the wrong case": (
+        lambda t: review(t, "  meeting:\n    timezone: europe/berlin\n"),
+        "management_review.meeting.timezone",
+        "timezone: europe/berlin",
+        "did you mean 'Europe/Berlin'?",
+    ),
+    "host time zone is not a zone": (
+        lambda t: review(t, "  meeting:\n    timezone: localtime\n"),
+        "management_review.meeting.timezone",
+        "timezone: localtime",
+        "unknown time zone 'localtime'",
+    ),
+    "lead time too long for the meeting day": (
+        lambda t: review(t, "  lead_time_days: 29\n  meeting:\n    day: 1\n"),
+        "management_review.lead_time_days",
+        "lead_time_days: 29",
+        "more than a month ahead: make lead_time_days at most 28, or move meeting.day to 2 or later",
+    ),
+    "lead time too long for any meeting day": (
+        lambda t: review(t, "  cadence: annual\n  lead_time_days: 60\n  meeting:\n    day: 28\n"),
+        "management_review.lead_time_days",
+        "lead_time_days: 60",
+        "make lead_time_days at most 55",
+    ),
+    "lead time as long as the cadence": (
+        lambda t: review(t, "  cadence: monthly\n  lead_time_days: 28\n"),
+        "management_review.lead_time_days",
+        "lead_time_days: 28",
+        "must be shorter than the monthly cadence",
+    ),
+    "first month beyond December": (
+        lambda t: review(t, "  meeting:\n    first_month: 13\n"),
+        "management_review.meeting.first_month",
+        "first_month: 13",
+        "less than or equal to 12",
+    ),
+    "meeting too short": (
+        lambda t: review(t, "  meeting:\n    duration_minutes: 10\n"),
+        "management_review.meeting.duration_minutes",
+        "duration_minutes: 10",
+        "greater than or equal to 15",
+    ),
+    "extraordinary review without notice": (
+        lambda t: review(t, "  extraordinary:\n    notice_days: 0\n"),
+        "management_review.extraordinary.notice_days",
+        "notice_days: 0",
+        "greater than or equal to 1",
+    ),
+    "review Jira project key": (
+        lambda t: review(t, "  jira_project: aims\n"),
+        "management_review.jira_project",
+        "jira_project: aims",
+        "should match pattern",
+    ),
+    "attendee listed twice": (
+        lambda t: edit(
+            t,
+            "      role: Chair\n",
+            "      role: Chair\n    - name: Ann B.\n      email: ANN@example.org\n      role: x\n",
+        ),
+        "management_review.attendees[1].email",
+        "email: ANN@example.org",
+        "'ANN@example.org' is listed twice",
     ),
     "duplicate key": (
         lambda t: t + "  jira_project: OPS\n",
