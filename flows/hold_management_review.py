@@ -229,7 +229,8 @@ def invite(pack: ReviewPack, policy: Policy, files: dict[str, str], issue: str |
     meeting = policy.management_review.meeting
     local = pack.meeting_at.astimezone(meeting.zone)
     text = (
-        f"{_title(pack)} on {local:%Y-%m-%d %H:%M} ({meeting.timezone}). Reason: {pack.reason}. "
+        f"{_title(pack)} on {local:%Y-%m-%d %H:%M} ({meeting.timezone}), review {pack.review_id}. "
+        f"Reason: {pack.reason}. "
         f"The review pack is ready: {files['html']}"
         + (f"; agenda and results in Jira {issue}" if issue else "")
         + f". Invitation: {files['ics']}"
