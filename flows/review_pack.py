@@ -179,6 +179,11 @@ def _section(key: str, clause: str, title: str, draft: _Draft) -> Section:
     )
 
 
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 action', '3 actions': summaries are read aloud in the meeting."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _day(moment: datetime | date | None) -> str:
     if moment is None:
         return "—"
@@ -195,7 +200,7 @@ def _previous_actions(uow: UnitOfWork, review: r.ManagementReview, period: Perio
     done = [a for a in earlier if a.status == "done" and a.closed_at in period]
     dropped = [a for a in earlier if a.status == "dropped" and a.closed_at in period]
     draft = _draft(
-        f"{len(open_)} action(s) from earlier reviews are open ({len(overdue)} overdue); "
+        f"{_n(len(open_), 'action')} from earlier reviews open ({len(overdue)} overdue); "
         f"{len(done)} were done and {len(dropped)} dropped in the period.",
         open=len(open_),
         overdue=len(overdue),
@@ -254,8 +259,8 @@ def _issues(uow: UnitOfWork, policy: Policy, previous: r.ManagementReview | None
             )
     changes = policy_changes(previous.policy if previous else {}, policy.model_dump(mode="json"))
     draft = _draft(
-        f"{len(added)} AI system(s) added, {len(retired)} retired, {len(tiers)} risk-tier change(s); "
-        f"{len(changes)} policy change(s) since the last review.",
+        f"{_n(len(added), 'AI system')} added, {len(retired)} retired, {_n(len(tiers), 'risk-tier change')}; "
+        f"{_n(len(changes), 'policy change')} since the last review.",
         systems=len(systems),
         systems_added=len(added),
         systems_retired=len(retired),
@@ -316,7 +321,7 @@ def _interested_parties(uow: UnitOfWork, period: Period) -> _Draft:
     needs = [n for n in uow.party_needs.find(order_by="recorded_at") if n.recorded_at in period]
     kinds = Counter(n.change for n in needs)
     draft = _draft(
-        f"{len(needs)} need(s) of interested parties recorded in the period.",
+        f"{_n(len(needs), 'need')} of interested parties recorded in the period.",
         recorded=len(needs),
         new=kinds.get("new", 0),
         changed=kinds.get("changed", 0),
@@ -352,8 +357,9 @@ def _nonconformities(uow: UnitOfWork, period: Period, now: datetime) -> _Draft:
     verified = [a for a in actions if a.verified_at in period]
     by_source = Counter(n.source for n in opened)
     draft = _draft(
-        f"{len(opened)} nonconformit(ies) opened and {len(closed)} closed in the period; "
-        f"{len(open_actions)} corrective action(s) open, {len(overdue)} overdue.",
+        f"{_n(len(opened), 'nonconformity', 'nonconformities')} opened and {len(closed)} closed "
+        "in the period; "
+        f"{_n(len(open_actions), 'corrective action')} open, {len(overdue)} overdue.",
         opened=len(opened),
         closed=len(closed),
         open_now=len(still_open),
@@ -426,7 +432,7 @@ def _data_quality(uow: UnitOfWork, period: Period) -> _Draft:
     verdicts = Counter(x.verdict for x in judged)
     rate = pass_rate(results)
     draft = _draft(
-        f"{len(judged)} data-quality check(s) in the period, "
+        f"{_n(len(judged), 'data-quality check')} in the period, "
         + (f"{rate}% passed" if rate is not None else "none judged")
         + f"; {len(drifts)} with drift.",
         checks=len(judged),
@@ -495,7 +501,7 @@ def _risks(uow: UnitOfWork, policy: Policy, period: Period) -> _Draft:
     levels = Counter(x.residual_level for x in risks)
     assessments = [a for a in uow.assessments.find() if a.assessed_at in period]
     draft = _draft(
-        f"{len(risks)} open risk(s), {levels.get(RiskLevel.high, 0) + levels.get(RiskLevel.critical, 0)} "
+        f"{_n(len(risks), 'open risk')}, {levels.get(RiskLevel.high, 0) + levels.get(RiskLevel.critical, 0)} "
         f"at high or critical residual level; {raised} raised and {lowered} lowered in the period.",
         open_risks=len(risks),
         **{f"residual_{level.value}": levels.get(level, 0) for level in RiskLevel},
@@ -568,7 +574,7 @@ def _incidents(uow: UnitOfWork, period: Period, now: datetime) -> _Draft:
     clocks = Counter(clock_outcome(i, now) for i in incidents)
     severities = Counter(i.severity for i in incidents)
     draft = _draft(
-        f"{len(incidents)} incident(s) in the period, {sum(i.serious for i in incidents)} serious; "
+        f"{_n(len(incidents), 'incident')} in the period, {sum(i.serious for i in incidents)} serious; "
         f"Art. 73 clocks met {clocks.get('met', 0)}, missed {clocks.get('missed', 0)}, "
         f"running {clocks.get('running', 0)}.",
         incidents=len(incidents),
@@ -630,7 +636,7 @@ def _approvals(uow: UnitOfWork, period: Period, now: datetime) -> _Draft:
     median = round(statistics.median(hours), 1) if hours else None
     escalated = [a for a in approvals if a.escalated_to]
     draft = _draft(
-        f"{len(approvals)} approval(s) requested in the period; median time to decision "
+        f"{_n(len(approvals), 'approval')} requested in the period; median time to decision "
         + (f"{median} h" if median is not None else "unknown")
         + f"; {statuses.get('expired', 0)} expired, {len(escalated)} escalated.",
         requested=len(approvals),
@@ -676,7 +682,7 @@ def _operations(history: RunHistory) -> _Draft:
         states[run.flow_name][run.state] += 1
     failed = [run for run in history.runs if run.state in FAILED_RUN_STATES]
     draft = _draft(
-        f"{len(history.runs)} flow run(s) in the period, {len(failed)} failed or crashed.",
+        f"{_n(len(history.runs), 'flow run')} in the period, {len(failed)} failed or crashed.",
         runs=len(history.runs),
         failed=len(failed),
         flows=len(states),
@@ -704,7 +710,7 @@ def _audit(uow: UnitOfWork, period: Period, report: AuditReport | None) -> _Draf
         n for n in uow.nonconformities.find(source="audit", order_by="opened_at") if n.opened_at in period
     ]
     draft = _draft(
-        f"{len(findings)} internal-audit finding(s) in the period; the register's audit log "
+        f"{_n(len(findings), 'internal-audit finding')} in the period; the register's audit log "
         + (
             "verifies."
             if report is not None and report.ok
@@ -755,16 +761,16 @@ def _improvement(uow: UnitOfWork, period: Period, history: RunHistory, now: date
         a.status == "expired" for a in uow.approvals.find(status="expired") if a.requested_at in period
     )
     if expired:
-        ideas.append(f"{expired} approval(s) expired undecided: review approver capacity or the SLA.")
+        ideas.append(f"{_n(expired, 'approval')} expired undecided: review approver capacity or the SLA.")
     overdue = sum(a.due < now.date() for a in uow.corrective_actions.find(status="open"))
     overdue += sum(a.due < now.date() for a in uow.review_actions.find(status="open"))
     if overdue:
-        ideas.append(f"{overdue} corrective or review action(s) are overdue: check owners' capacity.")
+        ideas.append(f"{_n(overdue, 'corrective or review action')} overdue: check owners' capacity.")
     failed = Counter(run.flow_name for run in history.runs if run.state in FAILED_RUN_STATES)
     for flow, count in sorted(failed.items()):
-        ideas.append(f"Flow {flow} failed {count} time(s): look at its runs in the Prefect UI.")
+        ideas.append(f"Flow {flow} failed {_n(count, 'time')}: look at its runs in the Prefect UI.")
     draft = _draft(
-        f"{len(ideas)} opportunit(ies) drawn from the evidence."
+        f"{_n(len(ideas), 'opportunity', 'opportunities')} drawn from the evidence."
         if ideas
         else "The evidence points to no recurring problem; attendees may still raise opportunities.",
         opportunities=len(ideas),
