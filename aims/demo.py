@@ -200,7 +200,7 @@ def follow(api: PrefectApi, keys: list[str], timeout: float) -> list[FlowRunView
         for run in runs:
             if seen.get(run.id) != run.state:
                 seen[run.id] = run.state
-                print(f"  {run.flow_name:20} {run.name:28} {run.state}", flush=True)
+                print(f"  {run.flow_name:22} {run.name:28} {run.state}", flush=True)
         done = [r for r in runs if r.state in TERMINAL]
         if len(runs) >= len(keys) and len(done) == len(runs):
             return runs
@@ -271,7 +271,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print("\nFlow runs:")
         for run in runs:
             print(
-                f"  {run.id}  {run.flow_name:20} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}"
+                f"  {run.id}  {run.flow_name:22} {run.state:10} {info.prefect_ui_url}/runs/flow-run/{run.id}"
             )
         print(f"\nPrefect UI: {info.prefect_ui_url}")
         print(f"Register:   {register_summary(settings)}")

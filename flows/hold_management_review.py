@@ -274,7 +274,7 @@ def hold_management_review(
             policy=policy_snapshot,
             jira_issue=issue,
             flow_run_id=run_id(),
-            prepared_at=now,
+            prepared_at=datetime.now(UTC),
         )
     # After the commit: a retried run then finds the review prepared and invites nobody twice.
     invited = invite(pack, policy, files, issue)
