@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from aims.register_cli import (
 from aims.tables import render
 
 if TYPE_CHECKING:
+    from flows.review_results import ResultKind
     from schemas.policy import Policy
     from schemas.records import ManagementReview
     from schemas.settings import AimsSettings
@@ -205,7 +207,25 @@ def cmd_review_result(args: argparse.Namespace) -> int:
     if not outcome.accepted:
         raise CliError(f"refused: {outcome.message}; the attempt is logged")
     print(f"{review.id}: {outcome.message}" + ("; nothing changed" if outcome.duplicate else f" by {by}"))
+    if not outcome.duplicate and review.jira_issue:
+        _tell_jira(settings, review.jira_issue, f"AIMS, from the CLI by {by}: {outcome.message}.", kind)
     return 0
+
+
+def _tell_jira(settings: AimsSettings, issue: str, text: str, kind: ResultKind) -> None:
+    """Keep the review's Jira issue telling the truth; the register holds the result either way."""
+    from connectors.jira_issues import TrackerError, jira_from_settings
+    from flows.review_results import ResultKind
+
+    try:
+        tracker = jira_from_settings(settings)
+        if tracker is None:
+            return
+        # A closed review's issue goes to Done (our own move: the gateway ignores its webhook).
+        if kind is not ResultKind.close or not tracker.transition(issue, "Done", text):
+            tracker.comment(issue, text)
+    except TrackerError as exc:
+        print(f"warning: recorded, but Jira {issue} was not told: {exc}", file=sys.stderr)
 
 
 def cmd_parties_add(args: argparse.Namespace) -> int:

@@ -249,6 +249,7 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
     closed = stack.aims("review", "close", review_id, "--by", AISHA)
     assert closed.returncode == 0, closed.stderr
     assert review(stack, review_id).status == "closed"  # type: ignore[union-attr]
+    assert jira(stack).status(found.jira_issue) == "Done"  # the CLI's closing is shown in Jira
 
     # The next ordinary review lists the open action as input 1.
     as_of = datetime.now(UTC) + timedelta(days=3)
