@@ -58,10 +58,9 @@ def schedules() -> dict[str, str]:
 
 def calendar_schedules() -> dict[str, Any]:
     """Schedules that follow the policy's calendar rather than a cron: management reviews (9.3)."""
-    from flows.review_calendar import schedule
-
     from flows.evidence import load_policy
     from flows.hold_management_review import FLOW
+    from flows.review_calendar import schedule
 
     return {FLOW: schedule(load_policy().management_review)}
 
