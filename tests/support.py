@@ -440,6 +440,26 @@ class SessionStack:
             api.close()
 
 
+def slack(stack: SessionStack) -> SlackFake:
+    """The session's Slack fake (started with the stack)."""
+    assert stack.slack is not None
+    return stack.slack
+
+
+def jira(stack: SessionStack) -> JiraFake:
+    """The session's Jira fake (started with the stack)."""
+    assert stack.jira is not None
+    return stack.jira
+
+
+def jira_move(stack: SessionStack, key: str, who: str, transition: str, comment: str | None = None) -> None:
+    """A person moves the Jira issue along a transition, as they would in Jira's UI."""
+    from jira import JIRA
+
+    client = JIRA(server=jira(stack).url, basic_auth=(who, stack.jira_tokens[who]), max_retries=0)
+    client.transition_issue(key, transition, comment=comment)
+
+
 def poll(fn: Callable[[], T | None], timeout: float, what: str, every: float = 0.5) -> T:
     deadline = time.monotonic() + timeout
     last: T | None = None

@@ -24,10 +24,8 @@ from events.producer import EventPublisher
 from schemas.events import ApprovalRequestedEvent
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
-from tests.fakes.jira import JiraFake
-from tests.fakes.slack import SlackFake
 from tests.fakes.slack_signing import signed_interaction_request
-from tests.support import SLACK_SIGNING_SECRET, SessionStack, poll
+from tests.support import SLACK_SIGNING_SECRET, SessionStack, jira, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
@@ -46,16 +44,6 @@ def router(stack: SessionStack) -> Iterator[Any]:
 def gateway(stack: SessionStack) -> Iterator[str]:
     with stack.gateway("gateway") as url:
         yield url
-
-
-def slack(stack: SessionStack) -> SlackFake:
-    assert stack.slack is not None
-    return stack.slack
-
-
-def jira(stack: SessionStack) -> JiraFake:
-    assert stack.jira is not None
-    return stack.jira
 
 
 def request(stack: SessionStack, level: str, requested_by: str = "dev@northwind.example") -> str:

@@ -22,10 +22,8 @@ from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent
 from schemas.records import Incident, IncidentNotice, IncidentUpdate
 from schemas.settings import AimsSettings
-from tests.fakes.jira import JiraFake
-from tests.fakes.slack import SlackFake
 from tests.fakes.slack_signing import signed_interaction_request
-from tests.support import SLACK_SIGNING_SECRET, SessionStack, poll
+from tests.support import SLACK_SIGNING_SECRET, SessionStack, jira, jira_move, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
@@ -43,16 +41,6 @@ def router(stack: SessionStack) -> Iterator[Any]:
 def gateway(stack: SessionStack) -> Iterator[str]:
     with stack.gateway("gateway-incidents") as url:
         yield url
-
-
-def slack(stack: SessionStack) -> SlackFake:
-    assert stack.slack is not None
-    return stack.slack
-
-
-def jira(stack: SessionStack) -> JiraFake:
-    assert stack.jira is not None
-    return stack.jira
 
 
 def report(stack: SessionStack, category: str, severity: str, detected_at: datetime, times: int = 1) -> str:
@@ -130,14 +118,6 @@ def click(
     return httpx.post(f"{gateway}/slack/interactions", content=body, headers=headers, timeout=10)
 
 
-def move(stack: SessionStack, key: str, who: str, status: str, comment: str | None = None) -> None:
-    """A person moves the Jira issue, as they would in Jira's UI."""
-    from jira import JIRA
-
-    client = JIRA(server=jira(stack).url, basic_auth=(who, stack.jira_tokens[who]), max_retries=0)
-    client.transition_issue(key, status, comment=comment)
-
-
 def updates(stack: SessionStack, incident_id: str) -> list[IncidentUpdate]:
     with stack.register().reader() as uow:
         return uow.incident_updates.find(incident_id=incident_id, order_by="at")
@@ -203,7 +183,7 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     )
 
     # An executive is no incident responder: the move is refused, commented, and put back.
-    move(stack, found.jira_issue, SAM, "Contained")
+    jira_move(stack, found.jira_issue, SAM, "Contained")
     until("the refused move put back", lambda: jira(stack).status(found.jira_issue) == "Triaged" or None)
     assert any(
         "did not record this move" in c and "not an incident responder" in c
@@ -222,7 +202,7 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     )
 
     # The authority report in Jira, its reference in the transition comment.
-    move(stack, found.jira_issue, MARIA, "Reported to authority", "NCA-2026-0042")
+    jira_move(stack, found.jira_issue, MARIA, "Reported to authority", "NCA-2026-0042")
     until("the report", lambda: incident(stack, incident_id).reported_to_authority_at)
     assert incident(stack, incident_id).authority_reference == "NCA-2026-0042"
     until(
@@ -268,7 +248,7 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
 
     # Closed from Jira: recorded, and the alert is left without buttons.
     until("the close button", lambda: "incident.close" in buttons(alert(stack, found)) or None)
-    move(stack, found.jira_issue, MARIA, "Closed")
+    jira_move(stack, found.jira_issue, MARIA, "Closed")
     until("closing", lambda: incident(stack, incident_id).closed_at)
     closed = incident(stack, incident_id)
     assert closed.status == "closed"

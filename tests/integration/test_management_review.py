@@ -22,9 +22,7 @@ from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent
 from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
-from tests.fakes.jira import JiraFake
-from tests.fakes.slack import SlackFake
-from tests.support import SessionStack, poll
+from tests.support import SessionStack, jira, jira_move, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 CLAIRE, AISHA = "claire.dubois@northwind.example", "aisha.khan@northwind.example"
@@ -42,16 +40,6 @@ def router(stack: SessionStack) -> Iterator[Any]:
 def gateway(stack: SessionStack) -> Iterator[str]:
     with stack.gateway("gateway-reviews") as url:
         yield url
-
-
-def slack(stack: SessionStack) -> SlackFake:
-    assert stack.slack is not None
-    return stack.slack
-
-
-def jira(stack: SessionStack) -> JiraFake:
-    assert stack.jira is not None
-    return stack.jira
 
 
 def review(stack: SessionStack, review_id: str) -> ManagementReview | None:
@@ -92,13 +80,6 @@ def direct_messages(stack: SessionStack, review_id: str) -> dict[str, int]:
         if email is not None and review_id in (message.get("text") or ""):
             counts[email] = counts.get(email, 0) + 1
     return counts
-
-
-def move(stack: SessionStack, key: str, who: str, transition: str, comment: str | None = None) -> None:
-    from jira import JIRA
-
-    client = JIRA(server=jira(stack).url, basic_auth=(who, stack.jira_tokens[who]), max_retries=0)
-    client.transition_issue(key, transition, comment=comment)
 
 
 def test_the_cadence_becomes_the_deployment_schedule(stack: SessionStack) -> None:
@@ -219,13 +200,13 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
 
     # Results from Jira: an outsider's comment is refused; an attendee's is recorded.
     due = (date.today() + timedelta(days=30)).isoformat()
-    move(stack, found.jira_issue, DEV, "Start", "Decision: ship everything")
+    jira_move(stack, found.jira_issue, DEV, "Start", "Decision: ship everything")
     poll(
-        lambda: any("not an attendee" in c for c in jira(stack).comments(found.jira_issue)) or None,
+        lambda: any("not an attendee" in c for c in jira(stack).comments(found.jira_issue or "")) or None,
         60,
         "the outsider's refusal answered in Jira",
     )
-    move(
+    jira_move(
         stack,
         found.jira_issue,
         CLAIRE,
