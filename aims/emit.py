@@ -11,7 +11,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from aims.errors import CliError
-from schemas.events import EVENT_CLASSES, AimsEvent
+from schemas.envelope import lone_surrogate_path, printable, utf8_problem
+from schemas.events import EVENT_CLASSES, AimsEvent, describe_errors
+
+# Errors listed at most, so a file of hundreds of bad fields stays readable.
+_ERRORS_SHOWN = 20
+_LOCATION_FLAGS = (
+    "on the command line: -d location.uri=/data/loans.csv, or"
+    " -d location.url=postgresql://host/db -d location.table=loans"
+)
 
 
 def _alias(event_type: str) -> str:
@@ -41,6 +49,33 @@ def _set_path(target: dict[str, Any], dotted: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
+def _argv_text(text: str, what: str) -> None:
+    """Refuse bytes from the command line that are not UTF-8, saying where.
+
+    Python hands such bytes over as lone surrogates (PEP 383); left alone they reach the model as
+    "not valid Unicode text", with no hint of which byte to fix.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            text.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{what} is not valid UTF-8: {utf8_problem(exc)}") from None
+        except UnicodeEncodeError:  # a surrogate that no byte became: not from the command line
+            raise CliError(f"{what} is not valid Unicode text (a lone surrogate)") from None
+
+
+def _no_lone_surrogate(value: Any, what: str) -> None:
+    where = lone_surrogate_path(value)
+    if where is not None:
+        at = f" at {printable(where, 80)}" if where else ""
+        raise CliError(
+            f"{what}: not valid Unicode{at}: a \\u escape of a lone surrogate (\\ud800-\\udfff without"
+            " its pair), which UTF-8 cannot carry. Write the character itself, or both halves of its pair"
+        )
+
+
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     """`field=value` pairs; dotted fields nest; a value starting with [ or { is read as JSON.
 
@@ -52,6 +87,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         name, sep, raw = pair.partition("=")
         if not sep or not name.strip():
             raise CliError(f"-d {pair!r}: write it as field=value (e.g. -d version=3)")
+        _argv_text(name, f"-d {name!r}: the field name")
+        _argv_text(raw, f"-d {name}: the value")
         value: Any = raw
         if raw.lstrip()[:1] in ("[", "{"):
             try:
@@ -60,32 +97,42 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
                 raise CliError(f"-d {name}: not valid JSON: {exc.msg} at column {exc.colno}") from None
             except (ValueError, RecursionError) as exc:
                 raise CliError(f"-d {name}: not usable JSON ({type(exc).__name__})") from None
+            _no_lone_surrogate(value, f"-d {name}")
         _set_path(data, name.strip(), value)
     return data
 
 
 def read_json(path: Path) -> dict[str, Any]:
     try:
-        loaded = json.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise CliError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        # UTF-8 whatever the locale: it is what goes on the wire. A BOM is allowed (RFC 8259).
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not valid UTF-8: {utf8_problem(exc, json_document=True)}") from None
+    try:
+        loaded = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{path}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
         raise CliError(f"{path}: not usable JSON ({type(exc).__name__})") from None
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read it: {exc.strerror}") from None
+    _no_lone_surrogate(loaded, str(path))
     if not isinstance(loaded, dict):
         raise CliError(f"{path}: expected a JSON object, found a {type(loaded).__name__}")
     return loaded
 
 
 def explain(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        lines.append(f"  {loc or '(event)'}: {err['msg']}")
-    return "\n".join(lines)
+    """One indented line per error: the field's path, what was wrong and what to send."""
+    lines = describe_errors(exc)
+    shown = [f"  {line}" for line in lines[:_ERRORS_SHOWN]]
+    if len(lines) > _ERRORS_SHOWN:
+        shown.append(f"  … and {len(lines) - _ERRORS_SHOWN} more")
+    return "\n".join(shown)
 
 
 def build_event(
@@ -97,6 +144,9 @@ def build_event(
     event_id: str | None = None,
 ) -> AimsEvent:
     """From a file: a whole CloudEvent, or only its data when a type is given. Flags override."""
+    for flag, given in (("--subject", subject), ("--source", source), ("--id", event_id)):
+        if given is not None:
+            _argv_text(given, flag)
     raw: dict[str, Any] = {}
     if file is not None:
         loaded = read_json(file)
@@ -125,6 +175,8 @@ def build_event(
     try:
         return EVENT_CLASSES[event_type].model_validate(raw)
     except ValidationError as exc:
+        # The shapes in the message are JSON; from flags the same location is written with dots.
+        hint = f"\n  ({_LOCATION_FLAGS})" if any(e["type"] == "location_shape" for e in exc.errors()) else ""
         raise CliError(
-            f"the {event_type} event is not valid, nothing was published:\n{explain(exc)}"
+            f"the {event_type} event is not valid, nothing was published:\n{explain(exc)}{hint}"
         ) from None

@@ -7,6 +7,7 @@ reason (used as the dead-letter header) and a human detail. Nothing here raises 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,21 +15,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.envelope import CloudEvent
-from schemas.events import EVENT_CLASSES, AimsEvent, parse_event
+from schemas.envelope import CloudEvent, lone_surrogate_path, printable, shown, utf8_problem
+from schemas.events import EVENT_CLASSES, AimsEvent, describe_errors, parse_event
 
 Headers = Sequence[tuple[str, bytes | None]]
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 # Binary mode: each attribute is a header `ce_<name>`; datacontenttype is the content-type header.
 _CE_PREFIX = "ce_"
+# A detail goes into a dead-letter header and `aims dlq`'s output: bounded, printable.
+MAX_DETAIL = 3000
+_ERRORS_DESCRIBED = 10
+_SEND_RECORD = (
+    "send the CloudEvent as one JSON object (structured mode), or its attributes as ce_ headers"
+    " and its data as the value (binary mode)"
+)
 
 
 class Reason(StrEnum):
     """Why an event was dead-lettered. Stable: operators filter on these."""
 
     oversize = "oversize"
-    malformed = "malformed"  # not JSON, not UTF-8, not an object
+    malformed = "malformed"  # not UTF-8, not JSON, not an object, or empty
     unsupported_specversion = "unsupported-specversion"
     invalid_envelope = "invalid-envelope"
     unknown_type = "unknown-type"
@@ -42,65 +50,118 @@ class Rejected:
     detail: str
 
 
+def _reject(reason: Reason, detail: str) -> Rejected:
+    # Every detail built here passes through one gate: escaped and capped, whatever it quotes.
+    return Rejected(reason, printable(detail, MAX_DETAIL))
+
+
 # json.loads raises more than JSONDecodeError: ValueError for integers over 4300 digits,
 # RecursionError for deeply nested arrays. All of them are a producer's malformed record.
-_JSON_ERRORS = (ValueError, RecursionError)  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+_JSON_ERRORS = (ValueError, RecursionError)
 
 
-def _json_error(exc: BaseException) -> str:
+def _json_error(exc: BaseException, raw: bytes) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    return str(exc)[:300]
+    if isinstance(exc, json.JSONDecodeError):
+        # UTF-16 and UTF-32 JSON of ASCII text is valid UTF-8 with NUL bytes between the characters.
+        hint = " (it has NUL bytes: UTF-16 or UTF-32? Encode the JSON as UTF-8)" if b"\x00" in raw[:4] else ""
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno} (character {exc.pos}){hint}"
+    if "integer string conversion" in str(exc):  # Python's advice to call sys.set_int_max_str_digits
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
-def _header(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name and value is not None:
-            return value.decode("utf-8", errors="replace")
-    return None
+def _text(raw: bytes, what: str, json_document: bool = False) -> str | Rejected:
+    """`raw` as UTF-8, or a rejection that says where it stops being UTF-8 (not "not JSON")."""
+    try:
+        return raw.decode("utf-8")  # strict: no replacement characters, no encoded surrogates
+    except UnicodeDecodeError as exc:
+        problem = utf8_problem(exc, json_document=json_document)
+        return _reject(Reason.malformed, f"{what} is not valid UTF-8: {problem}")
+
+
+def _json(raw: bytes, what: str) -> Any:
+    """`raw` parsed as UTF-8 JSON, or a `Rejected` (which no JSON value can be)."""
+    text = _text(raw, what, json_document=True)
+    if isinstance(text, Rejected):
+        return text
+    # RFC 8259 lets a parser skip a byte-order mark; json.loads(bytes) did, json.loads(str) would not.
+    text = text.removeprefix("\ufeff")
+    try:
+        decoded = json.loads(text)
+    except _JSON_ERRORS as exc:
+        return _reject(Reason.malformed, f"{what} is not JSON: {_json_error(exc, raw)}")
+    where = lone_surrogate_path(decoded) if "\\u" in text else None
+    if where is not None:
+        return _reject(
+            Reason.malformed,
+            f"{what} is not valid Unicode: {where or 'the value'} has a \\u escape of a lone surrogate"
+            " (\\ud800-\\udfff without its pair), which UTF-8 cannot carry. Send the character itself,"
+            " or both halves of its pair",
+        )
+    return decoded
 
 
 def is_binary(headers: Headers) -> bool:
     return any(key.lower() == "ce_specversion" for key, _ in headers)
 
 
+def _binary_mapping(value: bytes | None, headers: Headers) -> dict[str, Any] | Rejected:
+    attrs: dict[str, Any] = {}
+    content_type: str | None = None
+    for key, raw in headers:
+        name = key.lower()
+        if raw is None or not (name.startswith(_CE_PREFIX) or name == "content-type"):
+            continue
+        text = _text(raw, f'header "{printable(key, 40)}"')
+        if isinstance(text, Rejected):
+            return text
+        if name == "content-type":
+            content_type = text if content_type is None else content_type  # the first one counts
+        else:
+            attrs[name[len(_CE_PREFIX) :]] = text
+    if content_type is not None:
+        attrs["datacontenttype"] = content_type
+    # No value, or an empty one, is an event without data; the typed event then says data is missing.
+    if value:
+        data = _json(value, "binary-mode data")
+        if isinstance(data, Rejected):
+            return data
+        attrs["data"] = data
+    return attrs
+
+
 def decode_mapping(value: bytes | None, headers: Headers) -> dict[str, Any] | Rejected:
     """Turn a Kafka record into a CloudEvent attribute mapping, without validating it."""
     if is_binary(headers):
-        attrs: dict[str, Any] = {}
-        for key, raw in headers:
-            name = key.lower()
-            if name.startswith(_CE_PREFIX) and raw is not None:
-                try:
-                    attrs[name[len(_CE_PREFIX) :]] = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    return Rejected(Reason.malformed, f"header {key!r} is not UTF-8")
-        content_type = _header(headers, "content-type")
-        if content_type is not None:
-            attrs["datacontenttype"] = content_type
-        if value is not None:
-            try:
-                attrs["data"] = json.loads(value)
-            except _JSON_ERRORS as exc:
-                return Rejected(Reason.malformed, f"binary-mode data is not JSON: {_json_error(exc)}")
-        return attrs
-    if value is None:
-        return Rejected(Reason.malformed, "empty record value and no ce_ headers")
-    try:
-        decoded = json.loads(value)
-    except _JSON_ERRORS as exc:
-        return Rejected(Reason.malformed, f"structured-mode value is not JSON: {_json_error(exc)}")
+        return _binary_mapping(value, headers)
+    if not value:
+        return _reject(Reason.malformed, f"empty record value and no ce_ headers: {_SEND_RECORD}")
+    decoded = _json(value, "structured-mode value")
+    if isinstance(decoded, Rejected):
+        return decoded
     if not isinstance(decoded, dict):
-        return Rejected(Reason.malformed, f"structured-mode value is a JSON {type(decoded).__name__}")
+        return _reject(
+            Reason.malformed,
+            f"structured-mode value is {shown(decoded)}, not a JSON object: {_SEND_RECORD}",
+        )
     return decoded
 
 
 def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False)[:10]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(event)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
+    lines = describe_errors(exc)
+    more = f" … and {len(lines) - _ERRORS_DESCRIBED} more" if len(lines) > _ERRORS_DESCRIBED else ""
+    return "; ".join(lines[:_ERRORS_DESCRIBED]) + more
+
+
+def _quoted(value: Any) -> str:
+    # repr() is what operators already grep for ('0.3', None); cut, since the value is the producer's.
+    if isinstance(value, str):
+        return repr(value[:60]) + ("…" if len(value) > 60 else "")
+    if value is None or isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 10**20):
+        return repr(value)
+    return shown(value)
 
 
 def validate_mapping(attrs: dict[str, Any]) -> AimsEvent | Rejected:
@@ -110,24 +171,29 @@ def validate_mapping(attrs: dict[str, Any]) -> AimsEvent | Rejected:
     except ValidationError as exc:
         if "specversion" in attrs and any(err["loc"][:1] == ("specversion",) for err in exc.errors()):
             found = attrs.get("specversion")
-            return Rejected(
-                Reason.unsupported_specversion, f"specversion {found!r} is not supported; send 1.0"
+            return _reject(
+                Reason.unsupported_specversion,
+                f"specversion {_quoted(found)} is not supported: this system reads CloudEvents 1.0,"
+                ' send "1.0"',
             )
-        return Rejected(Reason.invalid_envelope, _describe(exc))
+        return _reject(Reason.invalid_envelope, _describe(exc))
     event_type = attrs["type"]
     if event_type not in EVENT_CLASSES:
         known = ", ".join(sorted(EVENT_CLASSES))
-        return Rejected(Reason.unknown_type, f"type {event_type!r} is not routed; known: {known}")
+        return _reject(
+            Reason.unknown_type,
+            f"type {_quoted(event_type)} is not an event type this system takes; send one of: {known}",
+        )
     try:
         return parse_event(attrs)
     except ValidationError as exc:
-        return Rejected(Reason.invalid_payload, _describe(exc))
+        return _reject(Reason.invalid_payload, _describe(exc))
 
 
 def decode(value: bytes | None, headers: Headers, max_bytes: int) -> AimsEvent | Rejected:
     size = len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers)
     if size > max_bytes:
-        return Rejected(Reason.oversize, f"record is {size} bytes; the limit is {max_bytes}")
+        return _reject(Reason.oversize, f"record is {size} bytes; the limit is {max_bytes}")
     attrs = decode_mapping(value, headers)
     if isinstance(attrs, Rejected):
         return attrs

@@ -8,10 +8,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, printable, shown
 from schemas.payloads import (
+    LOCATION_TAGS,
+    NAME_PATTERN,
     ApprovalDecided,
     ApprovalDecisionSubmitted,
     ApprovalRequested,
@@ -192,3 +195,107 @@ def parse_event(raw: dict[str, Any]) -> AimsEvent:
     """
     event: AimsEvent = event_adapter().validate_python(raw)
     return event
+
+
+# -- validation errors, in a producer's words ------------------------------------------------------
+
+# One line per error at most this long; the dead-letter detail and the CLI both quote lines whole.
+ERROR_LINE_CHARS: Final = 500
+_TAGS_SHOWN = 12
+_PATTERNS = {NAME_PATTERN: "must be one line, without leading or trailing whitespace"}
+# Type and range errors say what was received: pydantic's message alone does not.
+_SAYS_RECEIVED = ("_type", "_parsing", "greater_than", "less_than", "multiple_of", "finite_number")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """The dotted path a producer wrote: without the union tags pydantic adds to `loc`.
+
+    Validating through the event union puts the event type first ("org.aims.data.changed.data…"),
+    and a location's shape after it ("…location.sql.table"); neither is a key in the JSON.
+    """
+    parts = []
+    for i, part in enumerate(loc):
+        if i == 0 and part in EVENT_CLASSES:
+            continue
+        if i > 0 and loc[i - 1] == "location" and part in LOCATION_TAGS:
+            continue
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _send(expected: str) -> str:
+    # pydantic's list ("'a', 'b' or 'c'") is ours, not the producer's: only capped, and quoted
+    # the JSON way, as the producer writes it.
+    listed = printable(expected.replace("'", '"'), 300)
+    return f"Send one of {listed}" if "," in expected or " or " in expected else f"Send {listed}"
+
+
+def _discriminator(ctx: dict[str, Any]) -> str:
+    # A field name ("'type'") extends the path; a function ("_location_kind()") is ours, not theirs.
+    name = str(ctx.get("discriminator", "")).strip("'")
+    return name if name.isidentifier() else ""
+
+
+def _tags(expected_tags: str) -> str:
+    tags = [t.strip().replace("'", '"') for t in expected_tags.split(",")]
+    more = f" and {len(tags) - _TAGS_SHOWN} more" if len(tags) > _TAGS_SHOWN else ""
+    return ", ".join(tags[:_TAGS_SHOWN]) + more
+
+
+def _message(err: ErrorDetails) -> tuple[str, str]:
+    """(extra path, message) for one pydantic error: what was wrong, what was received, what to send."""
+    kind = err["type"]
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    received = err.get("input")
+    msg = err["msg"]
+    if kind == "missing":
+        return "", "required, but missing"
+    if kind == "extra_forbidden":
+        return (
+            "",
+            "not a field here: remove it, or check its spelling (`aims schemas export` lists the fields)",
+        )
+    if kind in ("value_error", "assertion_error"):
+        # Our own validators' words, without pydantic's "Value error, " in front.
+        return "", str(ctx.get("error", msg))
+    if kind in ("enum", "literal_error"):
+        return "", f"got {shown(received)}. {_send(str(ctx.get('expected', '')))}"
+    if kind == "union_tag_invalid":
+        tags = _tags(str(ctx.get("expected_tags", "")))
+        return _discriminator(ctx), f"got {shown(ctx.get('tag'))}. Send one of {tags}"
+    if kind == "union_tag_not_found":
+        field = _discriminator(ctx)
+        return field, "required, but missing" if field else "cannot tell which kind of object this is"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "", f"expected an object but got {shown(received)}"
+    if kind == "list_type":
+        return "", f"expected an array but got {shown(received)}"
+    if kind == "string_type":
+        return "", f"expected a string but got {shown(received)}"
+    if kind == "string_unicode":
+        return "", "is not valid Unicode text (a lone surrogate such as \\udcff, which UTF-8 cannot carry)"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "", "must not be empty"
+    if kind == "string_too_long" and isinstance(received, str):
+        return "", f"{msg}, got {len(received)}"
+    if kind == "string_pattern_mismatch":
+        return "", f"{_PATTERNS.get(str(ctx.get('pattern')), msg)}, got {shown(received)}"
+    if kind == "timezone_aware":
+        return "", f"needs a time zone (e.g. 2025-03-01T09:00:00Z or +01:00), got {shown(received)}"
+    if kind.endswith(_SAYS_RECEIVED) or kind.startswith(_SAYS_RECEIVED):
+        return "", f"{msg}, got {shown(received)}"
+    return "", msg
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Each error as one printable line `path: what was wrong … what to send`, path first.
+
+    The router's dead letters and `aims emit` both say it this way. Every quoted value is cut
+    short and escaped (`schemas.envelope.shown`), so a line is safe for a header or a terminal.
+    """
+    lines = []
+    for err in exc.errors(include_url=False):
+        extra, message = _message(err)
+        path = ".".join(p for p in (_path(err["loc"]), extra) if p) or "(event)"
+        lines.append(printable(f"{printable(path, 120)}: {message}", ERROR_LINE_CHARS))
+    return lines

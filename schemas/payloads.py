@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-Name = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^\S(.*\S)?$")]
+from schemas.envelope import printable, shown
+
+# One line, no leading or trailing whitespace (`.` stops at a newline); error messages say so in words.
+NAME_PATTERN: Final = r"^\S(.*\S)?$"
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
 
 
@@ -69,12 +84,69 @@ class SqlTableLocation(Payload):
         return self
 
 
+# The keys that say which shape a location is when `kind` is left out.
+_FILE_KEYS: Final = ("uri",)
+_SQL_KEYS: Final = ("url", "table")
+LOCATION_TAGS: Final = ("file", "sql")
+# One example of each accepted shape, quoted by every location error; a test validates both.
+FILE_EXAMPLE: Final = {"uri": "/data/loans.csv"}
+SQL_EXAMPLE: Final = {"url": "postgresql://host/db", "table": "loans"}
+_SEND = f"Send a file as {json.dumps(FILE_EXAMPLE)} or a SQL table as {json.dumps(SQL_EXAMPLE)}"
+
+
+def _location_shape(value: Any) -> Any:
+    """Refuse a location whose shape cannot be told, in words that say what to send instead.
+
+    Without this, pydantic's discriminator answers a plain string with "Unable to extract tag using
+    discriminator _location_kind()". Everything whose shape is clear goes on to the two models,
+    whose own errors (a missing `table`, a password in the URL) are readable.
+    """
+    if isinstance(value, FileLocation | SqlTableLocation):
+        return value
+    if not isinstance(value, dict):
+        raise _shape_error(f"expected an object but got {shown(value)}")
+    file_keys = [k for k in _FILE_KEYS if k in value]
+    sql_keys = [k for k in _SQL_KEYS if k in value]
+    kind = value.get("kind")
+    if kind is not None and kind not in LOCATION_TAGS:
+        raise _shape_error(f'kind must be "file" or "sql" (or left out) but got {shown(kind)}')
+    if file_keys and sql_keys:
+        raise _shape_error(
+            f"has both a file's {_listed(file_keys)} and a SQL table's {_listed(sql_keys)}:"
+            " a location is one or the other"
+        )
+    if kind is None and not file_keys and not sql_keys:
+        keys = _listed(list(value)) if value else "none"
+        raise _shape_error(
+            f'has neither a file\'s "uri" nor a SQL table\'s "url" and "table" (its keys: {keys})'
+        )
+    wrong = sql_keys if kind == "file" else file_keys if kind == "sql" else []
+    if wrong:
+        raise _shape_error(
+            f'kind is "{kind}" but the object has {_listed(wrong)}, which belong to the other shape'
+        )
+    return value
+
+
+def _shape_error(problem: str) -> PydanticCustomError:
+    # The message is complete here: no template context, so a "{...}" the producer sent stays text.
+    return PydanticCustomError("location_shape", f"{problem}. {_SEND}")
+
+
+def _listed(keys: list[Any]) -> str:
+    # The keys may be the producer's: a few of them, each cut short and escaped.
+    quoted = [f'"{printable(str(k), 20)}"' for k in keys[:5]]
+    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+    return ", ".join(quoted[:-1]) + (" and " if len(quoted) > 1 else "") + quoted[-1] + more
+
+
 def _location_kind(value: Any) -> str | None:
-    # Producers may leave `kind` out: a `table` means SQL, a `uri` means a file.
+    # Producers may leave `kind` out: a `url` or `table` means SQL, a `uri` means a file.
+    # (`_location_shape` has already refused the mixed and the shapeless.)
     if isinstance(value, dict):
         kind = value.get("kind")
         if kind is None:
-            return "sql" if "table" in value else "file"
+            return "sql" if any(k in value for k in _SQL_KEYS) else "file"
         return str(kind)
     return getattr(value, "kind", None)
 
@@ -82,6 +154,8 @@ def _location_kind(value: Any) -> str | None:
 DatasetLocation = Annotated[
     Annotated[FileLocation, Tag("file")] | Annotated[SqlTableLocation, Tag("sql")],
     Discriminator(_location_kind),
+    # Runs first: a before-validator wraps the union, and leaves its JSON Schema as it is.
+    BeforeValidator(_location_shape),
 ]
 
 
