@@ -107,8 +107,10 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
     ]
 
 
-def follow_on_keys(event: AimsEvent) -> list[str]:
-    """Idempotency keys of the risk assessments the event's flow asks for, to follow them too."""
+def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
+    """Idempotency keys of the runs the event's flow asks for (risk assessments, a management
+    review), to follow them too. Call before the event is published: it reads the register as the
+    event's flow will find it."""
     # The flows' own request builders: importing them imports Prefect, so only here, when needed.
     if isinstance(event, ModelVersionRegisteredEvent):
         from flows import onboard_model
@@ -119,12 +121,27 @@ def follow_on_keys(event: AimsEvent) -> list[str]:
         from flows.evidence import load_policy
         from flows.incident_rules import triage
 
+        policy = load_policy()
         keys = [handle_incident.reassessment_for(event).dedup_key]
-        # A serious incident calls an extraordinary management review: its pack is prepared at once.
-        if triage(event.data, load_policy()).serious:
+        # A serious incident calls an extraordinary management review, whose pack is prepared at
+        # once — unless one is requested and not yet held (an earlier demo's): it joins that one.
+        if triage(event.data, policy).serious and not _review_to_join(settings, policy):
             keys.append(handle_incident.serious_review_key(event))
         return keys
     return []
+
+
+def _review_to_join(settings: AimsSettings, policy: Policy) -> bool:
+    from connectors.register import open_register
+    from flows.incident_rules import not_yet_held
+
+    register = open_register(settings)
+    try:
+        with register.reader() as uow:
+            now = datetime.now(UTC)
+            return any(not_yet_held(r, now, policy) for r in uow.reviews.find(kind="extraordinary"))
+    finally:
+        register.close()
 
 
 def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
@@ -243,13 +260,15 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         started = datetime.now(UTC)
         publisher = EventPublisher(info.bootstrap, settings.events_topic)
         api = PrefectApi(info.prefect_api_url)
+        # Worked out before anything is published: afterwards the register has what the flows did.
+        follow_ons = {e.id: follow_on_keys(e, settings) for e in events}
         try:
             for batch, note in phases:
                 for event in batch:
                     partition = publisher.publish(event)
                     print(f"published {event.type} {event.id} (subject {event.key}, partition {partition})")
                 print(f"Following the flow runs… {note}", flush=True)
-                keys = [k for e in batch for k in (e.dedup_key, *follow_on_keys(e))]
+                keys = [k for e in batch for k in (e.dedup_key, *follow_ons[e.id])]
                 found = follow(api, keys, timeout)
                 runs += found
                 if len(found) < len(keys):
@@ -267,7 +286,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         finally:
             publisher.close()
             api.close()
-        expected = sum(1 + len(follow_on_keys(e)) for e in events) + expected_approvals
+        expected = sum(1 + len(follow_ons[e.id]) for e in events) + expected_approvals
         print("\nFlow runs:")
         for run in runs:
             print(

@@ -5,12 +5,20 @@
   the deadline it rests on and the detection time it runs from.
 - Consequences, in the same transaction as the incident (the outbox): a risk reassessment of the
   AI system (8.2), and for a serious incident, or repeated ones in the policy's window, an
-  extraordinary management review (9.3).
+  extraordinary management review (9.3). While one is requested and not yet held
+  (`incident_rules.not_yet_held`) the incident joins it: its reason and triggers name the incident,
+  and no second review or review-requested event is made. If the review's pack was gathered
+  before the incident joined, its attendees are told (`hold_management_review.tell_joined`).
+- An AI system that is not in the inventory is a finding (A.4.2, A.6.2.6): a nonconformity per
+  system, opened by its first incident and referred to by the later ones; the alert and the issue
+  say so at the top.
 - A Jira incident issue with the facts, moved to Triaged, and a Slack alert in the policy's
   incident channel with a button for each next step. track-incident keeps both up to date.
 
 Idempotent: the incident's id is its event's source#id, a redelivered event or a retried run
-finds it there, and the alert and the issue are found again before anything is posted.
+finds it there, and the alert and the issue are found again before anything is posted. Runs for
+two incidents may overlap: the register serializes their transactions, so the second one sees the
+review (or the finding) the first one made, and joins (or refers to) it.
 """
 
 from __future__ import annotations
@@ -32,7 +40,17 @@ from flows.evidence import (
     tracker,
 )
 from flows.evidence import send_outbox as send_events
-from flows.incident_rules import Triage, review_reason, triage
+from flows.incident_rules import (
+    ReviewCall,
+    Triage,
+    incident_trigger,
+    inventory_finding,
+    joined,
+    requested_review,
+    review_call,
+    review_triggers,
+    triage,
+)
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason
 from schemas.records import Incident, ManagementReview
@@ -43,7 +61,8 @@ if TYPE_CHECKING:
     from schemas.policy import Policy
 
 FLOW = "handle-incident"
-CONTROLS = ["A.3.3", "A.6.2.8", "A.8.3", "A.8.4", "10.2"]
+# A.4.2 and A.6.2.6: every incident's AI system is checked against the inventory.
+CONTROLS = ["A.3.3", "A.4.2", "A.6.2.6", "A.6.2.8", "A.8.3", "A.8.4", "10.2"]
 SOURCE = "urn:aims:handle-incident"
 
 
@@ -60,7 +79,9 @@ def reassessment_for(event: IncidentReportedEvent) -> RiskReassessmentRequestedE
     )
 
 
-def triaged_incident(event: IncidentReportedEvent, found: Triage, at: datetime) -> Incident:
+def triaged_incident(
+    event: IncidentReportedEvent, found: Triage, at: datetime, finding: str | None = None
+) -> Incident:
     report = event.data
     first_line = report.description.splitlines()[0].strip() if report.description.strip() else ""
     return Incident(
@@ -81,19 +102,12 @@ def triaged_incident(event: IncidentReportedEvent, found: Triage, at: datetime) 
         deadline_basis=found.clock.text if found.clock else None,
         triaged_at=at,
         flow_run_id=run_id(),
+        inventory_finding=finding,
     )
 
 
-def review_request(incident: Incident, reason: str, kind: str, at: datetime) -> ManagementReview:
-    return ManagementReview(
-        id=f"extraordinary:{kind}:{incident.id}",
-        kind="extraordinary",
-        reason=reason,
-        status="requested",
-        created_at=at,
-        trigger=f"incident:{incident.id}",
-        requested_by=f"flow:{FLOW}",
-    )
+def review_request(incident: Incident, call: ReviewCall, at: datetime) -> ManagementReview:
+    return requested_review(incident, call, at, f"flow:{FLOW}")
 
 
 def review_event_id(review_id: str) -> str:
@@ -101,7 +115,10 @@ def review_event_id(review_id: str) -> str:
 
 
 def serious_review_key(event: IncidentReportedEvent) -> str:
-    """The key of the review request a serious incident makes: the demo follows its run."""
+    """The key of the review request a serious incident makes: the demo follows its run.
+
+    An incident that joins a review not yet held makes no request, so no run has this key then.
+    """
     return f"{SOURCE}#{review_event_id(f'extraordinary:serious:{event.dedup_key}')}"
 
 
@@ -115,7 +132,7 @@ def review_event(review: ManagementReview, incident: Incident) -> ReviewRequeste
             "data": {
                 "review_id": review.id,
                 "reason": review.reason,
-                "trigger": f"incident:{incident.id}",
+                "trigger": incident_trigger(incident.id),
                 "requested_by": f"flow:{FLOW}",
                 "requested_at": review.created_at.isoformat(),
             },
@@ -124,43 +141,83 @@ def review_event(review: ManagementReview, incident: Incident) -> ReviewRequeste
 
 
 def _review(uow: UnitOfWork, incident: Incident, policy: Policy, at: datetime) -> ManagementReview | None:
-    """The extraordinary review this incident calls, once per trigger; None if it calls none."""
-    reason = review_reason(incident, uow.incidents.find(), policy)
-    if reason is None:
+    """The new extraordinary review this incident requests if none is open to join; None if it calls
+    none (once per trigger; repeated incidents once per window)."""
+    reviews = uow.reviews.find(kind="extraordinary")
+    call = review_call(incident, uow.incidents.find(), reviews, policy, at, join=False)
+    return review_request(incident, call, at) if call is not None else None
+
+
+def call_review(
+    uow: UnitOfWork, incident: Incident, policy: Policy, at: datetime
+) -> tuple[ManagementReview, bool] | None:
+    """Join the extraordinary review not yet held, or request a new one: (the review, whether it is new).
+
+    In the caller's unit of work, which holds the register's writer lock: a concurrent triage waits
+    for it, then finds the review this one made and joins it.
+    """
+    reviews = uow.reviews.find(kind="extraordinary")
+    call = review_call(incident, uow.incidents.find(), reviews, policy, at)
+    if call is None:
         return None
-    if not incident.serious:
-        # Repeated incidents call one review per window, not one per incident beyond the count.
-        window = policy.management_review.extraordinary.within_days * 86_400
-        for earlier in uow.reviews.find(kind="extraordinary"):
-            recent = (at - earlier.created_at).total_seconds() < window
-            if earlier.id.startswith("extraordinary:repeated:") and recent:
-                return None
-    return review_request(incident, reason, "serious" if incident.serious else "repeated", at)
+    if call.joins is not None:
+        return uow.reviews.update(call.joins.id, **joined(call.joins, call)), False
+    review = review_request(incident, call, at)
+    return review, uow.reviews.add_if_absent(review)
+
+
+def record_finding(uow: UnitOfWork, system: str, incident_id: str, at: datetime) -> str | None:
+    """The finding an AI system outside the inventory is (A.4.2, A.6.2.6); None for a known system.
+
+    One per system: the first incident opens it, later ones refer to it. A closed one whose system is
+    still unknown recurs, so it is opened again (the audit log keeps its closing).
+    """
+    if uow.systems.get(system) is not None:
+        return None
+    finding = inventory_finding(system, incident_id, at)
+    current = uow.nonconformities.get(finding.id)
+    if current is None:
+        uow.nonconformities.add(finding)
+    elif current.closed_at is not None:
+        uow.nonconformities.update(finding.id, status="open", closed_at=None)
+    return finding.id
+
+
+def record_triage(
+    uow: UnitOfWork, event: IncidentReportedEvent, policy: Policy, at: datetime, topic: str
+) -> dict[str, Any]:
+    """Record the triaged incident, its evidence and its consequences in the caller's unit of work.
+
+    Only a new incident has consequences: a redelivered event or a retried run changes nothing. The
+    outcome is read back from the register, so it is the same however often this runs; its "outbox"
+    are the keys of the staged events, to send once committed.
+    """
+    from events.outbox import stage
+
+    found = triage(event.data, policy)
+    announce: list[Any] = [reassessment_for(event)]
+    incident = uow.incidents.get(event.dedup_key)
+    if incident is None:
+        finding = record_finding(uow, event.data.ai_system, event.dedup_key, at)
+        incident = triaged_incident(event, found, at, finding)
+        uow.incidents.add(incident)
+        called = call_review(uow, incident, policy, at)
+        if called is not None and called[1]:
+            announce.append(review_event(called[0], incident))
+    outcome = _outcome(incident, event, found)
+    outcome.update(_review_outcome(uow, incident))
+    outcome.update(_finding_outcome(uow, incident))
+    uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
+    outcome["outbox"] = stage(uow, announce, topic)
+    return outcome
 
 
 @task(name="triage-incident")
 def triage_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     """Record the triaged incident, its evidence and its consequences in one transaction."""
-    from events.outbox import stage
-
     policy = load_policy()
-    found = triage(event.data, policy)
-    now = datetime.now(UTC)
-    announce: list[Any] = [reassessment_for(event)]
     with register().unit_of_work(actor(FLOW)) as uow:
-        incident = uow.incidents.get(event.dedup_key)
-        if incident is None:
-            incident = triaged_incident(event, found, now)
-            uow.incidents.add(incident)
-            review = _review(uow, incident, policy, now)
-            if review is not None and uow.reviews.add_if_absent(review):
-                announce.append(review_event(review, incident))
-        outcome = _outcome(incident, event, found)
-        requested = [e.data.review_id for e in announce if isinstance(e, ReviewRequestedEvent)]
-        outcome["extraordinary_review"] = requested[0] if requested else None
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
-        outcome["outbox"] = stage(uow, announce, load_settings().events_topic)
-    return outcome
+        return record_triage(uow, event, policy, datetime.now(UTC), load_settings().events_topic)
 
 
 def _outcome(incident: Incident, event: IncidentReportedEvent, found: Triage) -> dict[str, Any]:
@@ -180,10 +237,32 @@ def _outcome(incident: Incident, event: IncidentReportedEvent, found: Triage) ->
     }
 
 
+def _review_outcome(uow: UnitOfWork, incident: Incident) -> dict[str, Any]:
+    """The extraordinary review the incident requested or joined, if any."""
+    trigger = incident_trigger(incident.id)
+    review = next((r for r in uow.reviews.find(kind="extraordinary") if trigger in review_triggers(r)), None)
+    if review is None:
+        return {"extraordinary_review": None, "review_joined": False}
+    return {"extraordinary_review": review.id, "review_joined": review_triggers(review)[0] != trigger}
+
+
+def _finding_outcome(uow: UnitOfWork, incident: Incident) -> dict[str, Any]:
+    """Whether the AI system is in the inventory, and if not the finding that records it."""
+    if incident.inventory_finding is None:
+        return {"in_inventory": True, "inventory_finding": None}
+    finding = uow.nonconformities.get(incident.inventory_finding)
+    opened = finding is not None and finding.source_ref == incident.id
+    return {
+        "in_inventory": False,
+        "inventory_finding": incident.inventory_finding,
+        "inventory_finding_opened": opened,
+    }
+
+
 @task(name="open-incident-issue", retries=3, retry_delay_seconds=[2, 10, 30])
 def open_issue(incident_id: str) -> str | None:
     """The Jira incident issue, found again by its label before any create; moved to Triaged."""
-    from flows.incident_messages import issue_description, issue_summary, jira_label
+    from flows.incident_messages import inventory_labels, issue_description, issue_summary, jira_label
     from schemas.policy import IncidentStage
 
     issues = tracker()
@@ -200,7 +279,7 @@ def open_issue(incident_id: str) -> str | None:
             policy.incidents.jira_project,
             issue_summary(incident),
             issue_description(incident, now),
-            [jira_label(incident.id), "aims-incident"],
+            [jira_label(incident.id), "aims-incident", *inventory_labels(incident)],
         )
         triaged = policy.incidents.jira_statuses.get(IncidentStage.triaged)
         if triaged and not issues.transition(key, triaged):
@@ -237,10 +316,15 @@ def alert_channel(incident_id: str) -> str | None:
 
 @flow(name=FLOW, description="Triage a reported incident, start its Art. 73 clock, open its issue and alert.")
 def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
+    from flows.hold_management_review import tell_joined
+
     outcome = triage_incident(event)
     send_events(FLOW, outcome.pop("outbox"))
     # Jira first, so the Slack alert can name the issue.
     outcome["jira_issue"] = open_issue(outcome["incident"])
     outcome["slack_ts"] = alert_channel(outcome["incident"])
+    if outcome["review_joined"]:
+        # After the incident's own issue, so that the attendees' note can name it.
+        outcome["review_told"] = tell_joined(outcome["extraordinary_review"])
     publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
     return outcome

@@ -6,6 +6,10 @@ Two ways in, one review each:
 - a review request (a serious or repeated incident, `aims review request`, any review-requested
   event) names its review; its meeting is `extraordinary.notice_days` after the request.
 
+An incident that comes while an extraordinary review is requested and not yet held joins it
+(handle-incident) rather than calling another: a review not prepared yet gathers it into its pack;
+one prepared already was gathered without it, so its attendees are told (`tell_joined`).
+
 A review that is already prepared is not prepared again, so a redelivered request or a rerun
 schedules nothing twice. Preparing gathers the pack for the period since the last review from the
 register and the Prefect run history, writes it as Markdown, HTML and an .ics invitation in the state
@@ -25,9 +29,10 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, tracker
+from flows.incident_rules import review_triggers
 from flows.review_results import COMMENT_HELP
 from schemas.events import ReviewRequestedEvent
-from schemas.records import ManagementReview
+from schemas.records import IncidentNotice, ManagementReview
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
@@ -242,6 +247,63 @@ def invite(pack: ReviewPack, policy: Policy, files: dict[str, str], issue: str |
     return sent
 
 
+@task(name="tell-joined-incidents", retries=2, retry_delay_seconds=[5, 30])
+def tell_joined(review_id: str) -> list[str]:
+    """Tell the attendees of each incident that joined the review after its pack was gathered.
+
+    The pack, the Jira issue and the invitations went out without it, and a person preparing for the
+    meeting expects to hear of it rather than find it in the register: a comment on the review's Jira
+    issue and a Slack message to every attendee, each once per incident (an `incident_notice`). A
+    review not prepared yet tells nothing: it gathers the incident into its pack. Both handle-incident
+    (after the incident joined) and this flow (after preparing) call this: whichever commits last
+    sees both facts, so every late incident is told, whatever the order.
+    """
+    from flows.incident_messages import joined_review_comment, joined_review_text
+    from flows.incident_rules import late_triggers, notice_id
+
+    with register().reader() as uow:
+        review = uow.reviews.one(review_id)
+        late = [
+            found
+            for trigger in late_triggers(review)
+            if trigger.startswith("incident:")
+            and (found := uow.incidents.get(trigger.removeprefix("incident:"))) is not None
+        ]
+        sent = {n.id for incident in late for n in uow.incident_notices.find(incident_id=incident.id)}
+    if not late:
+        return []
+    policy = load_policy()
+    zone = policy.management_review.meeting.zone
+    slack, issues = chat(), tracker()
+    told: list[str] = []
+    for incident in late:
+        if issues is not None and review.jira_issue:
+            key = notice_id(incident.id, "review-joined-jira", review.id)
+            if key not in sent:
+                issues.comment(review.jira_issue, joined_review_comment(review, incident, zone))
+                _mark_told(incident.id, key, "review-joined-jira", review.id, [review.jira_issue])
+                told.append(key)
+        if slack is not None:
+            key = notice_id(incident.id, "review-joined-slack", review.id)
+            if key not in sent:
+                text = joined_review_text(review, incident, zone)
+                reached = [
+                    a.email
+                    for a in policy.management_review.attendees
+                    if slack.post_to_person(a.email, text) is not None
+                ]
+                _mark_told(incident.id, key, "review-joined-slack", review.id, reached)
+                told.append(key)
+    return told
+
+
+def _mark_told(incident_id: str, key: str, kind: str, review_id: str, recipients: list[str]) -> None:
+    with register().unit_of_work(actor(FLOW)) as uow:
+        uow.incident_notices.add_if_absent(
+            IncidentNotice(id=key, incident_id=incident_id, kind=kind, step=review_id, recipients=recipients)
+        )
+
+
 @flow(name=FLOW, description="Prepare a management review: pack, agenda, invitations; track its results.")
 def hold_management_review(
     event: ReviewRequestedEvent | None = None, as_of: datetime | None = None
@@ -256,7 +318,9 @@ def hold_management_review(
     review = _review_for(policy, event, now)
     if review.prepared_at is not None:
         logger.info("review %s was prepared at %s: nothing to do", review.id, review.prepared_at)
-        return {"review": review.id, "status": review.status, "prepared": False}
+        # Except what a run that died after preparing it may have left untold.
+        told = tell_joined(review.id)
+        return {"review": review.id, "status": review.status, "prepared": False, "told": told}
     pack, policy_snapshot = gather_pack(review, now)
     files = write_files(pack, policy)
     markdown = Path(files["markdown"]).read_text()
@@ -275,9 +339,13 @@ def hold_management_review(
             jira_issue=issue,
             flow_run_id=run_id(),
             prepared_at=datetime.now(UTC),
+            # As read before gathering: an incident that joined since is not in the pack's reason.
+            pack_triggers=review_triggers(review),
         )
     # After the commit: a retried run then finds the review prepared and invites nobody twice.
     invited = invite(pack, policy, files, issue)
+    # Incidents that joined while the pack was being gathered: their own runs saw it unprepared.
+    told = tell_joined(review.id)
     missing = {s.key: s.missing for s in pack.sections if s.missing}
     logger.info(
         "review %s prepared for %s; %d section(s) state missing data",
@@ -293,5 +361,6 @@ def hold_management_review(
         "files": files,
         "jira_issue": issue,
         "invited": invited,
+        "told": told,
         "missing": missing,
     }

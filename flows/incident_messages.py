@@ -1,4 +1,5 @@
-"""What responders read about an incident: the Slack alert and the Jira issue. Pure functions.
+"""What responders read about an incident: the Slack alert and the Jira issue; and what a management
+review's attendees read when an incident joins the review after its pack was gathered. Pure functions.
 
 The action ids and block ids here are the contract with the gateway: the clicked button's
 `action_id` names the update, its `value` the incident (or the corrective action), and the note
@@ -8,13 +9,23 @@ typed in the message's input block carries the authority's reference or the effe
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import re
+from collections.abc import Callable
+from datetime import datetime, tzinfo
 from typing import Any
 
-from flows.incident_rules import State, action_label, close_blockers, format_left, stage_of, time_left
+from flows.incident_rules import (
+    INVENTORY_CONTROLS,
+    State,
+    action_label,
+    close_blockers,
+    format_left,
+    stage_of,
+    time_left,
+)
 from schemas.payloads import IncidentUpdateKind
 from schemas.policy import IncidentStage
-from schemas.records import Incident
+from schemas.records import Incident, ManagementReview
 
 Blocks = list[dict[str, Any]]
 
@@ -46,6 +57,25 @@ _MARK = {
 }
 
 
+# Jira wiki markup: characters that start a text effect, link, macro, image, table or list.
+_JIRA_MARKUP = re.compile(r"([\\*_?+^~|{}\[\]!#-])")
+NOT_IN_INVENTORY_LABEL = "aims-not-in-inventory"
+
+
+def mrkdwn(text: str) -> str:
+    """Text from an event as Slack mrkdwn shows it literally: no link, mention or channel ping.
+
+    Slack asks for exactly these three as entities; its emphasis characters cannot be escaped and
+    can only change how the text looks.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def jira_text(text: str) -> str:
+    """Text from an event as Jira wiki markup shows it literally, on one line."""
+    return _JIRA_MARKUP.sub(r"\\\1", " ".join(text.splitlines()))
+
+
 def jira_label(incident_id: str) -> str:
     """The label that finds an incident's issue again: ids carry '#' and ':', labels want neither."""
     return "aims-incident-" + hashlib.sha256(incident_id.encode()).hexdigest()[:16]
@@ -62,6 +92,29 @@ def _text(text: str, limit: int = 2900) -> dict[str, str]:
 def title(incident: Incident) -> str:
     serious = "Serious incident" if incident.serious else "Incident"
     return f"{serious} on {incident.system}: {incident.title}"
+
+
+def _inventory_note(incident: Incident, escape: Callable[[str], str]) -> str:
+    """What the alert and the issue say about a system outside the inventory, escaped by `escape`."""
+    assert incident.inventory_finding is not None
+    return (
+        f"{escape(incident.system)} is not in the AIMS's inventory of AI systems. Finding "
+        f"{escape(incident.inventory_finding)} records it (10.2; {', '.join(INVENTORY_CONTROLS)}), and every "
+        "incident on this system refers to it. Add the system to the inventory (register a model version "
+        "of it) and find out how it came to run outside the AIMS."
+    )
+
+
+def inventory_warning(incident: Incident) -> str | None:
+    """Slack mrkdwn: the AI system is not in the inventory, and the finding that records it."""
+    if incident.inventory_finding is None:
+        return None
+    return f"⚠️ *Not in the AI system inventory:* {_inventory_note(incident, mrkdwn)}"
+
+
+def inventory_labels(incident: Incident) -> list[str]:
+    """Jira labels that let the governance team list incidents on systems outside the inventory."""
+    return [NOT_IN_INVENTORY_LABEL] if incident.inventory_finding is not None else []
 
 
 def facts(incident: Incident, now: datetime) -> list[tuple[str, str]]:
@@ -137,6 +190,9 @@ def alert_blocks(state: State, now: datetime) -> Blocks:
         {"type": "header", "text": {"type": "plain_text", "text": f"{_MARK[stage]} {title(incident)}"[:150]}},
         {"type": "section", "fields": [_text(f"*{k}*\n{v}", 1900) for k, v in facts(incident, now)]},
     ]
+    if warning := inventory_warning(incident):
+        # Right under the header: the first thing a responder reads.
+        blocks.insert(1, {"type": "section", "text": _text(warning)})
     if incident.description:
         blocks.append({"type": "section", "text": _text(incident.description)})
     if lines := _progress(state):
@@ -159,7 +215,8 @@ def alert_blocks(state: State, now: datetime) -> Blocks:
 
 
 def alert_text(incident: Incident, stage: IncidentStage) -> str:
-    return f"{title(incident)} — {stage.value}"
+    unknown = " — ⚠️ not in the AI system inventory" if incident.inventory_finding is not None else ""
+    return f"{title(incident)} — {stage.value}{unknown}"
 
 
 def update_line(kind: str, by: str, channel: str, detail: str, action: str | None) -> str:
@@ -183,6 +240,8 @@ def issue_summary(incident: Incident) -> str:
 
 def issue_description(incident: Incident, now: datetime) -> str:
     lines = [f"*{k}:* {v}" for k, v in facts(incident, now)]
+    if incident.inventory_finding is not None:
+        lines[:0] = [f"(!) *Not in the AI system inventory:* {_inventory_note(incident, jira_text)}", ""]
     if incident.description:
         lines += ["", incident.description]
     lines += [
@@ -207,4 +266,43 @@ def clock_text(incident: Incident, now: datetime, overdue: bool) -> str:
     return (
         f"⏰ Reminder: the Art. 73 report for “{title(incident)}” is due {when} "
         f"({format_left(left) if left is not None else '—'} left; {incident.deadline_basis})."
+    )
+
+
+# -- an incident that joined a management review after its pack was prepared --------------------
+
+
+def _joined_facts(
+    review: ManagementReview, incident: Incident, zone: tzinfo, escape: Callable[[str], str]
+) -> tuple[str, str]:
+    meeting = (
+        f"{review.meeting_at.astimezone(zone):%Y-%m-%d %H:%M %Z}" if review.meeting_at else "to be fixed"
+    )
+    criteria = escape(", ".join(incident.criteria))
+    serious = f"serious incident (Art. 73: {criteria})" if incident.serious else "incident"
+    # The issue key is Jira's own (PROJ-N), not event text: left as is, Jira links it.
+    issue = f"; Jira {incident.jira_issue}" if incident.jira_issue else ""
+    what = (
+        f"{serious} {escape(incident.id)} on {escape(incident.system)}: {escape(incident.title)} "
+        f"(severity {incident.severity.value}{issue})"
+    )
+    return meeting, what
+
+
+def joined_review_text(review: ManagementReview, incident: Incident, zone: tzinfo) -> str:
+    """Slack mrkdwn, to each attendee: a further incident is on the agenda of a prepared review."""
+    meeting, what = _joined_facts(review, incident, zone, mrkdwn)
+    return (
+        f"📌 A further incident joined management review {mrkdwn(review.id)} (meeting {meeting}): {what}. "
+        "It joined after the review pack was gathered, so the pack's reason and agenda do not name it; "
+        "the review's reason in the register does."
+    )
+
+
+def joined_review_comment(review: ManagementReview, incident: Incident, zone: tzinfo) -> str:
+    """Jira wiki markup, on the review's issue: the same news, for whoever reads the agenda there."""
+    meeting, what = _joined_facts(review, incident, zone, jira_text)
+    return (
+        f"AIMS: a further incident joined this review (meeting {meeting}): {what}. It joined after the "
+        "review pack was gathered, so the pack's reason and the agenda above do not name it."
     )

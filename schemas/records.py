@@ -294,6 +294,11 @@ class Incident(Record):
     slack_ts: str | None = None
     jira_issue: str | None = None
     flow_run_id: str | None = Field(None, description="The handle-incident run that triaged it.")
+    inventory_finding: str | None = Field(
+        None,
+        description="The nonconformity recording that its AI system was not in the inventory when it was"
+        " reported (A.4.2, A.6.2.6): one per system, which every incident on the system refers to.",
+    )
 
 
 class IncidentUpdate(Record):
@@ -316,7 +321,10 @@ class IncidentNotice(Record):
 
     id: str = Field(description="<incident id>:<kind>:<step>.")
     incident_id: str
-    kind: str = Field(description="clock-reminder, clock-overdue, review-request …")
+    kind: str = Field(
+        description="clock-reminder, clock-overdue, update-slack, update-jira, review-joined-slack,"
+        " review-joined-jira …"
+    )
     step: str = ""
     recipients: list[str] = Field(default_factory=list)
     sent_at: AwareDatetime = Field(default_factory=utcnow)
@@ -326,13 +334,16 @@ class Nonconformity(Record):
     """A nonconformity (10.2) with its root cause."""
 
     id: str = Field(default_factory=new_id)
-    source: str = Field(description="What raised it: incident, data-quality, audit or review.")
+    source: str = Field(description="What raised it: incident, data-quality, inventory, audit or review.")
     source_ref: str = Field(description="Id of the record that raised it.")
     description: str
     root_cause: str = ""
     status: str = Field("open", description="open, actions-planned, verified or closed.")
     opened_at: AwareDatetime = Field(default_factory=utcnow)
     closed_at: AwareDatetime | None = None
+    controls: list[str] = Field(
+        default_factory=list, description="The clauses or Annex A controls it is a finding against."
+    )
 
 
 class CorrectiveAction(Record):
@@ -375,6 +386,15 @@ class ManagementReview(Record):
     flow_run_id: str | None = Field(None, description="The hold-management-review run that prepared it.")
     prepared_at: AwareDatetime | None = None
     closed_at: AwareDatetime | None = None
+    triggers: list[str] = Field(
+        default_factory=list,
+        description="Everything that called it, in order: `trigger` first, then each incident that joined"
+        " it while it was not yet held.",
+    )
+    pack_triggers: list[str] = Field(
+        default_factory=list,
+        description="The triggers its pack was gathered with; the attendees are told of later ones apart.",
+    )
 
 
 class ReviewAction(Record):

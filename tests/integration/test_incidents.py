@@ -20,7 +20,7 @@ import pytest
 
 from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent
-from schemas.records import Incident, IncidentNotice, IncidentUpdate
+from schemas.records import Incident, IncidentNotice, IncidentUpdate, ManagementReview
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request
 from tests.support import SLACK_SIGNING_SECRET, SessionStack, jira, jira_move, poll, slack
@@ -135,6 +135,14 @@ def until(what: str, check: Any, timeout: float = 120) -> Any:
     return poll(check, timeout, what)
 
 
+def called_review(stack: SessionStack, incident_id: str) -> ManagementReview | None:
+    """The extraordinary review the incident called or joined (its triggers name it)."""
+    trigger = f"incident:{incident_id}"
+    with stack.register().reader() as uow:
+        found = uow.reviews.find(kind="extraordinary")
+    return next((r for r in found if trigger in (r.triggers or [r.trigger])), None)
+
+
 def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: Any, gateway: str) -> None:
     detected = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     # A medium health-and-safety report: the policy's floor makes it high, and high is serious.
@@ -153,8 +161,17 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     # The redelivered event made no second incident, issue or alert.
     with stack.register().reader() as uow:
         assert len([i for i in uow.incidents.find(system="credit-scoring") if i.id == incident_id]) == 1
-        review = uow.reviews.get(f"extraordinary:serious:{incident_id}")
-    assert review is not None and review.status == "requested" and "serious incident" in review.reason
+        in_inventory = uow.systems.get("credit-scoring") is not None
+    review = called_review(stack, incident_id)
+    # The extraordinary review it called, or joined when one was requested and not yet held.
+    assert review is not None and review.status in ("requested", "prepared") and incident_id in review.reason
+    called = review.trigger == f"incident:{incident_id}"
+    assert called == (review.id == f"extraordinary:serious:{incident_id}")
+    # An AI system outside the inventory is a finding, which the alert and the issue name first.
+    assert (found.inventory_finding is None) == in_inventory
+    if found.inventory_finding is not None:
+        assert found.inventory_finding == "inventory:credit-scoring"
+        assert "Not in the AI system inventory" in alert(stack, found)["blocks"][1]["text"]["text"]
     assert found.jira_issue is not None
     issue = jira(stack).issues[found.jira_issue]
     assert jira(stack).status(found.jira_issue) == "Triaged"
@@ -178,7 +195,8 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
         e["type"] == "org.aims.risk.reassessment.requested" and e["data"]["evidence"] == incident_id
         for e in events
     )
-    assert any(
+    # A review it joined was requested by the incident that called it; no second request.
+    assert called == any(
         e["type"] == "org.aims.review.requested" and incident_id in e["data"]["trigger"] for e in events
     )
 

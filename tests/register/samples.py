@@ -183,6 +183,7 @@ def every_record() -> list[r.Record]:
             slack_ts="1700000000.000100",
             jira_issue="AIINC-3",
             flow_run_id="run-7",
+            inventory_finding="inventory:credit-scoring",
         ),
         r.IncidentUpdate(
             id="urn:support#77:contain",
@@ -208,6 +209,7 @@ def every_record() -> list[r.Record]:
             root_cause="Checklist skipped",
             status="actions-planned",
             opened_at=T0,
+            controls=["A.4.2", "A.6.2.6"],
         ),
         r.CorrectiveAction(
             nonconformity_id="nc-1",
@@ -238,6 +240,8 @@ def every_record() -> list[r.Record]:
             flow_run_id="fr-9",
             prepared_at=later,
             closed_at=later,
+            triggers=["urn:support#77", "incident:urn:support#78"],
+            pack_triggers=["urn:support#77"],
         ),
         r.ReviewAction(
             review_id="rev-1",

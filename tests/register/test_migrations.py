@@ -15,13 +15,13 @@ from tests.register.samples import sample
 def test_from_empty_to_head_matches_the_tables(blank: Register) -> None:
     assert blank.revision() is None
     blank.migrate()
-    assert blank.revision() == "0008"
+    assert blank.revision() == "0009"
     assert set(metadata.tables) <= set(inspect(blank.engine).get_table_names())
     with blank.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], f"the tables and the migrations disagree; add a migration: {diff}"
     blank.migrate()  # a second run is a no-op
-    assert blank.revision() == "0008"
+    assert blank.revision() == "0009"
 
 
 def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
@@ -58,9 +58,9 @@ def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
 
 def test_ensure_schema_migrates_only_when_behind(blank: Register) -> None:
     blank.ensure_schema()
-    assert blank.revision() == "0008"
+    assert blank.revision() == "0009"
     blank.ensure_schema()
-    assert blank.revision() == "0008"
+    assert blank.revision() == "0009"
 
 
 def test_rows_logged_before_a_migration_added_fields_still_verify(blank: Register) -> None:
@@ -92,3 +92,38 @@ def test_rows_logged_before_a_migration_added_fields_still_verify(blank: Registe
         conn.execute(update(incident).values(jira_issue="AIINC-666"))
     problem = blank.verify_audit().problem
     assert problem is not None and problem.kind == "row altered" and "incident" in problem.detail
+
+
+def test_reviews_and_findings_logged_before_0009_still_verify(blank: Register) -> None:
+    """0009 gave reviews `triggers` and `pack_triggers`, nonconformities `controls` (all default []) and
+    incidents `inventory_finding`: rows written and logged before stay verifiable."""
+    from sqlalchemy import insert
+
+    from connectors.register.tables import entity_for
+
+    blank.migrate("0008")
+    added: dict[type[r.Record], set[str]] = {
+        r.ManagementReview: {"triggers", "pack_triggers"},
+        r.Nonconformity: {"controls"},
+        r.Incident: {"inventory_finding"},
+    }
+    # Once: reviews and nonconformities have random ids.
+    old = {record_type: sample(record_type) for record_type in added}
+    with blank.unit_of_work("before-0009") as uow:
+        for record_type, record in old.items():
+            entity = entity_for(record_type)
+            row = {k: v for k, v in record.model_dump().items() if k not in added[record_type]}
+            uow.conn.execute(insert(entity.table).values(**row))
+            logged = record.model_dump(mode="json", exclude=added[record_type])
+            uow.append_audit("insert", entity, logged["id"], None, logged)
+    blank.migrate()
+    assert blank.verify_audit().problem is None
+    with blank.reader() as uow:
+        review = uow.reviews.one(logged_id(old[r.ManagementReview]))
+        assert (review.triggers, review.pack_triggers) == ([], [])
+        assert uow.nonconformities.one(logged_id(old[r.Nonconformity])).controls == []
+        assert uow.incidents.one(logged_id(old[r.Incident])).inventory_finding is None
+
+
+def logged_id(record: r.Record) -> str:
+    return str(record.model_dump()["id"])
