@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -64,7 +65,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         info = stack.start(progress=lambda m: print(m, flush=True))
         print(f"\nStack up. Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}", flush=True)
         print(f"Logs: {settings.state_path / 'logs'}. Press Ctrl-C to stop.", flush=True)
-        supervisor = threading.Thread(target=stack.supervise, daemon=True)
+        # Flushed: detached, stdout is the stack's log file, where restarts must show as they happen.
+        supervisor = threading.Thread(
+            target=stack.supervise, kwargs={"progress": lambda m: print(m, flush=True)}, daemon=True
+        )
         supervisor.start()
         while not stop.wait(0.5):
             pass
@@ -108,24 +112,90 @@ def _up_detached(settings: AimsSettings) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    """Stop everything started from the state folder: the stack, and what announced itself there.
+
+    The supervisor stops its children and the routers, workers and gateway started by hand, in
+    order (gateway, routers, workers, Prefect, Kafka). If it hangs, its children as stack.json names
+    them now and the announced processes are stopped from here. Then whatever still runs is stopped
+    too (a stack whose supervisor died). Every pid read from a file is checked to still run that
+    component before it is signalled.
+    """
     from infra.processes import stop_pid
-    from infra.stack import StackInfo
+    from infra.stack import StackInfo, announced_processes, is_component_process, stop_processes
 
     settings = _settings()
-    info = StackInfo.load(settings.state_path)
-    if info is None:
+    state = settings.state_path
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    info = StackInfo.load(state)
+    if info is not None and not is_component_process(info.supervisor_pid, "supervisor", state):
+        say(f"stack.json names pid {info.supervisor_pid}, which no longer runs an aims stack: a stale file")
+        info = None
+    if info is not None:
+        say(f"stopping the stack (pid {info.supervisor_pid})…")
+        if not stop_pid(info.supervisor_pid, timeout=90):
+            say("the supervisor did not stop within 90 s; stopping its processes from here")
+            latest = StackInfo.load(state) or info  # the pids after its restarts
+            stop_processes(announced_processes(state, latest.pids), say)
+            # It had SIGTERM (so it restarts nothing more) but hangs; it must not outlive its stack.
+            if is_component_process(info.supervisor_pid, "supervisor", state):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(info.supervisor_pid, signal.SIGKILL)
+    # What still runs: routers, workers or a gateway started by hand, or the children of a stack
+    # whose supervisor died (stack.json is read even then).
+    leftover = StackInfo.read(state)
+    remaining = announced_processes(state, leftover.pids if leftover else None)
+    if remaining:
+        stop_processes(remaining, say)
+    StackInfo.path(state).unlink(missing_ok=True)
+    if info is None and not remaining:
         print("no stack is running from this state folder")
         return 0
-    print(f"stopping the stack (pid {info.supervisor_pid})…", flush=True)
-    if not stop_pid(info.supervisor_pid, timeout=90):
-        # The supervisor hung: stop its children ourselves, router first.
-        for name in ("router", "worker", "prefect-server", "kafka"):
-            pid = info.pids.get(name)
-            if pid:
-                stop_pid(pid, timeout=20)
-    StackInfo.path(settings.state_path).unlink(missing_ok=True)
     print("stack stopped")
     return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Restart one component of the running stack through its supervisor, and wait until it is ready.
+
+    The request travels as a file in the state folder (see `infra.stack`); the supervisor restarts
+    the component, waits for it and answers. Exit 0 once ready, 1 if it did not come back.
+    """
+    from infra.stack import StackInfo, parse_component, request_restart, take_restart_result, withdraw_restart
+
+    try:
+        component = parse_component(args.component)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.timeout <= 0:
+        raise CliError(f"--timeout {args.timeout}: seconds to wait, more than 0")
+    state = _settings().state_path
+    info = StackInfo.load(state)
+    if info is None:
+        raise CliError(f"no stack is running from {state}: start one with `aims up`")
+    request_id = request_restart(state, component)
+    print(f"asking the stack (pid {info.supervisor_pid}) to restart {component}…", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        result = take_restart_result(state, request_id)
+        if result is not None:
+            print(result.message)
+            return 0 if result.ok else 1
+        if StackInfo.load(state) is None:
+            withdraw_restart(state, request_id)
+            print(f"the stack stopped before {component} was restarted", file=sys.stderr)
+            return 1
+        if time.monotonic() > deadline:
+            withdraw_restart(state, request_id)
+            print(
+                f"{component}: no answer from the stack within {args.timeout:.0f} s; "
+                f"see {state / 'logs' / 'stack.log'} (detached) or the `aims up` terminal",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.5)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -243,14 +313,25 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from aims.endpoints import resolve
-    from aims.status import collect, render
+    from aims.endpoints import Endpoints, resolve
+    from aims.status import collect, healthy, render
 
+    if not 0 < args.timeout <= 600:
+        raise CliError(f"--timeout {args.timeout}: seconds, more than 0 and at most 600")
     settings = _settings()
-    status = collect(settings, resolve(settings))
-    print(json.dumps(status, indent=2, default=str) if args.json else render(status))
-    up = status["kafka"]["reachable"] and status["prefect"]["reachable"]
-    return 0 if up else 1
+    try:
+        endpoints = resolve(settings)
+    except CliError:
+        if not args.json:
+            raise
+        # --json always prints a document: a script reads "Kafka not configured" from it, not stderr.
+        endpoints = Endpoints("", settings.prefect_api_url, None)
+    # The status reports each client's failures itself; their log lines would only repeat them (and a
+    # probe still running at exit could write to stderr while the interpreter shuts down).
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    status = collect(settings, endpoints, deadline=args.timeout)
+    print(json.dumps(status, indent=2, default=str) if args.json else render(status), flush=True)
+    return 0 if healthy(status) else 1
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -292,6 +373,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return 0
     if args.all:
         chosen = [d for d in letters if not args.reason or d.reason == args.reason]
+        references = [d for d in chosen if d.is_reference]
+        if references:
+            # They hold no original to publish (see `aims dlq show`); the rest can still go.
+            print(f"skipped {len(references)} reference(s) to records too large to copy")
+            chosen = [d for d in chosen if not d.is_reference]
     elif positions:
         chosen = [by_position[p] for p in positions]
     else:
@@ -334,9 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = add("up", cmd_up, "Start the whole local stack (broker, Prefect, deployments, router).")
     up.add_argument("--detach", action="store_true", help="run in the background; `aims down` stops it")
-    add("down", cmd_down, "Stop a detached stack.")
+    add("down", cmd_down, "Stop the stack and whatever was started from its state folder.")
+    restart = add(
+        "restart", cmd_restart, "Restart one component of the running stack and wait until it is ready."
+    )
+    restart.add_argument("component", help="kafka | prefect-server | worker | router | gateway")
+    restart.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for it (default %(default)s)"
+    )
     worker = add("worker", cmd_worker, "Serve the Prefect deployments and run their flow runs.")
-    worker.add_argument("--limit", type=int, default=None, help="at most this many runs at once")
+    worker.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="at most this many runs at once in this worker, below the work pool's limit "
+        "(AIMS_WORK_POOL_CONCURRENCY, or the limit set in Prefect)",
+    )
     router = add("router", cmd_router, "Route events from Kafka to Prefect deployments.")
     router.add_argument("--name", default=None, help="name shown in `aims status`")
     router.add_argument("-v", "--verbose", action="store_true")
@@ -364,7 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--dry-run", action="store_true", help="validate and print, publish nothing")
 
     status = add("status", cmd_status, "Show broker, Prefect, topics, lag, routers and recent runs.")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="one JSON document, whatever failed")
+    status.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="answer within this long; what did not answer is shown as unknown (default %(default)s)",
+    )
 
     dlq = add("dlq", cmd_dlq, "Manage dead letters.")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")

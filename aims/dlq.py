@@ -52,7 +52,8 @@ def render_list(letters: list[DeadLetter]) -> str:
     lines = [f"{'POSITION':10} {'REASON':25} {'WHEN':32} {'KEY':20} DETAIL"]
     for d in letters:
         key = (d.key or b"").decode("utf-8", "replace")[:20]
-        lines.append(f"{d.partition}:{d.offset:<8} {d.reason:25} {d.header(AT):32} {key:20} {d.detail[:100]}")
+        reason = f"{d.reason} (ref)" if d.is_reference else d.reason
+        lines.append(f"{d.partition}:{d.offset:<8} {reason:25} {d.header(AT):32} {key:20} {d.detail[:100]}")
     return "\n".join(lines)
 
 
@@ -63,6 +64,12 @@ def render_one(d: DeadLetter) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = repr(value[:2000]) + (" …" if len(value) > 2000 else "")
     headers = "\n".join(f"  {k}: {v.decode('utf-8', 'replace')[:500]}" for k, v in d.headers)
+    if d.is_reference:
+        return (
+            f"dead letter {d.partition}:{d.offset} is a reference: the record was too large to copy "
+            f"with the dead-letter headers, so this letter says where it is and how it begins.\n"
+            f"key: {d.key!r}\nheaders:\n{headers}\nreference:\n{body}"
+        )
     return (
         f"dead letter {d.partition}:{d.offset}\nkey: {d.key!r}\nheaders:\n{headers}\n"
         f"value ({len(value)} bytes):\n{body}"
@@ -70,7 +77,16 @@ def render_one(d: DeadLetter) -> str:
 
 
 def replay(settings: AimsSettings, bootstrap: str, letters: list[DeadLetter]) -> int:
-    """Publish the original records to the events topic again, untouched but for our headers."""
+    """Publish the original records to the events topic again, untouched but for our headers.
+
+    A reference letter holds no original to publish: naming one is an error that publishes nothing.
+    """
+    references = [f"{d.partition}:{d.offset}" for d in letters if d.is_reference]
+    if references:
+        raise CliError(
+            f"{', '.join(references)}: only a reference to a record too large to copy (see `aims dlq show`); "
+            "nothing was replayed. Have the producer send that event again within the size limit."
+        )
     producer = make_producer(bootstrap)
     try:
         futures = [

@@ -19,6 +19,11 @@ class RejectedLaunch(Exception):
     """The orchestrator refused the run for good (e.g. parameters it will never accept)."""
 
 
+class NotWaitingYet(TransientLaunchError):
+    """The run to resume exists but is not suspended yet (queued, starting, or busy with an earlier
+    input). Only that run's subject has to wait; Prefect itself is fine."""
+
+
 class FlowRunLauncher(Protocol):
     async def launch(
         self,
@@ -36,7 +41,7 @@ class FlowRunLauncher(Protocol):
         """Resume the suspended run of `deployment` tagged `tag` with `run_input`.
 
         Returns the run (also when it has already finished: there is nothing left to wake), None
-        when no run carries the tag; raises TransientLaunchError while the run is not suspended yet.
+        when no run carries the tag; raises NotWaitingYet while the run is not suspended yet.
         """
         ...
 
@@ -136,9 +141,7 @@ class PrefectLauncher:
             if run.state is None or run.state.is_final():
                 return run.id
             if not run.state.is_paused():
-                raise TransientLaunchError(
-                    f"run {run.id} of {deployment} is {run.state.name}, not waiting yet"
-                )
+                raise NotWaitingYet(f"run {run.id} of {deployment} is {run.state.name}, not waiting yet")
             answer = await self._client.resume_flow_run(run.id, run_input=run_input)
         except PrefectHTTPStatusError as exc:
             status = exc.response.status_code
@@ -153,7 +156,7 @@ class PrefectLauncher:
         if "validation" in reason.lower() or "schema" in reason.lower():
             raise RejectedLaunch(f"run {run.id} refused the input: {reason}")
         # Another decision resumed it a moment ago: wait for it to suspend again.
-        raise TransientLaunchError(f"run {run.id} did not resume: {reason}")
+        raise NotWaitingYet(f"run {run.id} did not resume: {reason}")
 
 
 def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[str, Any] | None:

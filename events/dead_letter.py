@@ -1,7 +1,13 @@
-"""Dead letters: the original record, untouched, with why it was refused in the headers."""
+"""Dead letters: the original record, untouched, with why it was refused in the headers.
+
+A record near the broker's size limit has no room for those headers: its dead letter is then a
+*reference* (where the original is, why it was refused, its size and its first bytes), so that
+dead-lettering never fails for a record's size and never stops its partition.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +21,12 @@ SOURCE_TOPIC = f"{PREFIX}topic"
 SOURCE_PARTITION = f"{PREFIX}partition"
 SOURCE_OFFSET = f"{PREFIX}offset"
 AT = f"{PREFIX}at"
+REFERENCE = f"{PREFIX}reference"
 _MAX_DETAIL = 4000
+# Bytes of the original value a reference keeps, so a person can tell what the producer sent.
+REFERENCE_PREFIX_BYTES = 1024
+# A record's framing in a batch: the batch header (61 bytes) and the record's varints, at most.
+_RECORD_OVERHEAD = 128
 
 
 def dead_letter_headers(
@@ -31,6 +42,44 @@ def dead_letter_headers(
         (SOURCE_OFFSET, str(offset).encode()),
         (AT, datetime.now(UTC).isoformat().encode()),
     ]
+
+
+def copy_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """About how many bytes a record with this key, value and headers takes on the wire (an upper bound)."""
+    header_bytes = sum(len(k.encode()) + len(v or b"") + 10 for k, v in headers)
+    return len(key or b"") + len(value or b"") + header_bytes + _RECORD_OVERHEAD
+
+
+def reference_letter(
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+    reason: Reason,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of a dead letter that points at a record too large to copy whole."""
+    original = value or b""
+    body = {
+        "reference": {"topic": topic, "partition": partition, "offset": offset},
+        "reason": reason.value,
+        "detail": detail[:_MAX_DETAIL],
+        "size": len(original),
+        "key_size": len(key or b""),
+        "headers": sorted({k for k, _ in headers})[:50],
+        "prefix": original[:REFERENCE_PREFIX_BYTES].decode("utf-8", errors="replace"),
+        "note": "too large to copy with the dead-letter headers; the original is at the reference "
+        "for as long as the topic retains it",
+    }
+    letter_headers = [
+        *dead_letter_headers([], reason, detail, topic, partition, offset),
+        (REFERENCE, b"1"),
+    ]
+    # A key of a size that matters is part of the problem: keep it only when small.
+    small_key = key if key is not None and len(key) <= REFERENCE_PREFIX_BYTES else None
+    return small_key, json.dumps(body).encode(), letter_headers
 
 
 @dataclass(frozen=True)
@@ -56,6 +105,11 @@ class DeadLetter:
     @property
     def detail(self) -> str:
         return self.header(DETAIL)
+
+    @property
+    def is_reference(self) -> bool:
+        """Only a pointer to a record too large to copy: the original is not in this letter."""
+        return self.header(REFERENCE) == "1"
 
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
 
 # Large enough for an oversize event to be dead-lettered with its original bytes.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# kafka-python waits up to 30 s between reconnection attempts by default: a broker back after a
+# restart would be noticed that late. A second is cheap on loopback and on a real network.
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
@@ -20,6 +23,7 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         "retries": 10,
         "linger_ms": 2,
         "max_request_size": MAX_REQUEST_BYTES,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "client_id": "aims-producer",
     }
     options.update(overrides)
@@ -36,6 +40,7 @@ def make_consumer(bootstrap: str, group_id: str | None, **overrides: Any) -> Kaf
         "auto_offset_reset": "earliest",
         "fetch_max_bytes": 8 * MAX_REQUEST_BYTES,
         "max_partition_fetch_bytes": MAX_REQUEST_BYTES,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "client_id": "aims-consumer",
     }
     options.update(overrides)
@@ -45,6 +50,10 @@ def make_consumer(bootstrap: str, group_id: str | None, **overrides: Any) -> Kaf
 def make_admin(bootstrap: str, **overrides: Any) -> KafkaAdminClient:
     from kafka import KafkaAdminClient
 
-    options: dict[str, Any] = {"bootstrap_servers": bootstrap, "client_id": "aims-admin"}
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+        "client_id": "aims-admin",
+    }
     options.update(overrides)
     return KafkaAdminClient(**options)

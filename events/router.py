@@ -1,13 +1,23 @@
 """The router: a consumer-group member that turns events into Prefect flow runs.
 
 At-least-once in, exactly-once effect (DESIGN decision 2):
-- a record's offset is committed only after every route of it was accepted by Prefect, or after it
-  was written to the dead-letter topic;
+- a record's offset is committed only after every route of it was accepted by Prefect and recorded,
+  or after it reached the dead-letter topic — never past a record that did not (`OffsetLedger`);
 - the idempotency key (the event's source + id) makes a redelivered event return the flow run that
   already exists instead of a second one.
 
-Kafka is driven from one thread (kafka-python is not thread-safe); flow runs are created from an
-asyncio loop in a second thread, several subjects at a time but one subject's events in order.
+Each subject is a chain of its own: its events are routed in order, one at a time, while the other
+subjects' events flow past. A subject that has to wait (a decision whose run is not suspended yet)
+holds only its own chain, and the commit of its partition, never the others.
+
+Nothing outside the router's control stops it: while Prefect, the broker or the register is away
+it holds (commits nothing it has not settled) and goes on by itself when they are back; a rebalance
+is the group's business (the new owner reads again and idempotency keys dedupe); whatever happens
+while dead-lettering a record, the record is retried, never the cause of an exit.
+
+Kafka is driven from one thread (kafka-python's consumer is not thread-safe); flow runs are created
+from an asyncio loop in a second thread; the outbox relay has a thread of its own, so a broker that
+does not answer cannot stall the consumer loop through it.
 """
 
 from __future__ import annotations
@@ -16,13 +26,13 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import random
 import socket
 import threading
 import time
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,10 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from connectors.prefect_runs import FlowRunLauncher, RejectedLaunch, TransientLaunchError
+from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
 from events.codec import Reason, Rejected, decode
-from events.dead_letter import dead_letter_headers
-from events.kafka_clients import make_consumer, make_producer
+from events.dead_letter import copy_size, dead_letter_headers, reference_letter
+from events.kafka_clients import MAX_REQUEST_BYTES, make_consumer, make_producer
+from events.offsets import OffsetLedger
 from events.routing import ROUTES, Route
 from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
@@ -41,6 +52,7 @@ from schemas.settings import AimsSettings
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.consumer.fetcher import ConsumerRecord
+    from kafka.producer.future import FutureRecordMetadata
     from kafka.structs import TopicPartition
 
     from connectors.register.receipts import ReceiptLog
@@ -51,23 +63,43 @@ log = logging.getLogger("aims.router")
 LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
 # Recorded as the "run" of a decision that found no run waiting (the nil UUID).
 NOTHING_TO_RESUME = UUID(int=0)
+# Records held uncommitted, all partitions together, before the router stops fetching: with records
+# up to the broker's 2 MiB each, the count per partition alone would not bound memory.
+HELD_BYTES_LIMIT = 64 * 1024 * 1024
+# A commit that gets no answer in this long is retried later, not waited for: the loop goes on.
+COMMIT_TIMEOUT_MS = 5000
+# How long `send` may wait for the dead-letter topic's metadata before the loop goes on.
+DEAD_LETTER_BLOCK_MS = 2000
+MAX_BACKOFF = 5.0
+# Holding on Prefect for less than this is a busy server, not an outage: logged at debug level only.
+NEWSWORTHY_HOLD = 2.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Work:
-    """One consumed record and what became of it."""
+    """One consumed record and what became of it. Compared by identity: the ledger relies on it."""
 
     record: ConsumerRecord
     event: AimsEvent | None = None
     rejected: Rejected | None = None
     runs: dict[str, UUID] = field(default_factory=dict)
-    done: bool = False
+    accepted: bool = False
+    # Its partition went to another router: whatever still happens to it is not ours to commit.
+    dropped: bool = False
+    # Too large to dead-letter whole: its dead letter is a reference.
+    as_reference: bool = False
+    dead_letter_attempts: int = 0
 
     @property
     def chain(self) -> str:
-        # Records without a key still keep their partition's order.
+        # One subject's events stay in order; records without a key keep their partition's order.
         key = self.record.key
-        return key.decode("utf-8", "replace") if key else f"partition-{self.record.partition}"
+        subject = key.decode("utf-8", "replace") if key else "-"
+        return f"{self.record.partition}:{subject}"
+
+    @property
+    def size(self) -> int:
+        return len(self.record.value or b"") + len(self.record.key or b"")
 
 
 @dataclass
@@ -76,8 +108,28 @@ class RouterStats:
     routed: int = 0
     dead_lettered: int = 0
     commits: int = 0
+    # Since when Prefect has not accepted runs (None: it does).
     holding_since: float | None = None
     last_error: str = ""
+
+
+class _Backoff:
+    """When to try an outside call again after failures: doubling, with full jitter, capped."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.next_at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.next_at = time.monotonic() + random.uniform(0, min(MAX_BACKOFF, 0.25 * 2**self.failures))
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.next_at = 0.0
 
 
 class Router:
@@ -103,14 +155,33 @@ class Router:
         self._receipts = receipts
         self.coalesce_seconds = coalesce_seconds
         self._outbox = outbox
-        self._last_relay = 0.0
         self._heartbeat_dir = heartbeat_dir
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._launcher: FlowRunLauncher | None = None
-        self._assigned = False
         self._last_beat = 0.0
+        self._last_summary = 0.0
+        self._hold_logged = 0.0
+        self._state = "joining"
+        self._partitions: list[int] = []
+        # The consumer thread's books.
+        self._ledger: OffsetLedger[TopicPartition, _Work] = OffsetLedger()
+        self._paused: set[TopicPartition] = set()
+        self._to_record: list[_Work] = []
+        self._to_dead_letter: deque[_Work] = deque()
+        self._sending: list[tuple[_Work, FutureRecordMetadata]] = []
+        self._receipts_backoff = _Backoff()
+        self._dead_letter_backoff = _Backoff()
+        self._commit_backoff = _Backoff()
+        # What the router is holding on, other than Prefect (stats.holding_since): "kafka", "register".
+        self._trouble: dict[str, str] = {}
+        # Handed over from the asyncio thread: works whose launches ended (accepted or refused).
+        self._finished: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        # The asyncio thread's books: one queue of works per chain, and the chains now waiting.
+        self._chains: dict[str, deque[_Work]] = {}
+        self._waiting: set[str] = set()
+        self._gate: asyncio.Semaphore | None = None
 
     # -- control -----------------------------------------------------------------------------
 
@@ -122,190 +193,369 @@ class Router:
         """True once the router has joined its group and holds partitions."""
         return self._ready.wait(timeout)
 
+    def consumer_options(self) -> dict[str, Any]:
+        """The consumer's settings beyond the project's defaults (events.kafka_clients)."""
+        return {
+            "client_id": f"aims-router-{self.name}",
+            "max_poll_records": self.settings.router_batch_size,
+            # Kafka's default session of 45 s left a crashed router's partitions unread that long,
+            # though the supervisor starts it again within a second.
+            "session_timeout_ms": self.settings.consumer_session_timeout_ms,
+            "heartbeat_interval_ms": self.settings.consumer_heartbeat_interval_ms,
+        }
+
     def run(self) -> None:
         loop_thread = threading.Thread(target=self._loop.run_forever, name="router-async", daemon=True)
         loop_thread.start()
         launcher_cm = self._launcher_factory()
         self._launcher = self._call(launcher_cm.__aenter__()).result()
-        consumer = make_consumer(
-            self.bootstrap,
-            self.settings.consumer_group,
-            client_id=f"aims-router-{self.name}",
-            max_poll_records=self.settings.router_batch_size,
+        self._gate = self._call(_semaphore(self.settings.router_concurrency)).result()
+        consumer = make_consumer(self.bootstrap, self.settings.consumer_group, **self.consumer_options())
+        dlq = make_producer(
+            self.bootstrap, client_id=f"aims-router-dlq-{self.name}", max_block_ms=DEAD_LETTER_BLOCK_MS
         )
-        dlq = make_producer(self.bootstrap, client_id=f"aims-router-dlq-{self.name}")
+        relay = threading.Thread(target=self._relay_outbox, name="router-outbox", daemon=True)
+        relay.start()
         try:
             consumer.subscribe([self.settings.events_topic])
             log.info("router %s consuming %s", self.name, self.settings.events_topic)
             self._consume(consumer, dlq)
+            self._finish(consumer, dlq)
         finally:
-            dlq.flush(timeout=10)
-            dlq.close(timeout=10)
+            self._stop.set()
+            dlq.close(timeout=5)
             # close() leaves the group at once, so the partitions move without a session timeout.
-            consumer.close(autocommit=False)
+            consumer.close(autocommit=False, timeout_ms=5000)
             self._call(launcher_cm.__aexit__(None, None, None)).result(timeout=30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             loop_thread.join(timeout=10)
+            relay.join(timeout=10)
             self._write_heartbeat(final=True)
             log.info("router %s stopped: %s", self.name, self.stats)
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the consumer loop ---------------------------------------------------------------------
 
     def _consume(self, consumer: KafkaConsumer, dlq: KafkaProducer) -> None:
         while not self._stop.is_set():
-            polled = consumer.poll(timeout_ms=300)
-            self._assigned = bool(consumer.assignment())
-            if self._assigned:
-                self._ready.set()
+            records = self._poll(consumer)
+            for record in records:
+                self._take(record)
+            self._settle(dlq)
+            self._commit(consumer)
+            self._flow_control(consumer)
             self._beat()
-            self._relay_outbox()
-            if not polled:
-                continue
-            records = sorted(
-                (r for batch in polled.values() for r in batch), key=lambda r: (r.partition, r.offset)
-            )
-            self.stats.consumed += len(records)
-            work = [self._classify(r) for r in records]
-            self._handle(consumer, dlq, work)
-            self._commit(consumer, work)
 
-    def _classify(self, record: ConsumerRecord) -> _Work:
+    def _poll(self, consumer: KafkaConsumer) -> list[ConsumerRecord]:
+        from kafka.errors import KafkaError
+
+        try:
+            # Shorter while records are in flight, so their settling is committed soon.
+            polled = consumer.poll(timeout_ms=100 if self._ledger.total else 300)
+            assignment = consumer.assignment()
+        except KafkaError as exc:
+            self._in_trouble("kafka", f"poll failed: {exc}")
+            self._stop.wait(1.0)
+            return []
+        self._partitions = sorted(tp.partition for tp in assignment)
+        if assignment:
+            self._ready.set()
+        self._forget_lost(assignment)
+        return sorted((r for batch in polled.values() for r in batch), key=lambda r: (r.partition, r.offset))
+
+    def _forget_lost(self, assignment: set[TopicPartition]) -> None:
+        """Drop what the router held of partitions it no longer owns.
+
+        Only the assignment says what was lost: kafka-python keeps a partition's position when a
+        rebalance gives it back (an eager rebalance "revokes" every partition first), so records in
+        flight of a partition that stays must stay too — nothing would read them again. A partition
+        whose position was reset instead (lost, then assigned afresh) is read again from its
+        committed offset, which the ledger notices (`OffsetLedger.admit`).
+        """
+        lost = self._ledger.partitions() - assignment
+        if not lost:
+            return
+        dropped = self._ledger.revoke(lost)
+        for w in dropped:
+            w.dropped = True
+        self._paused -= lost
+        if dropped:
+            log.info(
+                "partitions %s moved to another router: %d record(s) in flight left to it "
+                "(it reads them again; idempotency keys dedupe)",
+                sorted(tp.partition for tp in lost),
+                len(dropped),
+            )
+
+    def _take(self, record: ConsumerRecord) -> None:
+        from kafka.structs import TopicPartition
+
         work = _Work(record)
-        decoded = decode(record.value, record.headers or [], self.settings.max_event_bytes)
+        tp = TopicPartition(record.topic, record.partition)
+        dropped = self._ledger.admit(tp, record.offset, work, work.size)
+        if dropped:
+            # Its position was reset (lost and assigned again between two polls): read afresh from here.
+            for w in dropped:
+                w.dropped = True
+            log.info(
+                "partition %d is read again from offset %d: %d record(s) taken before are read anew",
+                record.partition,
+                record.offset,
+                len(dropped),
+            )
+        self.stats.consumed += 1
+        self._classify(work)
+        if work.event is None:
+            self._to_dead_letter.append(work)
+        else:
+            self._loop.call_soon_threadsafe(self._enqueue, work)
+
+    def _classify(self, work: _Work) -> None:
+        record = work.record
+        try:
+            decoded = decode(record.value, record.headers or [], self.settings.max_event_bytes)
+        except Exception as exc:  # decode is total; should it fail, the record must not stop the router
+            log.exception("decoding %s[%d]@%d failed", record.topic, record.partition, record.offset)
+            work.rejected = Rejected(Reason.malformed, f"could not be decoded: {type(exc).__name__}")
+            return
         if isinstance(decoded, Rejected):
             work.rejected = decoded
         elif decoded.type not in self.routes:
             work.rejected = Rejected(Reason.unknown_type, f"no route for type {decoded.type!r}")
         else:
             work.event = decoded
-        return work
 
-    def _handle(self, consumer: KafkaConsumer, dlq: KafkaProducer, work: list[_Work]) -> None:
-        launches = [w for w in work if w.event is not None]
-        future = self._call(self._dispatch(launches))
-        paused: set[TopicPartition] = set()
-        # While Prefect is away we keep polling (paused) so the group does not evict us.
+    def _settle(self, dlq: KafkaProducer) -> None:
+        """Take the launches that ended; record the accepted, dead-letter the refused."""
         while True:
             try:
-                future.result(timeout=0.5)
+                w = self._finished.get_nowait()
+            except queue.Empty:
                 break
-            except TimeoutError:
-                if not paused:
-                    paused = set(consumer.assignment())
-                    consumer.pause(*paused)
-                self._rewind(consumer, consumer.poll(timeout_ms=0))
-                self._beat()  # `aims status` shows the router alive and holding
-        if paused:
-            consumer.resume(*paused)
-        # Orchestrator refusals join the decoding failures on the dead-letter topic.
-        for w in launches:
+            if w.dropped:
+                continue
             if w.rejected is not None:
-                w.event = None
-        self._dead_letter(dlq, [w for w in work if w.rejected is not None])
-        self._record_receipts([w for w in launches if w.done and w.event is not None])
+                w.event = None  # refused by Prefect: it joins the decoding failures
+                self._to_dead_letter.append(w)
+            else:
+                self._to_record.append(w)
+        self._record_receipts()
+        self._dead_letter(dlq)
 
-    def _record_receipts(self, accepted: list[_Work]) -> None:
-        if self._receipts is None or not accepted:
+    def _settled(self, w: _Work) -> None:
+        from kafka.structs import TopicPartition
+
+        self._ledger.settle(TopicPartition(w.record.topic, w.record.partition), w.record.offset, w)
+
+    def _record_receipts(self) -> None:
+        accepted = [w for w in self._to_record if not w.dropped]
+        if not accepted or not self._receipts_backoff.due():
+            self._to_record = accepted
             return
-        try:
-            self._receipts.record([(w.event, w.runs) for w in accepted if w.event is not None])
-        except Exception as exc:  # noqa: BLE001 - any failure means: do not commit, read them again
-            self.stats.last_error = f"register write failed: {exc}"
-            log.error("could not record %d accepted events in the register: %s; holding", len(accepted), exc)
-            for w in accepted:
-                w.done = False  # redelivered; the flow runs already exist and are found by idempotency key
-            self._stop.wait(2.0)
+        if self._receipts is not None:
+            try:
+                self._receipts.record([(w.event, w.runs) for w in accepted if w.event is not None])
+            except Exception as exc:  # noqa: BLE001 - any register failure: hold those records, try again
+                self._to_record = accepted
+                self._receipts_backoff.failed()
+                self._in_trouble("register", f"register write failed: {exc}")
+                return
+        self._receipts_backoff.succeeded()
+        self._out_of_trouble("register")
+        self._to_record = []
+        for w in accepted:
+            self._settled(w)
 
-    @staticmethod
-    def _rewind(consumer: KafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """A partition assigned during a rebalance is not paused and may deliver records while we
-        hold: put them back so the next real poll reads them, instead of skipping them."""
-        for tp, records in polled.items():
-            if records:
-                consumer.seek(tp, min(r.offset for r in records))
+    # -- dead letters --------------------------------------------------------------------------
 
-    def _dead_letter(self, dlq: KafkaProducer, rejected: list[_Work]) -> None:
-        pending = []
-        for w in rejected:
-            r = w.record
-            assert w.rejected is not None
-            headers = dead_letter_headers(
-                r.headers or [], w.rejected.reason, w.rejected.detail, r.topic, r.partition, r.offset
+    def _dead_letter(self, dlq: KafkaProducer) -> None:
+        from kafka.errors import KafkaError
+
+        self._check_sent()
+        while self._to_dead_letter and self._dead_letter_backoff.due():
+            w = self._to_dead_letter[0]
+            if w.dropped:
+                self._to_dead_letter.popleft()
+                continue
+            try:
+                future = self._send_dead_letter(dlq, w)
+            except KafkaError as exc:
+                if _too_large(exc) and not w.as_reference:
+                    w.as_reference = True
+                    continue
+                self._dead_letter_failed(w, exc)
+                return
+            self._to_dead_letter.popleft()
+            self._sending.append((w, future))
+
+    def _send_dead_letter(self, dlq: KafkaProducer, w: _Work) -> FutureRecordMetadata:
+        r, why = w.record, w.rejected
+        assert why is not None
+        headers = dead_letter_headers(r.headers or [], why.reason, why.detail, r.topic, r.partition, r.offset)
+        if not w.as_reference and copy_size(r.key, r.value, headers) > MAX_REQUEST_BYTES:
+            w.as_reference = True
+        if w.as_reference:
+            key, value, headers = reference_letter(
+                r.key, r.value, r.headers or [], why.reason, why.detail, r.topic, r.partition, r.offset
             )
+        else:
+            key, value = r.key, r.value
+        w.dead_letter_attempts += 1
+        if w.dead_letter_attempts == 1 or w.as_reference:
             log.warning(
-                "dead-letter %s[%d]@%d: %s: %s",
+                "dead-letter %s[%d]@%d%s: %s: %s",
                 r.topic,
                 r.partition,
                 r.offset,
-                w.rejected.reason.value,
-                w.rejected.detail[:300],
+                " (as a reference: too large to copy whole)" if w.as_reference else "",
+                why.reason.value,
+                why.detail[:300],
             )
-            pending.append(
-                (w, dlq.send(self.settings.dead_letter_topic, key=r.key, value=r.value, headers=headers))
-            )
-        dlq.flush(timeout=30)
-        for w, fut in pending:
-            try:
-                fut.get(timeout=30)
-                w.done = True
+        return dlq.send(self.settings.dead_letter_topic, key=key, value=value, headers=headers)
+
+    def _check_sent(self) -> None:
+        still: list[tuple[_Work, FutureRecordMetadata]] = []
+        for w, future in self._sending:
+            if not future.is_done:
+                still.append((w, future))
+            elif future.succeeded():
                 self.stats.dead_lettered += 1
-            except Exception as exc:  # noqa: BLE001 - any produce failure means: do not commit
-                self.stats.last_error = f"dead-letter produce failed: {exc}"
-                log.error("could not dead-letter offset %d: %s; it will be redelivered", w.record.offset, exc)
+                self._dead_letter_backoff.succeeded()
+                self._out_of_trouble("kafka")
+                self._settled(w)
+            elif _too_large(future.exception) and not w.as_reference:
+                # The broker's limit (or the topic's) is below what the copy needs.
+                w.as_reference = True
+                self._to_dead_letter.appendleft(w)
+            else:
+                self._dead_letter_failed(w, future.exception)
+        self._sending = still
 
-    def _commit(self, consumer: KafkaConsumer, work: list[_Work]) -> None:
-        from kafka.errors import CommitFailedError
-        from kafka.structs import OffsetAndMetadata, TopicPartition
+    def _dead_letter_failed(self, w: _Work, exc: BaseException | None) -> None:
+        self._dead_letter_backoff.failed()
+        self._in_trouble(
+            "kafka",
+            f"could not dead-letter {w.record.topic}[{w.record.partition}]@{w.record.offset}: {exc}; "
+            "it is kept and tried again",
+        )
+        if w not in self._to_dead_letter:
+            self._to_dead_letter.appendleft(w)
 
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        blocked: dict[TopicPartition, int] = {}
-        for w in work:  # sorted by partition, offset
-            tp = TopicPartition(w.record.topic, w.record.partition)
-            if tp in blocked:
-                continue
-            if not w.done:
-                blocked[tp] = w.record.offset  # never commit past a record that was not accepted
-                continue
-            offsets[tp] = OffsetAndMetadata(w.record.offset + 1, "", -1)
-        if not self._stop.is_set():
-            # Read the unhandled records again on the next poll instead of skipping them.
-            for tp, offset in blocked.items():
-                consumer.seek(tp, offset)
-        if not offsets:
+    # -- commits and flow control ----------------------------------------------------------------
+
+    def _commit(self, consumer: KafkaConsumer, final: bool = False) -> None:
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        ready = self._ledger.ready()
+        if not ready or not (final or self._commit_backoff.due()):
             return
         try:
-            consumer.commit(offsets)
-            self.stats.commits += 1
-        except CommitFailedError as exc:
-            # The group rebalanced; the new owner will redeliver and idempotency keys dedupe.
-            log.warning("commit refused after a rebalance: %s", exc)
+            # Only partitions still ours: an older offset must not rewind what a new owner committed.
+            mine = consumer.assignment()
+            ready = {tp: offset for tp, offset in ready.items() if tp in mine}
+            if not ready:
+                return
+            consumer.commit(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in ready.items()},
+                timeout_ms=COMMIT_TIMEOUT_MS,
+            )
+        except _rebalancing() as exc:
+            # The group is rebalancing: the offsets are committed on the next pass if the partitions
+            # stay ours; if they move, their new owner reads those records again (idempotency keys).
+            log.info("commit deferred by a rebalance: %s", type(exc).__name__)
+            return
+        except KafkaError as exc:
+            self._commit_backoff.failed()
+            self._in_trouble("kafka", f"commit failed: {type(exc).__name__}: {exc}")
+            return
+        self._ledger.committed(ready)
+        self._commit_backoff.succeeded()
+        self._out_of_trouble("kafka")
+        self.stats.commits += 1
 
-    # -- flow runs ---------------------------------------------------------------------------
+    def _flow_control(self, consumer: KafkaConsumer) -> None:
+        """Stop fetching a partition whose uncommitted records reached the cap (or everything, at
+        the byte budget); start again once they drained. Settled records leave the ledger."""
+        from kafka.errors import KafkaError
 
-    def _call(self, coro: Any) -> Future[Any]:
+        assigned = consumer.assignment()
+        full = self._ledger.bytes >= HELD_BYTES_LIMIT
+        cap = self.settings.router_max_in_flight
+        wanted = {tp for tp in assigned if full or self._ledger.held(tp) >= cap}
+        try:
+            if wanted - self._paused:
+                consumer.pause(*(wanted - self._paused))
+            if (self._paused & assigned) - wanted:
+                consumer.resume(*((self._paused & assigned) - wanted))
+        except KafkaError as exc:  # a partition revoked a moment ago; the next pass sees it
+            log.info("pause/resume skipped: %s", exc)
+            return
+        if wanted - self._paused:
+            log.warning(
+                "%d record(s) held uncommitted (%d bytes): fetching paused on partitions %s",
+                self._ledger.total,
+                self._ledger.bytes,
+                sorted(tp.partition for tp in wanted),
+            )
+        self._paused = wanted
+
+    def _finish(self, consumer: KafkaConsumer, dlq: KafkaProducer) -> None:
+        """On stop: launches in flight end (none start), then what settled is recorded and committed."""
+        deadline = time.monotonic() + self.settings.router_launch_timeout + 5
+        while self._chains and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._receipts_backoff.succeeded()
+        self._dead_letter_backoff.succeeded()
+        self._settle(dlq)
+        if self._sending:
+            dlq.flush(timeout=10)
+            self._check_sent()
+        self._commit(consumer, final=True)
+
+    # -- holding ----------------------------------------------------------------------------------
+
+    def _in_trouble(self, on: str, message: str) -> None:
+        if on not in self._trouble:
+            log.warning("holding: %s; nothing unsettled is committed, retrying with backoff", message)
+        self._trouble[on] = message
+        self.stats.last_error = message
+
+    def _out_of_trouble(self, on: str) -> None:
+        if self._trouble.pop(on, None) is not None:
+            log.info("%s is back: going on", on)
+
+    # -- flow runs (the asyncio thread) --------------------------------------------------------------
+
+    def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    async def _dispatch(self, launches: list[_Work]) -> None:
-        chains: dict[str, list[_Work]] = defaultdict(list)
-        for w in launches:
-            chains[w.chain].append(w)
-        gate = asyncio.Semaphore(self.settings.router_concurrency)
+    def _enqueue(self, w: _Work) -> None:
+        chain = self._chains.get(w.chain)
+        if chain is None:
+            chain = self._chains[w.chain] = deque()
+            self._loop.create_task(self._run_chain(w.chain, chain))
+        chain.append(w)
 
-        async def run_chain(items: list[_Work]) -> None:
-            for w in items:
-                async with gate:
-                    # On SIGTERM, finish what is in flight and start nothing new: the rest of the
-                    # batch is not committed and goes to whoever owns the partition next.
-                    if self._stop.is_set():
-                        return
+    async def _run_chain(self, key: str, chain: deque[_Work]) -> None:
+        """One subject's events, in order: each waits until the one before it was accepted."""
+        try:
+            while chain and not self._stop.is_set():
+                w = chain[0]
+                if not w.dropped:
                     await self._launch_all(w)
-                if not w.done and w.rejected is None:
-                    return  # not accepted: later events of this subject must not overtake it
-
-        await asyncio.gather(*(run_chain(items) for items in chains.values()))
+                    if not (w.accepted or w.rejected is not None or w.dropped):
+                        return  # stopping: left uncommitted for whoever owns the partition next
+                    self._finished.put(w)
+                chain.popleft()
+        finally:
+            self._waiting.discard(key)
+            if self._chains.get(key) is chain:
+                del self._chains[key]
+            if not self._chains:
+                self.stats.holding_since = None  # nothing waits on Prefect any more
 
     async def _launch_all(self, w: _Work) -> None:
-        assert w.event is not None and self._launcher is not None
+        assert w.event is not None
         event = w.event
         for route in self.routes[event.type]:
             if route.deployment in w.runs:
@@ -314,49 +564,68 @@ class Router:
             if run_id is None:
                 return
             w.runs[route.deployment] = run_id
-        if w.rejected is None:
-            w.done = True
-            self.stats.routed += 1
-            log.info(
-                "routed %s %s → %s",
-                event.type,
-                event.id,
-                ", ".join(f"{d}={r}" for d, r in w.runs.items()) or "recorded only: no flow for this type",
-            )
+        w.accepted = True
+        self.stats.routed += 1
+        log.info(
+            "routed %s %s → %s",
+            event.type,
+            event.id,
+            ", ".join(f"{d}={r}" for d, r in w.runs.items()) or "recorded only: no flow for this type",
+        )
 
     async def _launch_one(self, route: Route, event: AimsEvent, w: _Work) -> UUID | None:
-        assert self._launcher is not None
+        assert self._gate is not None
         delay = 0.25
         while True:
             try:
-                # Bounded, so an API that hangs is noticed and retried on our backoff; a request
-                # cut short that did create the run is harmless: the retry gets the same run back.
-                run_id = await asyncio.wait_for(
-                    self._start(route, event), timeout=self.settings.router_launch_timeout
-                )
+                # The gate bounds calls in flight, not waiting: a chain that waits gives its place up.
+                async with self._gate:
+                    if self._stop.is_set():
+                        return None  # stopping: start nothing new
+                    # Bounded, so an API that hangs is noticed and retried on our backoff; a request
+                    # cut short that did create the run is harmless: the retry gets the same run back.
+                    run_id = await asyncio.wait_for(
+                        self._start(route, event), timeout=self.settings.router_launch_timeout
+                    )
                 if self.stats.holding_since is not None:
-                    log.info(
-                        "Prefect accepts runs again after %.1fs", time.monotonic() - self.stats.holding_since
+                    held = time.monotonic() - self.stats.holding_since
+                    # A busy SQLite server refuses a run now and then: only real outages are news.
+                    log.log(
+                        logging.INFO if held >= NEWSWORTHY_HOLD else logging.DEBUG,
+                        "Prefect accepts runs again after %.1fs",
+                        held,
                     )
                     self.stats.holding_since = None
+                self._waiting.discard(w.chain)
                 return run_id
             except RejectedLaunch as exc:
                 w.rejected = Rejected(Reason.rejected_by_orchestrator, f"{route.deployment}: {exc}")
                 return None
+            except NotWaitingYet as exc:
+                # Only this subject waits (its run is queued or busy); the others go on meanwhile.
+                if w.chain not in self._waiting:
+                    log.info("%s %s waits: %s", event.type, event.id, exc)
+                    self._waiting.add(w.chain)
             except (TransientLaunchError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError):
                     exc = TransientLaunchError(
                         f"Prefect did not answer within {self.settings.router_launch_timeout:g}s"
                     )
+                now = time.monotonic()
                 if self.stats.holding_since is None:
-                    self.stats.holding_since = time.monotonic()
+                    self.stats.holding_since = now
+                if now - self.stats.holding_since >= NEWSWORTHY_HOLD and now - self._hold_logged > 60:
+                    self._hold_logged = now
                     log.warning("holding: %s; retrying with backoff, nothing is committed", exc)
                 self.stats.last_error = str(exc)
-            if self._stop.is_set():
+            except Exception as exc:  # an unforeseen failure holds this subject, never the router
+                log.exception("routing %s %s to %s failed; retrying", event.type, event.id, route.deployment)
+                self.stats.last_error = f"{route.deployment}: {type(exc).__name__}: {exc}"
+            if self._stop.is_set() or w.dropped:
                 return None
             # Full jitter, so routers that lost Prefect together do not return together.
             await self._sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, MAX_BACKOFF)
 
     async def _start(self, route: Route, event: AimsEvent) -> UUID:
         assert self._launcher is not None
@@ -396,25 +665,42 @@ class Router:
     OUTBOX_AGE = 30.0
 
     def _relay_outbox(self) -> None:
-        now = time.monotonic()
-        if self._outbox is None or now - self._last_relay < self.OUTBOX_EVERY:
-            return
-        self._last_relay = now
-        try:
-            sent = self._outbox.send(older_than=self.OUTBOX_AGE)
-        except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
-            log.warning("outbox relay failed: %s", exc)
-            return
-        if sent:
-            log.info("relayed %d event(s) a flow run left in the outbox", sent)
+        while self._outbox is not None and not self._stop.wait(self.OUTBOX_EVERY):
+            try:
+                sent = self._outbox.send(older_than=self.OUTBOX_AGE)
+            except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
+                log.warning("outbox relay failed: %s", exc)
+                continue
+            if sent:
+                log.info("relayed %d event(s) a flow run left in the outbox", sent)
 
     # -- liveness ----------------------------------------------------------------------------
+
+    # While records are uncommitted, the log says every this many seconds where they stand.
+    SUMMARY_EVERY = 30.0
 
     def _beat(self) -> None:
         now = time.monotonic()
         if now - self._last_beat > 2:
             self._write_heartbeat()
             self._last_beat = now
+        if now - self._last_summary > self.SUMMARY_EVERY and (self._ledger.total or self._trouble):
+            self._last_summary = now
+            log.info(
+                "partitions %s: %d record(s) uncommitted, %d subject(s) in flight, %d waiting, paused %s%s",
+                self._partitions,
+                self._ledger.total,
+                len(self._chains),
+                len(self._waiting),
+                sorted(tp.partition for tp in self._paused),
+                f"; holding on {self.holding_on()}" if self.holding_on() else "",
+            )
+
+    def holding_on(self) -> str | None:
+        """What the router waits for before it can go on: prefect, kafka, register; None if nothing."""
+        if self.stats.holding_since is not None:
+            return "prefect"
+        return next(iter(self._trouble), None)
 
     def _write_heartbeat(self, final: bool = False) -> None:
         if self._heartbeat_dir is None:
@@ -424,17 +710,47 @@ class Router:
         if final:
             path.unlink(missing_ok=True)
             return
+        holding_on = self.holding_on()
+        state = "holding" if holding_on is not None else "routing" if self._partitions else "idle"
         beat = {
             "name": self.name,
             "pid": os.getpid(),
-            "assigned": self._assigned,
+            "host": socket.gethostname(),
             "at": time.time(),
+            "assigned": bool(self._partitions),
+            "partitions": self._partitions,
+            "state": state,
+            "holding": holding_on is not None,
+            "holding_on": holding_on,
+            "in_flight": self._ledger.total,
+            "waiting_subjects": len(self._waiting),
             "consumed": self.stats.consumed,
             "routed": self.stats.routed,
             "dead_lettered": self.stats.dead_lettered,
-            "holding": self.stats.holding_since is not None,
             "last_error": self.stats.last_error,
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(beat))
         tmp.replace(path)
+
+
+async def _semaphore(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+    return isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
+
+
+def _rebalancing() -> tuple[type[Exception], ...]:
+    """The commit errors that mean "the group is moving partitions", not "Kafka is away"."""
+    from kafka.errors import (
+        CommitFailedError,
+        IllegalGenerationError,
+        RebalanceInProgressError,
+        UnknownMemberIdError,
+    )
+
+    return (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError)

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -115,14 +116,24 @@ class KafkaBroker:
         return maven_classpath(self.libs_dir)
 
     def _choose_ports(self) -> None:
-        # Reuse the last ports when free: the controller's address is part of the quorum config.
+        # Reuse the last ports when free: every client (stack.json, the supervised processes, routers
+        # started by hand) has the broker's address, and the controller's is part of the quorum config.
+        # `port_is_free` ignores the TIME_WAIT connections a stopped broker leaves behind.
         ports_file = self.home / "ports.json"
         if ports_file.exists():
             saved = json.loads(ports_file.read_text())
             if port_is_free(saved["broker"]) and port_is_free(saved["controller"]):
                 self.port, self.controller_port = saved["broker"], saved["controller"]
                 return
-        self.port, self.controller_port = free_port(), free_port()
+            log.warning(
+                "the broker's ports %s/%s are taken by another process; moving to new ones",
+                saved["broker"],
+                saved["controller"],
+            )
+        self.port = free_port()
+        self.controller_port = free_port()
+        while self.controller_port == self.port:  # two probes may be handed the same port
+            self.controller_port = free_port()
         ports_file.write_text(json.dumps({"broker": self.port, "controller": self.controller_port}))
 
     def _write_config(self) -> Path:
@@ -173,7 +184,8 @@ class KafkaBroker:
             *args,
         ]
 
-    def start(self, timeout: float = 120) -> str:
+    def start(self, timeout: float = 120, cancel: threading.Event | None = None) -> str:
+        """Start the broker and wait until it serves; `cancel` ends the wait early (stack stopping)."""
         self.home.mkdir(parents=True, exist_ok=True)
         classpath = self._classpath()
         self._choose_ports()
@@ -206,7 +218,7 @@ class KafkaBroker:
             dict(os.environ),
         )
         self.process.start()
-        waited = wait_until(self._ready, timeout, "Kafka broker", self.process)
+        waited = wait_until(self._ready, timeout, "Kafka broker", self.process, cancel)
         log.info("Kafka broker ready at %s after %.1fs", self.bootstrap, waited)
         return self.bootstrap
 
@@ -235,6 +247,14 @@ class KafkaBroker:
             return bool(admin.describe_cluster().get("brokers"))
         finally:
             admin.close()
+
+    def restart(self, timeout: float = 120, cancel: threading.Event | None = None) -> str:
+        """Stop the broker if it runs, start it again; the same address unless someone took its ports.
+
+        Its data (topics, committed offsets) is in the state folder and survives.
+        """
+        self.stop()
+        return self.start(timeout, cancel)
 
     def stop(self, timeout: float = 30) -> None:
         if self.process is not None:

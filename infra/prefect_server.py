@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
-from infra.processes import ManagedProcess, free_port, wait_until
+from infra.processes import ManagedProcess, free_port, port_is_free, wait_until
 
 log = logging.getLogger("aims.prefect")
 
@@ -47,7 +48,8 @@ class PrefectServer:
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180) -> str:
+    def start(self, timeout: float = 180, cancel: threading.Event | None = None) -> str:
+        """Start the server and wait until healthy; `cancel` ends the wait early (stack stopping)."""
         self.home.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
@@ -69,7 +71,7 @@ class PrefectServer:
             env,
         )
         self.process.start()
-        waited = wait_until(self.healthy, timeout, "Prefect server", self.process)
+        waited = wait_until(self.healthy, timeout, "Prefect server", self.process, cancel)
         log.info("Prefect server ready at %s after %.1fs", self.ui_url, waited)
         return self.api_url
 
@@ -77,6 +79,17 @@ class PrefectServer:
         import httpx
 
         return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
+
+    def restart(self, timeout: float = 180, cancel: threading.Event | None = None) -> str:
+        """Stop the server if it runs, start it again on the same port, or a new one if that is taken.
+
+        Its database is in the state folder: deployments, runs and their states survive.
+        """
+        self.stop()
+        if self.port and not port_is_free(self.port):
+            log.warning("port %d is taken by another process; the Prefect server moves", self.port)
+            self.port = 0
+        return self.start(timeout, cancel)
 
     def stop(self, timeout: float = 30) -> None:
         if self.process is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -17,10 +19,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if a server could listen on `port` now.
+
+    The probe binds the way the servers themselves do, with SO_REUSEADDR (Java's ServerSocket, so
+    Kafka, and uvicorn, so Prefect and the gateway, all set it): connections of a stopped server
+    that linger in TIME_WAIT do not keep its successor off the port, while a socket someone LISTENS
+    on still does. Without it a restarted broker saw its own old port as taken and moved away from
+    the address every client had.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
         return True
@@ -90,12 +101,22 @@ class ManagedProcess:
         )
 
 
+class Cancelled(RuntimeError):
+    """A wait given up because the stack is stopping."""
+
+
 def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, process: ManagedProcess | None = None
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: ManagedProcess | None = None,
+    cancel: threading.Event | None = None,
 ) -> float:
-    """Poll `check` until true; fail early if `process` died. Returns the seconds waited."""
+    """Poll `check` until true; fail early if `process` died or `cancel` is set. Returns seconds waited."""
     start = time.monotonic()
     while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{what}: no longer waited for, the stack is stopping")
         if process is not None and process.proc is not None and not process.alive():
             raise RuntimeError(f"{what}: {process.failure()}")
         try:
@@ -109,17 +130,80 @@ def wait_until(
         time.sleep(0.25)
 
 
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    try:
+        # Field 3 of /proc/<pid>/stat is the state; the command name before it is in parentheses
+        # and may itself contain spaces or parentheses, hence the split on the last ")".
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        # Gone since kill(0); or no procfs at all (macOS), where kill(0) is all we know.
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def process_args(pid: int) -> list[str] | None:
+    """The command line `pid` runs, or None if it is gone or cannot be read.
+
+    Used to check that a pid read from a file still is the process that wrote it before signalling
+    it: pids are recycled, and a stale file must never get an unrelated process killed.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None  # gone
+        return _ps_args(pid)
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a] or None
+
+
+def _ps_args(pid: int) -> list[str] | None:
+    # No procfs: ask ps. Its output joins the arguments with spaces, good enough to recognise a command.
+    try:
+        out = subprocess.run(
+            ["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return out.stdout.split() or None
+
+
 def stop_pid(pid: int, timeout: float = 30) -> bool:
     """Stop a process we did not start (a detached stack); True if it is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    return not stop_pids([pid], timeout, kill=False)
+
+
+def stop_pids(pids: Iterable[int], timeout: float = 30, kill: bool = True) -> list[int]:
+    """SIGTERM every pid at once, wait until they are gone; after `timeout`, SIGKILL the rest if `kill`.
+
+    Returns the pids that did not stop on SIGTERM. The caller has checked that each pid is the
+    process it means (`process_args`).
+    """
+    waiting = []
+    for pid in dict.fromkeys(pids):
         try:
-            os.kill(pid, 0)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    return False
+            continue
+        waiting.append(pid)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        waiting = [p for p in waiting if pid_alive(p)]
+        if waiting:
+            time.sleep(0.1)
+    stubborn = [p for p in waiting if pid_alive(p)]
+    if kill:
+        for pid in stubborn:
+            with contextlib.suppress(ProcessLookupError):  # it stopped just now after all
+                os.kill(pid, signal.SIGKILL)
+    return stubborn

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,24 @@ class AimsSettings(BaseSettings):
     router_launch_timeout: float = Field(
         10, gt=0, le=300, description="Seconds one flow-run creation may take before it is retried."
     )
+    router_max_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Records of one partition a router holds uncommitted before it stops fetching that "
+        "partition: while one subject waits, the partition's other subjects keep flowing up to this many.",
+    )
+    consumer_session_timeout_ms: int = Field(
+        10_000,
+        ge=6_000,
+        le=300_000,
+        description="How long a router may be silent before the group gives its partitions to another "
+        "(the broker's group.min.session.timeout.ms is 6 s by default). Kafka's default of 45 s left "
+        "a crashed router's partitions waiting that long.",
+    )
+    consumer_heartbeat_interval_ms: int = Field(
+        3_000, ge=500, le=60_000, description="How often a router tells the group it is alive."
+    )
     work_pool: str = Field(
         "aims", min_length=1, description="The Prefect work pool the deployments and `aims worker` share."
     )
@@ -64,6 +82,14 @@ class AimsSettings(BaseSettings):
     )
     warm_processes: int = Field(
         3, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
+    )
+    work_pool_concurrency: int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="Flow runs the work pool lets start at once (Pending or Running), so a burst cannot "
+        "start more processes than the machine has memory for; applied when the pool is created or has "
+        "no limit, never over a limit or a pause the team set in Prefect. 0: no limit.",
     )
 
     # -- approvals in Slack and Jira (secrets only from the environment) --
@@ -86,6 +112,18 @@ class AimsSettings(BaseSettings):
     jira_issue_type: str = Field("Task", min_length=1, description="Issue type of approval issues.")
     gateway_host: str = Field("127.0.0.1", description="Where `aims gateway` listens.")
     gateway_port: int = Field(8787, ge=0, le=65535, description="Port of `aims gateway` (0: any free one).")
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_session(self) -> AimsSettings:
+        # Kafka refuses a heartbeat interval at or above the session timeout; a third of it leaves a
+        # router two missed beats before the group gives its partitions away.
+        if self.consumer_heartbeat_interval_ms * 3 > self.consumer_session_timeout_ms:
+            raise ValueError(
+                f"consumer_heartbeat_interval_ms ({self.consumer_heartbeat_interval_ms}) must be at most a "
+                f"third of consumer_session_timeout_ms ({self.consumer_session_timeout_ms}): lower "
+                "AIMS_CONSUMER_HEARTBEAT_INTERVAL_MS or raise AIMS_CONSUMER_SESSION_TIMEOUT_MS"
+            )
+        return self
 
     @property
     def state_path(self) -> Path:

@@ -1,20 +1,39 @@
-"""The commands a user types: `aims up --detach`, emit, status, dlq, demo, down."""
+"""The commands a user types: `aims up --detach`, emit, status, restart, dlq, demo, down."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from infra.processes import pid_alive
 from tests.support import poll
 
 REPO = Path(__file__).resolve().parents[2]
+INCIDENT_ARGS = [
+    "-d",
+    "ai_system=cli-system",
+    "-d",
+    "severity=high",
+    "-d",
+    "category=bias",
+    "-d",
+    "description=declines",
+    "-d",
+    "reporter=carol",
+    "-d",
+    "occurred_at=2026-11-01T10:00:00Z",
+    "-d",
+    "detected_at=2026-11-02T10:00:00Z",
+]
 
 
 def aims(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -46,31 +65,39 @@ def cli_env() -> dict[str, str]:
     shutil.rmtree(state, ignore_errors=True)
 
 
+def stack_json(state: Path) -> dict[str, Any]:
+    return json.loads((state / "stack.json").read_text())
+
+
+def restarted(state: Path, component: str, before: dict[str, Any]) -> dict[str, Any] | None:
+    """stack.json once it names a new, running process for `component`."""
+    try:
+        now = stack_json(state)
+    except (OSError, ValueError):
+        return None  # being replaced
+    pid = now["pids"].get(component)
+    return now if pid and pid != before["pids"][component] and pid_alive(pid) else None
+
+
+def router_beat(state: Path, pid: int) -> dict[str, Any] | None:
+    """The heartbeat of the router `pid` once it holds partitions."""
+    for path in (state / "routers").glob("router-*.json"):
+        try:
+            beat = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if beat.get("pid") == pid and beat.get("assigned"):
+            return dict(beat)
+    return None
+
+
 @pytest.mark.integration
 def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     up = aims(cli_env, "up", "--detach")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "Prefect UI: http://127.0.0.1:" in up.stdout
 
-    emitted = aims(
-        cli_env,
-        "emit",
-        "incident-reported",
-        "-d",
-        "ai_system=cli-system",
-        "-d",
-        "severity=high",
-        "-d",
-        "category=bias",
-        "-d",
-        "description=declines",
-        "-d",
-        "reporter=carol",
-        "-d",
-        "occurred_at=2026-11-01T10:00:00Z",
-        "-d",
-        "detected_at=2026-11-02T10:00:00Z",
-    )
+    emitted = aims(cli_env, "emit", "incident-reported", *INCIDENT_ARGS)
     assert emitted.returncode == 0, emitted.stderr
     refused = aims(cli_env, "emit", "data-changed", "-d", "dataset_id=x", "--binary")
     assert (
@@ -96,31 +123,90 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     bad.unlink()
     assert refused_file.returncode == 2 and "data.name" in refused_file.stderr
 
-    def status() -> dict | None:
+    def status(incidents: int = 1) -> dict | None:
         result = aims(cli_env, "status", "--json")
         data = json.loads(result.stdout) if result.stdout.strip().startswith("{") else None
         if not data:
             return None
         runs = data["prefect"]["runs"].get("org.aims.incident.reported", {}).get("states", {})
-        return data if runs.get("Completed") == 1 and sum(data["kafka"]["lag"].values()) == 0 else None
+        lag = data["kafka"]["lag"]
+        return data if runs.get("Completed") == incidents and lag and sum(lag.values()) == 0 else None
 
     data = poll(status, 180, "the incident's flow run to complete and lag 0", every=2)
     assert data["kafka"]["reachable"] and data["prefect"]["reachable"]
     assert data["kafka"]["topics"] == {"aims.events": 4, "aims.events.dlq": 1}
     assert any(r["alive"] for r in data["routers"]) and data["kafka"]["group_members"] == 1
     text = aims(cli_env, "status")
-    assert text.returncode == 0 and "Routers   1 alive" in text.stdout
+    assert (
+        text.returncode == 0
+        and "Routers   1 routing (partitions 0-3); 1 in the consumer group" in text.stdout
+    )
     # `aims up` started the gateway; it takes Slack and Jira decisions and says how many wait.
     assert data["gateway"]["reachable"] and data["gateway"]["pending_approvals"] >= 0
     assert "Gateway   up    http://127.0.0.1:" in text.stdout
 
-    demo = aims(cli_env, "demo", "--exit", "--timeout", "240")
+    # -- the stack survives a broker or Prefect restart (issue 17) ------------------------------
+    state = Path(cli_env["AIMS_STATE_DIR"])
+    first = stack_json(state)
+    # The broker dies with the router, worker and gateway connected; its old port has connections in
+    # TIME_WAIT. The supervisor starts it again at the same address, which every client has.
+    os.kill(first["pids"]["kafka"], signal.SIGKILL)
+    back = poll(lambda: restarted(state, "kafka", first), 240, "the supervisor to restart the broker", 1)
+    assert back["bootstrap"] == first["bootstrap"]
+    # An event emitted afterwards is routed. (Routing through the outage is the router's own part.)
+    again = aims(cli_env, "emit", "incident-reported", *INCIDENT_ARGS[2:], "-d", "ai_system=after-broker")
+    assert again.returncode == 0, again.stderr
+    poll(lambda: status(incidents=2), 240, "the incident emitted after the broker restart to run, lag 0", 2)
+
+    os.kill(back["pids"]["prefect-server"], signal.SIGKILL)
+    server_back = poll(
+        lambda: restarted(state, "prefect-server", back), 240, "the supervisor to restart Prefect", 1
+    )
+    assert server_back["prefect_api_url"] == first["prefect_api_url"]
+    assert poll(lambda: status(incidents=2), 120, "Prefect reachable again", 2)["prefect"]["reachable"]
+
+    # A router started by hand to scale out, as the README says; then the stack's own is restarted.
+    by_hand_log = (state / "logs" / "router-by-hand.log").open("ab")
+    by_hand = subprocess.Popen(
+        [sys.executable, "-m", "aims", "router", "--name", "by-hand"],
+        env=cli_env,
+        cwd=REPO,
+        stdout=by_hand_log,
+        stderr=subprocess.STDOUT,
+    )
+    by_hand_log.close()
+    poll(lambda: router_beat(state, by_hand.pid), 120, "the router started by hand to hold partitions", 1)
+    before = stack_json(state)
+    restart = aims(cli_env, "restart", "router", timeout=300)
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    now = stack_json(state)
+    assert now["pids"]["router"] != before["pids"]["router"] and not pid_alive(before["pids"]["router"])
+    assert f"router: ready (pid {now['pids']['router']})" in restart.stdout
+    poll(lambda: router_beat(state, now["pids"]["router"]), 120, "the new router to hold partitions", 1)
+
+    # Stopped (not killed) while clients are connected, and started again: the same address.
+    kafka = aims(cli_env, "restart", "kafka", timeout=300)
+    assert kafka.returncode == 0, kafka.stdout + kafka.stderr
+    assert f"kafka: ready at {first['bootstrap']}" in kafka.stdout
+    assert stack_json(state)["bootstrap"] == first["bootstrap"]
+
+    # Two phases and the approvals, each up to --timeout: the command as a whole may take longer.
+    demo = aims(cli_env, "demo", "--exit", "--timeout", "240", timeout=900)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert demo.stdout.count("Completed") >= 3 and "Prefect UI:" in demo.stdout
     # The approvals the assessments asked for were decided on the CLI's path and their runs finished.
     assert "aims approvals approve approval-" in demo.stdout and "approval recorded" in demo.stdout
     assert "request-approval" in demo.stdout
 
+    # Every process of the stack as it is now: the supervisor's children after their restarts, and
+    # what announced itself in the state folder (the router started by hand).
+    last = stack_json(state)
+    pids = {"supervisor": last["supervisor_pid"], **last["pids"]}
+    assert set(pids) == {"supervisor", "kafka", "prefect-server", "worker", "router", "gateway"}
+    assert all(pid_alive(pid) for pid in pids.values()), pids
     down = aims(cli_env, "down", timeout=180)
     assert down.returncode == 0 and "stack stopped" in down.stdout
     assert not (Path(cli_env["AIMS_STATE_DIR"]) / "stack.json").exists()
+    assert by_hand.wait(30) is not None  # it is this test's child: reaped here
+    still = {name: pid for name, pid in pids.items() if pid_alive(pid)}
+    assert not still, f"left running by `aims down`: {still}\n{down.stdout}"

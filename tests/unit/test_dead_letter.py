@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aims.dlq import parse_position, render_list, render_one
 from aims.errors import CliError
@@ -156,3 +158,59 @@ def test_render_list_and_one() -> None:
     assert render_list([]) == "no dead letters"
     shown = render_one(DeadLetter(0, 5, None, b"\xff not json", [(REASON, b"malformed")]))
     assert "dead letter 0:5" in shown and "malformed" in shown
+
+
+# -- records too large to copy whole --------------------------------------------------------------
+
+
+def test_a_copy_near_the_limit_is_estimated_above_it() -> None:
+    from events.dead_letter import copy_size
+    from events.kafka_clients import MAX_REQUEST_BYTES
+
+    value = b"x" * (MAX_REQUEST_BYTES - 150)  # as much as the broker takes in one record
+    assert copy_size(b"key", value, []) <= MAX_REQUEST_BYTES
+    assert copy_size(b"key", value, headers_for()) > MAX_REQUEST_BYTES, "the dead-letter headers need room"
+
+
+def test_a_reference_says_where_the_original_is_why_and_how_it_begins() -> None:
+    import json
+
+    from events.dead_letter import REFERENCE, reference_letter
+
+    value = b'{"specversion": "1.0", "data": "' + b"z" * 2_000_000 + b'"}'
+    key, body, headers = reference_letter(
+        b"subject-1", value, ORIGINAL, Reason.oversize, "2000034 bytes > 262144", "aims.events", 2, 77
+    )
+    assert len(body) < 8192 and key == b"subject-1"
+    found = json.loads(body)
+    assert found["reference"] == {"topic": "aims.events", "partition": 2, "offset": 77}
+    assert found["size"] == len(value) and found["reason"] == "oversize"
+    assert found["prefix"].startswith('{"specversion": "1.0"') and found["headers"] == sorted(
+        k for k, _ in ORIGINAL
+    )
+    letter = DeadLetter(0, 5, key, body, headers)
+    assert letter.is_reference and dict(headers)[REFERENCE] == b"1"
+    assert letter.reason == "oversize" and letter.header(SOURCE_OFFSET) == "77"
+    assert "is a reference" in render_one(letter) and "(ref)" in render_list([letter])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.one_of(st.none(), st.binary(max_size=3000)),
+    value=st.one_of(st.none(), st.binary(max_size=5000)),
+    headers=st.lists(
+        st.tuples(st.text(max_size=30), st.one_of(st.none(), st.binary(max_size=100))), max_size=8
+    ),
+    detail=st.text(max_size=6000),
+)
+def test_any_record_has_a_small_reference(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]], detail: str
+) -> None:
+    import json
+
+    from events.dead_letter import REFERENCE_PREFIX_BYTES, reference_letter
+
+    ref_key, body, letter_headers = reference_letter(key, value, headers, Reason.malformed, detail, "t", 0, 1)
+    assert len(body) < 64 * 1024 and json.loads(body)["size"] == len(value or b"")
+    assert ref_key is None or len(ref_key) <= REFERENCE_PREFIX_BYTES
+    assert all(isinstance(k, str) and isinstance(v, bytes) for k, v in letter_headers)

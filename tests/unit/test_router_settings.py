@@ -1,0 +1,42 @@
+"""The router's consumer settings: a crashed router's partitions move within the session timeout."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from connectors.prefect_runs import PrefectLauncher
+from events.router import Router
+from schemas.settings import AimsSettings
+
+
+def _router(**settings: int) -> Router:
+    # Nothing is started: the launcher factory is only called by run().
+    return Router(AimsSettings(**settings), "127.0.0.1:9", PrefectLauncher, name="r1")
+
+
+def test_a_crashed_routers_partitions_wait_seconds_not_kafkas_45() -> None:
+    options = _router().consumer_options()
+    assert options["session_timeout_ms"] <= 10_000, "Kafka's default of 45 s is what operators saw"
+    assert options["heartbeat_interval_ms"] * 3 <= options["session_timeout_ms"]
+    assert options["client_id"] == "aims-router-r1"
+
+
+def test_the_session_and_heartbeat_come_from_the_settings() -> None:
+    options = _router(
+        consumer_session_timeout_ms=30_000, consumer_heartbeat_interval_ms=5_000
+    ).consumer_options()
+    assert (options["session_timeout_ms"], options["heartbeat_interval_ms"]) == (30_000, 5_000)
+
+
+@pytest.mark.parametrize(("session", "heartbeat"), [(10_000, 4_000), (6_000, 3_000), (10_000, 10_000)])
+def test_a_heartbeat_that_does_not_fit_the_session_is_refused_with_what_to_change(
+    session: int, heartbeat: int
+) -> None:
+    with pytest.raises(ValidationError, match="AIMS_CONSUMER_HEARTBEAT_INTERVAL_MS"):
+        AimsSettings(consumer_session_timeout_ms=session, consumer_heartbeat_interval_ms=heartbeat)
+
+
+def test_below_the_brokers_minimum_session_is_refused() -> None:
+    with pytest.raises(ValidationError, match="consumer_session_timeout_ms"):
+        AimsSettings(consumer_session_timeout_ms=3_000, consumer_heartbeat_interval_ms=1_000)
