@@ -205,10 +205,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     api = settings.prefect_api_url
     if not api:
         raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
     use_prefect(settings, Endpoints("", api, None))
     from infra.deployments import serve
 
-    serve(settings.work_pool, settings.state_path, limit=args.limit, spares=settings.warm_processes)
+    # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
+    # without one) bounds every worker on the pool; --limit only lowers it for this one.
+    serve(
+        settings.work_pool,
+        settings.state_path,
+        limit=args.limit,
+        spares=settings.warm_processes,
+        concurrency=settings.work_pool_concurrency,
+    )
     return 0
 
 

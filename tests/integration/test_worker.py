@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from connectors.prefect_api import FlowRunView, PrefectApi
 from events.producer import EventPublisher
 from infra.deployments import all_flows, worker_status_path
 from infra.warm_engine import READY_LINE, RUN_LINE
@@ -17,6 +21,11 @@ from schemas.settings import AimsSettings
 from tests.factories import data_event, incident_event, model_event
 from tests.support import SessionStack, poll
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import WorkPool
+
+T = TypeVar("T")
 SPARES = AimsSettings().warm_processes
 
 
@@ -187,3 +196,226 @@ def test_stopping_the_worker_stops_its_spares(stack: SessionStack) -> None:
         assert not worker_status_path(stack.state, pid).exists()
     finally:
         stack.start_worker()
+
+
+# -- the work pool's concurrency limit (issue 17, item 6) ---------------------------------------
+
+POOL = AimsSettings().work_pool
+FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
+
+
+def prefect(call: Callable[[PrefectClient], Awaitable[T]]) -> T:
+    """One call with the Prefect client, against the session's server, with the client's retries
+    (the session turns them off for the routers; its SQLite server answers 503 while busy)."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    async def go() -> T:
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 5}):
+            async with get_client() as client:
+                return await call(client)
+
+    return anyio.run(go)
+
+
+def read_pool(name: str = POOL) -> WorkPool:
+    return prefect(lambda client: client.read_work_pool(name))
+
+
+def update_pool(name: str = POOL, **fields: Any) -> None:
+    """Change the pool as the team would in Prefect (`prefect work-pool set-concurrency-limit`,
+    `pause`, `resume`, `clear-concurrency-limit` make the same call)."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    prefect(lambda client: client.update_work_pool(name, WorkPoolUpdate(**fields)))
+
+
+def delete_pool(name: str) -> None:
+    prefect(lambda client: client.delete_work_pool(name))
+
+
+def worker_status(stack: SessionStack, pid: int) -> dict[str, Any]:
+    try:
+        return dict(json.loads(worker_status_path(stack.state, pid).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0  # it exited between listing and reading
+
+
+def active_in_pool(api: PrefectApi) -> int:
+    """The pool's runs that hold a slot of its limit, as Prefect counts them: Pending and Running."""
+    response = api.request(
+        "POST",
+        "/flow_runs/count",
+        json={
+            "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+            "work_pools": {"name": {"any_": [POOL]}},
+        },
+    )
+    response.raise_for_status()
+    return int(response.json())
+
+
+def suspended_runs(count: int) -> list[str]:
+    """Runs of the pool in the state `suspend_flow_run` leaves a request-approval run in while people
+    decide (Paused, named Suspended, to be rescheduled on resume). Set through the API: a real
+    request-approval run would also post to Slack and Jira and leave an approval open for
+    chase-approvals in later tests; Prefect's scheduling sees only the state either way."""
+    from prefect.states import Suspended
+
+    async def create(client: PrefectClient) -> list[str]:
+        deployment = await client.read_deployment_by_name("watch-incident-clocks/aims")
+        runs = [
+            await client.create_flow_run_from_deployment(
+                deployment.id, parameters={"incidents": []}, state=Suspended(timeout_seconds=3600)
+            )
+            for _ in range(count)
+        ]
+        return [str(run.id) for run in runs]
+
+    return prefect(create)
+
+
+@dataclass(frozen=True)
+class Sample:
+    active: int  # the pool's Pending and Running runs
+    waiting: int  # runs of the burst not started yet
+    processes: int  # the worker's flow-run processes alive: running a flow, or spares
+    rss: int  # their resident memory, bytes
+
+
+def test_a_burst_runs_at_most_the_pools_limit_at_once_in_a_bounded_number_of_processes(
+    stack: SessionStack,
+) -> None:
+    from infra.warm_worker import gx_spares_from_env
+
+    limit, burst = 2, 5
+    pid = worker_pid(stack)
+    before = read_pool()
+    api = stack.api()
+    held: list[str] = []
+    samples: list[Sample] = []
+    try:
+        update_pool(concurrency_limit=limit)
+        # Prefect pushes the change to the worker, whose own limiter follows it (infra.warm_worker).
+        poll(
+            lambda: worker_status(stack, pid).get("runs_at_once") == limit,
+            60,
+            "the worker to follow the limit",
+        )
+        # As many waiting approvals as the limit: if suspended runs held slots, nothing below would start.
+        held = suspended_runs(limit)
+        assert {r.state for r in api.flow_runs({"id": {"any_": held}})} == {"Suspended"}
+
+        # Paused while the runs are created, so that all of them are waiting when the worker may take them.
+        update_pool(is_paused=True)
+        tag = uuid.uuid4().hex[:8]
+        keys = [f"burst-{tag}-{i}" for i in range(burst)]
+        for key in keys:
+            stack.launch("watch-incident-clocks/aims", {"incidents": []}, key)
+        update_pool(is_paused=False)
+
+        def sample() -> list[FlowRunView] | None:
+            runs = api.runs_for_keys(keys)
+            processes = spares_of(pid)
+            samples.append(
+                Sample(
+                    active=active_in_pool(api),
+                    waiting=sum(1 for r in runs if r.state in {"Scheduled", "Late"}),
+                    processes=len(processes),
+                    rss=sum(rss_bytes(p) for p in processes),
+                )
+            )
+            return runs if len(runs) == burst and all(r.state in FINAL for r in runs) else None
+
+        runs = poll(sample, 240, f"{burst} runs of the burst to finish", every=0.2)
+    finally:
+        update_pool(concurrency_limit=before.concurrency_limit, is_paused=before.is_paused)
+        for run_id in held:
+            api.delete_run(run_id)
+        api.close()
+
+    bound = limit + SPARES + gx_spares_from_env()
+    peak = max(samples, key=lambda s: s.rss)
+    print(
+        f"\n{burst} runs, limit {limit}: {len(samples)} samples; at most {max(s.active for s in samples)} "
+        f"active, {max(s.processes for s in samples)} flow-run processes (bound {bound}); peak RSS of "
+        f"flow-run processes {peak.rss / 2**20:.0f} MB in {peak.processes} processes"
+    )
+    assert sorted(r.state for r in runs) == ["Completed"] * burst
+    assert max(s.active for s in samples) <= limit, [s.active for s in samples]
+    # The burst met the limit: runs waited while the limit's worth were active.
+    assert any(s.active == limit and s.waiting > 0 for s in samples)
+    assert max(s.processes for s in samples) <= bound, [s.processes for s in samples]
+
+
+def test_a_worker_restart_keeps_the_limit_and_the_pause_the_team_set(stack: SessionStack) -> None:
+    worker_pid(stack)
+    before = read_pool()
+    try:
+        update_pool(concurrency_limit=7, is_paused=True)
+        stack.stop_worker()
+        stack.start_worker()
+        after = read_pool()
+        assert (after.concurrency_limit, after.is_paused) == (7, True)
+        assert stack.worker is not None and stack.worker.pid is not None
+        pid = stack.worker.pid
+        poll(
+            lambda: worker_status(stack, pid).get("runs_at_once") == 7,
+            60,
+            "the worker to take the pool's limit",
+        )
+    finally:
+        update_pool(concurrency_limit=before.concurrency_limit, is_paused=before.is_paused)
+
+
+def test_the_setting_gives_a_new_pool_or_one_without_a_limit_its_limit_and_zero_gives_none(
+    stack: SessionStack,
+) -> None:
+    from prefect.exceptions import ObjectNotFound
+
+    from infra.deployments import PoolSetup, ensure_work_pool
+    from infra.warm_worker import WarmProcessWorker
+
+    def ensure(name: str, concurrency: int) -> PoolSetup:
+        return prefect(lambda client: ensure_work_pool(client, name, concurrency))
+
+    tag = uuid.uuid4().hex[:8]
+    name, unlimited = f"limit-test-{tag}", f"limit-test-none-{tag}"
+    try:
+        new = ensure(name, 3)
+        assert (new.created, new.concurrency_limit, new.limit_source) == (True, 3, "setting")
+        pool = read_pool(name)
+        assert (pool.concurrency_limit, pool.is_paused, pool.type) == (3, False, WarmProcessWorker.type)
+
+        update_pool(name, concurrency_limit=None)  # `prefect work-pool clear-concurrency-limit`
+        again = ensure(name, 5)
+        assert (again.created, again.concurrency_limit, again.limit_source) == (False, 5, "setting")
+        assert read_pool(name).concurrency_limit == 5
+
+        update_pool(name, concurrency_limit=None)
+        zero = ensure(name, 0)
+        assert (zero.concurrency_limit, zero.limit_source) == (None, "none")
+        assert read_pool(name).concurrency_limit is None
+
+        update_pool(name, concurrency_limit=2, is_paused=True)
+        kept = ensure(name, 5)
+        assert (kept.concurrency_limit, kept.limit_source, kept.paused) == (2, "prefect", True)
+        pool = read_pool(name)
+        assert (pool.concurrency_limit, pool.is_paused) == (2, True)
+        assert any("paused" in m for m in kept.messages)
+
+        none = ensure(unlimited, 0)
+        assert (none.created, none.concurrency_limit, none.limit_source) == (True, None, "none")
+        assert read_pool(unlimited).concurrency_limit is None
+    finally:
+        for pool_name in (name, unlimited):
+            with contextlib.suppress(ObjectNotFound):  # a failed step may have left it uncreated
+                delete_pool(pool_name)
