@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway lock clean
+.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway bench-faults lock clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ bench-dq: setup        ## GX validation vs. a numpy floor; data-changed event â†
 
 bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its health-check floor
 	$(BIN)/python -m bench.gateway $(BENCH_GW_ARGS)
+
+bench-faults: setup    ## events routed while a router joins, one is killed and the broker restarts
+	$(BIN)/python -m bench.faults $(BENCH_FAULTS_ARGS)
 
 lock:                  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

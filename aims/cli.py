@@ -46,6 +46,10 @@ def _logging(verbose: bool = False) -> None:
     )
     for noisy in ("kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python logs every reconnection attempt at ERROR while a broker is away: 108 lines for an
+    # 8-second restart. The router says once what it holds on, and when Kafka is back.
+    for chatty in ("kafka.net", "kafka.cluster"):
+        logging.getLogger(chatty).setLevel(logging.CRITICAL)
 
 
 # -- the stack ----------------------------------------------------------------------------------

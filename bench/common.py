@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 
 class Progress:
@@ -23,3 +25,73 @@ def load_average() -> float:
 def interrupt(signum: int, frame: object) -> None:
     """A signal handler that unwinds like Ctrl-C, so servers started in `finally` blocks stop."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+# -- memory of a process and its descendants ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeMemory:
+    """One sample of a process tree: resident memory summed over the live processes in it."""
+
+    rss_bytes: int  # VmRSS summed: shared libraries are counted once per process
+    pss_bytes: int  # Pss summed (each shared page split among its users): what the tree costs
+    processes: int
+
+
+def _ppid_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone between the listing and the read
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ")": split on the last one.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]), fields[0]
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant (zombies left out), from the parent pids in /proc/*/stat.
+
+    The parent pid of every process is read rather than /proc/<pid>/task/*/children, which only
+    kernels built with CONFIG_PROC_CHILDREN have.
+    """
+    children: dict[int, list[int]] = {}
+    alive: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        found = _ppid_and_state(int(entry.name))
+        if found is None:
+            continue
+        ppid, state = found
+        children.setdefault(ppid, []).append(int(entry.name))
+        if state not in ("Z", "X"):
+            alive.add(int(entry.name))
+    tree: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in alive:
+            tree.append(pid)
+        # A zombie's children were handed to init already: nothing is lost by walking it anyway.
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _status_kb(path: Path, field: str) -> int:
+    try:
+        text = path.read_text()
+    except OSError:  # the process ended, or smaps_rollup is not readable here
+        return 0
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0  # kernel threads and exiting processes have no VmRSS line
+
+
+def tree_memory(root: int) -> TreeMemory:
+    """Resident and proportional memory of `root` and its descendants, now (Linux /proc)."""
+    pids = process_tree(root)
+    rss = sum(_status_kb(Path(f"/proc/{pid}/status"), "VmRSS") for pid in pids)
+    pss = sum(_status_kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss") for pid in pids)
+    return TreeMemory(rss_bytes=rss * 1024, pss_bytes=pss * 1024, processes=len(pids))

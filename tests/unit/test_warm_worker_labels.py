@@ -1,0 +1,76 @@
+"""A busy Prefect server refusing a run's worker labels must not crash the run (fault benchmark)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+from uuid import uuid4
+
+import anyio
+import pytest
+
+
+class _BusyPrefect(BaseHTTPRequestHandler):
+    """Prefect's API as SQLite under load answers it: 503 "database is locked" on a run's labels."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_GET(self) -> None:
+        # A server with CSRF protection off (Prefect's default) answers the client's token request so.
+        if self.path.startswith("/api/csrf-token"):
+            self._answer(422, {"detail": "CSRF protection is disabled."})
+        else:
+            self._answer(404, {"detail": "Not Found"})
+
+    def do_PATCH(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append((self.command, self.path))
+        self._answer(503, {"exception_message": "Service Unavailable", "detail": "database is locked"})
+
+    def _answer(self, status: int, payload: dict[str, str]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_prefect() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BusyPrefect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _BusyPrefect.seen = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_labels_refused_by_a_busy_server_are_logged_and_the_run_goes_on(busy_prefect: str) -> None:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from infra.warm_worker import WarmProcessWorker
+
+    run_id = uuid4()
+
+    async def label() -> None:
+        worker = WarmProcessWorker("aims", spares=0, gx_spares=0)
+        async with PrefectClient(api=busy_prefect) as client:
+            # The client the worker's setup() would make, pointed at the busy server.
+            worker._client = client
+            await worker._give_worker_labels_to_flow_run(run_id)
+
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+        anyio.run(label)
+    assert ("PATCH", f"/api/flow_runs/{run_id}/labels") in _BusyPrefect.seen, "the labels were asked for"
