@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,26 @@ class Progress:
 def load_average() -> float:
     """The 1-minute load average: the machine is shared, so the numbers say how busy it was."""
     return round(os.getloadavg()[0], 1)
+
+
+class Teardown:
+    """What a benchmark started, stopped in reverse order; one failing stop does not keep the rest running."""
+
+    def __init__(self, say: Progress | Callable[[str], None]) -> None:
+        self.say = say
+        self._stops: list[tuple[str, Callable[[], object]]] = []
+
+    def started(self, what: str, stop: Callable[[], object]) -> None:
+        self._stops.append((what, stop))
+
+    def close(self) -> None:
+        while self._stops:
+            what, stop = self._stops.pop()
+            self.say(f"stopping {what}…")
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - the rest must still be stopped; the error is printed
+                self.say(f"  stopping {what} failed: {exc!r}")
 
 
 def interrupt(signum: int, frame: object) -> None:

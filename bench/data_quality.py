@@ -44,12 +44,12 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Progress, interrupt, load_average
+from bench.common import Progress, Teardown, interrupt, load_average
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -304,26 +304,16 @@ def report_validation(result: dict[str, Any], repeat: int) -> None:
 
 
 @dataclass
-class Stack:
+class Stack(Teardown):
     """What the latency phase started, stopped in reverse order."""
 
     state: Path
     say: Progress
     bootstrap: str = ""
     api_url: str = ""
-    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
-    def started(self, what: str, stop: Callable[[], None]) -> None:
-        self.stops.append((what, stop))
-
-    def close(self) -> None:
-        while self.stops:
-            what, stop = self.stops.pop()
-            self.say(f"stopping {what}…")
-            try:
-                stop()
-            except Exception as exc:  # noqa: BLE001 - the rest must still be stopped
-                self.say(f"  stopping {what} failed: {exc!r}")
+    def __post_init__(self) -> None:
+        Teardown.__init__(self, self.say)  # started(), close(): stopped in reverse order
 
 
 def prepare_state(state: Path) -> Path:

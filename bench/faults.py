@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Progress, interrupt, load_average, tree_memory
+from bench.common import Progress, Teardown, interrupt, load_average, tree_memory
 
 if TYPE_CHECKING:
     from connectors.prefect_api import PrefectApi
@@ -150,7 +150,7 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 
 @dataclass
-class Stack:
+class Stack(Teardown):
     """Broker, Prefect server and worker for the whole run; stopped in reverse order."""
 
     state: Path
@@ -163,19 +163,9 @@ class Stack:
     pool_limit: int | None = None
     idle_processes: int | None = None  # the worker's tree before the first phase: itself and its spares
     env: dict[str, str] = field(default_factory=dict)
-    stops: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
 
-    def started(self, what: str, stop: Callable[[], object]) -> None:
-        self.stops.append((what, stop))
-
-    def close(self) -> None:
-        while self.stops:
-            what, stop = self.stops.pop()
-            self.say(f"stopping {what}…")
-            try:
-                stop()
-            except Exception as exc:  # noqa: BLE001 - the rest must still be stopped; the error is printed
-                self.say(f"  stopping {what} failed: {exc!r}")
+    def __post_init__(self) -> None:
+        Teardown.__init__(self, self.say)  # started(), close(): stopped in reverse order
 
     def api(self) -> PrefectApi:
         from connectors.prefect_api import PrefectApi
