@@ -280,7 +280,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             raise CliError(f"--port {args.port}: a TCP port is 0..65535 (0: any free one)")
         overrides["gateway_port"] = args.port
     settings = settings.model_copy(update=overrides)
-    from events.gateway import serve, status_path
+    from gateway.app import serve, status_path
 
     status = status_path(settings.state_path)
 

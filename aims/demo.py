@@ -113,13 +113,13 @@ def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
     event's flow will find it."""
     # The flows' own request builders: importing them imports Prefect, so only here, when needed.
     if isinstance(event, ModelVersionRegisteredEvent):
-        from flows import onboard_model
+        from flows.models import onboard_model
 
         return [onboard_model.reassessment_for(event).dedup_key]
     if isinstance(event, IncidentReportedEvent):
-        from flows import handle_incident
         from flows.evidence import load_policy
-        from flows.incident_rules import triage
+        from flows.incidents import handle_incident
+        from flows.incidents.rules import triage
 
         policy = load_policy()
         keys = [handle_incident.reassessment_for(event).dedup_key]
@@ -133,7 +133,7 @@ def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
 
 def _review_to_join(settings: AimsSettings, policy: Policy) -> bool:
     from connectors.register import open_register
-    from flows.incident_rules import not_yet_held
+    from flows.incidents.rules import not_yet_held
 
     register = open_register(settings)
     try:
@@ -146,7 +146,7 @@ def _review_to_join(settings: AimsSettings, policy: Policy) -> bool:
 
 def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
     """Enough of the approval's group members for its quorum, a group at a time, never the submitter."""
-    from flows.approval_rules import same_person
+    from flows.approvals.rules import same_person
 
     submitter = approval.context.get("submitted_by")
     pools = [
@@ -170,9 +170,9 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
     from connectors.register import open_register
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
-    from flows.approval_rules import Attempt
-    from flows.decisions import requested_event, submit
-    from flows.reassess_risk import REQUEST_SOURCE
+    from flows.approvals.commands import requested_event, submit
+    from flows.approvals.rules import Attempt
+    from flows.risk.reassess_risk import REQUEST_SOURCE
     from schemas.payloads import Decision, DecisionChannel
 
     policy = load_policy(settings.policy_file)

@@ -19,7 +19,7 @@ from aims.tables import cell, fields, render
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
-    from flows.incident_rules import Update
+    from flows.incidents.rules import Update
     from schemas.payloads import IncidentUpdateKind
     from schemas.records import ImpactAssessment, Incident, Record, RiskAssessment, RiskVersion
     from schemas.settings import AimsSettings
@@ -423,8 +423,8 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     import getpass
 
     from aims.policy_file import PolicyError, load_policy
-    from flows.approval_rules import Attempt
-    from flows.decisions import submit
+    from flows.approvals.commands import submit
+    from flows.approvals.rules import Attempt
     from schemas.payloads import Decision, DecisionChannel, Name, Text
 
     settings = _settings()
@@ -530,7 +530,7 @@ def _short(action_id: str | None) -> str:
 
 def _left(incident: Incident, now: datetime) -> tuple[str, int | None]:
     """Time left on the Art. 73 clock, as text and in seconds; "—" and None when no clock runs."""
-    from flows.incident_rules import format_left, time_left
+    from flows.incidents.rules import format_left, time_left
 
     left = time_left(incident, now)
     return ("—", None) if left is None else (format_left(left), int(left.total_seconds()))
@@ -549,8 +549,8 @@ def _no_clock(incident: Incident) -> str:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     """`aims incidents [list] [--open]`: incidents, newest first, with the time left to report them."""
-    from flows.incident_rules import stage_of
-    from flows.incident_updates import load_state
+    from flows.incidents.commands import load_state
+    from flows.incidents.rules import stage_of
 
     register = open_for_cli(_settings())
     now = datetime.now(UTC)
@@ -616,8 +616,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_incidents_show(args: argparse.Namespace) -> int:
     """`aims incidents show ID`: facts, clock, root cause, actions, every update, what blocks closing."""
-    from flows.incident_rules import close_blockers, stage_of
-    from flows.incident_updates import load_state
+    from flows.incidents.commands import load_state
+    from flows.incidents.rules import close_blockers, stage_of
     from schemas.payloads import Name
 
     incident_id = _arg(Name, args.id, "ID")
@@ -768,7 +768,7 @@ def _iso_date(value: str, flag: str) -> date:
 
 def _update_from(args: argparse.Namespace, kind: IncidentUpdateKind, by: str, at: datetime) -> Update:
     """The update the arguments describe, every one of them checked; raises CliError on bad input."""
-    from flows.incident_rules import Update
+    from flows.incidents.rules import Update
     from schemas.payloads import DecisionChannel, IncidentUpdateKind, Name, Text
 
     incident_id = _arg(Name, args.id, "ID")
@@ -804,12 +804,12 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
     """`aims incidents contain|report|cause|action|done|verify|close ID …`: an update on the verified path.
 
     Every argument is checked before anything is opened; an unknown incident or action is refused
-    before anything is written. The rules (who may, in what order) are `flows.incident_rules.check`,
+    before anything is written. The rules (who may, in what order) are `flows.incidents.rules.check`,
     the same for Slack, Jira and this command; a refusal they make is recorded and says why.
     """
     from aims.policy_file import PolicyError, load_policy
     from connectors.register.store import RegisterError
-    from flows.incident_updates import load_state, resolve_action, submit
+    from flows.incidents.commands import load_state, resolve_action, submit
     from schemas.payloads import IncidentUpdateKind
 
     settings = _settings()

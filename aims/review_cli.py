@@ -1,6 +1,6 @@
 """`aims review …` (management reviews, 9.3) and `aims parties …` (interested parties' needs, 4.2).
 
-Results go through `flows.review_results.submit`, the same verified path as a Jira comment: only
+Results go through `flows.reviews.commands.submit`, the same verified path as a Jira comment: only
 the policy's attendees record decisions and actions, and every attempt is kept.
 """
 
@@ -28,7 +28,7 @@ from aims.register_cli import (
 from aims.tables import render
 
 if TYPE_CHECKING:
-    from flows.review_results import ResultKind
+    from flows.reviews.commands import ResultKind
     from schemas.policy import Policy
     from schemas.records import ManagementReview
     from schemas.settings import AimsSettings
@@ -177,7 +177,7 @@ def cmd_review_request(args: argparse.Namespace) -> int:
 
 def cmd_review_result(args: argparse.Namespace) -> int:
     from connectors.register.store import RegisterError
-    from flows.review_results import Result, ResultKind, submit
+    from flows.reviews.commands import Result, ResultKind, submit
     from schemas.payloads import Name
 
     settings = _settings()
@@ -215,7 +215,7 @@ def cmd_review_result(args: argparse.Namespace) -> int:
 def _tell_jira(settings: AimsSettings, issue: str, text: str, kind: ResultKind) -> None:
     """Keep the review's Jira issue telling the truth; the register holds the result either way."""
     from connectors.jira_issues import TrackerError, jira_from_settings
-    from flows.review_results import ResultKind
+    from flows.reviews.commands import ResultKind
 
     try:
         tracker = jira_from_settings(settings)

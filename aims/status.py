@@ -357,7 +357,7 @@ def gateway_probe(state_path: Path) -> Probe:
     def probe(section: Section, budget: Budget) -> None:
         import httpx
 
-        from events.gateway import status_path
+        from gateway.app import status_path
 
         path = status_path(state_path)
         try:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from aims.policy_file import load_policy
     from connectors.register.store import Register
     from connectors.slack import SlackChat
-    from events.gateway import DecisionDesk, create_app
+    from gateway.app import DecisionDesk, create_app
     from schemas.payloads import RiskLevel
     from schemas.records import Approval
     from schemas.settings import AimsSettings

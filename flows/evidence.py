@@ -33,7 +33,7 @@ def register() -> Register:
 
 def load_policy() -> Policy:
     """The AIMS policy the flows apply; a missing file is an error that says where to put one."""
-    from flows.reassess_risk import load_risk_policy
+    from flows.risk.reassess_risk import load_risk_policy
 
     return load_risk_policy()
 

@@ -33,16 +33,16 @@ if TYPE_CHECKING:
 
 
 def all_flows() -> list[Flow[..., Any]]:
-    from flows.chase_approvals import chase_approvals
-    from flows.check_data_quality import check_data_quality
-    from flows.handle_incident import handle_incident
-    from flows.hold_management_review import hold_management_review
-    from flows.onboard_model import onboard_model
-    from flows.reassess_risk import reassess_risk
-    from flows.request_approval import request_approval
-    from flows.schedule_risk_reviews import schedule_risk_reviews
-    from flows.track_incident import track_incident
-    from flows.watch_incident_clocks import watch_incident_clocks
+    from flows.approvals.chase_approvals import chase_approvals
+    from flows.approvals.request_approval import request_approval
+    from flows.data_quality.check_data_quality import check_data_quality
+    from flows.incidents.handle_incident import handle_incident
+    from flows.incidents.track_incident import track_incident
+    from flows.incidents.watch_incident_clocks import watch_incident_clocks
+    from flows.models.onboard_model import onboard_model
+    from flows.reviews.hold_management_review import hold_management_review
+    from flows.risk.reassess_risk import reassess_risk
+    from flows.risk.schedule_risk_reviews import schedule_risk_reviews
 
     return [
         onboard_model,
@@ -60,7 +60,9 @@ def all_flows() -> list[Flow[..., Any]]:
 
 def schedules() -> dict[str, str]:
     """Cron schedules of the flows that run on the calendar rather than on events."""
-    from flows import chase_approvals, schedule_risk_reviews, watch_incident_clocks
+    from flows.approvals import chase_approvals
+    from flows.incidents import watch_incident_clocks
+    from flows.risk import schedule_risk_reviews
 
     return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals, watch_incident_clocks)}
 
@@ -68,8 +70,8 @@ def schedules() -> dict[str, str]:
 def calendar_schedules() -> dict[str, Any]:
     """Schedules that follow the policy's calendar rather than a cron: management reviews (9.3)."""
     from flows.evidence import load_policy
-    from flows.hold_management_review import FLOW
-    from flows.review_calendar import schedule
+    from flows.reviews.calendar import schedule
+    from flows.reviews.hold_management_review import FLOW
 
     return {FLOW: schedule(load_policy().management_review)}
 

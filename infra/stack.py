@@ -260,7 +260,7 @@ def announced_processes(state_dir: Path, pids: Mapping[str, int] | None = None) 
     (`pid`), which covers routers, workers and gateways started by hand. Each is kept only if its
     pid still runs that component (`is_component_process`).
     """
-    from events.gateway import status_path
+    from gateway.app import status_path
 
     candidates: list[StackProcess] = []
     stack_file = StackInfo.path(state_dir)
@@ -468,7 +468,7 @@ class LocalStack:
         return wait_until(lambda: self._ready(name), READY_TIMEOUT[name], name, proc, self._stopped)
 
     def gateway_url(self) -> str:
-        from events.gateway import status_path
+        from gateway.app import status_path
 
         status = json.loads(status_path(self.state).read_text())
         return f"http://{status['host']}:{status['port']}"
@@ -476,7 +476,7 @@ class LocalStack:
     def _gateway_ready(self, pid: int | None = None) -> bool:
         import httpx
 
-        from events.gateway import status_path
+        from gateway.app import status_path
 
         try:
             # The status file a gateway killed earlier left names its pid and old port: wait for ours.

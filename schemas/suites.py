@@ -337,7 +337,7 @@ class NumericProfile(SuiteModel):
     counts: list[int] = Field(
         default_factory=list,
         description="Values per bin, len(edges) + 1 bins: v falls in bin bisect_right(edges, v) "
-        "(as flows.drift.bin_counts), the outer bins open-ended.",
+        "(as flows.data_quality.drift.bin_counts), the outer bins open-ended.",
     )
 
 

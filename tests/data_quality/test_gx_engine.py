@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from aims.demo import sample_events
 from connectors.great_expectations import DataQualityEngine, DataUnavailable, GxEngine, load_suite
-from flows.drift import categorical_psi, psi
+from flows.data_quality.drift import categorical_psi, psi
 from schemas.payloads import FileLocation, SqlTableLocation
 from schemas.suites import (
     CategoricalProfile,

@@ -463,10 +463,10 @@ def test_reminder_escalation_and_expiry_on_the_policys_clock(
 def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionStack, router: Any) -> None:
     """A gateway holding a Socket Mode connection (app token) instead of an HTTP endpoint."""
     from connectors.slack import SlackChat
-    from events.gateway import DecisionDesk, _run_later
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
-    from events.slack_socket import SocketModeListener
+    from gateway.app import DecisionDesk, _run_later
+    from gateway.slack_socket import SocketModeListener
 
     fake = slack(stack)
     settings = AimsSettings(

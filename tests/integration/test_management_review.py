@@ -89,7 +89,7 @@ def test_the_cadence_becomes_the_deployment_schedule(stack: SessionStack) -> Non
     from prefect.server.schemas.schedules import RRuleSchedule
 
     from aims.policy_file import load_policy
-    from flows.review_calendar import meeting_slots, preparation_rrule
+    from flows.reviews.calendar import meeting_slots, preparation_rrule
 
     policy = load_policy(Path(AimsSettings().policy_file))
     settings = policy.management_review

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from events.producer import EventPublisher
-from flows.risk_scoring import CATEGORY_NAMES
+from flows.risk.scoring import CATEGORY_NAMES
 from schemas.events import RiskReassessmentRequestedEvent
 from schemas.records import AISystem, Risk, RiskAssessment
 from schemas.settings import AimsSettings
@@ -137,7 +137,9 @@ def test_an_incident_delivered_three_times_requests_one_approval_and_history_kee
     stack.launch("reassess-risk/aims", {"event": request.model_dump(mode="json")}, again)
     stack.wait_for_runs([again], states=DONE, timeout=180)
 
-    from flows.reassess_risk import assessment_id  # imports Prefect: only once the session points it here
+    from flows.risk.reassess_risk import (
+        assessment_id,  # imports Prefect: only once the session points it here
+    )
 
     first, second = assessments(stack, system)
     assert second.id == assessment_id(request) and second.reason == "incident"

@@ -59,7 +59,7 @@ def reported(
 @pytest.fixture
 def triaged(register: Register, monkeypatch: pytest.MonkeyPatch) -> Triage:
     """The triage task on this register, the shipped policy and a topic of its own."""
-    import flows.handle_incident as handle
+    import flows.incidents.handle_incident as handle
 
     monkeypatch.setattr(handle, "register", lambda: register)
     monkeypatch.setattr(handle, "load_policy", lambda: POLICY)
@@ -253,7 +253,7 @@ class Desk:
 
 @pytest.fixture
 def desk(register: Register, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
-    import flows.hold_management_review as hold
+    import flows.reviews.hold_management_review as hold
 
     attendees = {a.email for a in POLICY.management_review.attendees}
     chat, tracker = RecordingChat(attendees - {"sam.okafor@northwind.example"}), RecordingTracker()
@@ -367,8 +367,8 @@ def test_an_unknown_system_opens_one_finding_that_its_later_incidents_refer_to(
         assert record.outcome["inventory_finding"] == finding_id
         assert {"A.4.2", "A.6.2.6"} <= set(record.controls)
     # The alert and the issue say so, first thing, for each incident.
-    from flows.incident_messages import alert_blocks, alert_text, inventory_labels, issue_description
-    from flows.incident_rules import State, stage_of
+    from flows.incidents.messages import alert_blocks, alert_text, inventory_labels, issue_description
+    from flows.incidents.rules import State, stage_of
 
     now = datetime.now(UTC)
     for incident in incidents:
@@ -391,8 +391,8 @@ def test_an_unknown_system_opens_one_finding_that_its_later_incidents_refer_to(
 def test_a_known_system_is_no_finding_and_its_alert_says_nothing_of_it(
     register: Register, triaged: Triage
 ) -> None:
-    from flows.incident_messages import alert_blocks, issue_description
-    from flows.incident_rules import State
+    from flows.incidents.messages import alert_blocks, issue_description
+    from flows.incidents.rules import State
 
     outcome = triaged(reported(KNOWN, "performance", "low"))
     with register.reader() as uow:
@@ -423,8 +423,8 @@ def test_a_closed_finding_whose_system_is_still_unknown_is_opened_again(
 
 def test_the_inventory_warning_escapes_the_system_name(register: Register, triaged: Triage) -> None:
     """A system name from an event reaches Slack and Jira as text: no mention, link or markup."""
-    from flows.incident_messages import alert_blocks, issue_description
-    from flows.incident_rules import State
+    from flows.incidents.messages import alert_blocks, issue_description
+    from flows.incidents.rules import State
 
     hostile = "<!channel> *x* [click|http://evil.example] {html}"
     outcome = triaged(reported(hostile, "performance", "low"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from connectors.register.store import Register
-from flows.review_render import LEVEL_FILLS, SERIES_STROKES, html
+from flows.reviews.render import LEVEL_FILLS, SERIES_STROKES, html
 from schemas.review_pack import HeatMap, TrendChart
 from tests.unit.test_review_pack import Seeded, _pack, _runs, _seed
 

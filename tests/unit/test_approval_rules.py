@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aims.policy_file import load_policy
-from flows.approval_rules import Attempt, Duplicate, Refused, authority, check, tally
+from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
@@ -192,7 +192,7 @@ def test_tally_agrees_with_brute_force(approvers: list[str], level: RiskLevel) -
 
 
 def test_reminders_escalations_and_expiry_fall_due_once_in_time_order() -> None:
-    from flows.chase_approvals import plan  # imports Prefect: not at collection time
+    from flows.approvals.chase_approvals import plan  # imports Prefect: not at collection time
 
     a = approval(RiskLevel.high)  # due 48 h; remind 12 h and 2 h before; escalate 24 h, 48 h; expire 96 h
     sla = POLICY.slas[RiskLevel.high]

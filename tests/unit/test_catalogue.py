@@ -185,7 +185,7 @@ def _flow_constants(path: Path) -> tuple[str, list[str]] | None:
 
 def test_the_controls_flows_claim_are_in_their_mapping() -> None:
     catalogue = load_catalogue()
-    found = [c for p in sorted((REPO / "flows").glob("*.py")) if (c := _flow_constants(p))]
+    found = [c for p in sorted((REPO / "flows").rglob("*.py")) if (c := _flow_constants(p))]
     assert found, "no flow module declares FLOW and CONTROLS"
     for flow, claimed in found:
         clauses, controls = catalogue.ids_for(flow)

@@ -169,11 +169,11 @@ def test_input_boundary_modules_import_nothing_heavy(env: dict[str, str], tmp_pa
         "aims.dlq",
         "aims.cli",
         # The approval boundary: the gateway and the CLI's decision path start without Prefect.
-        "events.gateway",
-        "events.slack_socket",
-        "flows.decisions",
-        "flows.approval_rules",
-        "flows.approval_messages",
+        "gateway.app",
+        "gateway.slack_socket",
+        "flows.approvals.commands",
+        "flows.approvals.rules",
+        "flows.approvals.messages",
         "connectors.slack",
         "connectors.jira_issues",
     ]

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from aims.policy_file import load_policy
 from connectors.register.store import Register
-from events.gateway import DecisionDesk, create_app, jira_signature_ok, slack_signature_ok
+from gateway.app import DecisionDesk, create_app, jira_signature_ok, slack_signature_ok
 from schemas.payloads import RiskLevel
 from schemas.records import Approval
 from schemas.settings import AimsSettings

@@ -26,8 +26,7 @@ from starlette.testclient import TestClient
 from aims.policy_file import load_policy
 from connectors.register.store import Register
 from connectors.slack import Blocks, MessageRef
-from events.gateway import DecisionDesk, create_app
-from flows.incident_messages import (
+from flows.incidents.messages import (
     CONTAIN_ACTION,
     DONE_ACTION,
     NOTE_BLOCK,
@@ -35,6 +34,7 @@ from flows.incident_messages import (
     REPORT_ACTION,
     SLACK_ACTIONS,
 )
+from gateway.app import DecisionDesk, create_app
 from schemas.payloads import IncidentCategory, Severity
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
 from schemas.settings import AimsSettings

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aims.policy_file import load_policy
-from flows.incident_rules import (
+from flows.incidents.rules import (
     INVENTORY_CONTROLS,
     ClockDue,
     Duplicate,

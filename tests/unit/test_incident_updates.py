@@ -13,8 +13,8 @@ import pytest
 
 from aims.policy_file import load_policy
 from connectors.register.store import Register
-from flows.incident_rules import Update
-from flows.incident_updates import Result, load_state, nonconformity_id, submit
+from flows.incidents.commands import Result, load_state, nonconformity_id, submit
+from flows.incidents.rules import Update
 from schemas.events import parse_event
 from schemas.payloads import IncidentCategory, IncidentUpdateKind, Severity
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
@@ -370,7 +370,7 @@ def _repeat(register: Register, n: int, days: float, severity: Severity = Severi
 
 
 def _called(register: Register, incident: Incident) -> str | None:
-    from flows.handle_incident import _review
+    from flows.incidents.handle_incident import _review
 
     with register.unit_of_work("test") as uow:
         review = _review(uow, incident, POLICY, incident.detected_at)

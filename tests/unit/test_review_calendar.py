@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 
 from aims.policy_file import load_policy
-from flows.review_calendar import (
+from flows.reviews.calendar import (
     ANCHOR_YEAR,
     PRODID,
     extraordinary_meeting,
@@ -301,7 +301,7 @@ def test_extraordinary_meeting_is_notice_days_later_on_the_local_calendar() -> N
 
 def test_the_module_imports_nothing_heavy() -> None:
     code = (
-        "import sys, flows.review_calendar\n"
+        "import sys, flows.reviews.calendar\n"
         "print(sorted(m for m in ('icalendar', 'prefect', 'dateutil') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from connectors.register.store import Register
-from events.gateway import DecisionDesk, create_app
+from gateway.app import DecisionDesk, create_app
 from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
 from tests.unit.test_incident_gateway import (

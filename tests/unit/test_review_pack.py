@@ -20,7 +20,7 @@ from sqlalchemy import text
 from aims.policy_file import load_policy
 from connectors.prefect_api import FlowRunView
 from connectors.register.store import Register
-from flows.review_pack import Period, RunHistory, gather
+from flows.reviews.pack import Period, RunHistory, gather
 from schemas import records as r
 from schemas.payloads import IncidentCategory, RiskLevel, Severity
 from schemas.review_pack import SECTIONS, HeatMap, ReviewPack, TrendChart

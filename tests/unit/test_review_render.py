@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.register.store import Register
-from flows.review_pack import RunHistory
-from flows.review_render import LEVEL_FILLS, html, markdown
+from flows.reviews.pack import RunHistory
+from flows.reviews.render import LEVEL_FILLS, html, markdown
 from schemas.review_pack import (
     SECTIONS,
     Attendance,

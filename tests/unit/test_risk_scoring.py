@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aims.policy_file import load_policy
-from flows.risk_scoring import (
+from flows.risk.scoring import (
     CATEGORIES,
     INCIDENT_RISK,
     IncidentFact,

@@ -288,7 +288,7 @@ def test_decision_route_parameters_are_exactly_the_decision_input(
 def _flow_names_in_source() -> set[str]:
     """`FLOW = "..."` constants of flows/*.py, read without importing Prefect."""
     names = set()
-    for path in sorted((REPO / "flows").glob("*.py")):
+    for path in sorted((REPO / "flows").rglob("*.py")):
         for node in ast.parse(path.read_text()).body:
             if (
                 isinstance(node, ast.Assign)

@@ -29,7 +29,7 @@ def system(stage: LifecycleStage = LifecycleStage.deployed) -> AISystem:
     ],
 )
 def test_due_review(stage: LifecycleStage, reviews: list[date | None], expected: str | None) -> None:
-    from flows.schedule_risk_reviews import due_review
+    from flows.risk.schedule_risk_reviews import due_review
 
     assert due_review(system(stage), reviews, DAY) == expected
 
@@ -37,7 +37,9 @@ def test_due_review(stage: LifecycleStage, reviews: list[date | None], expected:
 def test_the_schedules_are_valid_crons() -> None:
     from prefect.client.schemas.schedules import CronSchedule
 
-    from flows import chase_approvals, schedule_risk_reviews, watch_incident_clocks
+    from flows.approvals import chase_approvals
+    from flows.incidents import watch_incident_clocks
+    from flows.risk import schedule_risk_reviews
     from infra.deployments import schedules
 
     assert schedules() == {
@@ -51,14 +53,14 @@ def test_the_schedules_are_valid_crons() -> None:
 
 
 def test_risk_reviews_run_once_a_day() -> None:
-    from flows.schedule_risk_reviews import SCHEDULE
+    from flows.risk.schedule_risk_reviews import SCHEDULE
 
     minute, hour, *rest = SCHEDULE.split()
     assert rest == ["*", "*", "*"] and 0 <= int(minute) < 60 and 0 <= int(hour) < 24
 
 
 def test_approvals_are_chased_every_hour_of_every_day() -> None:
-    from flows.chase_approvals import SCHEDULE
+    from flows.approvals.chase_approvals import SCHEDULE
 
     minute, *rest = SCHEDULE.split()
     # reminders and expiries fall due at night and at weekends too; the minutes are Prefect's to check

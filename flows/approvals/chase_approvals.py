@@ -24,11 +24,11 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 
-from flows.approval_messages import escalation_text, reminder_text, request_blocks, title
-from flows.approval_rules import DEADLINE, Attempt
-from flows.decisions import requested_event, submit
+from flows.approvals.commands import requested_event, submit
+from flows.approvals.messages import escalation_text, reminder_text, request_blocks, title
+from flows.approvals.request_approval import notice_id, slack_messages
+from flows.approvals.rules import DEADLINE, Attempt
 from flows.evidence import actor, chat, load_policy, register, send_outbox, tracker
-from flows.request_approval import notice_id, slack_messages
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice
@@ -165,7 +165,7 @@ def restart_abandoned(approval_id: str) -> str | None:
     from prefect.exceptions import ObjectNotFound
 
     from events.routing import DEPLOYMENT, approval_tag
-    from flows.request_approval import FLOW as REQUEST_FLOW
+    from flows.approvals.request_approval import FLOW as REQUEST_FLOW
 
     with register().reader() as uow:
         approval = uow.approvals.one(approval_id)

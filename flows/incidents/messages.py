@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from flows.incident_rules import (
+from flows.incidents.rules import (
     INVENTORY_CONTROLS,
     State,
     action_label,

@@ -29,14 +29,14 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, tracker
-from flows.incident_rules import review_triggers
-from flows.review_results import COMMENT_HELP
+from flows.incidents.rules import review_triggers
+from flows.reviews.commands import COMMENT_HELP
 from schemas.events import ReviewRequestedEvent
 from schemas.records import IncidentNotice, ManagementReview
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
-    from flows.review_pack import RunHistory
+    from flows.reviews.pack import RunHistory
     from schemas.policy import Policy
     from schemas.review_pack import ReviewPack
 
@@ -74,7 +74,7 @@ def requested_review(event: ReviewRequestedEvent) -> ManagementReview:
 
 def _review_for(policy: Policy, event: ReviewRequestedEvent | None, as_of: datetime) -> ManagementReview:
     """The review this run prepares: the requested one, or the next ordinary one."""
-    from flows.review_calendar import extraordinary_meeting, meeting_for
+    from flows.reviews.calendar import extraordinary_meeting, meeting_for
 
     settings = policy.management_review
     with register().unit_of_work(actor(FLOW)) as uow:
@@ -104,7 +104,7 @@ def _run_history(start: datetime, end: datetime) -> RunHistory:
     from prefect.settings import get_current_settings
 
     from connectors.prefect_api import PrefectApi
-    from flows.review_pack import RunHistory
+    from flows.reviews.pack import RunHistory
 
     url = load_settings().prefect_api_url or get_current_settings().api.url
     if not url:
@@ -120,7 +120,7 @@ def _run_history(start: datetime, end: datetime) -> RunHistory:
 
 @task(name="gather-review-pack")
 def gather_pack(review: ManagementReview, as_of: datetime) -> tuple[ReviewPack, dict[str, Any]]:
-    from flows.review_pack import Period, gather, previous_review
+    from flows.reviews.pack import Period, gather, previous_review
 
     policy = load_policy()
     months = policy.management_review.cadence.months
@@ -152,8 +152,8 @@ def gather_pack(review: ManagementReview, as_of: datetime) -> tuple[ReviewPack, 
 
 @task(name="write-review-files")
 def write_files(pack: ReviewPack, policy: Policy) -> dict[str, str]:
-    from flows.review_calendar import invitation
-    from flows.review_render import html, markdown
+    from flows.reviews.calendar import invitation
+    from flows.reviews.render import html, markdown
 
     folder = load_settings().state_path / "reviews" / folder_name(pack.review_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -258,8 +258,8 @@ def tell_joined(review_id: str) -> list[str]:
     (after the incident joined) and this flow (after preparing) call this: whichever commits last
     sees both facts, so every late incident is told, whatever the order.
     """
-    from flows.incident_messages import joined_review_comment, joined_review_text
-    from flows.incident_rules import late_triggers, notice_id
+    from flows.incidents.messages import joined_review_comment, joined_review_text
+    from flows.incidents.rules import late_triggers, notice_id
 
     with register().reader() as uow:
         review = uow.reviews.one(review_id)

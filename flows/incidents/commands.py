@@ -1,7 +1,7 @@
 """The one path every incident update takes: check, record (accepted or refused), announce.
 
 The Slack and Jira gateway and `aims incidents contain|report|cause|action|done|verify|close` all
-call `submit`, as approvals' decisions call `flows.decisions.submit`. An accepted update changes
+call `submit`, as approvals' decisions call `flows.approvals.commands.submit`. An accepted update changes
 the incident, its nonconformity and corrective actions, and stages its incident-updated event in
 one transaction (the outbox); the track-incident flow then brings Slack and Jira up to date.
 A refused attempt is recorded with its reason and announces nothing.
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flows.decisions import attempt_key
-from flows.incident_rules import (
+from flows.approvals.commands import attempt_key
+from flows.incidents.rules import (
     Duplicate,
     Refused,
     State,

@@ -1,8 +1,8 @@
 """Management-review results from a verified Jira transition, onto the one results path.
 
 People record a review's results where its agenda lives: they move its Jira issue with a comment
-holding one result per line (`flows.review_results.COMMENT_HELP`); moving it to Done also closes the
-review. Each line goes through `flows.review_results.submit`, as `aims review …` does. What was
+holding one result per line (`flows.reviews.commands.COMMENT_HELP`); moving it to Done also closes the
+review. Each line goes through `flows.reviews.commands.submit`, as `aims review …` does. What was
 recorded, and what was refused and why, is answered in a comment; a refused closing moves the issue
 back so that Jira does not show a review closed that the register holds open.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from flows.review_results import COMMENT_HELP, CommentError, Result, ResultKind, parse_comment, submit
+from flows.reviews.commands import COMMENT_HELP, CommentError, Result, ResultKind, parse_comment, submit
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker

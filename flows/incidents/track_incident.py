@@ -1,6 +1,6 @@
 """track-incident: bring the Slack alert and the Jira issue up to date after an accepted update.
 
-Started by every `org.aims.incident.updated` event, which `flows.incident_updates.submit` stages
+Started by every `org.aims.incident.updated` event, which `flows.incidents.commands.submit` stages
 when an update from Slack, Jira or the CLI is accepted. The run reads the incident as the register
 holds it now, so runs that overlap or arrive late still leave both channels showing the truth:
 
@@ -21,9 +21,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.evidence import actor, chat, evidence_record, load_policy, register, tracker
-from flows.incident_messages import alert_blocks, alert_text, update_line
-from flows.incident_rules import State, notice_id, stage_of
-from flows.incident_updates import load_state
+from flows.incidents.commands import load_state
+from flows.incidents.messages import alert_blocks, alert_text, update_line
+from flows.incidents.rules import State, notice_id, stage_of
 from schemas.events import IncidentUpdatedEvent
 from schemas.policy import IncidentStage
 from schemas.records import IncidentNotice

@@ -5,11 +5,11 @@
   the Kafka send and the ephemeral answer to the clicker follow in the background.
 - `POST /jira/webhook`: the `X-Hub-Signature` HMAC is checked; a status change to Approved or
   Rejected is a decision by the Jira user who made it; on an incident issue, a move to one of the
-  policy's incident statuses is an update (events/incident_desk.py). Webhooks of our own
+  policy's incident statuses is an update (gateway/incident_desk.py). Webhooks of our own
   transitions are ignored.
 - `GET /healthz`.
 
-Both channels end in `flows.decisions.submit`, the path the CLI and the Prefect UI take too: a
+Both channels end in `flows.approvals.commands.submit`, the path the CLI and the Prefect UI take too: a
 refused attempt is recorded with its reason and answered (ephemeral message, Jira comment), and
 produces no event. Bad signatures get 401 and touch nothing.
 """
@@ -29,13 +29,13 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from events.incident_desk import IncidentDesk
-from events.review_desk import ReviewDesk
-from flows.approval_messages import APPROVE_ACTION, JIRA_REOPEN, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
-from flows.approval_rules import Attempt
-from flows.decisions import Submission, attempt_key, submit
-from flows.incident_messages import DONE_ACTION, NOTE_BLOCK, NOTE_INPUT, SLACK_ACTIONS
-from flows.incident_updates import Result
+from flows.approvals.commands import Submission, attempt_key, submit
+from flows.approvals.messages import APPROVE_ACTION, JIRA_REOPEN, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
+from flows.approvals.rules import Attempt
+from flows.incidents.commands import Result
+from flows.incidents.messages import DONE_ACTION, NOTE_BLOCK, NOTE_INPUT, SLACK_ACTIONS
+from gateway.incident_desk import IncidentDesk
+from gateway.review_desk import ReviewDesk
 from schemas.payloads import Decision, DecisionChannel
 
 if TYPE_CHECKING:
@@ -479,7 +479,7 @@ def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) ->
     )
     socket_mode = None
     if settings.slack_app_token is not None:
-        from events.slack_socket import SocketModeListener
+        from gateway.slack_socket import SocketModeListener
 
         socket_mode = SocketModeListener(settings, desk, _run_later)
         socket_mode.start()

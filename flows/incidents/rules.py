@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flows.review_calendar import extraordinary_meeting
-from flows.review_results import is_open
+from flows.reviews.calendar import extraordinary_meeting
+from flows.reviews.commands import is_open
 from schemas.payloads import Art73Criterion, IncidentCategory, IncidentReported, IncidentUpdateKind, Severity
 from schemas.policy import Art73Clock, IncidentStage, Policy
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, ManagementReview, Nonconformity

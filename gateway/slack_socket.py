@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from slack_sdk.socket_mode.client import BaseSocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
 
-    from events.gateway import DecisionDesk, Outcome
+    from gateway.app import DecisionDesk, Outcome
     from schemas.settings import AimsSettings
 
 log = logging.getLogger("aims.gateway.socket")
@@ -54,7 +54,7 @@ class SocketModeListener:
     def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
 
-        from events.gateway import BlockActions
+        from gateway.app import BlockActions
 
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type != "interactive":

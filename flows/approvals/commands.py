@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flows.approval_rules import Attempt, Duplicate, Refused, authority, check
+from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
 from schemas.payloads import Decision
 from schemas.policy import Policy

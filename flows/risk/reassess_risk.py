@@ -3,7 +3,7 @@
 One run per risk-reassessment-requested event, whatever asked for it: a new model version (which also
 opens its impact assessment, 6.1.4), a failed data-quality check or drift, an incident, the schedule,
 or a person (`aims risks reassess`). In one unit of work the run gathers the evidence, scores every
-Annex C risk (`flows.risk_scoring`), writes a new version of each risk, the assessment with the
+Annex C risk (`flows.risk.scoring`), writes a new version of each risk, the assessment with the
 evidence it used, one approval request when a risk crossed a gate, and the risk-assessed event (in
 the outbox). The assessment's id derives from the request, so a redelivered or retried request finds
 it done and writes nothing again: one assessment, one approval request.
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.decisions import requested_event
+from flows.approvals.commands import requested_event
 from flows.evidence import actor, artifact_key, evidence_record, register, run_id, send_outbox
-from flows.risk_scoring import (
+from flows.risk.scoring import (
     CATEGORIES,
     Gate,
     IncidentFact,

@@ -1,7 +1,7 @@
 """Incident updates from a verified Slack click or Jira transition, onto the one update path.
 
 The gateway has checked the signature already; here the click or the transition becomes an
-`Update` for `flows.incident_updates.submit`, which the CLI calls too. A refused update is recorded
+`Update` for `flows.incidents.commands.submit`, which the CLI calls too. A refused update is recorded
 and answered where it was made: an ephemeral Slack reply, or a Jira comment with the issue moved
 back to the status it came from.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from flows.decisions import attempt_key
-from flows.incident_messages import SLACK_ACTIONS
-from flows.incident_rules import Update
-from flows.incident_updates import Result, submit
+from flows.approvals.commands import attempt_key
+from flows.incidents.commands import Result, submit
+from flows.incidents.messages import SLACK_ACTIONS
+from flows.incidents.rules import Update
 from schemas.payloads import DecisionChannel, IncidentUpdateKind
 from schemas.policy import IncidentStage
 

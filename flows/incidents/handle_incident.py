@@ -1,6 +1,6 @@
 """handle-incident: triage a reported incident, start its Art. 73 clock, tell the people who act.
 
-- Triage (flows/incident_rules.py): severity raised to the policy's floor; seriousness under
+- Triage (flows/incidents/rules.py): severity raised to the policy's floor; seriousness under
   Art. 3(49)/73(3) with the criteria that matched; for a serious incident the reporting due date,
   the deadline it rests on and the detection time it runs from.
 - Consequences, in the same transaction as the incident (the outbox): a risk reassessment of the
@@ -40,7 +40,7 @@ from flows.evidence import (
     tracker,
 )
 from flows.evidence import send_outbox as send_events
-from flows.incident_rules import (
+from flows.incidents.rules import (
     ReviewCall,
     Triage,
     incident_trigger,
@@ -262,7 +262,7 @@ def _finding_outcome(uow: UnitOfWork, incident: Incident) -> dict[str, Any]:
 @task(name="open-incident-issue", retries=3, retry_delay_seconds=[2, 10, 30])
 def open_issue(incident_id: str) -> str | None:
     """The Jira incident issue, found again by its label before any create; moved to Triaged."""
-    from flows.incident_messages import inventory_labels, issue_description, issue_summary, jira_label
+    from flows.incidents.messages import inventory_labels, issue_description, issue_summary, jira_label
     from schemas.policy import IncidentStage
 
     issues = tracker()
@@ -293,9 +293,9 @@ def open_issue(incident_id: str) -> str | None:
 @task(name="alert-incident-channel", retries=3, retry_delay_seconds=[2, 10, 30])
 def alert_channel(incident_id: str) -> str | None:
     """The Slack alert in the policy's incident channel, posted once; its ref is kept on the incident."""
-    from flows.incident_messages import alert_blocks, alert_text
-    from flows.incident_rules import stage_of
-    from flows.incident_updates import load_state
+    from flows.incidents.commands import load_state
+    from flows.incidents.messages import alert_blocks, alert_text
+    from flows.incidents.rules import stage_of
 
     slack = chat()
     if slack is None:
@@ -316,7 +316,7 @@ def alert_channel(incident_id: str) -> str | None:
 
 @flow(name=FLOW, description="Triage a reported incident, start its Art. 73 clock, open its issue and alert.")
 def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
-    from flows.hold_management_review import tell_joined
+    from flows.reviews.hold_management_review import tell_joined
 
     outcome = triage_incident(event)
     send_events(FLOW, outcome.pop("outbox"))

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger, task
 from prefect.flow_runs import suspend_flow_run
 
-from flows.approval_messages import (
+from flows.approvals.commands import attempt_key, submit
+from flows.approvals.messages import (
     JIRA_APPROVE,
     JIRA_REJECT,
     issue_description,
@@ -31,8 +32,7 @@ from flows.approval_messages import (
     request_blocks,
     title,
 )
-from flows.approval_rules import Attempt, Tally, authority, tally
-from flows.decisions import attempt_key, submit
+from flows.approvals.rules import Attempt, Tally, authority, tally
 from flows.evidence import actor, chat, evidence_record, load_policy, register, run_id, send_outbox, tracker
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalOutcome, DecisionChannel, DecisionInput

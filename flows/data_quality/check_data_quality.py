@@ -19,7 +19,7 @@ from uuid import UUID
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from flows.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
+from flows.data_quality.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
 from flows.evidence import (
     actor,
     artifact_key,

@@ -1,0 +1,3 @@
+"""Everything HTTP that comes in: the gateway app (Slack actions, Jira webhooks), Slack Socket Mode,
+the desks.
+"""
