@@ -237,7 +237,6 @@ def cmd_router(args: argparse.Namespace) -> int:
     # 2-8 s on a 503 from a busy SQLite server and hide the outage from `aims status`.
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "0")
 
-    from aims.policy_file import data_quality_policy
     from connectors.prefect_runs import PrefectLauncher
     from connectors.register import open_register
     from connectors.register.receipts import RegisterReceipts
@@ -245,6 +244,7 @@ def cmd_router(args: argparse.Namespace) -> int:
     from events.outbox import OutboxRelay
     from events.router import Router
     from events.topics import ensure_topics, topic_specs
+    from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
     ensure_topics(endpoints.bootstrap, topic_specs(settings))

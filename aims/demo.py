@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aims.policy_file import data_quality_policy
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.producer import EventPublisher
 from infra.stack import LocalStack, StackInfo
@@ -28,6 +27,7 @@ from schemas.events import (
     IncidentReportedEvent,
     ModelVersionRegisteredEvent,
 )
+from schemas.policy_file import data_quality_policy
 from schemas.settings import AimsSettings
 
 if TYPE_CHECKING:
@@ -166,7 +166,6 @@ def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
 
 def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) -> list[str]:
     """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
-    from aims.policy_file import load_policy
     from connectors.register import open_register
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
@@ -174,6 +173,7 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
     from flows.approvals.rules import Attempt
     from flows.risk.reassess_risk import REQUEST_SOURCE
     from schemas.payloads import Decision, DecisionChannel
+    from schemas.policy_file import load_policy
 
     policy = load_policy(settings.policy_file)
     register = open_register(settings)

@@ -1,2 +1,4 @@
-class CliError(Exception):
-    """A user-facing failure: the message says what to fix. Exit status 2."""
+from schemas.errors import UserError
+
+# The CLI's name for a user-facing failure; any layer's (a bad policy file, say) exits with status 2.
+CliError = UserError

@@ -56,9 +56,9 @@ def cmd_controls(args: argparse.Namespace) -> int:
 
 def cmd_soa_export(args: argparse.Namespace) -> int:
     from aims.coverage import evidence_by_id
-    from aims.policy_file import load_policy
     from aims.soa import soa_summary, statement_of_applicability, write_soa_csv, write_soa_markdown
     from schemas.catalogue import load_catalogue
+    from schemas.policy_file import load_policy
 
     settings = _settings()
     policy = load_policy(args.policy or settings.policy_file)

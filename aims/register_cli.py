@@ -422,10 +422,10 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     """`aims approvals approve|reject ID --by EMAIL --reason TEXT`: a decision on the verified path."""
     import getpass
 
-    from aims.policy_file import PolicyError, load_policy
     from flows.approvals.commands import submit
     from flows.approvals.rules import Attempt
     from schemas.payloads import Decision, DecisionChannel, Name, Text
+    from schemas.policy_file import PolicyError, load_policy
 
     settings = _settings()
     who = args.by
@@ -807,10 +807,10 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
     before anything is written. The rules (who may, in what order) are `flows.incidents.rules.check`,
     the same for Slack, Jira and this command; a refusal they make is recorded and says why.
     """
-    from aims.policy_file import PolicyError, load_policy
     from connectors.register.store import RegisterError
     from flows.incidents.commands import load_state, resolve_action, submit
     from schemas.payloads import IncidentUpdateKind
+    from schemas.policy_file import PolicyError, load_policy
 
     settings = _settings()
     kind = IncidentUpdateKind(args.kind)

@@ -37,7 +37,7 @@ CHANGES = ("new", "changed", "withdrawn")
 
 
 def _policy(settings: AimsSettings, why: str) -> Policy:
-    from aims.policy_file import PolicyError, load_policy
+    from schemas.policy_file import PolicyError, load_policy
 
     try:
         return load_policy(settings.policy_file)
@@ -127,8 +127,8 @@ def cmd_review_show(args: argparse.Namespace) -> int:
 
 def cmd_review_request(args: argparse.Namespace) -> int:
     """Record a requested review and announce it; the router starts hold-management-review for it."""
+    from connectors.register.outbox import stage
     from connectors.register.store import RegisterError
-    from events.outbox import stage
     from schemas.events import ReviewRequestedEvent
     from schemas.records import ManagementReview
 

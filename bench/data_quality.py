@@ -320,7 +320,7 @@ def prepare_state(state: Path) -> Path:
     """A fresh state folder with copies of suites/ and of the policy, its coalescing window 0."""
     import yaml
 
-    from aims.policy_file import load_policy
+    from schemas.policy_file import load_policy
     from schemas.settings import load_settings
 
     shutil.rmtree(state, ignore_errors=True)

@@ -39,11 +39,11 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    from aims.policy_file import load_policy
     from connectors.register.store import Register
     from connectors.slack import SlackChat
     from gateway.app import DecisionDesk, create_app
     from schemas.payloads import RiskLevel
+    from schemas.policy_file import load_policy
     from schemas.records import Approval
     from schemas.settings import AimsSettings
     from tests.fakes.slack import SlackFake

@@ -1,9 +1,10 @@
 """Sending the events that flows wrote to the register's outbox: after the commit, at least once.
 
 A flow writes the events it decided to publish in the same unit of work as the records they report
-(`outbox_message`), then sends them itself straight after the commit. If its process dies in between,
-the rows stay unsent and the router's periodic relay sends them. Consumers dedupe on source#id, so
-the rare double send (a flow and the relay racing on the same row) changes nothing downstream.
+(`connectors.register.outbox.stage`), then has them sent straight after the commit. If its process
+dies in between, the rows stay unsent and the router's periodic relay sends them. Consumers dedupe
+on source#id, so the rare double send (a flow and the relay racing on the same row)
+changes nothing downstream.
 """
 
 from __future__ import annotations
@@ -13,28 +14,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from schemas.events import AimsEvent, parse_event
+from schemas.events import parse_event
 from schemas.records import OutboxMessage
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
 
-    from connectors.register.store import Register, UnitOfWork
+    from connectors.register.store import Register
 
 log = logging.getLogger("aims.outbox")
-
-
-def outbox_message(event: AimsEvent, topic: str) -> OutboxMessage:
-    return OutboxMessage(key=event.dedup_key, topic=topic, event=event.model_dump(mode="json"))
-
-
-def stage(uow: UnitOfWork, events: Iterable[AimsEvent], topic: str) -> list[str]:
-    """Add the events to the outbox of this unit of work; a retried run's copies are not added twice."""
-    keys = []
-    for event in events:
-        uow.outbox.add_if_absent(outbox_message(event, topic))
-        keys.append(event.dedup_key)
-    return keys
 
 
 class OutboxRelay:
@@ -81,3 +69,32 @@ class OutboxRelay:
             log.warning("could not send outbox row %s to %s: %s", message.key, message.topic, exc)
             return False
         return True
+
+
+class KafkaOutbox:
+    """`flows.runtime.OutboxSender` on Kafka: one producer per process, opened on the first send.
+
+    Flows, the gateway and the CLI send what they staged right after their commit through this; a
+    send that fails leaves the rows for the router's relay, so nothing here raises for Kafka.
+    """
+
+    def __init__(self, register: Register, bootstrap: str | None, client_id: str) -> None:
+        self.register = register
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self._producer: KafkaProducer | None = None
+
+    def send(self, keys: Iterable[str], actor: str) -> int:
+        keys = list(keys)
+        if not self.bootstrap or not keys:
+            return 0
+        if self._producer is None:
+            from events.kafka_clients import make_producer
+
+            self._producer = make_producer(self.bootstrap, client_id=self.client_id)
+        return OutboxRelay(self.register, self._producer, actor).send(keys)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+            self._producer = None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flows.run_tags import DEPLOYMENT, approval_tag, dataset_tag
 from schemas.events import (
     APPROVAL_DECIDED,
     APPROVAL_DECISION_SUBMITTED,
@@ -25,20 +26,9 @@ from schemas.events import (
     AimsEvent,
 )
 
-# Every deployment is served under this name; the flow name says what it does.
-DEPLOYMENT = "aims"
-
 
 def _whole_event(event: AimsEvent) -> dict[str, Any]:
     return {"event": event.model_dump(mode="json")}
-
-
-def dataset_tag(event: AimsEvent) -> str:
-    return f"dataset:{getattr(event.data, 'dataset_id', event.key)}"
-
-
-def approval_tag(event: AimsEvent) -> str:
-    return f"approval:{event.key}"
 
 
 def decision_input(event: AimsEvent) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,45 +10,42 @@ from typing import TYPE_CHECKING, Any
 from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.runtime import current
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason
 from schemas.records import EvidenceRecord, Record
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
     from connectors.register.store import Register
     from connectors.slack import Chat
     from schemas.policy import Policy
+    from schemas.settings import AimsSettings
 
 
-@functools.cache
 def register() -> Register:
-    """The register of this process (a flow-run process runs one flow, so once per run)."""
-    from connectors.register import open_register
-
-    return open_register(load_settings())
+    """The register of this run, from the runtime its process installed (`flows/runtime.py`)."""
+    return current().register
 
 
 def load_policy() -> Policy:
-    """The AIMS policy the flows apply; a missing file is an error that says where to put one."""
-    from flows.risk.reassess_risk import load_risk_policy
-
-    return load_risk_policy()
+    """The AIMS policy the flows apply, parsed once per run; a missing file is an error that says where."""
+    return current().policy
 
 
 def chat() -> Chat | None:
     """Slack as configured, or None when no bot token is set (Slack is then not used)."""
-    from connectors.slack import slack_from_settings
-
-    return slack_from_settings(load_settings())
+    return current().chat
 
 
 def tracker() -> IssueTracker | None:
     """Jira as configured, or None when no site is set (Jira is then not used)."""
-    from connectors.jira_issues import jira_from_settings
+    return current().tracker
 
-    return jira_from_settings(load_settings())
+
+def run_settings() -> AimsSettings:
+    """The settings the runtime was built from (never read again from the environment mid-run)."""
+    return current().settings
 
 
 def run_id() -> str | None:
@@ -93,30 +89,23 @@ def record_evidence(
     Idempotent: a retried or resumed run finds its records there and adds nothing. Returns the
     outbox keys of `announce`, for `send_outbox` once the transaction has committed.
     """
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     evidence = evidence_record(flow, event, controls, outcome)
     with register().unit_of_work(actor(flow)) as uow:
         for item in records:
             uow.repository(type(item)).add_if_absent(item)
         uow.evidence.add_if_absent(evidence)
-        return stage(uow, announce, load_settings().events_topic)
+        return stage(uow, announce, current().events_topic)
 
 
 @task(name="send-events")
 def send_outbox(flow_name: str, keys: list[str]) -> int:
     """Right after the commit; whatever cannot go now stays in the outbox for the router's relay."""
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
-
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers or not keys:
+    outbox = current().outbox
+    if outbox is None or not keys:
         return 0
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id="aims-flow-outbox")
-    try:
-        return OutboxRelay(register(), producer, actor(flow_name)).send(keys)
-    finally:
-        producer.close(timeout=10)
+    return outbox.send(keys, actor(flow_name))
 
 
 def reassessment_request(

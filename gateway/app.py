@@ -455,12 +455,12 @@ def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) ->
 
     import uvicorn
 
-    from aims.policy_file import load_policy
     from connectors.jira_issues import jira_from_settings
     from connectors.register import open_register
     from connectors.slack import slack_from_settings
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
+    from schemas.policy_file import load_policy
 
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("the gateway needs KAFKA_BOOTSTRAP_SERVERS (set by `aims up`)")

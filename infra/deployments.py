@@ -69,11 +69,12 @@ def schedules() -> dict[str, str]:
 
 def calendar_schedules() -> dict[str, Any]:
     """Schedules that follow the policy's calendar rather than a cron: management reviews (9.3)."""
-    from flows.evidence import load_policy
-    from flows.reviews.calendar import schedule
-    from flows.reviews.hold_management_review import FLOW
+    from flows.reviews.hold_management_review import FLOW, schedule
+    from schemas.policy_file import require_policy
+    from schemas.settings import load_settings
 
-    return {FLOW: schedule(load_policy().management_review)}
+    policy = require_policy(load_settings().policy_file, "the management review calendar (9.3)")
+    return {FLOW: schedule(policy.management_review)}
 
 
 def deployments() -> list[RunnerDeployment]:

@@ -121,13 +121,16 @@ def _spec_from(
 def preload(profile: str) -> None:
     for module in PROFILES[profile]:
         importlib.import_module(module)
-    from flows.evidence import register
+    from flows.runtime import install
     from infra.deployments import all_flows
+    from infra.resources import flow_runtime
 
     all_flows()
     try:
-        register()  # opens the register and checks its schema now, not while a run waits
-    except Exception as exc:  # noqa: BLE001 - the run will open it again and fail visibly if it must
+        # The run's resources, built once: the register is opened and its schema checked now, not
+        # while a run waits.
+        install(flow_runtime())
+    except Exception as exc:  # noqa: BLE001 - the run builds them again and fails visibly if it must
         print(f"warm flow-run process: the register is not available yet: {exc}", file=sys.stderr)
 
 
@@ -135,12 +138,16 @@ def run_job(job: WarmJob) -> None:
     from prefect.engine import handle_engine_signals
     from prefect.flow_engine import flow_run_logger, load_flow_run, run_flow
 
+    from flows.runtime import install, installed
     from infra.deployments import all_flows
+    from infra.resources import flow_runtime
 
     # Prefect's settings were read at import; only plain variables (and the run id) can change here.
     os.environ.update(job.env)
     os.environ["PREFECT__FLOW_RUN_ID"] = str(job.flow_run_id)
     flows = {f.name: f for f in all_flows()}
+    if not installed():
+        install(flow_runtime())
     with handle_engine_signals(job.flow_run_id):
         flow_run = load_flow_run(flow_run_id=job.flow_run_id)
         logger = flow_run_logger(flow_run=flow_run)

@@ -1,7 +1,7 @@
 """The AIMS policy: risk criteria, approvals, SLAs, reviews, data quality and regulatory clocks.
 
 Policy is data (DESIGN decision 5): the governance team edits one YAML file (`policy/aims-policy.yaml`),
-and `aims.policy_file.load_policy` turns it into a `Policy`, all or nothing. These models only say what
+and `schemas.policy_file.load_policy` turns it into a `Policy`, all or nothing. These models only say what
 a valid policy is; they read no files and nothing from the environment.
 
 Numbers and booleans are strict: YAML's `yes` is not a quorum of 1 and `"3"` is not a number of days.

@@ -1,6 +1,6 @@
 """YAML files validated by pydantic, with every problem pointing at its line and column.
 
-The machinery behind the policy file (`aims.policy_file`) and the expectation suites (`schemas.suites`):
+The machinery behind the policy file (`schemas.policy_file`) and the expectation suites (`schemas.suites`):
 
 - `read_yaml` reads a file (size, encoding and syntax guarded) into its data, its root node, whose
   marks say where every value stands, and its duplicate keys (YAML parsers silently keep the last

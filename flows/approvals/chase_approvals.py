@@ -28,11 +28,10 @@ from flows.approvals.commands import requested_event, submit
 from flows.approvals.messages import escalation_text, reminder_text, request_blocks, title
 from flows.approvals.request_approval import notice_id, slack_messages
 from flows.approvals.rules import DEADLINE, Attempt
-from flows.evidence import actor, chat, load_policy, register, send_outbox, tracker
+from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox, tracker
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -145,7 +144,7 @@ def _expire(approval: Approval, policy: Policy, now: datetime) -> list[str]:
     attempt = Attempt(
         approval.id, DEADLINE, Decision.expire, DecisionChannel.deadline, "no decision in time", now
     )
-    result = submit(register(), policy, attempt, load_settings().events_topic)
+    result = submit(register(), policy, attempt, run_settings().events_topic)
     send_outbox(FLOW, list(result.keys))
     return [result.status]
 
@@ -164,8 +163,8 @@ def restart_abandoned(approval_id: str) -> str | None:
     from prefect.deployments.flow_runs import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from events.routing import DEPLOYMENT, approval_tag
     from flows.approvals.request_approval import FLOW as REQUEST_FLOW
+    from flows.run_tags import DEPLOYMENT, approval_tag
 
     with register().reader() as uow:
         approval = uow.approvals.one(approval_id)

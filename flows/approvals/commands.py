@@ -108,7 +108,7 @@ def submit(
 def _submit(
     uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None
 ) -> Submission:
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     approval = uow.approvals.get(attempt.approval_id)
     if approval is None:

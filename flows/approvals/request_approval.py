@@ -33,11 +33,20 @@ from flows.approvals.messages import (
     title,
 )
 from flows.approvals.rules import Attempt, Tally, authority, tally
-from flows.evidence import actor, chat, evidence_record, load_policy, register, run_id, send_outbox, tracker
+from flows.evidence import (
+    actor,
+    chat,
+    evidence_record,
+    load_policy,
+    register,
+    run_id,
+    run_settings,
+    send_outbox,
+    tracker,
+)
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalOutcome, DecisionChannel, DecisionInput
 from schemas.records import Approval, ApprovalDecision, ApprovalNotice
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
@@ -204,7 +213,7 @@ def take_input(approval_id: str, received: DecisionInput, key: str, policy: Poli
     )
     # Keyed by the run and the suspend key: the replay of this input after a later resume is a no-op.
     result = submit(
-        register(), policy, attempt, load_settings().events_topic, attempt_key(str(run_id()), key, "ui")
+        register(), policy, attempt, run_settings().events_topic, attempt_key(str(run_id()), key, "ui")
     )
     if result.accepted:
         send_outbox(FLOW, list(result.keys))
@@ -264,7 +273,7 @@ def decided_event(
 @task(name="record-outcome")
 def record_outcome(event: ApprovalRequestedEvent, outcome: ApprovalOutcome) -> list[str]:
     """The approval's status, the evidence and the approval-decided event, in one transaction."""
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     with register().unit_of_work(actor(FLOW)) as uow:
         approval = uow.approvals.one(event.data.approval_id)
@@ -281,7 +290,7 @@ def record_outcome(event: ApprovalRequestedEvent, outcome: ApprovalOutcome) -> l
         }
         uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, result))
         return stage(
-            uow, [decided_event(approval, outcome, decided_at, accepted)], load_settings().events_topic
+            uow, [decided_event(approval, outcome, decided_at, accepted)], run_settings().events_topic
         )
 
 

@@ -27,8 +27,10 @@ from flows.evidence import (
     publish_summary,
     reassessment_request,
     register,
+    run_settings,
     send_outbox,
 )
+from flows.runtime import current
 from schemas.events import (
     AimsEvent,
     DataChangedEvent,
@@ -36,6 +38,7 @@ from schemas.events import (
     RiskReassessmentRequestedEvent,
 )
 from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.policy import DataQuality
 from schemas.records import (
     DataQualityResult,
     Dataset,
@@ -43,11 +46,9 @@ from schemas.records import (
     Nonconformity,
     Record,
 )
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
-    from schemas.policy import DataQuality
     from schemas.suites import CheckOutcome, DatasetProfile, Suite
 
 FLOW = "check-data-quality"
@@ -141,7 +142,7 @@ def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
     from connectors.great_expectations import DataUnavailable, GxEngine, load_suite
     from schemas.suites import DatasetProfile, dump_suite, suite_file
 
-    settings = load_settings()
+    settings = run_settings()
     data = event.data
     engine = GxEngine()
     reference = last_accepted_profile(data.dataset_id, data.version)
@@ -202,7 +203,7 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
     from prefect import runtime
 
     from connectors.prefect_runs import later_run_tagged
-    from events.routing import dataset_tag
+    from flows.run_tags import dataset_tag
 
     tag = dataset_tag(event)
     run_id = runtime.flow_run.id
@@ -217,7 +218,7 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
 @task(name="record-superseded")
 def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple[dict[str, Any], list[str]]:
     """The version is kept with its provenance and what replaced it; no check ran, so no result."""
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     data = event.data
     result_id = version_id(data.dataset_id, data.version)
@@ -248,7 +249,7 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
         if uow.dataset_versions.get(result_id) is None:
             uow.dataset_versions.add(version)
         uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, summary))
-        keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], load_settings().events_topic)
+        keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], run_settings().events_topic)
     return summary, keys
 
 
@@ -257,8 +258,6 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
     description="Check a changed dataset against its expectation suite and its last accepted version.",
 )
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
-    from aims.policy_file import data_quality_policy
-
     data = event.data
     newer = newer_change(event)
     if newer is not None:
@@ -268,8 +267,9 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             FLOW, f"Data quality: {data.dataset_id} {data.version} — superseded", event, CONTROLS, skipped
         )
         return skipped
-    settings = load_settings()
-    limits = data_quality_policy(settings.policy_file)
+    # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
+    policy = current().optional_policy
+    limits = policy.data_quality if policy is not None else DataQuality()
     summary: dict[str, Any] = {
         "dataset": data.dataset_id,
         "version": data.version,
@@ -425,9 +425,9 @@ def record_outcome(
     Reassessments are requested only by the run that opens the nonconformity, so a retried run or a
     second failing check of the same version asks once. Returns the outbox keys to send.
     """
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
-    settings = load_settings()
+    settings = run_settings()
     # A retried check replaces its own earlier result rather than keeping a stale one.
     with register().unit_of_work(actor(flow_name)) as uow:
         opened = nonconformity is not None and uow.nonconformities.get(nonconformity.id) is None
@@ -559,5 +559,5 @@ def build_docs(dataset: str) -> Path | None:
         )
     if not outcomes:
         return None
-    site = load_settings().state_path / "data-docs" / dataset
+    site = run_settings().state_path / "data-docs" / dataset
     return GxEngine().build_data_docs(site, outcomes)

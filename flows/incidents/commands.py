@@ -114,7 +114,7 @@ def submit(
 
 
 def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal_id: str | None) -> Result:
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     state = load_state(uow, update.incident_id)
     if state is None:

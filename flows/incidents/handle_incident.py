@@ -37,6 +37,7 @@ from flows.evidence import (
     reassessment_request,
     register,
     run_id,
+    run_settings,
     tracker,
 )
 from flows.evidence import send_outbox as send_events
@@ -54,7 +55,6 @@ from flows.incidents.rules import (
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason
 from schemas.records import Incident, ManagementReview
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
@@ -192,7 +192,7 @@ def record_triage(
     outcome is read back from the register, so it is the same however often this runs; its "outbox"
     are the keys of the staged events, to send once committed.
     """
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     found = triage(event.data, policy)
     announce: list[Any] = [reassessment_for(event)]
@@ -217,7 +217,7 @@ def triage_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     """Record the triaged incident, its evidence and its consequences in one transaction."""
     policy = load_policy()
     with register().unit_of_work(actor(FLOW)) as uow:
-        return record_triage(uow, event, policy, datetime.now(UTC), load_settings().events_topic)
+        return record_triage(uow, event, policy, datetime.now(UTC), run_settings().events_topic)
 
 
 def _outcome(incident: Incident, event: IncidentReportedEvent, found: Triage) -> dict[str, Any]:

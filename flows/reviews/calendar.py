@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from icalendar import vText
-    from prefect.client.schemas.schedules import RRuleSchedule
 
     from schemas.policy import ManagementReview
 
@@ -38,7 +37,6 @@ __all__ = [
     "meeting_for",
     "meeting_slots",
     "preparation_rrule",
-    "schedule",
 ]
 
 # The recurrence starts with the preparation for the first meeting of this year: in the past for any
@@ -115,14 +113,6 @@ def preparation_rrule(review: ManagementReview) -> tuple[str, str]:
     start = datetime.combine(first.date() - timedelta(days=lead), meeting.clock)
     rule = f"DTSTART:{start:%Y%m%dT%H%M%S}\nRRULE:FREQ=MONTHLY;INTERVAL={step};BYMONTHDAY={by_month_day}"
     return rule, meeting.timezone
-
-
-def schedule(review: ManagementReview) -> RRuleSchedule:
-    """The Prefect schedule of `hold-management-review`: one run per ordinary review, to prepare it."""
-    from prefect.client.schemas.schedules import RRuleSchedule
-
-    rule, zone = preparation_rrule(review)
-    return RRuleSchedule(rrule=rule, timezone=zone)
 
 
 def meeting_for(review: ManagementReview, prepared_at: datetime) -> datetime:

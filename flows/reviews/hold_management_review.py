@@ -28,15 +28,18 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, tracker
+from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, run_settings, tracker
 from flows.incidents.rules import review_triggers
+from flows.reviews.calendar import preparation_rrule
 from flows.reviews.commands import COMMENT_HELP
 from schemas.events import ReviewRequestedEvent
 from schemas.records import IncidentNotice, ManagementReview
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
+    from prefect.client.schemas.schedules import RRuleSchedule
+
     from flows.reviews.pack import RunHistory
+    from schemas.policy import ManagementReview as ManagementReviewPolicy
     from schemas.policy import Policy
     from schemas.review_pack import ReviewPack
 
@@ -44,6 +47,14 @@ FLOW = "hold-management-review"
 CONTROLS = ["9.3", "9.3.1", "9.3.2", "9.3.3", "A.2.4"]
 # Jira refuses descriptions beyond 32 767 characters; the full pack is in the state folder anyway.
 JIRA_DESCRIPTION_LIMIT = 30_000
+
+
+def schedule(review: ManagementReviewPolicy) -> RRuleSchedule:
+    """The Prefect schedule of this flow: one run per ordinary review, to prepare it (9.3.1)."""
+    from prefect.client.schemas.schedules import RRuleSchedule
+
+    rule, zone = preparation_rrule(review)
+    return RRuleSchedule(rrule=rule, timezone=zone)
 
 
 def scheduled_id(meeting_at: datetime) -> str:
@@ -106,7 +117,7 @@ def _run_history(start: datetime, end: datetime) -> RunHistory:
     from connectors.prefect_api import PrefectApi
     from flows.reviews.pack import RunHistory
 
-    url = load_settings().prefect_api_url or get_current_settings().api.url
+    url = run_settings().prefect_api_url or get_current_settings().api.url
     if not url:
         return RunHistory(error="no Prefect API URL is set (PREFECT_API_URL)")
     api = PrefectApi(url)
@@ -155,7 +166,7 @@ def write_files(pack: ReviewPack, policy: Policy) -> dict[str, str]:
     from flows.reviews.calendar import invitation
     from flows.reviews.render import html, markdown
 
-    folder = load_settings().state_path / "reviews" / folder_name(pack.review_id)
+    folder = run_settings().state_path / "reviews" / folder_name(pack.review_id)
     folder.mkdir(parents=True, exist_ok=True)
     attendees = policy.management_review.attendees
     chair = attendees[0]

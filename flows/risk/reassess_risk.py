@@ -19,7 +19,16 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.approvals.commands import requested_event
-from flows.evidence import actor, artifact_key, evidence_record, register, run_id, send_outbox
+from flows.evidence import (
+    actor,
+    artifact_key,
+    evidence_record,
+    load_policy,
+    register,
+    run_id,
+    run_settings,
+    send_outbox,
+)
 from flows.risk.scoring import (
     CATEGORIES,
     Gate,
@@ -33,7 +42,6 @@ from flows.risk.scoring import (
 from schemas.events import AimsEvent, RiskAssessedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
-from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
@@ -51,10 +59,6 @@ CHECKED = {Verdict.passed, Verdict.failed, Verdict.warning}
 ASSESSED_FIELDS = ("category", "likelihood", "impact", "inherent", "residual", "previous")
 
 
-class PolicyMissing(RuntimeError):
-    pass
-
-
 def assessment_id(event: RiskReassessmentRequestedEvent) -> str:
     return "ra-" + hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]
 
@@ -67,19 +71,6 @@ def as_of(event: RiskReassessmentRequestedEvent) -> datetime:
     if event.time is None:
         return datetime.now(UTC)
     return event.time.replace(tzinfo=UTC) if event.time.tzinfo is None else event.time.astimezone(UTC)
-
-
-def load_risk_policy() -> Policy:
-    from aims.policy_file import load_policy
-
-    path = load_settings().policy_file
-    if not path.exists():
-        # There is no sensible default for who may accept a risk: the organisation must say.
-        raise PolicyMissing(
-            f"risk assessment needs the AIMS policy (risk scales, appetite, approvers): no file at {path}; "
-            "set AIMS_POLICY_FILE or copy policy/aims-policy.yaml there"
-        )
-    return load_policy(path)
 
 
 # -- evidence -------------------------------------------------------------------------------------
@@ -310,9 +301,9 @@ def approval_summary(assessment: RiskAssessment) -> str:
 
 def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
     """Gather, score and record in one unit of work; return what was assessed and the outbox keys."""
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
-    policy = load_risk_policy()
+    policy = load_policy()
     aid = assessment_id(event)
     request = event.data
     # As of the request, not of this attempt: a retry computes the same window and review date.
@@ -385,7 +376,7 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
         announce: list[AimsEvent] = [assessed_event(assessment, risks)]
         if assessment.approval_id and (approval := uow.approvals.get(assessment.approval_id)):
             announce.append(requested_event(approval, REQUEST_SOURCE, approval_summary(assessment)))
-        keys = stage(uow, announce, load_settings().events_topic)
+        keys = stage(uow, announce, run_settings().events_topic)
     return {"outcome": outcome, "risks": risks, "keys": keys, "scales": _scales(policy)}
 
 

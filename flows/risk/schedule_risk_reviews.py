@@ -13,10 +13,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import actor, reassessment_request, register, send_outbox
+from flows.evidence import actor, reassessment_request, register, run_settings, send_outbox
 from schemas.payloads import ReassessmentReason
 from schemas.records import AISystem, LifecycleStage
-from schemas.settings import load_settings
 
 FLOW = "schedule-risk-reviews"
 # Every day at 06:00 UTC, before the working day of the people who may have to approve.
@@ -38,7 +37,7 @@ def due_review(system: AISystem, reviews: list[date | None], day: date) -> str |
 
 @task(name="request-due-reassessments")
 def request_due(day: date, only: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
-    from events.outbox import stage
+    from connectors.register.outbox import stage
 
     due: list[dict[str, Any]] = []
     with register().unit_of_work(actor(FLOW)) as uow:
@@ -59,7 +58,7 @@ def request_due(day: date, only: list[str] | None) -> tuple[list[dict[str, Any]]
             )
             for d in due
         ]
-        keys = stage(uow, requests, load_settings().events_topic)
+        keys = stage(uow, requests, run_settings().events_topic)
     return due, keys
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from aims.policy_file import load_policy
 from events.producer import EventPublisher
 from schemas.events import ApprovalRequestedEvent
+from schemas.policy_file import load_policy
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from events.outbox import outbox_message
+from connectors.register.outbox import outbox_message
 from events.producer import EventPublisher
 from schemas.events import DataChangedEvent, DataQualityValidatedEvent
 from schemas.settings import AimsSettings

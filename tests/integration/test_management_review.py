@@ -88,8 +88,8 @@ def test_the_cadence_becomes_the_deployment_schedule(stack: SessionStack) -> Non
 
     from prefect.server.schemas.schedules import RRuleSchedule
 
-    from aims.policy_file import load_policy
     from flows.reviews.calendar import meeting_slots, preparation_rrule
+    from schemas.policy_file import load_policy
 
     policy = load_policy(Path(AimsSettings().policy_file))
     settings = policy.management_review
@@ -185,7 +185,7 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
     vevent = events[0]
     assert vevent.decoded("DTSTART") == found.meeting_at
     attendees = sorted(str(a).removeprefix("mailto:").lower() for a in vevent.get("ATTENDEE"))
-    from aims.policy_file import load_policy
+    from schemas.policy_file import load_policy
 
     policy = load_policy(Path(AimsSettings().policy_file))
     assert attendees == sorted(a.email for a in policy.management_review.attendees)

@@ -14,16 +14,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from connectors.slack import Blocks, MessageRef
+from flows.runtime import Runtime, use
 from schemas.events import IncidentReportedEvent
+from schemas.policy_file import load_policy
 from schemas.records import AISystem, ManagementReview
+from schemas.settings import load_settings
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")
 TOPIC = "aims.events.triage-test"
@@ -57,13 +58,25 @@ def reported(
 
 
 @pytest.fixture
-def triaged(register: Register, monkeypatch: pytest.MonkeyPatch) -> Triage:
+def runtime(register: Register) -> Iterator[Runtime]:
+    """The resources the flow code uses: this test's register, the shipped policy, recording fakes."""
+    attendees = {a.email for a in POLICY.management_review.attendees}
+    resources = Runtime(
+        settings=load_settings(events_topic=TOPIC),
+        register=register,
+        load_policy=lambda: POLICY,
+        chat=RecordingChat(attendees - {"sam.okafor@northwind.example"}),
+        tracker=RecordingTracker(),
+    )
+    with use(resources):
+        yield resources
+
+
+@pytest.fixture
+def triaged(register: Register, runtime: Runtime) -> Triage:
     """The triage task on this register, the shipped policy and a topic of its own."""
     import flows.incidents.handle_incident as handle
 
-    monkeypatch.setattr(handle, "register", lambda: register)
-    monkeypatch.setattr(handle, "load_policy", lambda: POLICY)
-    monkeypatch.setattr(handle, "load_settings", lambda: SimpleNamespace(events_topic=TOPIC))
     with register.unit_of_work("test") as uow:
         uow.systems.add(AISystem(name=KNOWN, owner="risk-analytics", intended_use="Score loan applications"))
 
@@ -252,15 +265,11 @@ class Desk:
 
 
 @pytest.fixture
-def desk(register: Register, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+def desk(runtime: Runtime) -> Iterator[Desk]:
     import flows.reviews.hold_management_review as hold
 
-    attendees = {a.email for a in POLICY.management_review.attendees}
-    chat, tracker = RecordingChat(attendees - {"sam.okafor@northwind.example"}), RecordingTracker()
-    monkeypatch.setattr(hold, "register", lambda: register)
-    monkeypatch.setattr(hold, "load_policy", lambda: POLICY)
-    monkeypatch.setattr(hold, "chat", lambda: chat)
-    monkeypatch.setattr(hold, "tracker", lambda: tracker)
+    chat, tracker = runtime.chat, runtime.tracker
+    assert isinstance(chat, RecordingChat) and isinstance(tracker, RecordingTracker)
     yield Desk(chat, tracker, hold.tell_joined.fn)
 
 

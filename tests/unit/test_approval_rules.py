@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims.policy_file import load_policy
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.policy import Policy
+from schemas.policy_file import load_policy
 from schemas.records import Approval, ApprovalDecision
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")

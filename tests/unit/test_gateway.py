@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from gateway.app import DecisionDesk, create_app, jira_signature_ok, slack_signature_ok
 from schemas.payloads import RiskLevel
+from schemas.policy_file import load_policy
 from schemas.records import Approval
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request

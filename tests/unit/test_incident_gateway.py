@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from connectors.slack import Blocks, MessageRef
 from flows.incidents.messages import (
@@ -36,6 +35,7 @@ from flows.incidents.messages import (
 )
 from gateway.app import DecisionDesk, create_app
 from schemas.payloads import IncidentCategory, Severity
+from schemas.policy_file import load_policy
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request

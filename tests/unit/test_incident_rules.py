@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims.policy_file import load_policy
 from flows.incidents.rules import (
     INVENTORY_CONTROLS,
     ClockDue,
@@ -47,6 +46,7 @@ from schemas.payloads import (
     Severity,
 )
 from schemas.policy import Art73Clock, ExtraordinaryReview, IncidentStage, Policy
+from schemas.policy_file import load_policy
 from schemas.records import CorrectiveAction, Incident, ManagementReview, Nonconformity
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")

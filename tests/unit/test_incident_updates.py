@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from flows.incidents.commands import Result, load_state, nonconformity_id, submit
 from flows.incidents.rules import Update
 from schemas.events import parse_event
 from schemas.payloads import IncidentCategory, IncidentUpdateKind, Severity
+from schemas.policy_file import load_policy
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")

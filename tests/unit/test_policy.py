@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aims.errors import CliError
-from aims.policy_file import PolicyError, PolicyProblem, check_policy, load_policy, run_policy_check
+from aims.policy_file import run_policy_check
 from schemas.policy import Policy, RiskLevel
+from schemas.policy_file import PolicyError, PolicyProblem, check_policy, load_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
 PROPERTY = settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from aims.policy_file import load_policy
 from flows.reviews.calendar import (
     ANCHOR_YEAR,
     PRODID,
@@ -31,9 +30,10 @@ from flows.reviews.calendar import (
     meeting_for,
     meeting_slots,
     preparation_rrule,
-    schedule,
 )
+from flows.reviews.hold_management_review import schedule
 from schemas.policy import ManagementReview, ReviewCadence
+from schemas.policy_file import load_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
 PROPERTY = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))

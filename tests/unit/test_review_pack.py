@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from aims.policy_file import load_policy
 from connectors.prefect_api import FlowRunView
 from connectors.register.store import Register
 from flows.reviews.pack import Period, RunHistory, gather
 from schemas import records as r
 from schemas.payloads import IncidentCategory, RiskLevel, Severity
+from schemas.policy_file import load_policy
 from schemas.review_pack import SECTIONS, HeatMap, ReviewPack, TrendChart
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from flows.reviews.commands import CommentError, Result, ResultKind, parse_comment, submit
 from flows.reviews.pack import Period, RunHistory, gather
+from schemas.policy_file import load_policy
 from schemas.records import ManagementReview
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml")

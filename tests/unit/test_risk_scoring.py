@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from aims.policy_file import load_policy
 from flows.risk.scoring import (
     CATEGORIES,
     INCIDENT_RISK,
@@ -29,6 +28,7 @@ from flows.risk.scoring import (
 )
 from schemas.payloads import IncidentCategory, ReassessmentReason, RiskLevel, RiskTier, Severity
 from schemas.policy import Policy
+from schemas.policy_file import load_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
 # database=None: nothing is written under the project (.hypothesis/) by these tests.
