@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Progress, Teardown, interrupt, load_average
+from bench.common import REPO, Progress, Teardown, fmt, interrupt, load_average, parse_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from schemas.events import DataChangedEvent
     from schemas.suites import CheckOutcome, Suite
 
-REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 10.0
 DATASET = "loan-applications"  # the repository's suite checks it: every run validates, none drafts
 TERMS = (12, 24, 36, 48, 60)
@@ -77,10 +76,6 @@ DUPLICATE_IDS = 25
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def _fmt(value: float, spec: str = ".2f") -> str:
-    return "–" if value != value else format(value, spec)
 
 
 # -- 1. validation: GX against the floor ------------------------------------------------------
@@ -295,7 +290,7 @@ def report_validation(result: dict[str, Any], repeat: int) -> None:
     print(
         f"  ratio GX / floor: {ratio:.1f}× (target ≤ {TARGET_RATIO:g}×: "
         f"{'meets' if ratio <= TARGET_RATIO else 'MISSES'}); without the file read "
-        f"({result['read_s']:.2f} s on both sides): {_fmt(result['ratio_without_read'], '.1f')}×"
+        f"({result['read_s']:.2f} s on both sides): {fmt(result['ratio_without_read'], '.1f')}×"
     )
     print(f"  both agree on every verdict and count; failing as generated: {', '.join(result['failing'])}")
 
@@ -608,12 +603,6 @@ def first_running(api: Any, run_id: str) -> float | None:
     return min(stamps, default=None)
 
 
-def parse_time(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text).timestamp()
-
-
 def measure_latency(root: Path, args: argparse.Namespace, say: Progress) -> dict[str, Any]:
     from schemas.settings import load_settings
 
@@ -680,22 +669,25 @@ def report_latency(r: dict[str, Any], spacing: float) -> None:
         f"(load {r['load'][0]}→{r['load'][1]})"
     )
     print(
-        f"  p50 {_fmt(r['latency_p50_s'])} s, max {_fmt(r['latency_max_s'])} s; verdicts {r['verdicts']}; "
+        f"  p50 {fmt(r['latency_p50_s'], '.2f')} s, max "
+        f"{fmt(r['latency_max_s'], '.2f')} s; verdicts {r['verdicts']}; "
         f"per event (s): {r['per_event']}"
     )
     print(
-        f"  split (p50): produce → run created {_fmt(r['created_p50_s'])} s, created → Running "
-        f"{_fmt(r['running_p50_s'])} s, Running → recorded {_fmt(r['recorded_p50_s'])} s"
+        f"  split (p50): produce → run created {fmt(r['created_p50_s'], '.2f')} s, created → Running "
+        f"{fmt(r['running_p50_s'], '.2f')} s, Running → recorded {fmt(r['recorded_p50_s'], '.2f')} s"
     )
     print(
         f"GX IMPORT: GX imported in {r['gx_paid_runs']} of {r['reported_runs']} runs (preloaded in a GX-warm "
         f"spare in {r['gx_preloaded_runs']}); per event: {r['per_event_gx']}"
     )
     print(
-        f"  runs that paid the import: import p50 {_fmt(r['gx_import_p50_s'])} s, latency p50 "
-        f"{_fmt(r['paid_latency_p50_s'])} s (Running → recorded {_fmt(r['paid_recorded_p50_s'])} s); "
-        f"runs in a GX-warm spare: latency p50 {_fmt(r['preloaded_latency_p50_s'])} s (Running → recorded "
-        f"{_fmt(r['preloaded_recorded_p50_s'])} s)"
+        f"  runs that paid the import: import p50 {fmt(r['gx_import_p50_s'], '.2f')} s, latency p50 "
+        f"{fmt(r['paid_latency_p50_s'], '.2f')} s (Running → "
+        f"recorded {fmt(r['paid_recorded_p50_s'], '.2f')} s); "
+        "runs in a GX-warm spare: latency p50 "
+        f"{fmt(r['preloaded_latency_p50_s'], '.2f')} s (Running → recorded "
+        f"{fmt(r['preloaded_recorded_p50_s'], '.2f')} s)"
     )
 
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Progress, Teardown, interrupt, load_average, tree_memory
+from bench.common import REPO, Progress, Teardown, fmt, interrupt, load_average, tree_memory
 
 if TYPE_CHECKING:
     from connectors.prefect_api import PrefectApi
@@ -74,7 +74,6 @@ if TYPE_CHECKING:
     from schemas.events import AimsEvent
     from schemas.settings import AimsSettings
 
-REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgres")
 # Prefect state types: a run in one of these holds no slot and no process any more. PAUSED too: a
 # suspended run has left its process (none of the three flows here suspends).
@@ -140,10 +139,6 @@ def make_events(base: list[AimsEvent], count: int, label: str, subjects: int) ->
 def median(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
-
-
-def _fmt(value: float | None, spec: str = ".1f") -> str:
-    return "–" if value is None or value != value else format(value, spec)
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -712,7 +707,7 @@ def run_floor(stack: Stack, base: list[AimsEvent], tag: str, n: int) -> dict[str
         watch = DrainWatch(phase, first, end, stack.args.drain_timeout).start()
         watch.wait(say)
         say(
-            f"FLOOR: drained in {_fmt(watch.drain_s)}s"
+            f"FLOOR: drained in {fmt(watch.drain_s, '.1f')}s"
             + (f"; GAVE UP: {watch.gave_up}" if watch.gave_up else "")
         )
         alive = phase.routers[name].alive()
@@ -800,7 +795,7 @@ def run_faults(stack: Stack, base: list[AimsEvent], tag: str, n: int) -> dict[st
         )
         watch.wait(say)
         say(
-            f"FAULTS: drained in {_fmt(watch.drain_s)}s"
+            f"FAULTS: drained in {fmt(watch.drain_s, '.1f')}s"
             + (f"; GAVE UP: {watch.gave_up}" if watch.gave_up else "")
         )
         alive = phase.routers[survivor].alive()
@@ -860,7 +855,7 @@ def ratio(r: dict[str, Any]) -> float | None:
 
 
 def per_round(rounds: list[dict[str, Any]], phase: str, key: str, spec: str = ".1f") -> str:
-    return "/".join(_fmt(r[phase].get(key), spec) for r in rounds)
+    return "/".join(fmt(r[phase].get(key), spec) for r in rounds)
 
 
 def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | None) -> list[str]:
@@ -890,13 +885,13 @@ def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | 
         rows.append(
             (
                 phase,
-                _fmt(merged(rounds, phase, "drain_s")),
+                fmt(merged(rounds, phase, "drain_s"), ".1f"),
                 str(lost),
                 str(dup),
-                _fmt(merged(rounds, phase, "runs"), ".0f"),
-                _fmt(merged(rounds, phase, "settled_s")),
+                fmt(merged(rounds, phase, "runs"), ".0f"),
+                fmt(merged(rounds, phase, "settled_s"), ".1f"),
                 _pair(rounds, phase, "peak_rss_mb", "peak_pss_mb"),
-                _fmt(merged(rounds, phase, "peak_processes"), ".0f"),
+                fmt(merged(rounds, phase, "peak_processes"), ".0f"),
                 _pair(rounds, phase, "peak_running", "peak_active"),
                 loads,
             )
@@ -911,8 +906,8 @@ def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | 
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     lines.append(
-        f"ratio fault drain / floor drain: {_fmt(median([ratio(r) for r in rounds]), '.2f')}"
-        + (f" (per round {'/'.join(_fmt(ratio(r), '.2f') for r in rounds)})" if n > 1 else "")
+        f"ratio fault drain / floor drain: {fmt(median([ratio(r) for r in rounds]), '.2f')}"
+        + (f" (per round {'/'.join(fmt(ratio(r), '.2f') for r in rounds)})" if n > 1 else "")
         + "; the lost and dup columns are totals over the rounds, the rest medians"
     )
     for k, r in enumerate(rounds, 1):
@@ -920,11 +915,13 @@ def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | 
         prefix = f"round {k}: " if n > 1 else ""
         same = f.get("broker_after") == f.get("broker_before")
         lines.append(
-            f"{prefix}router {f['joiner']} joined at {_pct(f, 'join')} routed (+{_fmt(f.get('join_s'))}s; "
-            f"partitions after {_fmt(f.get('joiner_assigned_s'))}s); router {f['victim']} SIGKILLed at "
-            f"{_pct(f, 'kill')} (+{_fmt(f.get('kill_s'))}s), its partitions at {f['survivor']} after "
-            f"{_fmt(f.get('takeover_s'))}s (heartbeat every ~2s); broker restarted at {_pct(f, 'restart')} "
-            f"(+{_fmt(f.get('restart_s'))}s): down {_fmt(f.get('broker_down_s'))}s, "
+            f"{prefix}router {f['joiner']} joined at {_pct(f, 'join')} "
+            f"routed (+{fmt(f.get('join_s'), '.1f')}s; "
+            f"partitions after {fmt(f.get('joiner_assigned_s'), '.1f')}s); router {f['victim']} SIGKILLed at "
+            f"{_pct(f, 'kill')} (+{fmt(f.get('kill_s'), '.1f')}s), its partitions at {f['survivor']} after "
+            f"{fmt(f.get('takeover_s'), '.1f')}s (heartbeat every "
+            f"~2s); broker restarted at {_pct(f, 'restart')} "
+            f"(+{fmt(f.get('restart_s'), '.1f')}s): down {fmt(f.get('broker_down_s'), '.1f')}s, "
             f"{f.get('broker_before')} → {f.get('broker_after')} ({'same address' if same else 'MOVED'})"
         )
         for phase in PHASES:
@@ -932,7 +929,7 @@ def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | 
             exited = ", ".join(p["routers_exited"]) or "none"
             codes = ", ".join(f"{name} {code}" for name, code in p["exit_codes"].items())
             finished = (
-                f"all finished {_fmt(p['settled_s'])}s after the first publish"
+                f"all finished {fmt(p['settled_s'], '.1f')}s after the first publish"
                 if p["settled_s"] is not None
                 else f"NOT all finished {args.settle_seconds:g}s after the drain"
             )
@@ -970,7 +967,7 @@ def render(rounds: list[dict[str, Any]], args: argparse.Namespace, limit: int | 
 
 
 def _pair(rounds: list[dict[str, Any]], phase: str, a: str, b: str) -> str:
-    return f"{_fmt(merged(rounds, phase, a), '.0f')} / {_fmt(merged(rounds, phase, b), '.0f')}"
+    return f"{fmt(merged(rounds, phase, a), '.0f')} / {fmt(merged(rounds, phase, b), '.0f')}"
 
 
 def _limit(limit: int | None) -> str:
@@ -990,11 +987,13 @@ def summary_line(rounds: list[dict[str, Any]], limit: int | None) -> str:
     over = limit is not None and active > limit
     crashed = sum(r[p]["crashed"] for r in rounds for p in PHASES)
     return (
-        f"faults: lost {lost}, duplicated {dup}; drain {_fmt(merged(rounds, 'faults', 'drain_s'))}s vs floor "
-        f"{_fmt(merged(rounds, 'floor', 'drain_s'))}s = {_fmt(median([ratio(r) for r in rounds]), '.2f')}×; "
-        f"takeover {_fmt(merged(rounds, 'faults', 'takeover_s'))}s; broker down "
-        f"{_fmt(merged(rounds, 'faults', 'broker_down_s'))}s; worker peak "
-        f"{_fmt(max(r[p]['peak_rss_mb'] for r in rounds for p in PHASES), '.0f')} MB RSS, "
+        f"faults: lost {lost}, duplicated {dup}; drain "
+        f"{fmt(merged(rounds, 'faults', 'drain_s'), '.1f')}s vs floor "
+        f"{fmt(merged(rounds, 'floor', 'drain_s'), '.1f')}s = "
+        f"{fmt(median([ratio(r) for r in rounds]), '.2f')}×; "
+        f"takeover {fmt(merged(rounds, 'faults', 'takeover_s'), '.1f')}s; broker down "
+        f"{fmt(merged(rounds, 'faults', 'broker_down_s'), '.1f')}s; worker peak "
+        f"{fmt(max(r[p]['peak_rss_mb'] for r in rounds for p in PHASES), '.0f')} MB RSS, "
         f"{max(r[p]['peak_processes'] for r in rounds for p in PHASES)} processes, {running} Running "
         f"({active} Pending+Running; limit {_limit(limit)}{', OVER THE LIMIT' if over else ''}); "
         f"runs Crashed {crashed}. "

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from bench.common import Progress, interrupt, load_average
+from bench.common import Progress, fmt, interrupt, load_average, parse_time
 
 if TYPE_CHECKING:
     from connectors.prefect_api import FlowRunView, PrefectApi
@@ -98,10 +98,6 @@ def percentile(values: list[float], q: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
 
 
 def bench_root() -> Path:
@@ -758,12 +754,6 @@ def run_backend(args: argparse.Namespace) -> int:
 # -- the whole benchmark ----------------------------------------------------------------------
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return format(value, spec)
-
-
 def render_table(results: list[dict[str, Any]]) -> str:
     header = (
         "backend",
@@ -783,13 +773,13 @@ def render_table(results: list[dict[str, Any]]) -> str:
         rows.append(
             (
                 r["backend"],
-                _fmt(r.get("floor_rate"), ".1f"),
-                f"{_fmt(r.get('floor_p50_ms'), '.0f')} / {_fmt(r.get('floor_p99_ms'), '.0f')}",
-                _fmt(r.get("router_rate"), ".1f"),
-                _fmt(r.get("ratio"), ".2f"),
-                _fmt(r.get("steady_rate"), ".2f"),
-                f"{_fmt(r.get('steady_p50_ms'), '.0f')} / {_fmt(r.get('steady_p99_ms'), '.0f')}",
-                _fmt(r.get("running_p50_s"), ".2f"),
+                fmt(r.get("floor_rate"), ".1f"),
+                f"{fmt(r.get('floor_p50_ms'), '.0f')} / {fmt(r.get('floor_p99_ms'), '.0f')}",
+                fmt(r.get("router_rate"), ".1f"),
+                fmt(r.get("ratio"), ".2f"),
+                fmt(r.get("steady_rate"), ".2f"),
+                f"{fmt(r.get('steady_p50_ms'), '.0f')} / {fmt(r.get('steady_p99_ms'), '.0f')}",
+                fmt(r.get("running_p50_s"), ".2f"),
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
@@ -817,19 +807,19 @@ def verdicts(result: dict[str, Any]) -> str:
                 "ratio",
                 result.get("ratio"),
                 lambda v: v >= TARGET_RATIO,
-                f"{_fmt(result.get('ratio'), '.3f')} (≥ {TARGET_RATIO})",
+                f"{fmt(result.get('ratio'), '.3f')} (≥ {TARGET_RATIO})",
             ),
             check(
                 "p99 created",
                 result.get("steady_p99_ms"),
                 lambda v: v <= TARGET_P99_CREATED_MS,
-                f"{_fmt(result.get('steady_p99_ms'), '.0f')} ms (≤ {TARGET_P99_CREATED_MS:.0f})",
+                f"{fmt(result.get('steady_p99_ms'), '.0f')} ms (≤ {TARGET_P99_CREATED_MS:.0f})",
             ),
             check(
                 "p50 Running",
                 result.get("running_p50_s"),
                 lambda v: v <= TARGET_P50_RUNNING_S,
-                f"{_fmt(result.get('running_p50_s'), '.2f')} s (≤ {TARGET_P50_RUNNING_S:g})",
+                f"{fmt(result.get('running_p50_s'), '.2f')} s (≤ {TARGET_P50_RUNNING_S:g})",
             ),
         ]
     )
@@ -837,7 +827,7 @@ def verdicts(result: dict[str, Any]) -> str:
 
 def per_round(rounds: list[dict[str, Any]]) -> str:
     def values(key: str, spec: str) -> str:
-        return "/".join(_fmt(r.get(key), spec) for r in rounds)
+        return "/".join(fmt(r.get(key), spec) for r in rounds)
 
     return (
         f"floor runs/s {values('floor_rate', '.1f')}, floor p99 ms {values('floor_p99_ms', '.0f')}, "
@@ -950,11 +940,11 @@ def run_all(args: argparse.Namespace) -> int:
                 continue
             print(f"{r['backend']}: {verdicts(r)}")
             print(
-                f"  floor max {_fmt(r.get('floor_max_ms'), '.0f')} ms; idempotent repeat returned the "
+                f"  floor max {fmt(r.get('floor_max_ms'), '.0f')} ms; idempotent repeat returned the "
                 f"same run: {r.get('idempotent_same_run')}; router: {r.get('router_runs')} runs for "
                 f"{r.get('router_events')} events, {r.get('router_dead_lettered')} dead-lettered, "
-                f"{_fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
-                f"{_fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
+                f"{fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
+                f"{fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
             )
             if len(r.get("rounds", [])) > 1:
                 print(f"  per round: {per_round(r['rounds'])}")
@@ -963,7 +953,7 @@ def run_all(args: argparse.Namespace) -> int:
             if "running_p50_s" in r:
                 print(
                     f"  Running: {r['running_started']}/{r['running_events']} runs started, max "
-                    f"{_fmt(r['running_max_s'], '.2f')} s; final states {r['running_states']}"
+                    f"{fmt(r['running_max_s'], '.2f')} s; final states {r['running_states']}"
                 )
         print(
             f"\ntargets: ratio ≥ {TARGET_RATIO}, p99 produce→created ≤ {TARGET_P99_CREATED_MS:.0f} ms at "
