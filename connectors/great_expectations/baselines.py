@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connectors.great_expectations.common import VALUE_SET_MAX, json_safe
+from connectors.great_expectations.profiling import Facts
 from schemas.suites import (
     Suite,
     SuiteStatus,
 )
-
-if TYPE_CHECKING:
-    pass
-from connectors.great_expectations.common import VALUE_SET_MAX, json_safe
-from connectors.great_expectations.profiling import Facts
 
 
 def baseline_suite(facts: Facts, dataset: str, version: str, display: str) -> Suite:

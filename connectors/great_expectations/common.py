@@ -8,13 +8,9 @@ import datetime as dt
 import decimal
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.payloads import FileLocation, SqlTableLocation
-
-if TYPE_CHECKING:
-    pass
-
 
 SAMPLE_SIZE = 20  # unexpected values kept per expectation
 

@@ -5,14 +5,11 @@ store key. GX is imported only when a site is built.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.suites import (
     CheckOutcome,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def gx_validation_result(outcome: CheckOutcome) -> tuple[Any, Any]:

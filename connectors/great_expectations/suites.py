@@ -7,15 +7,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.suites import (
     Loc,
     Suite,
 )
-
-if TYPE_CHECKING:
-    pass
 from schemas.suites import load_suite as _load_suite
 
 # Arguments every GX expectation has; the rest are the expectation's own (for "did you mean").
