@@ -1,7 +1,7 @@
 """Prefect deployments of the flows, on the work pool that `aims worker` polls.
 
 The routing table names deployments as "<flow-name>/aims"; this module is what makes them exist.
-The work pool and the worker that serves them are in infra.work_pool.
+The work pool and the worker that serves them are in infra.serving.
 """
 
 from __future__ import annotations

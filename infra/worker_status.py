@@ -1,6 +1,6 @@
 """Where a running `aims worker` says how ready it is: `<state>/workers/<pid>.json`.
 
-The worker (infra.work_pool) writes the file; the stack, the benchmarks and the tests read it. It is
+The worker (infra.serving) writes the file; the stack, the benchmarks and the tests read it. It is
 a module of its own so that readers need neither the flows nor the worker to find it.
 """
 

@@ -1,4 +1,4 @@
-"""The work pool that `aims worker` polls, and the worker process that serves it.
+"""Serving the flows: the work pool that `aims worker` polls, and the worker process that runs its flow runs.
 
 The work pool's concurrency limit is what keeps a burst of events from starting more flow-run
 processes than the machine has memory for (~115 MB each, ~350 MB for data quality). The worker
