@@ -212,7 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
     use_prefect(settings, Endpoints("", api, None))
-    from infra.deployments import serve
+    from infra.serving import serve
 
     # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
     # without one) bounds every worker on the pool; --limit only lowers it for this one.

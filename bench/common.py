@@ -1,4 +1,5 @@
-"""What every benchmark prints with: progress with elapsed time, and how busy the machine was."""
+"""What every benchmark shares: the repository's root, progress with elapsed time, how busy the machine
+was, numbers formatted for the report, stopping what was started, and the memory of a process tree."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 class Progress:
@@ -21,6 +26,18 @@ class Progress:
 def load_average() -> float:
     """The 1-minute load average: the machine is shared, so the numbers say how busy it was."""
     return round(os.getloadavg()[0], 1)
+
+
+def fmt(value: Any, spec: str) -> str:
+    """`value` in `spec`; a dash for a figure not measured (None) or undefined (NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return format(value, spec)
+
+
+def parse_time(text: str) -> float:
+    """An ISO 8601 timestamp (as Prefect's API gives them) in seconds since the epoch."""
+    return datetime.fromisoformat(text).timestamp()
 
 
 class Teardown:

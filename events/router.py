@@ -18,35 +18,36 @@ while dead-lettering a record, the record is retried, never the cause of an exit
 Kafka is driven from one thread (kafka-python's consumer is not thread-safe); flow runs are created
 from an asyncio loop in a second thread; the outbox relay has a thread of its own, so a broker that
 does not answer cannot stall the consumer loop through it.
+
+This module is the consumer loop (polling, dead letters, commits, flow control); the flow-run chains
+are in events.router_chains, the heartbeat, holding and outbox relay in events.router_liveness, the
+books they share in events.router_work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
-import random
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
-from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
+from connectors.prefect_runs import FlowRunLauncher
 from events.codec import Reason, Rejected, decode
 from events.dead_letter import copy_size, dead_letter_headers, reference_letter
 from events.kafka_clients import MAX_REQUEST_BYTES, make_consumer, make_producer
 from events.offsets import OffsetLedger
+from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
+from events.router_liveness import RouterLiveness
+from events.router_work import Backoff, RouterStats, Work
 from events.routing import ROUTES, Route
-from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
 
 if TYPE_CHECKING:
@@ -60,9 +61,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aims.router")
 
+# Public names of this module, some defined beside it: callers import them from here.
+__all__ = ["COMMIT_TIMEOUT_MS", "NOTHING_TO_RESUME", "LauncherFactory", "Router", "RouterStats"]
+
 LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
-# Recorded as the "run" of a decision that found no run waiting (the nil UUID).
-NOTHING_TO_RESUME = UUID(int=0)
 # Records held uncommitted, all partitions together, before the router stops fetching: with records
 # up to the broker's 2 MiB each, the count per partition alone would not bound memory.
 HELD_BYTES_LIMIT = 64 * 1024 * 1024
@@ -70,69 +72,9 @@ HELD_BYTES_LIMIT = 64 * 1024 * 1024
 COMMIT_TIMEOUT_MS = 5000
 # How long `send` may wait for the dead-letter topic's metadata before the loop goes on.
 DEAD_LETTER_BLOCK_MS = 2000
-MAX_BACKOFF = 5.0
-# Holding on Prefect for less than this is a busy server, not an outage: logged at debug level only.
-NEWSWORTHY_HOLD = 2.0
 
 
-@dataclass(eq=False)
-class _Work:
-    """One consumed record and what became of it. Compared by identity: the ledger relies on it."""
-
-    record: ConsumerRecord
-    event: AimsEvent | None = None
-    rejected: Rejected | None = None
-    runs: dict[str, UUID] = field(default_factory=dict)
-    accepted: bool = False
-    # Its partition went to another router: whatever still happens to it is not ours to commit.
-    dropped: bool = False
-    # Too large to dead-letter whole: its dead letter is a reference.
-    as_reference: bool = False
-    dead_letter_attempts: int = 0
-
-    @property
-    def chain(self) -> str:
-        # One subject's events stay in order; records without a key keep their partition's order.
-        key = self.record.key
-        subject = key.decode("utf-8", "replace") if key else "-"
-        return f"{self.record.partition}:{subject}"
-
-    @property
-    def size(self) -> int:
-        return len(self.record.value or b"") + len(self.record.key or b"")
-
-
-@dataclass
-class RouterStats:
-    consumed: int = 0
-    routed: int = 0
-    dead_lettered: int = 0
-    commits: int = 0
-    # Since when Prefect has not accepted runs (None: it does).
-    holding_since: float | None = None
-    last_error: str = ""
-
-
-class _Backoff:
-    """When to try an outside call again after failures: doubling, with full jitter, capped."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.next_at = 0.0
-
-    def due(self) -> bool:
-        return time.monotonic() >= self.next_at
-
-    def failed(self) -> None:
-        self.failures += 1
-        self.next_at = time.monotonic() + random.uniform(0, min(MAX_BACKOFF, 0.25 * 2**self.failures))
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.next_at = 0.0
-
-
-class Router:
+class Router(FlowRunChains, RouterLiveness):
     def __init__(
         self,
         settings: AimsSettings,
@@ -166,20 +108,20 @@ class Router:
         self._state = "joining"
         self._partitions: list[int] = []
         # The consumer thread's books.
-        self._ledger: OffsetLedger[TopicPartition, _Work] = OffsetLedger()
+        self._ledger: OffsetLedger[TopicPartition, Work] = OffsetLedger()
         self._paused: set[TopicPartition] = set()
-        self._to_record: list[_Work] = []
-        self._to_dead_letter: deque[_Work] = deque()
-        self._sending: list[tuple[_Work, FutureRecordMetadata]] = []
-        self._receipts_backoff = _Backoff()
-        self._dead_letter_backoff = _Backoff()
-        self._commit_backoff = _Backoff()
+        self._to_record: list[Work] = []
+        self._to_dead_letter: deque[Work] = deque()
+        self._sending: list[tuple[Work, FutureRecordMetadata]] = []
+        self._receipts_backoff = Backoff()
+        self._dead_letter_backoff = Backoff()
+        self._commit_backoff = Backoff()
         # What the router is holding on, other than Prefect (stats.holding_since): "kafka", "register".
         self._trouble: dict[str, str] = {}
         # Handed over from the asyncio thread: works whose launches ended (accepted or refused).
-        self._finished: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[Work] = queue.SimpleQueue()
         # The asyncio thread's books: one queue of works per chain, and the chains now waiting.
-        self._chains: dict[str, deque[_Work]] = {}
+        self._chains: dict[str, deque[Work]] = {}
         self._waiting: set[str] = set()
         self._gate: asyncio.Semaphore | None = None
 
@@ -209,7 +151,7 @@ class Router:
         loop_thread.start()
         launcher_cm = self._launcher_factory()
         self._launcher = self._call(launcher_cm.__aenter__()).result()
-        self._gate = self._call(_semaphore(self.settings.router_concurrency)).result()
+        self._gate = self._call(semaphore(self.settings.router_concurrency)).result()
         consumer = make_consumer(self.bootstrap, self.settings.consumer_group, **self.consumer_options())
         dlq = make_producer(
             self.bootstrap, client_id=f"aims-router-dlq-{self.name}", max_block_ms=DEAD_LETTER_BLOCK_MS
@@ -289,7 +231,7 @@ class Router:
     def _take(self, record: ConsumerRecord) -> None:
         from kafka.structs import TopicPartition
 
-        work = _Work(record)
+        work = Work(record)
         tp = TopicPartition(record.topic, record.partition)
         dropped = self._ledger.admit(tp, record.offset, work, work.size)
         if dropped:
@@ -309,7 +251,7 @@ class Router:
         else:
             self._loop.call_soon_threadsafe(self._enqueue, work)
 
-    def _classify(self, work: _Work) -> None:
+    def _classify(self, work: Work) -> None:
         record = work.record
         try:
             decoded = decode(record.value, record.headers or [], self.settings.max_event_bytes)
@@ -341,7 +283,7 @@ class Router:
         self._record_receipts()
         self._dead_letter(dlq)
 
-    def _settled(self, w: _Work) -> None:
+    def _settled(self, w: Work) -> None:
         from kafka.structs import TopicPartition
 
         self._ledger.settle(TopicPartition(w.record.topic, w.record.partition), w.record.offset, w)
@@ -387,7 +329,7 @@ class Router:
             self._to_dead_letter.popleft()
             self._sending.append((w, future))
 
-    def _send_dead_letter(self, dlq: KafkaProducer, w: _Work) -> FutureRecordMetadata:
+    def _send_dead_letter(self, dlq: KafkaProducer, w: Work) -> FutureRecordMetadata:
         r, why = w.record, w.rejected
         assert why is not None
         headers = dead_letter_headers(r.headers or [], why.reason, why.detail, r.topic, r.partition, r.offset)
@@ -413,7 +355,7 @@ class Router:
         return dlq.send(self.settings.dead_letter_topic, key=key, value=value, headers=headers)
 
     def _check_sent(self) -> None:
-        still: list[tuple[_Work, FutureRecordMetadata]] = []
+        still: list[tuple[Work, FutureRecordMetadata]] = []
         for w, future in self._sending:
             if not future.is_done:
                 still.append((w, future))
@@ -430,7 +372,7 @@ class Router:
                 self._dead_letter_failed(w, future.exception)
         self._sending = still
 
-    def _dead_letter_failed(self, w: _Work, exc: BaseException | None) -> None:
+    def _dead_letter_failed(self, w: Work, exc: BaseException | None) -> None:
         self._dead_letter_backoff.failed()
         self._in_trouble(
             "kafka",
@@ -511,231 +453,6 @@ class Router:
             dlq.flush(timeout=10)
             self._check_sent()
         self._commit(consumer, final=True)
-
-    # -- holding ----------------------------------------------------------------------------------
-
-    def _in_trouble(self, on: str, message: str) -> None:
-        if on not in self._trouble:
-            log.warning("holding: %s; nothing unsettled is committed, retrying with backoff", message)
-        self._trouble[on] = message
-        self.stats.last_error = message
-
-    def _out_of_trouble(self, on: str) -> None:
-        if self._trouble.pop(on, None) is not None:
-            log.info("%s is back: going on", on)
-
-    # -- flow runs (the asyncio thread) --------------------------------------------------------------
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def _enqueue(self, w: _Work) -> None:
-        chain = self._chains.get(w.chain)
-        if chain is None:
-            chain = self._chains[w.chain] = deque()
-            self._loop.create_task(self._run_chain(w.chain, chain))
-        chain.append(w)
-
-    async def _run_chain(self, key: str, chain: deque[_Work]) -> None:
-        """One subject's events, in order: each waits until the one before it was accepted."""
-        try:
-            while chain and not self._stop.is_set():
-                w = chain[0]
-                if not w.dropped:
-                    await self._launch_all(w)
-                    if not (w.accepted or w.rejected is not None or w.dropped):
-                        return  # stopping: left uncommitted for whoever owns the partition next
-                    self._finished.put(w)
-                chain.popleft()
-        finally:
-            self._waiting.discard(key)
-            if self._chains.get(key) is chain:
-                del self._chains[key]
-            if not self._chains:
-                self.stats.holding_since = None  # nothing waits on Prefect any more
-
-    async def _launch_all(self, w: _Work) -> None:
-        assert w.event is not None
-        event = w.event
-        for route in self.routes[event.type]:
-            if route.deployment in w.runs:
-                continue
-            run_id = await self._launch_one(route, event, w)
-            if run_id is None:
-                return
-            w.runs[route.deployment] = run_id
-        w.accepted = True
-        self.stats.routed += 1
-        log.info(
-            "routed %s %s → %s",
-            event.type,
-            event.id,
-            ", ".join(f"{d}={r}" for d, r in w.runs.items()) or "recorded only: no flow for this type",
-        )
-
-    async def _launch_one(self, route: Route, event: AimsEvent, w: _Work) -> UUID | None:
-        assert self._gate is not None
-        delay = 0.25
-        while True:
-            try:
-                # The gate bounds calls in flight, not waiting: a chain that waits gives its place up.
-                async with self._gate:
-                    if self._stop.is_set():
-                        return None  # stopping: start nothing new
-                    # Bounded, so an API that hangs is noticed and retried on our backoff; a request
-                    # cut short that did create the run is harmless: the retry gets the same run back.
-                    run_id = await asyncio.wait_for(
-                        self._start(route, event), timeout=self.settings.router_launch_timeout
-                    )
-                if self.stats.holding_since is not None:
-                    held = time.monotonic() - self.stats.holding_since
-                    # A busy SQLite server refuses a run now and then: only real outages are news.
-                    log.log(
-                        logging.INFO if held >= NEWSWORTHY_HOLD else logging.DEBUG,
-                        "Prefect accepts runs again after %.1fs",
-                        held,
-                    )
-                    self.stats.holding_since = None
-                self._waiting.discard(w.chain)
-                return run_id
-            except RejectedLaunch as exc:
-                w.rejected = Rejected(Reason.rejected_by_orchestrator, f"{route.deployment}: {exc}")
-                return None
-            except NotWaitingYet as exc:
-                # Only this subject waits (its run is queued or busy); the others go on meanwhile.
-                if w.chain not in self._waiting:
-                    log.info("%s %s waits: %s", event.type, event.id, exc)
-                    self._waiting.add(w.chain)
-            except (TransientLaunchError, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError):
-                    exc = TransientLaunchError(
-                        f"Prefect did not answer within {self.settings.router_launch_timeout:g}s"
-                    )
-                now = time.monotonic()
-                if self.stats.holding_since is None:
-                    self.stats.holding_since = now
-                if now - self.stats.holding_since >= NEWSWORTHY_HOLD and now - self._hold_logged > 60:
-                    self._hold_logged = now
-                    log.warning("holding: %s; retrying with backoff, nothing is committed", exc)
-                self.stats.last_error = str(exc)
-            except Exception as exc:  # an unforeseen failure holds this subject, never the router
-                log.exception("routing %s %s to %s failed; retrying", event.type, event.id, route.deployment)
-                self.stats.last_error = f"{route.deployment}: {type(exc).__name__}: {exc}"
-            if self._stop.is_set() or w.dropped:
-                return None
-            # Full jitter, so routers that lost Prefect together do not return together.
-            await self._sleep(random.uniform(0, delay))
-            delay = min(delay * 2, MAX_BACKOFF)
-
-    async def _start(self, route: Route, event: AimsEvent) -> UUID:
-        assert self._launcher is not None
-        if route.resume:
-            assert route.tag is not None, "a resume route finds its run by tag"
-            run_id = await self._launcher.resume(route.deployment, route.tag(event), route.parameters(event))
-            if run_id is None:
-                # Decisions are recorded before they are announced: a request run that starts later
-                # reads this one from the register, so there is nothing to hold the partition for.
-                log.info("%s %s: no %s run waits for it yet", event.type, event.id, route.deployment)
-                return NOTHING_TO_RESUME
-            return run_id
-        start_at, tags = self._coalescing(route, event)
-        if route.tag is not None:
-            tags = [*(tags or []), route.tag(event)]
-        return await self._launcher.launch(
-            route.deployment, route.parameters(event), event.dedup_key, start_at, tags
-        )
-
-    def _coalescing(self, route: Route, event: AimsEvent) -> tuple[datetime | None, list[str] | None]:
-        """(start time, tags) of a run that may be coalesced with later ones; (None, None) otherwise."""
-        if route.coalesce_tag is None or self.coalesce_seconds <= 0:
-            return None, None
-        start_at = datetime.now(UTC) + timedelta(seconds=self.coalesce_seconds)
-        return start_at, [route.coalesce_tag(event)]
-
-    async def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < end:
-            await asyncio.sleep(min(0.1, end - time.monotonic()))
-
-    # -- the outbox ---------------------------------------------------------------------------
-
-    # Flows send their own events right after their commit; only rows a crashed run left behind
-    # are this old.
-    OUTBOX_EVERY = 10.0
-    OUTBOX_AGE = 30.0
-
-    def _relay_outbox(self) -> None:
-        while self._outbox is not None and not self._stop.wait(self.OUTBOX_EVERY):
-            try:
-                sent = self._outbox.send(older_than=self.OUTBOX_AGE)
-            except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
-                log.warning("outbox relay failed: %s", exc)
-                continue
-            if sent:
-                log.info("relayed %d event(s) a flow run left in the outbox", sent)
-
-    # -- liveness ----------------------------------------------------------------------------
-
-    # While records are uncommitted, the log says every this many seconds where they stand.
-    SUMMARY_EVERY = 30.0
-
-    def _beat(self) -> None:
-        now = time.monotonic()
-        if now - self._last_beat > 2:
-            self._write_heartbeat()
-            self._last_beat = now
-        if now - self._last_summary > self.SUMMARY_EVERY and (self._ledger.total or self._trouble):
-            self._last_summary = now
-            log.info(
-                "partitions %s: %d record(s) uncommitted, %d subject(s) in flight, %d waiting, paused %s%s",
-                self._partitions,
-                self._ledger.total,
-                len(self._chains),
-                len(self._waiting),
-                sorted(tp.partition for tp in self._paused),
-                f"; holding on {self.holding_on()}" if self.holding_on() else "",
-            )
-
-    def holding_on(self) -> str | None:
-        """What the router waits for before it can go on: prefect, kafka, register; None if nothing."""
-        if self.stats.holding_since is not None:
-            return "prefect"
-        return next(iter(self._trouble), None)
-
-    def _write_heartbeat(self, final: bool = False) -> None:
-        if self._heartbeat_dir is None:
-            return
-        self._heartbeat_dir.mkdir(parents=True, exist_ok=True)
-        path = self._heartbeat_dir / f"router-{self.name}.json"
-        if final:
-            path.unlink(missing_ok=True)
-            return
-        holding_on = self.holding_on()
-        state = "holding" if holding_on is not None else "routing" if self._partitions else "idle"
-        beat = {
-            "name": self.name,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "at": time.time(),
-            "assigned": bool(self._partitions),
-            "partitions": self._partitions,
-            "state": state,
-            "holding": holding_on is not None,
-            "holding_on": holding_on,
-            "in_flight": self._ledger.total,
-            "waiting_subjects": len(self._waiting),
-            "consumed": self.stats.consumed,
-            "routed": self.stats.routed,
-            "dead_lettered": self.stats.dead_lettered,
-            "last_error": self.stats.last_error,
-        }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(beat))
-        tmp.replace(path)
-
-
-async def _semaphore(size: int) -> asyncio.Semaphore:
-    return asyncio.Semaphore(size)
 
 
 def _too_large(exc: BaseException | None) -> bool:

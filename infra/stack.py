@@ -10,14 +10,9 @@ someone else meanwhile, the component moves, `stack.json` is rewritten and the w
 gateway (which have the addresses in their environment) are restarted with the new ones. A component
 that keeps dying waits longer before each new start (`Backoff`) instead of looping.
 
-Restarting one component by hand (`aims restart COMPONENT`): the command drops a request file,
-`<state>/control/restart-<32 hex>.json` holding `{"component": NAME}`, into the state folder; the
-supervise loop picks it up within a second, checks NAME against the fixed list `COMPONENTS`, restarts
-that component, waits until it is ready and answers in `<state>/control/restart-<id>.result.json`.
-Nothing else in a request is read or acted on: a file can name a component, never a command or a
-path. A file system folder rather than a socket or a signal: the supervisor already polls, it works
-for the foreground and the detached stack alike, and only someone who can write the state folder
-(who could equally stop the stack) can ask.
+The state folder's files (`stack.json`, restart requests) are in infra.stack_state; finding and
+stopping the processes started from a state folder is in infra.stack_processes. Their public names
+are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,30 +21,74 @@ import contextlib
 import json
 import logging
 import os
-import re
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from events.topics import ensure_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
-from infra.processes import Cancelled, ManagedProcess, process_args, stop_pids, wait_until
+from infra.processes import Cancelled, ManagedProcess, wait_until
+from infra.stack_processes import (
+    STOP_ORDER,
+    Progress,
+    StackProcess,
+    aims_command,
+    aims_subcommand,
+    announced_processes,
+    is_component_process,
+    stop_processes,
+)
+from infra.stack_state import (
+    COMPONENTS,
+    CONTROL_DIR,
+    MAX_REQUEST_BYTES,
+    RestartResult,
+    StackInfo,
+    control_dir,
+    parse_component,
+    parse_restart_request,
+    pending_restart_requests,
+    request_restart,
+    take_restart_result,
+    withdraw_restart,
+    write_restart_result,
+)
 from schemas.settings import AimsSettings
 
-log = logging.getLogger("aims.stack")
-Progress = Callable[[str], None]
+__all__ = [
+    "COMPONENTS",
+    "CONTROL_DIR",
+    "DEPENDENTS",
+    "MAX_REQUEST_BYTES",
+    "READY_TIMEOUT",
+    "STOP_ORDER",
+    "Backoff",
+    "LocalStack",
+    "NotManaged",
+    "Progress",
+    "RestartResult",
+    "StackInfo",
+    "StackProcess",
+    "aims_command",
+    "aims_subcommand",
+    "announced_processes",
+    "is_component_process",
+    "parse_component",
+    "parse_restart_request",
+    "pending_restart_requests",
+    "request_restart",
+    "stop_processes",
+    "take_restart_result",
+    "withdraw_restart",
+    "write_restart_result",
+]
 
-# What `aims restart` can name, in start order.
-COMPONENTS: tuple[str, ...] = ("kafka", "prefect-server", "worker", "router", "gateway")
+log = logging.getLogger("aims.stack")
+
 # The processes that get the broker's and the Prefect API's address in their environment.
 DEPENDENTS: tuple[str, ...] = ("worker", "router", "gateway")
-# Producers of Kafka events and decisions first, the servers they need last.
-STOP_ORDER: tuple[str, ...] = ("gateway", "router", "worker", "prefect-server", "kafka")
 READY_TIMEOUT: dict[str, float] = {
     "kafka": 120,
     "prefect-server": 180,
@@ -57,252 +96,6 @@ READY_TIMEOUT: dict[str, float] = {
     "router": 90,
     "gateway": 60,
 }
-CONTROL_DIR = "control"
-MAX_REQUEST_BYTES = 1024
-_REQUEST_NAME = re.compile(r"restart-([0-9a-f]{32})\.json")
-_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass
-class StackInfo:
-    bootstrap: str
-    prefect_api_url: str
-    prefect_ui_url: str
-    supervisor_pid: int
-    started_at: float
-    pids: dict[str, int] = field(default_factory=dict)
-
-    @staticmethod
-    def path(state_dir: Path) -> Path:
-        return state_dir / "stack.json"
-
-    def save(self, state_dir: Path) -> None:
-        tmp = self.path(state_dir).with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(self.path(state_dir))
-
-    @classmethod
-    def read(cls, state_dir: Path) -> StackInfo | None:
-        """The file as it is, even if the stack that wrote it is gone (`aims down` cleans up after it)."""
-        try:
-            return cls(**json.loads(cls.path(state_dir).read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
-            return None
-
-    @classmethod
-    def load(cls, state_dir: Path) -> StackInfo | None:
-        """The running stack, or None if there is none (no file, or its supervisor died)."""
-        info = cls.read(state_dir)
-        if info is None:
-            return None
-        try:
-            os.kill(info.supervisor_pid, 0)
-        except ProcessLookupError:
-            return None  # left behind by a stack that died
-        return info
-
-
-def aims_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aims", *args]
-
-
-# -- restart requests (`aims restart`) -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RestartResult:
-    ok: bool
-    message: str
-
-
-def parse_component(name: str) -> str:
-    """`name` if the stack has a component of that name; ValueError saying which exist otherwise."""
-    if name not in COMPONENTS:
-        raise ValueError(f"unknown component {name!r}: one of {', '.join(COMPONENTS)}")
-    return name
-
-
-def parse_restart_request(raw: bytes) -> str:
-    """The component a request file names. Anything but `{"component": NAME}` is refused."""
-    if len(raw) > MAX_REQUEST_BYTES:
-        raise ValueError(f"a restart request is at most {MAX_REQUEST_BYTES} bytes")
-    try:
-        data = json.loads(raw)
-    except ValueError:  # also not UTF-8
-        raise ValueError("a restart request is JSON") from None
-    if not isinstance(data, dict) or set(data) != {"component"} or not isinstance(data["component"], str):
-        raise ValueError('a restart request is {"component": NAME} and nothing else')
-    return parse_component(data["component"])
-
-
-def _control(state_dir: Path) -> Path:
-    return state_dir / CONTROL_DIR
-
-
-def _result_path(state_dir: Path, request_id: str) -> Path:
-    if not _REQUEST_ID.fullmatch(request_id):
-        raise ValueError(f"not a restart request id: {request_id!r}")
-    return _control(state_dir) / f"restart-{request_id}.result.json"
-
-
-def request_restart(state_dir: Path, component: str) -> str:
-    """Ask the supervisor of the stack in `state_dir` to restart `component`; returns the request id."""
-    component = parse_component(component)
-    request_id = uuid.uuid4().hex
-    folder = _control(state_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed: the supervisor never reads a half-written request.
-    tmp = folder / f".restart-{request_id}.tmp"
-    tmp.write_text(json.dumps({"component": component}))
-    tmp.replace(folder / f"restart-{request_id}.json")
-    return request_id
-
-
-def withdraw_restart(state_dir: Path, request_id: str) -> None:
-    """Take back a request not yet picked up (the asking command gave up waiting)."""
-    (_control(state_dir) / f"restart-{request_id}.json").unlink(missing_ok=True)
-
-
-def pending_restart_requests(state_dir: Path) -> list[tuple[str, Path]]:
-    """(request id, file) of the waiting requests, oldest first; files of any other name are ignored."""
-    found: list[tuple[float, str, Path]] = []
-    for path in _control(state_dir).glob("restart-*.json"):
-        match = _REQUEST_NAME.fullmatch(path.name)
-        if match is None:
-            continue
-        try:
-            found.append((path.stat().st_mtime, match.group(1), path))
-        except FileNotFoundError:
-            continue  # withdrawn meanwhile
-    return [(request_id, path) for _, request_id, path in sorted(found)]
-
-
-def write_restart_result(state_dir: Path, request_id: str, result: RestartResult) -> None:
-    path = _result_path(state_dir, request_id)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(result)))
-    tmp.replace(path)
-
-
-def take_restart_result(state_dir: Path, request_id: str) -> RestartResult | None:
-    """The supervisor's answer to a request, once there (the file is removed), else None."""
-    path = _result_path(state_dir, request_id)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    path.unlink(missing_ok=True)
-    return RestartResult(ok=bool(data.get("ok")), message=str(data.get("message", "")))
-
-
-# -- the processes started from a state folder ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StackProcess:
-    component: str
-    pid: int
-    source: Path  # the file that named it
-
-
-_AIMS_MODULES = ("aims", "aims.cli", "aims.__main__")
-_SUPERVISOR_COMMANDS = ("up", "demo")  # `aims demo` starts and supervises a stack too
-
-
-def aims_subcommand(args: list[str]) -> str | None:
-    """`router` for `python -m aims router …` or `…/bin/aims router …`; None if not an aims command."""
-    # Only the first few arguments: the interpreter, perhaps an option of its own, then the module
-    # or the script. "aims" further along is an argument of some other program.
-    head = args[:5]
-    for i, arg in enumerate(head):
-        if arg == "-m" and i + 1 < len(args) and args[i + 1] in _AIMS_MODULES:
-            return args[i + 2] if i + 2 < len(args) else None
-        if Path(arg).name == "aims":
-            return args[i + 1] if i + 1 < len(args) else None
-    return None
-
-
-def is_component_process(pid: int, component: str, state_dir: Path) -> bool:
-    """True if `pid` runs `component` (or "supervisor") of a stack now, as its command line shows.
-
-    Pids are recycled: a pid read from a file is signalled only if this holds, so a stale file never
-    gets an unrelated process stopped.
-    """
-    args = process_args(pid)
-    if not args:
-        return False  # gone (or a zombie, which is gone too)
-    if component == "kafka":
-        return "kafka.Kafka" in args and str(state_dir / "kafka" / "server.properties") in args
-    if component == "prefect-server":
-        return any(
-            Path(a).name == "prefect" and args[i + 1 : i + 3] == ["server", "start"]
-            for i, a in enumerate(args)
-        )
-    command = aims_subcommand(args)
-    if component == "supervisor":
-        return command in _SUPERVISOR_COMMANDS
-    return command == component
-
-
-def _pid_field(path: Path) -> int | None:
-    try:
-        pid = json.loads(path.read_text()).get("pid")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
-
-
-def announced_processes(state_dir: Path, pids: Mapping[str, int] | None = None) -> list[StackProcess]:
-    """The processes started from `state_dir` that still run, in the order to stop them.
-
-    Found in `pids` (stack.json's: the supervisor's children) and in the files processes write about
-    themselves: `routers/router-*.json` (`pid`), `workers/<pid>.json` and the gateway's status file
-    (`pid`), which covers routers, workers and gateways started by hand. Each is kept only if its
-    pid still runs that component (`is_component_process`).
-    """
-    from gateway.app import status_path
-
-    candidates: list[StackProcess] = []
-    stack_file = StackInfo.path(state_dir)
-    for component, pid in (pids or {}).items():
-        if component in STOP_ORDER and isinstance(pid, int) and pid > 0:
-            candidates.append(StackProcess(component, pid, stack_file))
-    gateway = status_path(state_dir)
-    if (gateway_pid := _pid_field(gateway)) is not None:
-        candidates.append(StackProcess("gateway", gateway_pid, gateway))
-    for path in sorted((state_dir / "routers").glob("router-*.json")):
-        if (router_pid := _pid_field(path)) is not None:
-            candidates.append(StackProcess("router", router_pid, path))
-    for path in sorted((state_dir / "workers").glob("*.json")):
-        if path.stem.isdigit():
-            candidates.append(StackProcess("worker", int(path.stem), path))
-    found: list[StackProcess] = []
-    seen = {os.getpid()}  # never this process (`aims down` itself)
-    for candidate in sorted(candidates, key=lambda c: STOP_ORDER.index(c.component)):
-        if candidate.pid in seen:
-            continue
-        seen.add(candidate.pid)
-        if is_component_process(candidate.pid, candidate.component, state_dir):
-            found.append(candidate)
-    return found
-
-
-def stop_processes(found: Iterable[StackProcess], progress: Progress = print, timeout: float = 30) -> None:
-    """Stop `found` in `STOP_ORDER`, each kind at once: SIGTERM, then SIGKILL after `timeout`."""
-    found = list(found)
-    for component in STOP_ORDER:
-        pids = [p.pid for p in found if p.component == component]
-        if not pids:
-            continue
-        progress(f"stopping {component} (pid {', '.join(map(str, pids))})…")
-        stubborn = stop_pids(pids, timeout)
-        if stubborn:
-            progress(
-                f"{component}: pid {', '.join(map(str, stubborn))} ignored SIGTERM for {timeout:.0f}s; killed"
-            )
-
-
-# -- supervision ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -366,7 +159,7 @@ class LocalStack:
         if StackInfo.load(self.state) is not None:
             raise RuntimeError(f"a stack is already running from {self.state}; stop it with `aims down`")
         # Requests and answers a previous stack left: nobody waits for them any more.
-        for leftover in _control(self.state).glob("*restart-*"):
+        for leftover in control_dir(self.state).glob("*restart-*"):
             leftover.unlink(missing_ok=True)
         if self.settings.kafka_bootstrap_servers:
             self.bootstrap = self.settings.kafka_bootstrap_servers

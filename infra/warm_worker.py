@@ -235,7 +235,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         # Prefect makes its limiter only for a limit given here; one is always made, so that it can
         # follow the pool's limit (`_follow_pool_limit`); until the pool is read, it is `limit` or none.
         super().__init__(work_pool_name, limit=limit if limit is not None else sys.maxsize, **kwargs)
-        # `pool` serves every flow and is what the worker's readiness reports (infra.deployments).
+        # `pool` serves every flow and is what the worker's readiness reports (infra.serving).
         self.pool = SparePool(spares)
         gx = gx_spares_from_env() if gx_spares is None else gx_spares
         self.profile_pools = {"gx": SparePool(gx, "gx")} if gx > 0 else {}

@@ -381,7 +381,7 @@ def test_the_setting_gives_a_new_pool_or_one_without_a_limit_its_limit_and_zero_
 ) -> None:
     from prefect.exceptions import ObjectNotFound
 
-    from infra.deployments import PoolSetup, ensure_work_pool
+    from infra.serving import PoolSetup, ensure_work_pool
     from infra.warm_worker import WarmProcessWorker
 
     def ensure(name: str, concurrency: int) -> PoolSetup:

@@ -1,0 +1,93 @@
+"""The router benchmark's report (bench.router): the table of results per backend, the verdicts
+against the targets, and the figures of each round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import fmt
+from bench.router_parts import TARGET_P50_RUNNING_S, TARGET_P99_CREATED_MS, TARGET_RATIO
+
+
+def render_table(results: list[dict[str, Any]]) -> str:
+    header = (
+        "backend",
+        "floor runs/s",
+        "floor p50/p99 ms",
+        "router ev/s",
+        "ratio",
+        "steady ev/s",
+        "created p50/p99 ms",
+        "Running p50 s",
+    )
+    rows = [header]
+    for r in results:
+        if "error" in r:
+            rows.append((r["backend"], r["error"], "", "", "", "", "", ""))
+            continue
+        rows.append(
+            (
+                r["backend"],
+                fmt(r.get("floor_rate"), ".1f"),
+                f"{fmt(r.get('floor_p50_ms'), '.0f')} / {fmt(r.get('floor_p99_ms'), '.0f')}",
+                fmt(r.get("router_rate"), ".1f"),
+                fmt(r.get("ratio"), ".2f"),
+                fmt(r.get("steady_rate"), ".2f"),
+                f"{fmt(r.get('steady_p50_ms'), '.0f')} / {fmt(r.get('steady_p99_ms'), '.0f')}",
+                fmt(r.get("running_p50_s"), ".2f"),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def verdicts(result: dict[str, Any]) -> str:
+    def check(name: str, value: Any, ok: Callable[[float], bool], shown: str) -> str:
+        if value is None or value != value:
+            return f"{name} –"
+        return f"{name} {shown} {'meets' if ok(value) else 'MISSES'}"
+
+    return "; ".join(
+        [
+            check(
+                "ratio",
+                result.get("ratio"),
+                lambda v: v >= TARGET_RATIO,
+                f"{fmt(result.get('ratio'), '.3f')} (≥ {TARGET_RATIO})",
+            ),
+            check(
+                "p99 created",
+                result.get("steady_p99_ms"),
+                lambda v: v <= TARGET_P99_CREATED_MS,
+                f"{fmt(result.get('steady_p99_ms'), '.0f')} ms (≤ {TARGET_P99_CREATED_MS:.0f})",
+            ),
+            check(
+                "p50 Running",
+                result.get("running_p50_s"),
+                lambda v: v <= TARGET_P50_RUNNING_S,
+                f"{fmt(result.get('running_p50_s'), '.2f')} s (≤ {TARGET_P50_RUNNING_S:g})",
+            ),
+        ]
+    )
+
+
+def per_round(rounds: list[dict[str, Any]]) -> str:
+    def values(key: str, spec: str) -> str:
+        return "/".join(fmt(r.get(key), spec) for r in rounds)
+
+    return (
+        f"floor runs/s {values('floor_rate', '.1f')}, floor p99 ms {values('floor_p99_ms', '.0f')}, "
+        f"router ev/s {values('router_rate', '.1f')}, ratio {values('ratio', '.2f')}, "
+        f"created p99 ms {values('steady_p99_ms', '.0f')}"
+    )
