@@ -25,13 +25,23 @@ from schemas.events import (
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
+    example,
+    parse_event,
 )
 from schemas.payloads import DecisionInput
 
 REPO = Path(__file__).resolve().parents[2]
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
+# A routed type's declared example, and for most types an event that tries the routes harder
+# (an explicit subject, a time, an extension attribute).
 EVENTS: dict[str, AimsEvent] = {
+    t: parse_event(
+        {"specversion": "1.0", "id": f"{t}-1", "source": "urn:aims:tests", "type": t, "data": example(t)}
+    )
+    for t, routes in ROUTES.items()
+    if routes
+} | {
     MODEL_VERSION_REGISTERED: EVENT_CLASSES[MODEL_VERSION_REGISTERED].model_validate(
         {
             "specversion": "1.0",
