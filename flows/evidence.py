@@ -12,7 +12,7 @@ from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason
+from schemas.payloads import ReassessmentReason, RiskReassessmentRequested
 from schemas.records import EvidenceRecord, Record
 from schemas.settings import load_settings
 
@@ -128,19 +128,17 @@ def reassessment_request(
     details: dict[str, str] | None = None,
 ) -> RiskReassessmentRequestedEvent:
     """Ask for a risk reassessment; `event_id` derives from what prompted it, so a retry asks once."""
-    return RiskReassessmentRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": f"urn:aims:{flow}",
-            "time": datetime.now(UTC).isoformat(),
-            "data": {
-                "ai_system": system,
-                "reason": reason.value,
-                "evidence": evidence,
-                "details": {k: v for k, v in (details or {}).items() if v},
-            },
-        }
+    return RiskReassessmentRequestedEvent(
+        specversion="1.0",
+        id=event_id,
+        source=f"urn:aims:{flow}",
+        time=datetime.now(UTC),
+        data=RiskReassessmentRequested(
+            ai_system=system,
+            reason=reason,
+            evidence=evidence,
+            details={k: v for k, v in (details or {}).items() if v},
+        ),
     )
 
 

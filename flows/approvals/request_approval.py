@@ -35,7 +35,7 @@ from flows.approvals.messages import (
 from flows.approvals.rules import Attempt, Tally, authority, tally
 from flows.evidence import actor, chat, evidence_record, load_policy, register, run_id, send_outbox, tracker
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
-from schemas.payloads import ApprovalOutcome, DecisionChannel, DecisionInput
+from schemas.payloads import ApprovalDecided, ApprovalOutcome, DecisionChannel, DecisionInput, DecisionSummary
 from schemas.records import Approval, ApprovalDecision, ApprovalNotice
 from schemas.settings import load_settings
 
@@ -231,33 +231,31 @@ def show_progress(approval_id: str, progress: str) -> None:
 def decided_event(
     approval: Approval, outcome: ApprovalOutcome, decided_at: datetime, accepted: list[ApprovalDecision]
 ) -> ApprovalDecidedEvent:
-    return ApprovalDecidedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"{approval.id}:decided",
-            "source": SOURCE,
-            "time": decided_at.isoformat(),
-            "data": {
-                "approval_id": approval.id,
-                "ai_system": approval.system,
-                "subject": approval.subject,
-                "requested_decision": approval.requested_decision,
-                "outcome": outcome.value,
-                "approved": outcome is ApprovalOutcome.approved,
-                "decisions": [
-                    {
-                        "approver": d.decided_by,
-                        "decision": d.decision,
-                        "channel": d.channel,
-                        "reason": d.reason,
-                        "decided_at": d.decided_at.isoformat(),
-                    }
-                    for d in accepted
-                    if d.decision != "expire"
-                ],
-                "decided_at": decided_at.isoformat(),
-            },
-        }
+    return ApprovalDecidedEvent(
+        specversion="1.0",
+        id=f"{approval.id}:decided",
+        source=SOURCE,
+        time=decided_at,
+        data=ApprovalDecided(
+            approval_id=approval.id,
+            ai_system=approval.system,
+            subject=approval.subject,
+            requested_decision=approval.requested_decision,
+            outcome=outcome,
+            approved=outcome is ApprovalOutcome.approved,
+            decisions=[
+                DecisionSummary(
+                    approver=d.decided_by,
+                    decision=d.decision,
+                    channel=d.channel,
+                    reason=d.reason,
+                    decided_at=d.decided_at,
+                )
+                for d in accepted
+                if d.decision != "expire"
+            ],
+            decided_at=decided_at,
+        ),
     )
 
 

@@ -35,7 +35,7 @@ from schemas.events import (
     DataQualityValidatedEvent,
     RiskReassessmentRequestedEvent,
 )
-from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.payloads import DataQualityValidated, DatasetLocation, FileLocation, ReassessmentReason, Verdict
 from schemas.records import (
     DataQualityResult,
     Dataset,
@@ -465,24 +465,22 @@ def validated_event(
     event_id = f"validated:{result_id}"
     if verdict is Verdict.superseded:
         event_id = f"superseded:{result_id}:{hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]}"
-    return DataQualityValidatedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": SOURCE,
-            "data": {
-                "dataset_id": data.dataset_id,
-                "version": data.version,
-                "verdict": verdict.value,
-                "suite": suite,
-                "suite_version": suite_version,
-                "failed_critical": failed_critical or [],
-                "failed_warning": failed_warning or [],
-                "drifted_columns": drifted or [],
-                "content_hash": summary.get("sha256"),
-                "result_id": result_id if verdict is not Verdict.superseded else None,
-            },
-        }
+    return DataQualityValidatedEvent(
+        specversion="1.0",
+        id=event_id,
+        source=SOURCE,
+        data=DataQualityValidated(
+            dataset_id=data.dataset_id,
+            version=data.version,
+            verdict=verdict,
+            suite=suite,
+            suite_version=suite_version,
+            failed_critical=failed_critical or [],
+            failed_warning=failed_warning or [],
+            drifted_columns=drifted or [],
+            content_hash=summary.get("sha256"),
+            result_id=result_id if verdict is not Verdict.superseded else None,
+        ),
     )
 
 

@@ -52,7 +52,7 @@ from flows.incidents.rules import (
     triage,
 )
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason
+from schemas.payloads import ReassessmentReason, ReviewRequested
 from schemas.records import Incident, ManagementReview
 from schemas.settings import load_settings
 
@@ -123,20 +123,18 @@ def serious_review_key(event: IncidentReportedEvent) -> str:
 
 
 def review_event(review: ManagementReview, incident: Incident) -> ReviewRequestedEvent:
-    return ReviewRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": review_event_id(review.id),
-            "source": SOURCE,
-            "time": review.created_at.isoformat(),
-            "data": {
-                "review_id": review.id,
-                "reason": review.reason,
-                "trigger": incident_trigger(incident.id),
-                "requested_by": f"flow:{FLOW}",
-                "requested_at": review.created_at.isoformat(),
-            },
-        }
+    return ReviewRequestedEvent(
+        specversion="1.0",
+        id=review_event_id(review.id),
+        source=SOURCE,
+        time=review.created_at,
+        data=ReviewRequested(
+            review_id=review.id,
+            reason=review.reason,
+            trigger=incident_trigger(incident.id),
+            requested_by=f"flow:{FLOW}",
+            requested_at=review.created_at,
+        ),
     )
 
 

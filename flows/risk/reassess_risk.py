@@ -31,7 +31,7 @@ from flows.risk.scoring import (
     score,
 )
 from schemas.events import AimsEvent, RiskAssessedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason, RiskLevel, Verdict
+from schemas.payloads import AssessedRisk, ReassessmentReason, RiskAssessed, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
 from schemas.settings import load_settings
 
@@ -252,23 +252,21 @@ def write_versions(
 
 
 def assessed_event(assessment: RiskAssessment, risks: list[dict[str, Any]]) -> RiskAssessedEvent:
-    return RiskAssessedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"assessed:{assessment.id}",
-            "source": f"urn:aims:{FLOW}",
-            "time": assessment.assessed_at.isoformat(),
-            "data": {
-                "ai_system": assessment.system,
-                "assessment_id": assessment.id,
-                "reason": assessment.reason,
-                "risks": [{k: r[k] for k in ASSESSED_FIELDS} for r in risks],
-                "highest_inherent": assessment.highest_inherent.value,
-                "highest_residual": assessment.highest_residual.value,
-                "blocked": assessment.blocked,
-                "approval_id": assessment.approval_id,
-            },
-        }
+    return RiskAssessedEvent(
+        specversion="1.0",
+        id=f"assessed:{assessment.id}",
+        source=f"urn:aims:{FLOW}",
+        time=assessment.assessed_at,
+        data=RiskAssessed(
+            ai_system=assessment.system,
+            assessment_id=assessment.id,
+            reason=assessment.reason,
+            risks=[AssessedRisk(**{k: r[k] for k in ASSESSED_FIELDS}) for r in risks],
+            highest_inherent=assessment.highest_inherent,
+            highest_residual=assessment.highest_residual,
+            blocked=assessment.blocked,
+            approval_id=assessment.approval_id,
+        ),
     )
 
 
