@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
+from schemas.catalogue import load_catalogue
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, RiskReassessmentRequested
 from schemas.records import EvidenceRecord, Record
@@ -63,9 +64,14 @@ def actor(flow: str) -> str:
     return f"flow:{flow}/{current}" if current else f"flow:{flow}"
 
 
-def evidence_record(
-    flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
-) -> EvidenceRecord:
+def evidence_ids(flow: str) -> list[str]:
+    """The clauses and Annex A controls a flow's evidence names: the catalogue's alone, so every
+    evidence row says what the Statement of Applicability counts it for."""
+    clauses, controls = load_catalogue().ids_for(flow)
+    return [*clauses, *controls]
+
+
+def evidence_record(flow: str, event: AimsEvent, outcome: dict[str, Any]) -> EvidenceRecord:
     return EvidenceRecord(
         event_key=event.dedup_key,
         flow=flow,
@@ -73,7 +79,7 @@ def evidence_record(
         subject=event.key,
         flow_run_id=run_id(),
         recorded_at=datetime.now(UTC),
-        controls=controls,
+        controls=evidence_ids(flow),
         outcome=outcome,
         event=event.model_dump(mode="json"),
     )
@@ -83,7 +89,6 @@ def evidence_record(
 def record_evidence(
     flow: str,
     event: AimsEvent,
-    controls: list[str],
     outcome: dict[str, Any],
     records: Sequence[Record] = (),
     announce: Sequence[AimsEvent] = (),
@@ -95,7 +100,7 @@ def record_evidence(
     """
     from events.outbox import stage
 
-    evidence = evidence_record(flow, event, controls, outcome)
+    evidence = evidence_record(flow, event, outcome)
     with register().unit_of_work(actor(flow)) as uow:
         for item in records:
             uow.repository(type(item)).add_if_absent(item)
@@ -153,14 +158,12 @@ def _cell(value: Any) -> str:
 
 
 @task(name="publish-summary")
-def publish_summary(
-    flow: str, title: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
-) -> None:
+def publish_summary(flow: str, title: str, event: AimsEvent, outcome: dict[str, Any]) -> None:
     rows = "\n".join(f"| {_cell(k)} | {_cell(v)} |" for k, v in outcome.items())
     markdown = (
         f"# {title}\n\n"
         f"Event `{event.type}` **{event.id}** from `{event.source}` about **{event.key}**.\n\n"
         f"| finding | value |\n|---|---|\n{rows}\n\n"
-        f"Evidence for: {', '.join(controls)}\n"
+        f"Evidence for: {', '.join(evidence_ids(flow))}\n"
     )
     create_markdown_artifact(key=artifact_key(flow, event.key), markdown=markdown, description=title)

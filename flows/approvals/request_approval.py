@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from schemas.policy import Policy
 
 FLOW = "request-approval"
-CONTROLS = ["5.3", "6.1.3", "8.3", "A.3.2", "A.6.2.5"]
 SOURCE = "urn:aims:request-approval"
 log = logging.getLogger("aims.approvals")
 
@@ -277,7 +276,7 @@ def record_outcome(event: ApprovalRequestedEvent, outcome: ApprovalOutcome) -> l
             "approved": outcome is ApprovalOutcome.approved,
             "decided_at": decided_at.isoformat(),
         }
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, result))
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, result))
         return stage(
             uow, [decided_event(approval, outcome, decided_at, accepted)], load_settings().events_topic
         )
