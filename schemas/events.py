@@ -12,6 +12,7 @@ type is one payload model, one declaration and one row in `events/routing.py`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -111,18 +112,13 @@ def _class_of_payload(payload: Any) -> type[AimsEvent[Any]] | None:
 def event_class(declaration: EventType) -> type[AimsEvent[Any]]:
     """The class a declaration describes: `type` fixed to its string (and defaulting to it), `data`
     validated by its payload model."""
-    fields: dict[str, Any] = {
-        "type": (
-            Literal[declaration.event_type],
-            Field(declaration.event_type, description=declaration.description),
-        ),
-        "data": (declaration.payload, Field(description=declaration.data_description)),
-    }
-    payload, subject = declaration.payload, declaration.subject_field
+    name, payload, subject = declaration.event_type, declaration.payload, declaration.subject_field
     if subject not in payload.model_fields:
-        raise ValueError(
-            f"{declaration.event_type}: {payload.__name__} has no field {subject!r} for the subject"
-        )
+        raise ValueError(f"{name}: {payload.__name__} has no field {subject!r} to name the subject")
+    fields: dict[str, Any] = {
+        "type": (Literal[name], Field(name, description=declaration.description)),
+        "data": (payload, Field(description=declaration.data_description)),
+    }
     cls: type[AimsEvent[Any]] = create_model(
         declaration.class_name, __base__=AimsEvent, __module__=declaration.module, **fields
     )
@@ -149,8 +145,6 @@ def is_event(event: AimsEvent[Any], payload: type[P]) -> TypeGuard[AimsEvent[P]]
 
 def example(event_type: str) -> dict[str, Any]:
     """A copy of the declared example payload of a type (a test may change it freely)."""
-    import copy
-
     return copy.deepcopy(dict(EVENT_CLASSES[event_type].declaration.example))
 
 
@@ -374,9 +368,7 @@ def event_union() -> Any:
     return _union(tuple(EVENT_CLASSES.values()))
 
 
-@cache
 def _union(classes: tuple[type[AimsEvent[Any]], ...]) -> Any:
-    # Cached per set of classes: a type declared later (a test's) gets a union of its own.
     return Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007 (a tuple of classes)
 
 
@@ -386,6 +378,7 @@ def event_adapter() -> TypeAdapter[Any]:
 
 @cache
 def _adapter(classes: tuple[type[AimsEvent[Any]], ...]) -> TypeAdapter[Any]:
+    # Cached per set of classes: a type declared later (a test's) gets an adapter of its own.
     return TypeAdapter(_union(classes))
 
 
