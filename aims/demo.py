@@ -26,7 +26,9 @@ from schemas.events import (
     DataChangedEvent,
     IncidentReportedEvent,
     ModelVersionRegisteredEvent,
+    is_event,
 )
+from schemas.payloads import IncidentReported, ModelVersionRegistered
 from schemas.policy_file import data_quality_policy
 from schemas.settings import AimsSettings
 
@@ -112,11 +114,11 @@ def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
     review), to follow them too. Call before the event is published: it reads the register as the
     event's flow will find it."""
     # The flows' own request builders: importing them imports Prefect, so only here, when needed.
-    if isinstance(event, ModelVersionRegisteredEvent):
+    if is_event(event, ModelVersionRegistered):
         from flows.models import onboard_model
 
         return [onboard_model.reassessment_for(event).dedup_key]
-    if isinstance(event, IncidentReportedEvent):
+    if is_event(event, IncidentReported):
         from flows.evidence import load_policy
         from flows.incidents import handle_incident
         from flows.incidents.rules import triage

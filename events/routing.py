@@ -1,7 +1,7 @@
 """The routing table: event type → the deployments it starts, with their parameters.
 
-This is the only place that knows which flow handles what. Adding an event type is one model in
-`schemas/events.py` plus one row here.
+This is the only place that knows which flow handles what. Adding an event type is a payload model
+and its declaration in `schemas/events.py` (`DECLARATIONS`) plus one row here.
 """
 
 from __future__ import annotations

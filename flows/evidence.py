@@ -11,8 +11,9 @@ from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import current
+from schemas.catalogue import load_catalogue
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason
+from schemas.payloads import ReassessmentReason, RiskReassessmentRequested
 from schemas.records import EvidenceRecord, Record
 
 if TYPE_CHECKING:
@@ -59,9 +60,14 @@ def actor(flow: str) -> str:
     return f"flow:{flow}/{current}" if current else f"flow:{flow}"
 
 
-def evidence_record(
-    flow: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
-) -> EvidenceRecord:
+def evidence_ids(flow: str) -> list[str]:
+    """The clauses and Annex A controls a flow's evidence names: the catalogue's alone, so every
+    evidence row says what the Statement of Applicability counts it for."""
+    clauses, controls = load_catalogue().ids_for(flow)
+    return [*clauses, *controls]
+
+
+def evidence_record(flow: str, event: AimsEvent, outcome: dict[str, Any]) -> EvidenceRecord:
     return EvidenceRecord(
         event_key=event.dedup_key,
         flow=flow,
@@ -69,7 +75,7 @@ def evidence_record(
         subject=event.key,
         flow_run_id=run_id(),
         recorded_at=datetime.now(UTC),
-        controls=controls,
+        controls=evidence_ids(flow),
         outcome=outcome,
         event=event.model_dump(mode="json"),
     )
@@ -79,7 +85,6 @@ def evidence_record(
 def record_evidence(
     flow: str,
     event: AimsEvent,
-    controls: list[str],
     outcome: dict[str, Any],
     records: Sequence[Record] = (),
     announce: Sequence[AimsEvent] = (),
@@ -91,7 +96,7 @@ def record_evidence(
     """
     from connectors.register.outbox import stage
 
-    evidence = evidence_record(flow, event, controls, outcome)
+    evidence = evidence_record(flow, event, outcome)
     with register().unit_of_work(actor(flow)) as uow:
         for item in records:
             uow.repository(type(item)).add_if_absent(item)
@@ -117,19 +122,17 @@ def reassessment_request(
     details: dict[str, str] | None = None,
 ) -> RiskReassessmentRequestedEvent:
     """Ask for a risk reassessment; `event_id` derives from what prompted it, so a retry asks once."""
-    return RiskReassessmentRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": f"urn:aims:{flow}",
-            "time": datetime.now(UTC).isoformat(),
-            "data": {
-                "ai_system": system,
-                "reason": reason.value,
-                "evidence": evidence,
-                "details": {k: v for k, v in (details or {}).items() if v},
-            },
-        }
+    return RiskReassessmentRequestedEvent(
+        specversion="1.0",
+        id=event_id,
+        source=f"urn:aims:{flow}",
+        time=datetime.now(UTC),
+        data=RiskReassessmentRequested(
+            ai_system=system,
+            reason=reason,
+            evidence=evidence,
+            details={k: v for k, v in (details or {}).items() if v},
+        ),
     )
 
 
@@ -144,14 +147,12 @@ def _cell(value: Any) -> str:
 
 
 @task(name="publish-summary")
-def publish_summary(
-    flow: str, title: str, event: AimsEvent, controls: list[str], outcome: dict[str, Any]
-) -> None:
+def publish_summary(flow: str, title: str, event: AimsEvent, outcome: dict[str, Any]) -> None:
     rows = "\n".join(f"| {_cell(k)} | {_cell(v)} |" for k, v in outcome.items())
     markdown = (
         f"# {title}\n\n"
         f"Event `{event.type}` **{event.id}** from `{event.source}` about **{event.key}**.\n\n"
         f"| finding | value |\n|---|---|\n{rows}\n\n"
-        f"Evidence for: {', '.join(controls)}\n"
+        f"Evidence for: {', '.join(evidence_ids(flow))}\n"
     )
     create_markdown_artifact(key=artifact_key(flow, event.key), markdown=markdown, description=title)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from events.routing import DEPLOYMENT, ROUTES
+from flows.catalog import FLOWS, Schedule
 
 # Re-exported: the stack, the benchmarks and the tests read a worker's readiness from here.
 from infra.worker_status import worker_ready, worker_status_path
@@ -31,48 +32,26 @@ if TYPE_CHECKING:
 
 
 def all_flows() -> list[Flow[..., Any]]:
-    from flows.approvals.chase_approvals import chase_approvals
-    from flows.approvals.request_approval import request_approval
-    from flows.data_quality.check_data_quality import check_data_quality
-    from flows.incidents.handle_incident import handle_incident
-    from flows.incidents.track_incident import track_incident
-    from flows.incidents.watch_incident_clocks import watch_incident_clocks
-    from flows.models.onboard_model import onboard_model
-    from flows.reviews.hold_management_review import hold_management_review
-    from flows.risk.reassess_risk import reassess_risk
-    from flows.risk.schedule_risk_reviews import schedule_risk_reviews
-
-    return [
-        onboard_model,
-        check_data_quality,
-        handle_incident,
-        reassess_risk,
-        schedule_risk_reviews,
-        request_approval,
-        chase_approvals,
-        track_incident,
-        watch_incident_clocks,
-        hold_management_review,
-    ]
+    """Every flow of `flows.catalog.FLOWS`, imported (and Prefect with them)."""
+    return [spec.load() for spec in FLOWS]
 
 
 def schedules() -> dict[str, str]:
-    """Cron schedules of the flows that run on the calendar rather than on events."""
-    from flows.approvals import chase_approvals
-    from flows.incidents import watch_incident_clocks
-    from flows.risk import schedule_risk_reviews
-
-    return {m.FLOW: m.SCHEDULE for m in (schedule_risk_reviews, chase_approvals, watch_incident_clocks)}
+    """Cron schedules of the flows that run on the clock rather than on events."""
+    return {spec.name: spec.cron() for spec in FLOWS if spec.schedule is Schedule.cron}
 
 
 def calendar_schedules() -> dict[str, Any]:
     """Schedules that follow the policy's calendar rather than a cron: management reviews (9.3)."""
-    from flows.reviews.hold_management_review import FLOW, schedule
+    from flows.reviews.hold_management_review import schedule
     from schemas.policy_file import require_policy
     from schemas.settings import load_settings
 
+    calendar = [spec.name for spec in FLOWS if spec.schedule is Schedule.calendar]
+    if not calendar:
+        return {}
     policy = require_policy(load_settings().policy_file, "the management review calendar (9.3)")
-    return {FLOW: schedule(policy.management_review)}
+    return {name: schedule(policy.management_review) for name in calendar}
 
 
 def deployments() -> list[RunnerDeployment]:

@@ -46,6 +46,7 @@ import anyio
 import anyio.abc
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
+from flows.catalog import FLOWS, Profile
 from infra.warm_engine import WarmJob
 
 if TYPE_CHECKING:
@@ -54,8 +55,9 @@ if TYPE_CHECKING:
 FLOW_NAME_LABEL = "prefect.io/flow-name"
 READY_FD = "AIMS_WARM_READY_FD"
 PLAIN = "plain"
-# Flow name → the `infra.warm_engine` profile its runs prefer; every other flow runs in a plain spare.
-FLOW_PROFILES: dict[str, str] = {"check-data-quality": "gx"}
+# Flow name → the `infra.warm_engine` profile its runs prefer (`flows.catalog` says it, with each
+# flow); every other flow runs in a plain spare.
+FLOW_PROFILES: dict[str, str] = {f.name: f.profile.value for f in FLOWS if f.profile is not Profile.plain}
 # Processes kept per extra profile. One: data-quality runs rarely come faster than one can warm up,
 # and each such process costs 5-12 s of CPU that the two cores of a small machine feel.
 GX_SPARES_ENV = "AIMS_WARM_GX_PROCESSES"

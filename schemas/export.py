@@ -7,10 +7,11 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from schemas.events import EVENT_CLASSES, AnyEvent
+from schemas.events import EVENT_CLASSES, event_union
 
 
 def export_json_schemas(directory: Path) -> list[Path]:
+    """One schema per declared event type, and one for their union."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for event_type, cls in EVENT_CLASSES.items():
@@ -19,7 +20,7 @@ def export_json_schemas(directory: Path) -> list[Path]:
         path = directory / f"{event_type}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         written.append(path)
-    union = TypeAdapter(AnyEvent).json_schema(mode="validation")
+    union = TypeAdapter(event_union()).json_schema(mode="validation")
     union["$id"] = "urn:aims:schema:any-event"
     path = directory / "aims-event.schema.json"
     path.write_text(json.dumps(union, indent=2, sort_keys=True) + "\n")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
-from schemas.payloads import Decision
+from schemas.payloads import ApprovalDecisionSubmitted, ApprovalRequested, Decision
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
 
@@ -54,22 +54,20 @@ def attempt_key(*parts: str) -> str:
 
 
 def decision_event(decision: ApprovalDecision) -> ApprovalDecisionSubmittedEvent:
-    return ApprovalDecisionSubmittedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": decision.id,
-            "source": SOURCE,
-            "time": decision.decided_at.isoformat(),
-            "data": {
-                "approval_id": decision.approval_id,
-                "decision_id": decision.id,
-                "decision": decision.decision,
-                "approver": decision.decided_by,
-                "channel": decision.channel,
-                "reason": decision.reason,
-                "decided_at": decision.decided_at.isoformat(),
-            },
-        }
+    return ApprovalDecisionSubmittedEvent(
+        specversion="1.0",
+        id=decision.id,
+        source=SOURCE,
+        time=decision.decided_at,
+        data=ApprovalDecisionSubmitted(
+            approval_id=decision.approval_id,
+            decision_id=decision.id,
+            decision=decision.decision,
+            approver=decision.decided_by,
+            channel=decision.channel,
+            reason=decision.reason,
+            decided_at=decision.decided_at,
+        ),
     )
 
 
@@ -77,22 +75,20 @@ def requested_event(approval: Approval, source: str, summary: str | None = None)
     """Ask the request-approval flow to take an approval a flow has just written to the register."""
     if approval.risk_level is None:
         raise ValueError(f"approval {approval.id} has no risk level: the policy's rules cannot apply")
-    return ApprovalRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"{approval.id}:requested",
-            "source": source,
-            "time": approval.requested_at.isoformat(),
-            "data": {
-                "approval_id": approval.id,
-                "ai_system": approval.system,
-                "subject": approval.subject,
-                "requested_decision": approval.requested_decision,
-                "risk_level": approval.risk_level.value,
-                "requested_by": approval.requested_by,
-                "summary": summary,
-            },
-        }
+    return ApprovalRequestedEvent(
+        specversion="1.0",
+        id=f"{approval.id}:requested",
+        source=source,
+        time=approval.requested_at,
+        data=ApprovalRequested(
+            approval_id=approval.id,
+            ai_system=approval.system,
+            subject=approval.subject,
+            requested_decision=approval.requested_decision,
+            risk_level=approval.risk_level,
+            requested_by=approval.requested_by,
+            summary=summary,
+        ),
     )
 
 

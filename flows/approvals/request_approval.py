@@ -45,7 +45,7 @@ from flows.evidence import (
     tracker,
 )
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
-from schemas.payloads import ApprovalOutcome, DecisionChannel, DecisionInput
+from schemas.payloads import ApprovalDecided, ApprovalOutcome, DecisionChannel, DecisionInput, DecisionSummary
 from schemas.records import Approval, ApprovalDecision, ApprovalNotice
 
 if TYPE_CHECKING:
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from schemas.policy import Policy
 
 FLOW = "request-approval"
-CONTROLS = ["5.3", "6.1.3", "8.3", "A.3.2", "A.6.2.5"]
 SOURCE = "urn:aims:request-approval"
 log = logging.getLogger("aims.approvals")
 
@@ -240,33 +239,31 @@ def show_progress(approval_id: str, progress: str) -> None:
 def decided_event(
     approval: Approval, outcome: ApprovalOutcome, decided_at: datetime, accepted: list[ApprovalDecision]
 ) -> ApprovalDecidedEvent:
-    return ApprovalDecidedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"{approval.id}:decided",
-            "source": SOURCE,
-            "time": decided_at.isoformat(),
-            "data": {
-                "approval_id": approval.id,
-                "ai_system": approval.system,
-                "subject": approval.subject,
-                "requested_decision": approval.requested_decision,
-                "outcome": outcome.value,
-                "approved": outcome is ApprovalOutcome.approved,
-                "decisions": [
-                    {
-                        "approver": d.decided_by,
-                        "decision": d.decision,
-                        "channel": d.channel,
-                        "reason": d.reason,
-                        "decided_at": d.decided_at.isoformat(),
-                    }
-                    for d in accepted
-                    if d.decision != "expire"
-                ],
-                "decided_at": decided_at.isoformat(),
-            },
-        }
+    return ApprovalDecidedEvent(
+        specversion="1.0",
+        id=f"{approval.id}:decided",
+        source=SOURCE,
+        time=decided_at,
+        data=ApprovalDecided(
+            approval_id=approval.id,
+            ai_system=approval.system,
+            subject=approval.subject,
+            requested_decision=approval.requested_decision,
+            outcome=outcome,
+            approved=outcome is ApprovalOutcome.approved,
+            decisions=[
+                DecisionSummary(
+                    approver=d.decided_by,
+                    decision=d.decision,
+                    channel=d.channel,
+                    reason=d.reason,
+                    decided_at=d.decided_at,
+                )
+                for d in accepted
+                if d.decision != "expire"
+            ],
+            decided_at=decided_at,
+        ),
     )
 
 
@@ -288,7 +285,7 @@ def record_outcome(event: ApprovalRequestedEvent, outcome: ApprovalOutcome) -> l
             "approved": outcome is ApprovalOutcome.approved,
             "decided_at": decided_at.isoformat(),
         }
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, result))
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, result))
         return stage(
             uow, [decided_event(approval, outcome, decided_at, accepted)], run_settings().events_topic
         )

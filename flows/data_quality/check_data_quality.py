@@ -37,7 +37,7 @@ from schemas.events import (
     DataQualityValidatedEvent,
     RiskReassessmentRequestedEvent,
 )
-from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.payloads import DataQualityValidated, DatasetLocation, FileLocation, ReassessmentReason, Verdict
 from schemas.policy import DataQuality
 from schemas.records import (
     DataQualityResult,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 FLOW = "check-data-quality"
 SOURCE = "urn:aims:check-data-quality"
-CONTROLS = ["A.6.2.8", "A.7.4", "A.7.5", "A.7.6"]
 EMPTY = "dataset has no rows"
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -248,7 +247,7 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
         uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
         if uow.dataset_versions.get(result_id) is None:
             uow.dataset_versions.add(version)
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, summary))
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, summary))
         keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], run_settings().events_topic)
     return summary, keys
 
@@ -263,9 +262,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     if newer is not None:
         skipped, keys = record_superseded(event, newer)
         send_outbox(FLOW, keys)
-        publish_summary(
-            FLOW, f"Data quality: {data.dataset_id} {data.version} — superseded", event, CONTROLS, skipped
-        )
+        publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — superseded", event, skipped)
         return skipped
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
@@ -393,14 +390,12 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     # Drift alone is the one failure that is not the data's own fault; everything else is quality.
     only_drift = drifted and not failed_critical and "unavailable" not in checked
     reason = ReassessmentReason.drift if only_drift else ReassessmentReason.data_quality_failure
-    keys = record_outcome(FLOW, event, CONTROLS, summary, records, nonconformity, validated, reason)
+    keys = record_outcome(FLOW, event, summary, records, nonconformity, validated, reason)
     if outcome_or_none is not None:
         # After the record: the Data Docs site is built from the register, this result included.
         publish_tables(event, outcome_or_none, drift)
     send_outbox(FLOW, keys)
-    publish_summary(
-        FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, CONTROLS, summary
-    )
+    publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary)
     return summary
 
 
@@ -413,7 +408,6 @@ def _label(expectation: str, kwargs: dict[str, Any]) -> str:
 def record_outcome(
     flow_name: str,
     event: DataChangedEvent,
-    controls: list[str],
     summary: dict[str, Any],
     records: list[Record],
     nonconformity: Nonconformity | None,
@@ -442,7 +436,7 @@ def record_outcome(
             elif isinstance(item, Dataset) and isinstance(current, Dataset) and item.suite != current.suite:
                 # First recorded by a superseded run, before any suite was known.
                 repo.update(*key, suite=item.suite or current.suite)
-        uow.evidence.add_if_absent(evidence_record(flow_name, event, controls, summary))
+        uow.evidence.add_if_absent(evidence_record(flow_name, event, summary))
         messages: list[AimsEvent] = [validated]
         if opened:
             messages += reassessments(event, reason, users_of(uow, event.data.dataset_id))
@@ -465,24 +459,22 @@ def validated_event(
     event_id = f"validated:{result_id}"
     if verdict is Verdict.superseded:
         event_id = f"superseded:{result_id}:{hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]}"
-    return DataQualityValidatedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": SOURCE,
-            "data": {
-                "dataset_id": data.dataset_id,
-                "version": data.version,
-                "verdict": verdict.value,
-                "suite": suite,
-                "suite_version": suite_version,
-                "failed_critical": failed_critical or [],
-                "failed_warning": failed_warning or [],
-                "drifted_columns": drifted or [],
-                "content_hash": summary.get("sha256"),
-                "result_id": result_id if verdict is not Verdict.superseded else None,
-            },
-        }
+    return DataQualityValidatedEvent(
+        specversion="1.0",
+        id=event_id,
+        source=SOURCE,
+        data=DataQualityValidated(
+            dataset_id=data.dataset_id,
+            version=data.version,
+            verdict=verdict,
+            suite=suite,
+            suite_version=suite_version,
+            failed_critical=failed_critical or [],
+            failed_warning=failed_warning or [],
+            drifted_columns=drifted or [],
+            content_hash=summary.get("sha256"),
+            result_id=result_id if verdict is not Verdict.superseded else None,
+        ),
     )
 
 

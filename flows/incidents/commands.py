@@ -26,7 +26,7 @@ from flows.incidents.rules import (
     stage_of,
 )
 from schemas.events import IncidentUpdatedEvent
-from schemas.payloads import DecisionChannel, IncidentUpdateKind
+from schemas.payloads import DecisionChannel, IncidentUpdated, IncidentUpdateKind
 from schemas.policy import IncidentStage, Policy
 from schemas.records import CorrectiveAction, IncidentUpdate, Nonconformity
 
@@ -78,24 +78,22 @@ def resolve_action(state: State, ref: str | None) -> str | None:
 
 
 def updated_event(update: IncidentUpdate, stage: IncidentStage) -> IncidentUpdatedEvent:
-    return IncidentUpdatedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": update.id,
-            "source": SOURCE,
-            "time": update.at.isoformat(),
-            "data": {
-                "incident_id": update.incident_id,
-                "update_id": update.id,
-                "kind": update.kind,
-                "by": update.by,
-                "channel": update.channel,
-                "detail": update.detail,
-                "action_id": update.action_id,
-                "status": stage.value,
-                "at": update.at.isoformat(),
-            },
-        }
+    return IncidentUpdatedEvent(
+        specversion="1.0",
+        id=update.id,
+        source=SOURCE,
+        time=update.at,
+        data=IncidentUpdated(
+            incident_id=update.incident_id,
+            update_id=update.id,
+            kind=update.kind,
+            by=update.by,
+            channel=update.channel,
+            detail=update.detail,
+            action_id=update.action_id,
+            status=stage.value,
+            at=update.at,
+        ),
     )
 
 

@@ -53,7 +53,7 @@ from flows.incidents.rules import (
     triage,
 )
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason
+from schemas.payloads import ReassessmentReason, ReviewRequested
 from schemas.records import Incident, ManagementReview
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 
 FLOW = "handle-incident"
 # A.4.2 and A.6.2.6: every incident's AI system is checked against the inventory.
-CONTROLS = ["A.3.3", "A.4.2", "A.6.2.6", "A.6.2.8", "A.8.3", "A.8.4", "10.2"]
 SOURCE = "urn:aims:handle-incident"
 
 
@@ -123,20 +122,18 @@ def serious_review_key(event: IncidentReportedEvent) -> str:
 
 
 def review_event(review: ManagementReview, incident: Incident) -> ReviewRequestedEvent:
-    return ReviewRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": review_event_id(review.id),
-            "source": SOURCE,
-            "time": review.created_at.isoformat(),
-            "data": {
-                "review_id": review.id,
-                "reason": review.reason,
-                "trigger": incident_trigger(incident.id),
-                "requested_by": f"flow:{FLOW}",
-                "requested_at": review.created_at.isoformat(),
-            },
-        }
+    return ReviewRequestedEvent(
+        specversion="1.0",
+        id=review_event_id(review.id),
+        source=SOURCE,
+        time=review.created_at,
+        data=ReviewRequested(
+            review_id=review.id,
+            reason=review.reason,
+            trigger=incident_trigger(incident.id),
+            requested_by=f"flow:{FLOW}",
+            requested_at=review.created_at,
+        ),
     )
 
 
@@ -207,7 +204,7 @@ def record_triage(
     outcome = _outcome(incident, event, found)
     outcome.update(_review_outcome(uow, incident))
     outcome.update(_finding_outcome(uow, incident))
-    uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
+    uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
     outcome["outbox"] = stage(uow, announce, topic)
     return outcome
 
@@ -326,5 +323,5 @@ def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     if outcome["review_joined"]:
         # After the incident's own issue, so that the attendees' note can name it.
         outcome["review_told"] = tell_joined(outcome["extraordinary_review"])
-    publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, CONTROLS, outcome)
+    publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, outcome)
     return outcome

@@ -29,7 +29,6 @@ from schemas.policy import IncidentStage
 from schemas.records import IncidentNotice
 
 FLOW = "track-incident"
-CONTROLS = ["A.8.4", "10.2"]
 
 
 def _state(incident_id: str) -> State:
@@ -118,7 +117,7 @@ def move_issue(event: IncidentUpdatedEvent) -> str:
 @task(name="record-tracking")
 def record(event: IncidentUpdatedEvent, outcome: dict[str, Any]) -> None:
     with register().unit_of_work(actor(FLOW)) as uow:
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
 
 
 @flow(name=FLOW, description="Show an incident's accepted update in its Slack alert and its Jira issue.")

@@ -16,8 +16,6 @@ from schemas.payloads import ModelVersionRegistered, ReassessmentReason
 from schemas.records import AISystem, ModelVersion, Record
 
 FLOW = "onboard-model"
-# A.6.2.8 event logs, A.6.2.5 deployment, A.7.5 data provenance, A.9.4 intended use, 8.2 risk on change
-CONTROLS = ["A.6.2.8", "A.6.2.5", "A.7.5", "A.9.4", "8.2"]
 
 
 @task(name="summarise-model-version")
@@ -80,7 +78,7 @@ def reassessment_for(event: ModelVersionRegisteredEvent) -> RiskReassessmentRequ
 def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
     outcome = summarise_model_version(event.data)
     request = reassessment_for(event)
-    keys = record_evidence(FLOW, event, CONTROLS, outcome, register_records(event), announce=[request])
+    keys = record_evidence(FLOW, event, outcome, register_records(event), announce=[request])
     send_outbox(FLOW, keys)
-    publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, CONTROLS, outcome)
+    publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, outcome)
     return outcome

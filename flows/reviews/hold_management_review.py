@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from schemas.review_pack import ReviewPack
 
 FLOW = "hold-management-review"
-CONTROLS = ["9.3", "9.3.1", "9.3.2", "9.3.3", "A.2.4"]
 # Jira refuses descriptions beyond 32 767 characters; the full pack is in the state folder anyway.
 JIRA_DESCRIPTION_LIMIT = 30_000
 

@@ -22,6 +22,7 @@ from flows.approvals.commands import requested_event
 from flows.evidence import (
     actor,
     artifact_key,
+    evidence_ids,
     evidence_record,
     load_policy,
     register,
@@ -40,7 +41,7 @@ from flows.risk.scoring import (
     score,
 )
 from schemas.events import AimsEvent, RiskAssessedEvent, RiskReassessmentRequestedEvent
-from schemas.payloads import ReassessmentReason, RiskLevel, Verdict
+from schemas.payloads import AssessedRisk, ReassessmentReason, RiskAssessed, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 FLOW = "reassess-risk"
 # 6.1.2/8.2 assessment, 6.1.3/8.3 treatment, 6.1.4/A.5.2 impact assessment, A.6.2.8 event logs
-CONTROLS = ["6.1.2", "6.1.3", "8.2", "8.3", "A.5.2", "A.6.2.8"]
 RISK_DECISIONS = ("risk-acceptance", "risk-treatment")
 # The source of the approval requests this flow announces (their run's idempotency key is source#id).
 REQUEST_SOURCE = f"urn:aims:{FLOW}"
@@ -243,23 +243,21 @@ def write_versions(
 
 
 def assessed_event(assessment: RiskAssessment, risks: list[dict[str, Any]]) -> RiskAssessedEvent:
-    return RiskAssessedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"assessed:{assessment.id}",
-            "source": f"urn:aims:{FLOW}",
-            "time": assessment.assessed_at.isoformat(),
-            "data": {
-                "ai_system": assessment.system,
-                "assessment_id": assessment.id,
-                "reason": assessment.reason,
-                "risks": [{k: r[k] for k in ASSESSED_FIELDS} for r in risks],
-                "highest_inherent": assessment.highest_inherent.value,
-                "highest_residual": assessment.highest_residual.value,
-                "blocked": assessment.blocked,
-                "approval_id": assessment.approval_id,
-            },
-        }
+    return RiskAssessedEvent(
+        specversion="1.0",
+        id=f"assessed:{assessment.id}",
+        source=f"urn:aims:{FLOW}",
+        time=assessment.assessed_at,
+        data=RiskAssessed(
+            ai_system=assessment.system,
+            assessment_id=assessment.id,
+            reason=assessment.reason,
+            risks=[AssessedRisk(**{k: r[k] for k in ASSESSED_FIELDS}) for r in risks],
+            highest_inherent=assessment.highest_inherent,
+            highest_residual=assessment.highest_residual,
+            blocked=assessment.blocked,
+            approval_id=assessment.approval_id,
+        ),
     )
 
 
@@ -329,7 +327,7 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
                     "assessed": False,
                     "why": "not in the AI system inventory: register a model version of it first",
                 }
-                uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
+                uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
                 return {"outcome": outcome, "risks": [], "keys": []}
             scores = score(evidence, policy)
             previous = {r.category: r.inherent_level for r in uow.risks.find(system=evidence.system)}
@@ -372,7 +370,7 @@ def assess(event: RiskReassessmentRequestedEvent) -> dict[str, Any]:
             "approval_id": assessment.approval_id,
             "blocked": assessment.blocked,
         }
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, CONTROLS, outcome))
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
         announce: list[AimsEvent] = [assessed_event(assessment, risks)]
         if assessment.approval_id and (approval := uow.approvals.get(assessment.approval_id)):
             announce.append(requested_event(approval, REQUEST_SOURCE, approval_summary(assessment)))
@@ -429,7 +427,12 @@ def risk_markdown(outcome: dict[str, Any], risks: list[dict[str, Any]], scales: 
             mark = LEVEL_MARK[RiskLevel(scales["levels"][f"{li}x{im}"])]
             cells.append(f"{mark} **{', '.join(here)}**" if here else mark)
         lines.append(f"| {li} {likelihood[li - 1]} | " + " | ".join(cells) + " |")
-    lines += ["", "🟩 low · 🟨 medium · 🟧 high · 🟥 critical", "", f"Evidence for: {', '.join(CONTROLS)}"]
+    lines += [
+        "",
+        "🟩 low · 🟨 medium · 🟧 high · 🟥 critical",
+        "",
+        f"Evidence for: {', '.join(evidence_ids(FLOW))}",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -29,18 +29,18 @@ from schemas.events import (
     DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
     INCIDENT_REPORTED,
-    INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
-    REVIEW_REQUESTED,
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
+    example,
 )
-from tests.unit.test_schemas import INCIDENT_UPDATED_DATA, REVIEW_REQUESTED_DATA
 
 MAX = 256 * 1024
 
-DATA: dict[str, dict[str, Any]] = {
+# Every type's declared example, and for most of them a variant that tries the codec harder (SQL
+# locations, "Z" and microsecond times, non-ASCII text, an expired approval).
+DATA: dict[str, dict[str, Any]] = {t: example(t) for t in EVENT_CLASSES} | {
     MODEL_VERSION_REGISTERED: {
         "ai_system": "credit-scoring",
         "name": "credit-scoring-model",
@@ -128,8 +128,6 @@ DATA: dict[str, dict[str, Any]] = {
         ],
         "decided_at": "2025-03-04T09:00:00Z",
     },
-    INCIDENT_UPDATED: INCIDENT_UPDATED_DATA,
-    REVIEW_REQUESTED: REVIEW_REQUESTED_DATA,
 }
 
 Encoder = Callable[[CloudEvent], tuple[bytes, list[tuple[str, bytes]]]]

@@ -31,6 +31,7 @@ from schemas.events import (
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
+    example,
 )
 from schemas.payloads import (
     ApprovalOutcome,
@@ -275,7 +276,8 @@ def review_requested_data() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-DATA_STRATEGIES = {
+# A type without a strategy of its own is drawn as its declared example.
+DATA_STRATEGIES = {t: st.just(example(t)) for t in EVENT_CLASSES} | {
     MODEL_VERSION_REGISTERED: model_data(),
     DATA_CHANGED: data_data(),
     INCIDENT_REPORTED: incident_data(),

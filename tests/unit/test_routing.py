@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from events.routing import DEPLOYMENT, ROUTES, Route, routes_for
+from flows.catalog import flow_names
 from schemas.events import (
     APPROVAL_DECIDED,
     APPROVAL_DECISION_SUBMITTED,
@@ -25,13 +25,23 @@ from schemas.events import (
     RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
+    example,
+    parse_event,
 )
 from schemas.payloads import DecisionInput
 
 REPO = Path(__file__).resolve().parents[2]
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
+# A routed type's declared example, and for most types an event that tries the routes harder
+# (an explicit subject, a time, an extension attribute).
 EVENTS: dict[str, AimsEvent] = {
+    t: parse_event(
+        {"specversion": "1.0", "id": f"{t}-1", "source": "urn:aims:tests", "type": t, "data": example(t)}
+    )
+    for t, routes in ROUTES.items()
+    if routes
+} | {
     MODEL_VERSION_REGISTERED: EVENT_CLASSES[MODEL_VERSION_REGISTERED].model_validate(
         {
             "specversion": "1.0",
@@ -286,17 +296,8 @@ def test_decision_route_parameters_are_exactly_the_decision_input(
 
 
 def _flow_names_in_source() -> set[str]:
-    """`FLOW = "..."` constants of flows/*.py, read without importing Prefect."""
-    names = set()
-    for path in sorted((REPO / "flows").rglob("*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "FLOW" for t in node.targets)
-                and isinstance(node.value, ast.Constant)
-            ):
-                names.add(node.value.value)
-    return names
+    """The flows that exist: flows/catalog.py, read without importing Prefect."""
+    return set(flow_names())
 
 
 def test_every_routed_flow_exists_in_flows_package() -> None:
