@@ -135,7 +135,7 @@ def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
 
 def _review_to_join(settings: AimsSettings, policy: Policy) -> bool:
     from connectors.register import open_register
-    from flows.incidents.rules import not_yet_held
+    from flows.reviews.calls import not_yet_held
 
     register = open_register(settings)
     try:

@@ -530,7 +530,7 @@ def _short(action_id: str | None) -> str:
 
 def _left(incident: Incident, now: datetime) -> tuple[str, int | None]:
     """Time left on the Art. 73 clock, as text and in seconds; "—" and None when no clock runs."""
-    from flows.incidents.rules import format_left, time_left
+    from flows.incidents.clocks import format_left, time_left
 
     left = time_left(incident, now)
     return ("—", None) if left is None else (format_left(left), int(left.total_seconds()))

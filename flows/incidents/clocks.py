@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flows.notices import notice_id
 from schemas.payloads import Art73Criterion, IncidentCategory
 from schemas.policy import Art73Clock
 from schemas.records import Incident
@@ -84,10 +85,6 @@ def clock_open(incident: Incident) -> bool:
         and incident.reported_to_authority_at is None
         and incident.closed_at is None
     )
-
-
-def notice_id(incident_id: str, kind: str, step: str = "") -> str:
-    return f"{incident_id}:{kind}:{step}"
 
 
 def clock_plan(incident: Incident, art73: Art73Clock, now: datetime, sent: set[str]) -> list[ClockDue]:

@@ -41,16 +41,14 @@ from flows.evidence import (
     tracker,
 )
 from flows.evidence import send_outbox as send_events
-from flows.incidents.rules import (
+from flows.incidents.rules import Triage, inventory_finding, triage
+from flows.reviews.calls import (
     ReviewCall,
-    Triage,
     incident_trigger,
-    inventory_finding,
     joined,
     requested_review,
     review_call,
     review_triggers,
-    triage,
 )
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, ReviewRequested

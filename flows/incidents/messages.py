@@ -9,23 +9,16 @@ typed in the message's input block carries the authority's reference or the effe
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
-from flows.incidents.rules import (
-    INVENTORY_CONTROLS,
-    State,
-    action_label,
-    close_blockers,
-    format_left,
-    stage_of,
-    time_left,
-)
+from flows.incidents.clocks import format_left, time_left
+from flows.incidents.rules import INVENTORY_CONTROLS, State, action_label, close_blockers, stage_of
+from flows.text import jira_text, mrkdwn
 from schemas.payloads import IncidentUpdateKind
 from schemas.policy import IncidentStage
-from schemas.records import Incident, ManagementReview
+from schemas.records import Incident
 
 Blocks = list[dict[str, Any]]
 
@@ -57,23 +50,7 @@ _MARK = {
 }
 
 
-# Jira wiki markup: characters that start a text effect, link, macro, image, table or list.
-_JIRA_MARKUP = re.compile(r"([\\*_?+^~|{}\[\]!#-])")
 NOT_IN_INVENTORY_LABEL = "aims-not-in-inventory"
-
-
-def mrkdwn(text: str) -> str:
-    """Text from an event as Slack mrkdwn shows it literally: no link, mention or channel ping.
-
-    Slack asks for exactly these three as entities; its emphasis characters cannot be escaped and
-    can only change how the text looks.
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def jira_text(text: str) -> str:
-    """Text from an event as Jira wiki markup shows it literally, on one line."""
-    return _JIRA_MARKUP.sub(r"\\\1", " ".join(text.splitlines()))
 
 
 def jira_label(incident_id: str) -> str:
@@ -270,39 +247,3 @@ def clock_text(incident: Incident, now: datetime, overdue: bool) -> str:
 
 
 # -- an incident that joined a management review after its pack was prepared --------------------
-
-
-def _joined_facts(
-    review: ManagementReview, incident: Incident, zone: tzinfo, escape: Callable[[str], str]
-) -> tuple[str, str]:
-    meeting = (
-        f"{review.meeting_at.astimezone(zone):%Y-%m-%d %H:%M %Z}" if review.meeting_at else "to be fixed"
-    )
-    criteria = escape(", ".join(incident.criteria))
-    serious = f"serious incident (Art. 73: {criteria})" if incident.serious else "incident"
-    # The issue key is Jira's own (PROJ-N), not event text: left as is, Jira links it.
-    issue = f"; Jira {incident.jira_issue}" if incident.jira_issue else ""
-    what = (
-        f"{serious} {escape(incident.id)} on {escape(incident.system)}: {escape(incident.title)} "
-        f"(severity {incident.severity.value}{issue})"
-    )
-    return meeting, what
-
-
-def joined_review_text(review: ManagementReview, incident: Incident, zone: tzinfo) -> str:
-    """Slack mrkdwn, to each attendee: a further incident is on the agenda of a prepared review."""
-    meeting, what = _joined_facts(review, incident, zone, mrkdwn)
-    return (
-        f"📌 A further incident joined management review {mrkdwn(review.id)} (meeting {meeting}): {what}. "
-        "It joined after the review pack was gathered, so the pack's reason and agenda do not name it; "
-        "the review's reason in the register does."
-    )
-
-
-def joined_review_comment(review: ManagementReview, incident: Incident, zone: tzinfo) -> str:
-    """Jira wiki markup, on the review's issue: the same news, for whoever reads the agenda there."""
-    meeting, what = _joined_facts(review, incident, zone, jira_text)
-    return (
-        f"AIMS: a further incident joined this review (meeting {meeting}): {what}. It joined after the "
-        "review pack was gathered, so the pack's reason and the agenda above do not name it."
-    )

@@ -8,12 +8,12 @@ through `check` before anything is written.
 - Serious (Art. 3(49), 73(3)): any harm the reporter names, plus the harm the category stands for
   when the severity reaches the policy's `serious_from` (a death always does).
 - The clock runs from detection; the shortest deadline among the matching criteria applies
-  (flows.incidents.clocks, re-exported here).
+  (flows.incidents.clocks).
 - An incident closes only when it is contained, reported (if serious), its root cause is recorded,
   and every corrective action is done and verified effective by someone other than its owner.
 - A serious incident, or repeated ones, call an extraordinary management review (9.3); while one is
   requested and not yet held, later incidents join it instead of calling another
-  (flows.incidents.review_calls, re-exported here).
+  (flows.reviews.calls: the review's rules, which incidents use).
 - An incident on an AI system that is not in the inventory is itself a finding (A.4.2, A.6.2.6):
   one nonconformity per system, which its later incidents refer to.
 """
@@ -23,74 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flows.incidents.clocks import (
-    CATEGORY_HARM,
-    Clock,
-    ClockDue,
-    clock,
-    clock_open,
-    clock_plan,
-    format_left,
-    notice_id,
-    time_left,
-)
-from flows.incidents.review_calls import (
-    ReviewCall,
-    incident_trigger,
-    joined,
-    late_triggers,
-    meeting_of,
-    not_yet_held,
-    requested_review,
-    review_call,
-    review_reason,
-    review_to_join,
-    review_triggers,
-)
+from flows.incidents.clocks import CATEGORY_HARM, Clock, clock
 from schemas.payloads import Art73Criterion, IncidentReported, IncidentUpdateKind, Severity
 from schemas.policy import IncidentStage, Policy
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
-
-# The clock is in flows.incidents.clocks, the review an incident calls in flows.incidents.review_calls;
-# their names stay importable from here.
-__all__ = [
-    "CATEGORY_HARM",
-    "INVENTORY_CONTROLS",
-    "Clock",
-    "ClockDue",
-    "Duplicate",
-    "Refused",
-    "ReviewCall",
-    "State",
-    "Triage",
-    "Update",
-    "accepted_id",
-    "action_label",
-    "check",
-    "clock",
-    "clock_open",
-    "clock_plan",
-    "close_blockers",
-    "format_left",
-    "incident_trigger",
-    "inventory_finding",
-    "inventory_finding_id",
-    "joined",
-    "late_triggers",
-    "meeting_of",
-    "not_yet_held",
-    "notice_id",
-    "refused_update",
-    "requested_review",
-    "responders",
-    "review_call",
-    "review_reason",
-    "review_to_join",
-    "review_triggers",
-    "stage_of",
-    "time_left",
-    "triage",
-]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from prefect import flow, get_run_logger, task
 from flows.evidence import actor, chat, evidence_record, load_policy, register, tracker
 from flows.incidents.commands import load_state
 from flows.incidents.messages import alert_blocks, alert_text, update_line
-from flows.incidents.rules import State, notice_id, stage_of
+from flows.incidents.rules import State, stage_of
+from flows.notices import notice_id
 from schemas.events import IncidentUpdatedEvent
 from schemas.policy import IncidentStage
 from schemas.records import IncidentNotice

@@ -17,8 +17,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.evidence import actor, chat, load_policy, register, tracker
+from flows.incidents.clocks import ClockDue, clock_open, clock_plan, format_left, time_left
 from flows.incidents.messages import clock_text
-from flows.incidents.rules import ClockDue, clock_open, clock_plan, format_left, notice_id, time_left
+from flows.notices import notice_id
 from schemas.records import Incident, IncidentNotice
 
 FLOW = "watch-incident-clocks"

@@ -29,8 +29,8 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, run_settings, tracker
-from flows.incidents.rules import review_triggers
 from flows.reviews.calendar import preparation_rrule
+from flows.reviews.calls import review_triggers
 from flows.reviews.commands import COMMENT_HELP
 from schemas.events import ReviewRequestedEvent
 from schemas.records import IncidentNotice, ManagementReview
@@ -268,8 +268,9 @@ def tell_joined(review_id: str) -> list[str]:
     (after the incident joined) and this flow (after preparing) call this: whichever commits last
     sees both facts, so every late incident is told, whatever the order.
     """
-    from flows.incidents.messages import joined_review_comment, joined_review_text
-    from flows.incidents.rules import late_triggers, notice_id
+    from flows.notices import notice_id
+    from flows.reviews.calls import late_triggers
+    from flows.reviews.messages import joined_review_comment, joined_review_text
 
     with register().reader() as uow:
         review = uow.reviews.one(review_id)

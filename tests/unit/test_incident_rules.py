@@ -10,33 +10,31 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.incidents.clocks import ClockDue, clock, clock_plan, format_left, time_left
 from flows.incidents.rules import (
     INVENTORY_CONTROLS,
-    ClockDue,
     Duplicate,
     Refused,
-    ReviewCall,
     State,
     Update,
     check,
-    clock,
-    clock_plan,
     close_blockers,
-    format_left,
     inventory_finding,
+    responders,
+    stage_of,
+    triage,
+)
+from flows.notices import notice_id
+from flows.reviews.calls import (
+    ReviewCall,
     joined,
     late_triggers,
     meeting_of,
     not_yet_held,
-    notice_id,
     requested_review,
-    responders,
     review_call,
     review_reason,
     review_triggers,
-    stage_of,
-    time_left,
-    triage,
 )
 from schemas.payloads import (
     Art73Criterion,
