@@ -2,18 +2,24 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+# requirements.lock is what a production install needs (runtime and the postgres extra);
+# requirements-dev.lock adds the dev extra (tests, linters, type checkers) on the same runtime pins.
+LOCKS  := requirements.lock requirements-dev.lock
+# A changed lock or pyproject.toml changes the stamp's name, so the next target reinstalls.
+STAMP  := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
+# The unit tests on the lowest versions pyproject.toml allows, in a virtualenv of their own.
+LOWEST := .venv-lowest
 
-.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway bench-faults lock clean
+.PHONY: setup demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --python $(BIN)/python $(LOCKS)
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -32,6 +38,16 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
+# Resolved afresh on every run (a few seconds): each direct dependency at the lowest version its bound
+# allows, what they pull in at the newest. A failure here means a lower bound in pyproject.toml is false.
+test-lowest: setup     ## the unit tests on the lowest versions pyproject.toml allows
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(BIN)/uv pip compile -q pyproject.toml --extra postgres --extra dev --resolution lowest-direct \
+		--python $(LOWEST)/bin/python -o $(LOWEST)/requirements.txt
+	$(BIN)/uv pip sync -q --python $(LOWEST)/bin/python $(LOWEST)/requirements.txt
+	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --no-deps -e .
+	$(LOWEST)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,8 +65,11 @@ bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its he
 bench-faults: setup    ## events routed while a router joins, one is killed and the broker restarts
 	$(BIN)/python -m bench.faults $(BENCH_FAULTS_ARGS)
 
-lock:                  ## re-resolve requirements.lock after changing pyproject.toml
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+# The runtime lock first; the dev lock is resolved against it (-c), so both carry the same runtime pins.
+lock:                  ## re-resolve both locks after changing pyproject.toml
+	$(BIN)/uv pip compile -q pyproject.toml --extra postgres --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra postgres --extra dev -c requirements.lock \
+		--python-version 3.11 -o requirements-dev.lock
 
 clean:
 	rm -rf .aims .pytest_cache .mypy_cache .ruff_cache
