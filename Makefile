@@ -52,6 +52,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup           ## router throughput and latency against Prefect on PostgreSQL and SQLite
 	$(BIN)/python -m bench.router $(BENCH_ARGS)
