@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway bench-faults lock clean
+.PHONY: setup demo up test unit integration lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its he
 
 bench-faults: setup    ## events routed while a router joins, one is killed and the broker restarts
 	$(BIN)/python -m bench.faults $(BENCH_FAULTS_ARGS)
+
+bench-cli: setup       ## start-up of a register command (`aims systems`) vs. `python -c pass`
+	$(BIN)/python -m bench.cli_startup $(BENCH_CLI_ARGS)
 
 lock:                  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -11,8 +11,8 @@ Where the data is read:
   (aggregates, and samples of at most 20 unexpected values): the table is never loaded into Python.
   `profile` and `baseline` use aggregate and window queries too.
 
-Credentials: `SqlTableLocation.url` never carries a password. If the environment variable
-`AIMS_DQ_PASSWORD` (or the `password` given to `GxEngine`) is set, it is merged into every non-SQLite
+Credentials: `SqlTableLocation.url` never carries a password. The `password` given to `GxEngine`
+(the setting `dq_password`, AIMS_DQ_PASSWORD in the environment) is merged into every non-SQLite
 URL that has none, when a check runs. Messages and results show the URL with `***`, and the password
 is scrubbed from any error text GX or the driver produce.
 
@@ -32,7 +32,6 @@ import datetime as dt
 import decimal
 import difflib
 import math
-import os
 import re
 import threading
 import time
@@ -409,9 +408,8 @@ class GxEngine:
                 ) from None
 
     def _secret(self) -> str | None:
-        if self._password is not None:
-            return self._password.get_secret_value() or None
-        return os.environ.get(self._password_env) or None
+        # Given by the caller from the settings (`dq_password`); the environment is not read here.
+        return self._password.get_secret_value() or None if self._password is not None else None
 
     @contextlib.contextmanager
     def _sql(self, location: SqlTableLocation) -> Iterator[_Sql]:

@@ -58,21 +58,14 @@ PLAIN = "plain"
 FLOW_PROFILES: dict[str, str] = {"check-data-quality": "gx"}
 # Processes kept per extra profile. One: data-quality runs rarely come faster than one can warm up,
 # and each such process costs 5-12 s of CPU that the two cores of a small machine feel.
-GX_SPARES_ENV = "AIMS_WARM_GX_PROCESSES"
-GX_SPARES_DEFAULT = 1
+GX_SPARES_ENV = "AIMS_WARM_GX_PROCESSES"  # the setting `warm_gx_processes`, as the environment names it
 
 
 def gx_spares_from_env() -> int:
-    raw = os.environ.get(GX_SPARES_ENV, "").strip()
-    if not raw:
-        return GX_SPARES_DEFAULT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{GX_SPARES_ENV}={raw!r}: expected a number of processes (0: none)") from None
-    if not 0 <= value <= 32:
-        raise ValueError(f"{GX_SPARES_ENV}={value}: expected 0 to 32 processes")
-    return value
+    """The GX-warm spares the settings ask for (AIMS_WARM_GX_PROCESSES, default 1, 0 to 32)."""
+    from schemas.settings import load_settings
+
+    return load_settings().warm_gx_processes
 
 
 class Spare:
