@@ -24,7 +24,7 @@ from aims.commands.common import Handler
 from aims.errors import CliError
 
 # In the order `aims --help` lists them: operating the stack, events, then the register's resources.
-GROUPS = (stack, events, dlq, systems, risks, impact, approvals, register, reviews, parties, iso)
+GROUPS = (stack, events, dlq, systems, risks, impact, approvals, incidents, register, reviews, parties, iso)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -40,9 +40,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         p.set_defaults(handler=handler)
         return p
 
+    incidents_parser = None
     for group in GROUPS:
-        group.add_commands(add)
-    return parser, incidents.add_commands(add)
+        if group is incidents:
+            incidents_parser = incidents.add_commands(add)
+        else:
+            group.add_commands(add)
+    assert incidents_parser is not None
+    return parser, incidents_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

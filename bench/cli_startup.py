@@ -11,7 +11,10 @@ Each is a fresh process, timed from spawn to exit. Prints medians, p90, the rati
 median to the floor's, and whether the median meets 0.3 s. It never fails on time: the machine is
 shared, and its load average is printed with the numbers.
 
-    python -m bench.cli_startup [--runs 21]
+With `--baseline DIR` it also runs `aims systems` from another checkout (e.g. a worktree of the
+commit before a change) in the same rounds, so a before/after comparison shares the machine's load.
+
+    python -m bench.cli_startup [--runs 21] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def clean_env(state: Path) -> dict[str, str]:
-    """This environment without the AIMS_/Kafka/Prefect settings of whoever runs it, on `state`."""
+def clean_env(state: Path, root: Path = ROOT) -> dict[str, str]:
+    """This environment without the AIMS_/Kafka/Prefect settings of whoever runs it, on `state`,
+    importing the code of `root`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMS_", "KAFKA_", "PREFECT_"))}
     env["AIMS_STATE_DIR"] = str(state)
-    env["AIMS_POLICY_FILE"] = str(ROOT / "policy" / "aims-policy.yaml")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["AIMS_POLICY_FILE"] = str(root / "policy" / "aims-policy.yaml")
+    env["PYTHONPATH"] = str(root)
     return env
 
 
@@ -79,9 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=21, help="runs of each (default %(default)s)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout whose `aims systems` runs in the same rounds"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs: at least 1")
+    if args.baseline is not None and not (args.baseline / "aims" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of this project (no aims/cli.py)")
     say = Progress("cli-startup")
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="aims-bench-cli-") as tmp:
@@ -91,19 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         say(f"seeding a migrated SQLite register in {state}…")
         seed(state)
         commands = {
-            "floor": [python, "-c", "pass"],
-            "imports": [python, "-c", IMPORTS],
-            "aims systems": [python, "-m", "aims", "systems"],
+            "floor": ([python, "-c", "pass"], env),
+            "imports": ([python, "-c", IMPORTS], env),
+            "aims systems": ([python, "-m", "aims", "systems"], env),
         }
+        if args.baseline is not None:
+            baseline_env = clean_env(state, args.baseline.resolve())
+            commands["baseline"] = ([python, "-m", "aims", "systems"], baseline_env)
         # One unmeasured run each: bytecode is compiled and files are cached, as on any second run.
-        for command in commands.values():
-            timed(command, env, work)
+        for command, command_env in commands.values():
+            timed(command, command_env, work)
         load_before = load_average()
         times: dict[str, list[float]] = {name: [] for name in commands}
         say(f"{args.runs} runs of each, interleaved…")
         for _ in range(args.runs):
-            for name, command in commands.items():
-                times[name].append(timed(command, env, work))
+            for name, (command, command_env) in commands.items():
+                times[name].append(timed(command, command_env, work))
         load_after = load_average()
 
     medians = {name: statistics.median(values) for name, values in times.items()}
@@ -114,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     command = medians["aims systems"]
     print(f"\naims systems / python -c pass: {command / medians['floor']:.1f}×")
     print(f"aims systems / its imports ({IMPORTS!r}): {command / medians['imports']:.2f}×")
+    if "baseline" in medians:
+        print(f"baseline ({args.baseline}) / aims systems: {medians['baseline'] / command:.2f}×")
     verdict = "meets" if command <= TARGET_SECONDS else "does not meet"
     print(f"aims systems median {command:.3f} s {verdict} the {TARGET_SECONDS} s target")
     return 0
