@@ -409,7 +409,9 @@ class GxEngine:
 
     def _secret(self) -> str | None:
         # Given by the caller from the settings (`dq_password`); the environment is not read here.
-        return self._password.get_secret_value() or None if self._password is not None else None
+        if self._password is None:
+            return None
+        return self._password.get_secret_value() or None
 
     @contextlib.contextmanager
     def _sql(self, location: SqlTableLocation) -> Iterator[_Sql]:

@@ -56,13 +56,14 @@ READY_FD = "AIMS_WARM_READY_FD"
 PLAIN = "plain"
 # Flow name → the `infra.warm_engine` profile its runs prefer; every other flow runs in a plain spare.
 FLOW_PROFILES: dict[str, str] = {"check-data-quality": "gx"}
-# Processes kept per extra profile. One: data-quality runs rarely come faster than one can warm up,
-# and each such process costs 5-12 s of CPU that the two cores of a small machine feel.
-GX_SPARES_ENV = "AIMS_WARM_GX_PROCESSES"  # the setting `warm_gx_processes`, as the environment names it
 
 
 def gx_spares_from_env() -> int:
-    """The GX-warm spares the settings ask for (AIMS_WARM_GX_PROCESSES, default 1, 0 to 32)."""
+    """The GX-warm spares the settings ask for: `warm_gx_processes` (AIMS_WARM_GX_PROCESSES).
+
+    One by default: data-quality runs rarely come faster than one can warm up, and each such process
+    costs 5-12 s of CPU that the two cores of a small machine feel.
+    """
     from schemas.settings import load_settings
 
     return load_settings().warm_gx_processes
