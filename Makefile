@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 # The unit tests on the lowest versions pyproject.toml allows, in a virtualenv of their own.
 LOWEST := .venv-lowest
 
-.PHONY: setup demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults lock clean
+.PHONY: setup demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,9 @@ bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its he
 
 bench-faults: setup    ## events routed while a router joins, one is killed and the broker restarts
 	$(BIN)/python -m bench.faults $(BENCH_FAULTS_ARGS)
+
+bench-cli: setup       ## start-up of a register command (`aims systems`) vs. `python -c pass`
+	$(BIN)/python -m bench.cli_startup $(BENCH_CLI_ARGS)
 
 # The runtime lock first; the dev lock is resolved against it (-c), so both carry the same runtime pins.
 lock:                  ## re-resolve both locks after changing pyproject.toml

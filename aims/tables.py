@@ -41,3 +41,26 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> str:
     """A record shown field by field."""
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {cell(v, 200)}" for k, v in pairs)
+
+
+def show(rows: Sequence[Sequence[Any]], headers: Sequence[str], widths: Sequence[int] | None = None) -> None:
+    """Print a table: drawn by rich for a person at a terminal, plain columns for a pipe or a script.
+
+    Scripts and tests parse the plain form, so anything that is not a terminal keeps it unchanged.
+    """
+    import sys
+
+    if not sys.stdout.isatty():
+        print(render(rows, headers, widths))
+        return
+    # Imported here: rich costs start-up time that only a person at a terminal should pay.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    limits = widths or [40] * len(headers)
+    table = Table(*headers, header_style="bold", show_lines=False)
+    for row in rows:
+        # Text, not markup: a cell such as "[A.6.2.8]" is data, never a style.
+        table.add_row(*(Text(cell(v, w)) for v, w in zip(row, limits, strict=True)))
+    Console().print(table)

@@ -38,7 +38,9 @@ def _has_server(bin_dir: Path) -> bool:
 
 def find_pg_bin() -> Path:
     """The folder holding initdb, pg_ctl and postgres; raise `PostgresUnavailable` when there is none."""
-    configured = os.environ.get("AIMS_PG_BIN")
+    from schemas.settings import load_settings
+
+    configured = load_settings().pg_bin
     if configured:
         bin_dir = Path(configured)
         if not _has_server(bin_dir):

@@ -58,23 +58,17 @@ PLAIN = "plain"
 # Flow name → the `infra.warm_engine` profile its runs prefer (`flows.catalog` says it, with each
 # flow); every other flow runs in a plain spare.
 FLOW_PROFILES: dict[str, str] = {f.name: f.profile.value for f in FLOWS if f.profile is not Profile.plain}
-# Processes kept per extra profile. One: data-quality runs rarely come faster than one can warm up,
-# and each such process costs 5-12 s of CPU that the two cores of a small machine feel.
-GX_SPARES_ENV = "AIMS_WARM_GX_PROCESSES"
-GX_SPARES_DEFAULT = 1
 
 
 def gx_spares_from_env() -> int:
-    raw = os.environ.get(GX_SPARES_ENV, "").strip()
-    if not raw:
-        return GX_SPARES_DEFAULT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{GX_SPARES_ENV}={raw!r}: expected a number of processes (0: none)") from None
-    if not 0 <= value <= 32:
-        raise ValueError(f"{GX_SPARES_ENV}={value}: expected 0 to 32 processes")
-    return value
+    """The GX-warm spares the settings ask for: `warm_gx_processes` (AIMS_WARM_GX_PROCESSES).
+
+    One by default: data-quality runs rarely come faster than one can warm up, and each such process
+    costs 5-12 s of CPU that the two cores of a small machine feel.
+    """
+    from schemas.settings import load_settings
+
+    return load_settings().warm_gx_processes
 
 
 class Spare:

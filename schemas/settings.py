@@ -1,18 +1,35 @@
 """Runtime settings, read from the environment (prefix AIMS_) when a command starts.
 
-Nothing here reads the environment at import time: call `load_settings()`.
+Every setting the code reads from the environment is a field here (AIMS_WARM_READY_FD is not one:
+it is the pipe the worker hands its own child processes). Nothing reads the environment at import
+time: build `AimsSettings()` (or call `load_settings()`) when a command or a process starts.
+
+The environment is read by `environment_values` below rather than by pydantic-settings: the same
+rules for these flat fields (AIMS_ + the field's name, or the field's listed aliases, case-insensitive,
+keyword arguments first), without the 0.1-0.2 s that importing pydantic-settings (and its sources for
+CLI flags, cloud secrets and dotenv files, none used here) added to every command (issue 18, item 12).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+ENV_PREFIX = "AIMS_"
 
 
-class AimsSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AIMS_", extra="ignore", frozen=True)
+class AimsSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True, populate_by_name=True)
+
+    def __init__(self, **values: Any) -> None:
+        # Keyword arguments win over the environment, as pydantic-settings ordered its sources.
+        super().__init__(**{**environment_values(type(self), os.environ), **values})
 
     state_dir: Path = Field(
         Path(".aims"),
@@ -83,6 +100,13 @@ class AimsSettings(BaseSettings):
     warm_processes: int = Field(
         3, ge=0, le=32, description="Flow-run processes the worker keeps started ahead of need."
     )
+    warm_gx_processes: int = Field(
+        1,
+        ge=0,
+        le=32,
+        description="Of those, processes that also imported Great Expectations, for data-quality runs "
+        "(5-12 s of CPU each to start; 0: none).",
+    )
     work_pool_concurrency: int = Field(
         4,
         ge=0,
@@ -90,6 +114,15 @@ class AimsSettings(BaseSettings):
         description="Flow runs the work pool lets start at once (Pending or Running), so a burst cannot "
         "start more processes than the machine has memory for; applied when the pool is created or has "
         "no limit, never over a limit or a pause the team set in Prefect. 0: no limit.",
+    )
+
+    dq_password: SecretStr | None = Field(
+        None,
+        description="Password for the SQL tables data-quality checks read; merged into a table's URL "
+        "that has none (events never carry credentials).",
+    )
+    pg_bin: Path | None = Field(
+        None, description="Folder of the PostgreSQL server binaries the local stack and tests start."
     )
 
     # -- approvals in Slack and Jira (secrets only from the environment) --
@@ -130,5 +163,40 @@ class AimsSettings(BaseSettings):
         return self.state_dir.resolve()
 
 
+def env_names(name: str, field: Any) -> list[str]:
+    """The variables a field is read from, in order: its aliases if it lists them, else AIMS_NAME."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [ENV_PREFIX + name.upper()]
+
+
+def _structured(annotation: Any) -> bool:
+    """Whether a field's value is written as JSON in the environment (a list, a dict, a model)."""
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    for kind in kinds:
+        origin = typing.get_origin(kind) or kind
+        if origin in (list, dict, set, tuple, frozenset) or (
+            isinstance(origin, type) and issubclass(origin, BaseModel)
+        ):
+            return True
+    return False
+
+
+def environment_values(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The fields of `model` that the environment sets, by field name; names match case-insensitively."""
+    folded = {key.lower(): value for key, value in environ.items()}
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        for variable in env_names(name, field):
+            if variable.lower() in folded:
+                raw = folded[variable.lower()]
+                values[name] = json.loads(raw) if _structured(field.annotation) else raw
+                break
+    return values
+
+
 def load_settings(**overrides: object) -> AimsSettings:
-    return AimsSettings(**overrides)  # type: ignore[arg-type]
+    return AimsSettings(**overrides)

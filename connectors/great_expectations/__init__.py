@@ -11,8 +11,8 @@ Where the data is read:
   (aggregates, and samples of at most 20 unexpected values): the table is never loaded into Python.
   `profile` and `baseline` use aggregate and window queries too.
 
-Credentials: `SqlTableLocation.url` never carries a password. If the environment variable
-`AIMS_DQ_PASSWORD` (or the `password` given to `GxEngine`) is set, it is merged into every non-SQLite
+Credentials: `SqlTableLocation.url` never carries a password. The `password` given to `GxEngine`
+(the setting `dq_password`, AIMS_DQ_PASSWORD in the environment) is merged into every non-SQLite
 URL that has none, when a check runs. Messages and results show the URL with `***`, and the password
 is scrubbed from any error text GX or the driver produce.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import os
 import re
 import threading
 import time
@@ -243,9 +242,10 @@ class GxEngine:
                 ) from None
 
     def _secret(self) -> str | None:
-        if self._password is not None:
-            return self._password.get_secret_value() or None
-        return os.environ.get(self._password_env) or None
+        # Given by the caller from the settings (`dq_password`); the environment is not read here.
+        if self._password is None:
+            return None
+        return self._password.get_secret_value() or None
 
     def _sql(self, location: SqlTableLocation) -> contextlib.AbstractContextManager[Sql]:
         """An engine on the table's database and the reflected table; DataUnavailable if unreachable."""

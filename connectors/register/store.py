@@ -7,6 +7,9 @@ advisory lock), which keeps the hash chain linear; readers never wait for them.
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -33,6 +36,8 @@ from schemas import records as r
 R = TypeVar("R", bound=r.Record)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"  # alembic's default; migrations/env.py does not change it
+_REVISION_LINE = re.compile(r"^(down_revision|revision)(?:\s*:[^=]+)?\s*=\s*(.+?)\s*$", re.MULTILINE)
 ADVISORY_LOCK = 42001  # any constant; the number of the standard, for whoever reads pg_locks
 
 
@@ -95,12 +100,23 @@ class Register:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
-    def ensure_schema(self) -> None:
-        """Migrate when the schema is behind; the cheap check first, since every flow run calls this."""
-        from alembic.script import ScriptDirectory
+    def stamped_revisions(self) -> set[str]:
+        """The revisions recorded in alembic's version table, read without importing alembic."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return set()
+            return {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
 
-        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        if self.revision() != head:
+    def ensure_schema(self) -> None:
+        """Migrate when the schema is not at the head; cheap when it is, since every command calls this.
+
+        Importing alembic costs a register command about a quarter of a second, so the usual case
+        (one stamped revision, equal to the head the migration files declare) is decided with one
+        query; anything else (empty, behind, ahead, branched) goes to alembic, which migrates or
+        says what is wrong.
+        """
+        head = head_revision()
+        if head is None or self.stamped_revisions() != {head}:
             self.migrate()
 
     # -- work -----------------------------------------------------------------------------------
@@ -190,6 +206,30 @@ def _check_rows(conn: Connection) -> AuditProblem | None:
                 what = f"{entity.name} {entity_id!r}"
                 return AuditProblem(seq, "row deleted", f"{what} is logged but no longer stored")
     return None
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The head the migration files declare, read from their `revision`/`down_revision` lines.
+
+    None when that is not one plain chain (a merge, several heads, a line it cannot read): the
+    caller then leaves the decision to alembic. A test checks this against alembic's own answer.
+    """
+    revisions: dict[str, object] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found: dict[str, str] = {
+            m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))
+        }
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+            return None
+        revisions[revision] = down
+    heads = set(revisions) - set(revisions.values())
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _engine(url: str) -> Engine:

@@ -143,7 +143,7 @@ def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
 
     settings = run_settings()
     data = event.data
-    engine = GxEngine()
+    engine = GxEngine(password=settings.dq_password)
     reference = last_accepted_profile(data.dataset_id, data.version)
     path = suite_file(settings.suites_dir, data.dataset_id)
     try:
@@ -551,5 +551,6 @@ def build_docs(dataset: str) -> Path | None:
         )
     if not outcomes:
         return None
-    site = run_settings().state_path / "data-docs" / dataset
-    return GxEngine().build_data_docs(site, outcomes)
+    settings = run_settings()
+    site = settings.state_path / "data-docs" / dataset
+    return GxEngine(password=settings.dq_password).build_data_docs(site, outcomes)

@@ -20,6 +20,7 @@ from aims.demo import sample_events
 from connectors.great_expectations import DataQualityEngine, DataUnavailable, GxEngine, load_suite
 from flows.data_quality.drift import categorical_psi, psi
 from schemas.payloads import FileLocation, SqlTableLocation
+from schemas.settings import load_settings
 from schemas.suites import (
     CategoricalProfile,
     NumericProfile,
@@ -260,7 +261,7 @@ def test_the_password_comes_from_the_environment_and_never_shows(
     monkeypatch.setenv("AIMS_DQ_PASSWORD", secret)
     location = SqlTableLocation(url="postgresql+psycopg://aims@127.0.0.1:1/register", table="loans")
     with caplog.at_level(logging.DEBUG), pytest.raises(DataUnavailable) as caught:
-        GxEngine().profile(location)
+        GxEngine(password=load_settings().dq_password).profile(location)
     assert caught.value.retryable
     assert "postgresql+psycopg://aims:***@127.0.0.1:1/register" in str(caught.value)
     assert "AIMS_DQ_PASSWORD" in caught.value.reason

@@ -685,11 +685,11 @@ def test_parse_assignments_wraps_every_json_error(raw: str) -> None:
 @PROPERTY
 @given(value=st.text(max_size=300), flag=st.sampled_from(["--by", "--note"]))
 def test_reassess_flags_are_accepted_as_given_or_refused_naming_the_flag(value: str, flag: str) -> None:
-    from aims.register_cli import _validated
+    from aims.commands.common import validated
     from schemas.payloads import Name, Text
 
     try:
-        accepted = _validated(Name if flag == "--by" else Text, value, flag)
+        accepted = validated(Name if flag == "--by" else Text, value, flag)
     except CliError as exc:
         assert f"invalid {flag}" in str(exc)
         return

@@ -7,19 +7,9 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from aims.commands.common import AddCommand, cli_settings, open_register, usage_only
 from aims.errors import CliError
-from aims.register_cli import AddCommand, open_for_cli
-
-if TYPE_CHECKING:
-    from schemas.settings import AimsSettings
-
-
-def _settings() -> AimsSettings:
-    from aims.cli import _settings as settings
-
-    return settings()
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
@@ -28,7 +18,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
     from schemas.catalogue import load_catalogue
 
     catalogue = load_catalogue()
-    register = open_for_cli(_settings())
+    register = open_register(cli_settings())
     with register.reader() as uow:
         evidence = evidence_by_id(uow, catalogue)
     rows = coverage(catalogue, evidence, include_clauses=args.clauses)
@@ -60,10 +50,10 @@ def cmd_soa_export(args: argparse.Namespace) -> int:
     from schemas.catalogue import load_catalogue
     from schemas.policy_file import load_policy
 
-    settings = _settings()
+    settings = cli_settings()
     policy = load_policy(args.policy or settings.policy_file)
     catalogue = load_catalogue()
-    register = open_for_cli(settings)
+    register = open_register(settings)
     with register.reader() as uow:
         evidence = evidence_by_id(uow, catalogue)
     try:
@@ -102,13 +92,13 @@ def add_commands(add: AddCommand) -> None:
     )
     controls.add_argument("--clauses", action="store_true", help="list clauses 4-10 too")
     controls.add_argument("--json", action="store_true")
-    soa = add("soa", lambda _: 2, "Statement of Applicability.")
+    soa = add("soa", usage_only, "Statement of Applicability.")
     ssub = soa.add_subparsers(dest="soa_command", required=True, metavar="ACTION")
     export = ssub.add_parser("export", help="write the SoA as CSV and Markdown from the register's evidence")
     export.add_argument("--out", type=Path, default=Path("."), help="folder to write to (default: here)")
     export.add_argument("--policy", type=Path, help="policy file (default: AIMS_POLICY_FILE)")
     export.set_defaults(handler=cmd_soa_export)
-    policy = add("policy", lambda _: 2, "Policy file tools.")
+    policy = add("policy", usage_only, "Policy file tools.")
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate a policy file; every error with its field and line")
     check.add_argument("file", type=Path)

@@ -1,4 +1,4 @@
-"""`aims review …` (management reviews, 9.3) and `aims parties …` (interested parties' needs, 4.2).
+"""`aims review [list|show|request|decide|action|done|drop|close]`: management reviews (9.3).
 
 Results go through `flows.reviews.commands.submit`, the same verified path as a Jira comment: only
 the policy's attendees record decisions and actions, and every attempt is kept.
@@ -12,68 +12,54 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from aims.errors import CliError
-from aims.register_cli import (
+from aims.commands.common import (
     AddCommand,
-    _arg,
-    _dump,
-    _empty,
-    _iso_date,
-    _send_now,
-    _settings,
-    _text,
-    _who,
-    open_for_cli,
+    arg,
+    checked_text,
+    cli_settings,
+    dump,
+    empty,
+    identity,
+    iso_date,
+    load_policy,
+    open_register,
+    send_now,
+    utc_time,
 )
-from aims.tables import render
+from aims.errors import CliError
+from aims.tables import show
 
 if TYPE_CHECKING:
     from flows.reviews.commands import ResultKind
-    from schemas.policy import Policy
     from schemas.records import ManagementReview
     from schemas.settings import AimsSettings
 
-CHANGES = ("new", "changed", "withdrawn")
-
-
-def _policy(settings: AimsSettings, why: str) -> Policy:
-    from schemas.policy_file import PolicyError, load_policy
-
-    try:
-        return load_policy(settings.policy_file)
-    except (PolicyError, OSError) as exc:
-        raise CliError(f"cannot {why}: {exc}") from None
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
-
 
 def cmd_review_list(args: argparse.Namespace) -> int:
-    register = open_for_cli(_settings())
+    register = open_register(cli_settings())
     with register.reader() as uow:
         reviews = uow.reviews.find(order_by="created_at", descending=True)
         actions = uow.review_actions.find()
     if args.json:
-        _dump(reviews)
+        dump(reviews)
         return 0
     if not reviews:
-        return _empty("management reviews", "the schedule prepares them, or `aims review request --reason …`")
+        return empty("management reviews", "the schedule prepares them, or `aims review request --reason …`")
     open_actions = {r.id: sum(a.review_id == r.id and a.status == "open" for a in actions) for r in reviews}
     rows = [
-        [r.id, r.kind, r.status, _when(r.meeting_at), len(r.results), open_actions[r.id], r.reason]
+        [r.id, r.kind, r.status, utc_time(r.meeting_at), len(r.results), open_actions[r.id], r.reason]
         for r in reviews
     ]
     headers = ["id", "kind", "status", "meeting", "decisions", "open actions", "reason"]
-    print(render(rows, headers, widths=[60, 13, 9, 20, 9, 12, 60]))
+    show(rows, headers, widths=[60, 13, 9, 20, 9, 12, 60])
     return 0
 
 
 def _review(settings: AimsSettings, review_id: str) -> ManagementReview:
     from schemas.payloads import Name
 
-    review_id = _arg(Name, review_id, "REVIEW")
-    with open_for_cli(settings).reader() as uow:
+    review_id = arg(Name, review_id, "REVIEW")
+    with open_register(settings).reader() as uow:
         review = uow.reviews.get(review_id)
     if review is None:
         raise CliError(
@@ -83,13 +69,13 @@ def _review(settings: AimsSettings, review_id: str) -> ManagementReview:
 
 
 def cmd_review_show(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     review = _review(settings, args.id)
-    with open_for_cli(settings).reader() as uow:
+    with open_register(settings).reader() as uow:
         actions = uow.review_actions.find(review_id=review.id, order_by="recorded_at")
         attempts = uow.review_results.find(review_id=review.id, order_by="at")
     if args.json:
-        _dump(
+        dump(
             {
                 "review": review.model_dump(mode="json"),
                 "actions": [a.model_dump(mode="json") for a in actions],
@@ -99,8 +85,8 @@ def cmd_review_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{review.id}  ({review.kind}, {review.status})")
     print(f"  reason:   {review.reason or '—'}")
-    print(f"  meeting:  {_when(review.meeting_at)}")
-    print(f"  period:   {_when(review.period_start)} → {_when(review.period_end)}")
+    print(f"  meeting:  {utc_time(review.meeting_at)}")
+    print(f"  period:   {utc_time(review.period_start)} → {utc_time(review.period_end)}")
     print(f"  trigger:  {review.trigger or '—'} (asked by {review.requested_by or '—'})")
     print(f"  jira:     {review.jira_issue or '—'}")
     for kind, path in review.files.items():
@@ -132,9 +118,9 @@ def cmd_review_request(args: argparse.Namespace) -> int:
     from schemas.events import ReviewRequestedEvent
     from schemas.records import ManagementReview
 
-    settings = _settings()
-    by = _who(args.by, "who requests the review")
-    reason = _text(args.reason, "--reason", "say why a review is needed now")
+    settings = cli_settings()
+    by = identity(args.by, "who requests the review")
+    reason = checked_text(args.reason, "--reason", "say why a review is needed now")
     now = datetime.now(UTC)
     # One request per reason a day: asking twice is not two reviews.
     digest = hashlib.sha256(f"{reason}\x1f{now.date()}".encode()).hexdigest()[:12]
@@ -163,7 +149,7 @@ def cmd_review_request(args: argparse.Namespace) -> int:
         }
     )
     try:
-        with open_for_cli(settings).unit_of_work(f"cli:{by}") as uow:
+        with open_register(settings).unit_of_work(f"cli:{by}") as uow:
             if not uow.reviews.add_if_absent(review):
                 print(f"{review.id}: already requested today for this reason; nothing changed")
                 return 0
@@ -171,7 +157,7 @@ def cmd_review_request(args: argparse.Namespace) -> int:
     except RegisterError as exc:
         raise CliError(str(exc)) from None
     print(f"{review.id}: requested by {by}")
-    _send_now(settings, keys, done="sent: hold-management-review prepares the pack and invites the attendees")
+    send_now(settings, keys, done="sent: hold-management-review prepares the pack and invites the attendees")
     return 0
 
 
@@ -180,27 +166,27 @@ def cmd_review_result(args: argparse.Namespace) -> int:
     from flows.reviews.commands import Result, ResultKind, submit
     from schemas.payloads import Name
 
-    settings = _settings()
+    settings = cli_settings()
     kind = ResultKind(args.kind)
-    by = _who(args.by, "who records the result")
+    by = identity(args.by, "who records the result")
     text, owner, due, action = "", None, None, None
     if kind is ResultKind.decision:
-        text = _text(args.text, "TEXT", "say what was decided")
+        text = checked_text(args.text, "TEXT", "say what was decided")
     elif kind is ResultKind.action:
-        text = _text(args.description, "--description", "say what the action does")
-        owner = _arg(Name, args.owner, "--owner")
-        due = _iso_date(args.due, "--due")
+        text = checked_text(args.description, "--description", "say what the action does")
+        owner = arg(Name, args.owner, "--owner")
+        due = iso_date(args.due, "--due")
     elif kind in (ResultKind.action_done, ResultKind.action_dropped):
-        action = _arg(Name, args.action, "ACTION")
+        action = arg(Name, args.action, "ACTION")
         if "/A" not in action:
             raise CliError(
                 f"invalid ACTION {action!r}: an action id is REVIEW/A<n>; `aims review show REVIEW` lists it"
             )
     review = _review(settings, action.rpartition("/")[0] if action else args.id)
-    policy = _policy(settings, "check who may record review results")
+    policy = load_policy(settings, "check who may record review results")
     result = Result(review.id, kind, by, "cli", text=text, owner=owner, due=due, action_id=action)
     try:
-        with open_for_cli(settings).unit_of_work(f"cli:{by}") as uow:
+        with open_register(settings).unit_of_work(f"cli:{by}") as uow:
             outcome = submit(uow, policy, result)
     except RegisterError as exc:
         raise CliError(str(exc)) from None
@@ -228,36 +214,6 @@ def _tell_jira(settings: AimsSettings, issue: str, text: str, kind: ResultKind) 
         print(f"warning: recorded, but Jira {issue} was not told: {exc}", file=sys.stderr)
 
 
-def cmd_parties_add(args: argparse.Namespace) -> int:
-    from schemas.records import InterestedPartyNeed
-
-    settings = _settings()
-    by = _who(args.by, "who records the need")
-    need = InterestedPartyNeed(
-        party=_text(args.party, "--party", "say whose need it is"),
-        need=_text(args.need, "--need", "say what they need or expect"),
-        change=args.change,
-        recorded_by=by,
-    )
-    with open_for_cli(settings).unit_of_work(f"cli:{by}") as uow:
-        uow.party_needs.add(need)
-    print(f"recorded {need.change} need of {need.party} ({need.id}); the next management review lists it")
-    return 0
-
-
-def cmd_parties_list(args: argparse.Namespace) -> int:
-    with open_for_cli(_settings()).reader() as uow:
-        needs = uow.party_needs.find(order_by="recorded_at", descending=True)
-    if args.json:
-        _dump(needs)
-        return 0
-    if not needs:
-        return _empty("interested parties' needs", "`aims parties add --party … --need …` records one")
-    rows = [[_when(n.recorded_at), n.party, n.change, n.need, n.recorded_by] for n in needs]
-    print(render(rows, ["recorded", "party", "change", "need", "by"], widths=[20, 40, 9, 80, 40]))
-    return 0
-
-
 def add_commands(add: AddCommand) -> None:
     review = add(
         "review",
@@ -270,10 +226,10 @@ def add_commands(add: AddCommand) -> None:
     listing = sub.add_parser("list", help="every review, newest first (the default)")
     listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     listing.set_defaults(handler=cmd_review_list)
-    show = sub.add_parser("show", help="one review: meeting, files, missing data, decisions, actions")
-    show.add_argument("id", metavar="REVIEW")
-    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    show.set_defaults(handler=cmd_review_show)
+    one = sub.add_parser("show", help="one review: meeting, files, missing data, decisions, actions")
+    one.add_argument("id", metavar="REVIEW")
+    one.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    one.set_defaults(handler=cmd_review_show)
     request = sub.add_parser(
         "request",
         help="request an extraordinary review now; hold-management-review prepares it",
@@ -308,23 +264,3 @@ def add_commands(add: AddCommand) -> None:
     drop = result("drop", "action-dropped", "drop a review's action", review=False)
     drop.add_argument("action", metavar="ACTION", help="the action's id")
     result("close", "close", "close the review once its results are recorded")
-
-    parties = add(
-        "parties",
-        cmd_parties_list,
-        "Needs and expectations of interested parties (4.2), an input of management reviews: list "
-        "them (the default) or record one.",
-    )
-    parties.add_argument("--json", action="store_true")
-    psub = parties.add_subparsers(dest="parties_command", required=False, metavar="ACTION")
-    plist = psub.add_parser("list", help="every recorded need, newest first (the default)")
-    plist.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    plist.set_defaults(handler=cmd_parties_list)
-    padd = psub.add_parser("add", help="record a new, changed or withdrawn need of an interested party")
-    padd.add_argument(
-        "--party", metavar="TEXT", required=True, help="who, e.g. 'Market surveillance authority'"
-    )
-    padd.add_argument("--need", metavar="TEXT", required=True, help="what they need or expect")
-    padd.add_argument("--change", choices=CHANGES, default="new", help="default: new")
-    padd.add_argument("--by", metavar="NAME", help="who records it (default: login)")
-    padd.set_defaults(handler=cmd_parties_add)
