@@ -74,8 +74,9 @@ class OutboxRelay:
 class KafkaOutbox:
     """`flows.runtime.OutboxSender` on Kafka: one producer per process, opened on the first send.
 
-    Flows, the gateway and the CLI send what they staged right after their commit through this; a
-    send that fails leaves the rows for the router's relay, so nothing here raises for Kafka.
+    Flows, the gateway and the CLI send what they staged right after their commit through this. A
+    row that cannot be sent stays for the router's relay; only a broker that cannot be reached at all
+    raises (`KafkaError`), so the caller can say the events go later.
     """
 
     def __init__(self, register: Register, bootstrap: str | None, client_id: str) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from flows.runtime import Runtime
 
 if TYPE_CHECKING:
+    from connectors.register.store import Register
+    from events.outbox import KafkaOutbox, OutboxRelay
     from schemas.policy import Policy
     from schemas.settings import AimsSettings
 
@@ -25,12 +27,26 @@ def policy_if_any(settings: AimsSettings) -> Policy | None:
     return load_policy(path) if path.exists() else None
 
 
+def outbox_sender(register: Register, bootstrap: str | None, client_id: str) -> KafkaOutbox:
+    """Sends what a process staged right after its commit (flows, the gateway, the CLI, the demo)."""
+    from events.outbox import KafkaOutbox
+
+    return KafkaOutbox(register, bootstrap, client_id=client_id)
+
+
+def outbox_relay(register: Register, bootstrap: str, name: str) -> OutboxRelay:
+    """The router's relay: sends whatever a process staged and could not send (DESIGN "Outbox")."""
+    from events.kafka_clients import make_producer
+    from events.outbox import OutboxRelay
+
+    return OutboxRelay(register, make_producer(bootstrap, client_id=f"aims-outbox-{name}"), f"router:{name}")
+
+
 def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
     """What a flow-run process uses: opens the register (schema checked) and builds the clients."""
     from connectors.jira_issues import jira_from_settings
     from connectors.register import open_register
     from connectors.slack import slack_from_settings
-    from events.outbox import KafkaOutbox
     from schemas.settings import load_settings
 
     settings = settings or load_settings()
@@ -41,5 +57,5 @@ def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
         load_policy=lambda: policy_if_any(settings),
         chat=slack_from_settings(settings),
         tracker=jira_from_settings(settings),
-        outbox=KafkaOutbox(register, settings.kafka_bootstrap_servers, client_id="aims-flow-outbox"),
+        outbox=outbox_sender(register, settings.kafka_bootstrap_servers, "aims-flow-outbox"),
     )

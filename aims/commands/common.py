@@ -185,16 +185,15 @@ def send_now(
     from kafka.errors import KafkaError
 
     from aims.endpoints import resolve
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
+    from infra.resources import outbox_sender
 
     try:
         endpoints = resolve(settings)
-        producer = make_producer(endpoints.bootstrap, client_id="aims-cli")
+        outbox = outbox_sender(open_register(settings), endpoints.bootstrap, "aims-cli")
         try:
-            sent = OutboxRelay(open_register(settings), producer, "cli").send(keys)
+            sent = outbox.send(keys, "cli")
         finally:
-            producer.close(timeout=10)
+            outbox.close()
     except (CliError, KafkaError) as exc:
         print(f"warning: not sent yet ({exc}); the router's outbox relay sends it", file=sys.stderr)
         return

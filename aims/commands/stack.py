@@ -207,10 +207,9 @@ def cmd_router(args: argparse.Namespace) -> int:
     from connectors.prefect_runs import PrefectLauncher
     from connectors.register import open_register
     from connectors.register.receipts import RegisterReceipts
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
     from events.router import Router
     from events.topics import ensure_topics, topic_specs
+    from infra.resources import outbox_relay
     from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
@@ -225,9 +224,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         name=name,
         receipts=RegisterReceipts(register, actor=f"router:{name}"),
         coalesce_seconds=coalesce_seconds,
-        outbox=OutboxRelay(
-            register, make_producer(endpoints.bootstrap, client_id=f"aims-outbox-{name}"), f"router:{name}"
-        ),
+        outbox=outbox_relay(register, endpoints.bootstrap, name),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())
