@@ -16,8 +16,8 @@ import pytest
 
 from infra.processes import pid_alive
 from tests.support import poll
+from tests.resources import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 INCIDENT_ARGS = [
     "-d",
     "ai_system=cli-system",
