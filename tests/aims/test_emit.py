@@ -33,7 +33,10 @@ from schemas.events import (
 )
 from schemas.export import export_json_schemas
 from schemas.payloads import FILE_EXAMPLE, SQL_EXAMPLE, FileLocation, SqlTableLocation
-from tests.unit.test_codec import DATA, MAX, make_event, raw_event
+from tests.factories import SAMPLES as DATA
+from tests.factories import make_event, raw_event
+
+MAX = 256 * 1024  # bytes: the codec's cap on one event
 
 SEND = (
     'Send a file as {"uri": "/data/loans.csv"} or a SQL table as'

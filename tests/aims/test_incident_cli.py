@@ -8,10 +8,9 @@ In process (`aims.cli.main`) against a migrated SQLite register in tmp_path, wit
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,30 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aims.cli import main
 from connectors.register.store import Register
 from schemas import records as r
-from tests.resources import EXAMPLE_POLICY
+from tests.aims.runner import Aims, isolate, run
+from tests.people import AISHA, MARIA, OUTSIDER, TOM
+from tests.resources import migrated_register
 
-POLICY = EXAMPLE_POLICY
 INCIDENT = "urn:support#90"
 LATE = "urn:support#91"  # its report was due yesterday
 MINOR = "urn:support#92"  # not serious: no clock
-AISHA = "aisha.khan@northwind.example"  # model-risk
-MARIA = "maria.rossi@northwind.example"  # compliance
-TOM = "tom.becker@northwind.example"  # model-risk; owns the corrective action
-OUTSIDER = "someone@else.example"
 ACTION = "Re-check the score thresholds after each release"
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-Aims = Callable[..., Run]
 
 
 def incident(incident_id: str, now: datetime, due_in: timedelta | None, **more: object) -> r.Incident:
@@ -73,30 +58,12 @@ def incident(incident_id: str, now: datetime, due_in: timedelta | None, **more: 
 
 def seed(state: Path) -> None:
     now = datetime.now(UTC)
-    register = Register.for_state(state)
-    register.migrate()
+    register = migrated_register(state)
     with register.unit_of_work("test") as uow:
         uow.incidents.add(incident(INCIDENT, now, timedelta(days=3, hours=2, minutes=30)))
         uow.incidents.add(incident(LATE, now, -timedelta(days=1, hours=3, minutes=30), system="chat"))
         uow.incidents.add(incident(MINOR, now, None, severity="low", category="performance"))
     register.close()
-
-
-def isolate(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("AIMS_", "KAFKA_", "PREFECT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AIMS_STATE_DIR", str(state))
-    monkeypatch.setenv("AIMS_POLICY_FILE", str(POLICY))
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,21 +11,14 @@ from sqlalchemy import text
 
 from connectors.register.store import Register
 from schemas import records as r
+from tests.aims.runner import aims_process as aims
 from tests.records import every_record, sample
-
-
-def aims(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AIMS_STATE_DIR": str(state)}
-    env.pop("AIMS_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "aims", *args], capture_output=True, text=True, env=env, timeout=120
-    )
+from tests.resources import migrated_register
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    register = Register.for_state(tmp_path)
-    register.migrate()
+    register = migrated_register(tmp_path)
     due = datetime.now(UTC) + timedelta(days=3, hours=2)
     with register.unit_of_work("test") as uow:
         for item in every_record():

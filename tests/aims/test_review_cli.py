@@ -18,17 +18,16 @@ from hypothesis import strategies as st
 
 from connectors.register.store import Register
 from schemas import records as r
-from tests.register.test_incident_cli import Aims, Run, isolate, run
+from tests.aims.runner import Aims, Run, isolate, run
+from tests.people import AISHA, CLAIRE, OUTSIDER, TOM
+from tests.resources import migrated_register
 
 REVIEW = "scheduled:2027-01-15"
-CLAIRE, AISHA = "claire.dubois@northwind.example", "aisha.khan@northwind.example"
-TOM, OUTSIDER = "tom.becker@northwind.example", "someone@else.example"
 DUE = (date.today() + timedelta(days=30)).isoformat()
 
 
 def seed(state: Path) -> None:
-    register = Register.for_state(state)
-    register.migrate()
+    register = migrated_register(state)
     with register.unit_of_work("test") as uow:
         uow.reviews.add(
             r.ManagementReview(

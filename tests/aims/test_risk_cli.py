@@ -19,6 +19,7 @@ import pytest
 from connectors.register.store import Register
 from schemas import records as r
 from tests.records import T0
+from tests.resources import migrated_register
 
 SYSTEM = "lending"
 FAIRNESS = f"{SYSTEM}:fairness"
@@ -129,8 +130,7 @@ def state(tmp_path: Path) -> Path:
             DRIFT, 1, "ra-first", first, likelihood=1, impact=4, inherent_level="low", residual_level="low"
         )
     ]
-    register = Register.for_state(tmp_path)
-    register.migrate()
+    register = migrated_register(tmp_path)
     with register.unit_of_work("test") as uow:
         uow.systems.add(r.AISystem(name=SYSTEM, owner="risk", intended_use="loans", risk_tier="high"))
         uow.systems.add(r.AISystem(name="idle", owner="risk", intended_use="nothing yet"))

@@ -7,19 +7,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connectors.register.store import Register
 from schemas import records as r
+from tests.aims.runner import aims_process as aims
 from tests.records import sample
-from tests.register.test_cli_views import aims
-from tests.resources import REPO
+from tests.resources import REPO, migrated_register
 
 POLICY = REPO / "policy" / "aims-policy.yaml"
 
 
 def populate(state: Path) -> datetime:
     """3 data-quality evidence records and 2 results (A.7.4); 1 incident flow record (A.8.4)."""
-    register = Register.for_state(state)
-    register.migrate()
+    register = migrated_register(state)
     t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     evidence = sample(r.EvidenceRecord)
     with register.unit_of_work("test") as uow:

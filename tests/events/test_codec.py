@@ -22,135 +22,18 @@ from events.codec import (
 )
 from schemas.envelope import CloudEvent
 from schemas.events import (
-    APPROVAL_DECIDED,
-    APPROVAL_DECISION_SUBMITTED,
-    APPROVAL_REQUESTED,
     DATA_CHANGED,
-    DATA_QUALITY_VALIDATED,
     EVENT_CLASSES,
-    INCIDENT_REPORTED,
-    INCIDENT_UPDATED,
-    MODEL_VERSION_REGISTERED,
-    REVIEW_REQUESTED,
-    RISK_ASSESSED,
-    RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
 )
-from tests.unit.test_schemas import INCIDENT_UPDATED_DATA, REVIEW_REQUESTED_DATA
+from tests.factories import SAMPLES, make_event, raw_event
 
-MAX = 256 * 1024
+MAX = 256 * 1024  # bytes: the codec's cap on one event
 
-DATA: dict[str, dict[str, Any]] = {
-    MODEL_VERSION_REGISTERED: {
-        "ai_system": "credit-scoring",
-        "name": "credit-scoring-model",
-        "version": "3",
-        "source_uri": "models:/credit-scoring/3",
-        "run_id": "run-42",
-        "owner": "alice",
-        "intended_use": "Score loan applications",
-        "risk_tier": "high",
-        "training_datasets": [{"dataset_id": "loans", "version": "v1"}],
-    },
-    DATA_CHANGED: {
-        "dataset_id": "loans",
-        "location": {"url": "sqlite:///register.db", "table": "loans"},
-        "version": "v2",
-        "change_kind": "schema_changed",
-    },
-    INCIDENT_REPORTED: {
-        "ai_system": "credit-scoring",
-        "severity": "critical",
-        "category": "privacy",
-        "description": "Model output contained personal data.\nSecond line, ünïcödé.",
-        "reporter": "carol",
-        "occurred_at": "2025-03-01T09:00:00Z",
-        "detected_at": "2025-03-01T09:05:00.123456+00:00",
-    },
-    DATA_QUALITY_VALIDATED: {
-        "dataset_id": "loans",
-        "version": "v2",
-        "verdict": "failed",
-        "suite": "suites/loans.yaml",
-        "suite_version": "3",
-        "failed_critical": ["expect_column_values_to_not_be_null(amount)"],
-        "drifted_columns": ["amount"],
-        "result_id": "dq-1",
-    },
-    RISK_REASSESSMENT_REQUESTED: {
-        "ai_system": "credit-scoring",
-        "reason": "data_quality_failure",
-        "evidence": "dq-1",
-        "details": {"dataset": "loans", "version": "v2"},
-    },
-    RISK_ASSESSED: {
-        "ai_system": "credit-scoring",
-        "assessment_id": "ra-1",
-        "reason": "scheduled",
-        "risks": [
-            {"category": "drift", "likelihood": 2, "impact": 3, "inherent": "medium", "residual": "low"}
-        ],
-        "highest_inherent": "medium",
-        "highest_residual": "low",
-        "blocked": False,
-    },
-    APPROVAL_REQUESTED: {
-        "approval_id": "ap-7",
-        "subject": "go-live:credit-scoring",
-        "requested_decision": "go-live",
-        "risk_level": "critical",
-        "requested_by": "alice",
-    },
-    APPROVAL_DECISION_SUBMITTED: {
-        "approval_id": "ap-7",
-        "decision_id": "ap-7:dave",
-        "decision": "reject",
-        "approver": "dave",
-        "channel": "jira",
-        "reason": "No rollback plan.\nSecond line, ünïcödé.",
-        "decided_at": "2025-03-02T08:30:00.250000-05:00",
-    },
-    APPROVAL_DECIDED: {
-        "approval_id": "ap-8",
-        "ai_system": "credit-scoring",
-        "subject": "risk-assessment:ra-1",
-        "requested_decision": "risk-acceptance",
-        "outcome": "expired",
-        "approved": False,
-        "decisions": [
-            {
-                "approver": "aims:deadline",
-                "decision": "expire",
-                "channel": "deadline",
-                "reason": "no decision in time",
-                "decided_at": "2025-03-04T09:00:00Z",
-            }
-        ],
-        "decided_at": "2025-03-04T09:00:00Z",
-    },
-    INCIDENT_UPDATED: INCIDENT_UPDATED_DATA,
-    REVIEW_REQUESTED: REVIEW_REQUESTED_DATA,
-}
+DATA = SAMPLES
 
 Encoder = Callable[[CloudEvent], tuple[bytes, list[tuple[str, bytes]]]]
 ENCODERS: dict[str, Encoder] = {"structured": encode_structured, "binary": encode_binary}
-
-
-def raw_event(event_type: str = DATA_CHANGED, **overrides: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": "evt-1",
-        "source": "urn:aims:tests",
-        "type": event_type,
-        "time": "2025-03-01T09:10:00Z",
-        "data": copy.deepcopy(DATA[event_type]),
-    }
-    raw.update(overrides)
-    return raw
-
-
-def make_event(event_type: str = DATA_CHANGED, **overrides: Any) -> AimsEvent:
-    return EVENT_CLASSES[event_type].model_validate(raw_event(event_type, **overrides))
 
 
 def structured(raw: Any) -> bytes:
@@ -198,7 +81,9 @@ def test_round_trip_keeps_extensions_and_optional_attributes(mode: str) -> None:
 
 
 def test_structured_encoding_shape() -> None:
-    event = make_event()
+    # A location without its `kind` that names a table is a SQL table: the encoded event says so.
+    sql_location = {"url": "sqlite:///register.db", "table": "loans"}
+    event = make_event(data={**SAMPLES[DATA_CHANGED], "location": sql_location})
     value, headers = encode_structured(event)
     assert headers == [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
     body = json.loads(value)

@@ -25,12 +25,10 @@ from schemas.events import ApprovalRequestedEvent
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request
+from tests.people import AISHA, JON, MARIA, SAM, TOM
 from tests.support import SLACK_SIGNING_SECRET, SessionStack, jira, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
-AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
-MARIA, JON = "maria.rossi@northwind.example", "jon.olsen@northwind.example"
-SAM = "sam.okafor@northwind.example"
 DECISION_SUBMITTED = "org.aims.approval.decision.submitted"
 
 

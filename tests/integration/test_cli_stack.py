@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from infra.processes import pid_alive
-from tests.support import poll
 from tests.resources import REPO
+from tests.support import poll
 
 INCIDENT_ARGS = [
     "-d",

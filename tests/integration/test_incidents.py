@@ -23,11 +23,10 @@ from schemas.events import IncidentReportedEvent
 from schemas.records import Incident, IncidentNotice, IncidentUpdate, ManagementReview
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request
+from tests.people import AISHA, MARIA, SAM, TOM
 from tests.support import SLACK_SIGNING_SECRET, SessionStack, jira, jira_move, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
-AISHA, TOM = "aisha.khan@northwind.example", "tom.becker@northwind.example"
-MARIA, SAM = "maria.rossi@northwind.example", "sam.okafor@northwind.example"
 CHANNEL = "ai-incidents"
 
 

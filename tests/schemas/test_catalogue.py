@@ -24,7 +24,6 @@ from schemas.catalogue import (
 from tests.resources import REPO
 
 
-
 def _ids(text: str) -> list[str]:
     return text.split()
 

@@ -30,7 +30,6 @@ from schemas.suites import (
 from tests.connectors.great_expectations.data import Location, expect, loans, suite, write_csv, write_sqlite
 from tests.resources import REPO
 
-
 # Every check a loans table passes; one of each kind of expectation.
 PASSING = suite(
     expect("expect_table_columns_to_match_set", column_set=list(loans(1).columns)),

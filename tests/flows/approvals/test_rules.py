@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims.policy_file import load_policy
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
+from tests.people import AISHA, CLAIRE, DEV, JON, LI, MARIA, SAM, TOM
 from tests.resources import example_policy
 
 POLICY = example_policy()
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-AISHA, TOM, LI = "aisha.khan@northwind.example", "tom.becker@northwind.example", "li.wei@northwind.example"
-MARIA, JON = "maria.rossi@northwind.example", "jon.olsen@northwind.example"
-CLAIRE, SAM = "claire.dubois@northwind.example", "sam.okafor@northwind.example"
-SUBMITTER = "dev@northwind.example"
+SUBMITTER = DEV
 
 
 def approval(level: RiskLevel, policy: Policy = POLICY, **changes: object) -> Approval:

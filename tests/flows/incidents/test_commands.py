@@ -5,19 +5,17 @@ No Kafka: `submit` only stages outbox rows in the unit of work that records the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from flows.incidents.commands import Result, load_state, nonconformity_id, submit
 from flows.incidents.rules import Update
 from schemas.events import parse_event
 from schemas.payloads import IncidentCategory, IncidentUpdateKind, Severity
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
+from tests.people import CLAIRE, DEV, LI, MARIA, TOM
 from tests.resources import example_policy
 
 POLICY = example_policy()
@@ -25,16 +23,13 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INC = "urn:aims:test#inc-1"
 NC_ID = f"{INC}/NC"
 TOPIC = "aims.events"
-TOM, MARIA, LI = "tom.becker@northwind.example", "maria.rossi@northwind.example", "li.wei@northwind.example"
-CLAIRE = "claire.dubois@northwind.example"  # executive: not a responder
-DEV = "dev@northwind.example"  # in no group: owns actions
 K = IncidentUpdateKind
 
 
 @pytest.fixture
-def register(tmp_path: Path) -> Iterator[Register]:
-    reg = Register.for_state(tmp_path)
-    reg.migrate()
+def register(register: Register) -> Register:
+    """The shared register with one serious incident, triaged."""
+    reg = register
     with reg.unit_of_work("test") as uow:
         uow.incidents.add(
             Incident(
@@ -55,8 +50,7 @@ def register(tmp_path: Path) -> Iterator[Register]:
                 triaged_at=T0,
             )
         )
-    yield reg
-    reg.close()
+    return reg
 
 
 def at(hours: float) -> datetime:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims.policy_file import load_policy
 from flows.incidents.rules import (
     INVENTORY_CONTROLS,
     ClockDue,
@@ -48,6 +46,7 @@ from schemas.payloads import (
 )
 from schemas.policy import Art73Clock, ExtraordinaryReview, IncidentStage, Policy
 from schemas.records import CorrectiveAction, Incident, ManagementReview, Nonconformity
+from tests.people import AISHA, CLAIRE, DEV, JON, LI, MARIA, SAM, TOM
 from tests.resources import example_policy
 
 POLICY = example_policy()
@@ -55,10 +54,6 @@ ART73 = POLICY.regulatory.art73
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INC = "urn:aims:test#inc-1"
 NC_ID = f"{INC}/NC"
-AISHA, TOM, LI = "aisha.khan@northwind.example", "tom.becker@northwind.example", "li.wei@northwind.example"
-MARIA, JON = "maria.rossi@northwind.example", "jon.olsen@northwind.example"
-CLAIRE, SAM = "claire.dubois@northwind.example", "sam.okafor@northwind.example"
-DEV = "dev@northwind.example"  # in no approver group: may own actions, may not respond
 RESPONDERS = {AISHA, TOM, LI, MARIA, JON}
 
 C = Art73Criterion

@@ -13,13 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from connectors.slack import Blocks, MessageRef
 from schemas.events import IncidentReportedEvent

@@ -276,4 +276,3 @@ def gather_pack(seeded: Seeded, runs: RunHistory | None = None) -> ReviewPack:
             runs=runs or RunHistory(runs=seeded.runs),
             audit=reg.verify_audit(),
         )
-

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,24 +13,23 @@ from connectors.register.store import Register
 from flows.reviews.commands import CommentError, Result, ResultKind, parse_comment, submit
 from flows.reviews.pack import Period, RunHistory, gather
 from schemas.records import ManagementReview
+from tests.people import CLAIRE, DEV, TOM
 from tests.resources import example_policy
 
 POLICY = example_policy()
-CHAIR, OWNER_ = "claire.dubois@northwind.example", "tom.becker@northwind.example"
-OUTSIDER = "dev@northwind.example"
+CHAIR, OWNER_ = CLAIRE, TOM
+OUTSIDER = DEV  # in the policy, but not an attendee of the review
 NOW = datetime.now(UTC)
 FIRST, SECOND = "scheduled:2027-01-15", "scheduled:2027-04-15"
 K = ResultKind
 
 
 @pytest.fixture
-def register(tmp_path: Path) -> Iterator[Register]:
-    reg = Register.for_state(tmp_path)
-    reg.migrate()
-    with reg.unit_of_work("test") as uow:
+def register(register: Register) -> Register:
+    """The shared register with one prepared review."""
+    with register.unit_of_work("test") as uow:
         uow.reviews.add(ManagementReview(id=FIRST, status="prepared", meeting_at=NOW, created_at=NOW))
-    yield reg
-    reg.close()
+    return register
 
 
 def _submit(reg: Register, result: Result) -> tuple[bool, bool, str, str | None]:
