@@ -6,7 +6,8 @@ Nothing here imports Prefect at module level: the SDK must see the session's PRE
 
 PostgreSQL (`postgres`) is a real server started from the installed server binaries
 (`infra.postgres`), shared by the register tests and the data-quality tests. Without the binaries
-the tests that need it are skipped, and the session's summary says so in plain words.
+the tests that need it are skipped, and the session's summary says so in plain words; in CI
+(AIMS_CI=1) they fail instead, as do the browser tests without Chromium.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from tests.support import SessionStack
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_SKIPPED: list[str] = []
+
+
+def required_in_ci() -> bool:
+    """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are installed: their tests fail, never skip."""
+    return os.environ.get("AIMS_CI", "") not in ("", "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,6 +78,8 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         server.start()
     except PostgresUnavailable as exc:
+        if required_in_ci():
+            pytest.fail(f"PostgreSQL is required in CI (AIMS_CI is set) and did not start: {exc}")
         POSTGRES_SKIPPED.append(str(exc))
         pytest.skip(f"tests on PostgreSQL did not run: {exc}")
     try:
