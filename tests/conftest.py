@@ -32,7 +32,7 @@ POSTGRES_SKIPPED: list[str] = []
 
 
 def required_in_ci() -> bool:
-    """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are installed: their tests fail, never skip."""
+    """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are there: their tests fail, never skip."""
     return os.environ.get("AIMS_CI", "") not in ("", "0")
 
 

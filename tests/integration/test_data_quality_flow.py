@@ -28,9 +28,10 @@ DEFAULT_TOPIC = AimsSettings().events_topic
 
 
 def outcome_events(stack: SessionStack, prefix: str, expected: int) -> list[dict]:  # type: ignore[type-arg]
-    records = stack.read_topic(DEFAULT_TOPIC, expected=10**9, timeout=8)
-    found = [json.loads(r.value) for r in records if r.value and prefix.encode() in r.value]
-    return found
+    records = stack.read_matching(
+        DEFAULT_TOPIC, lambda r: bool(r.value) and prefix.encode() in r.value, expected
+    )
+    return [json.loads(r.value) for r in records]
 
 
 def run_all(stack: SessionStack, topics: dict[str, str], events: list[DataChangedEvent]) -> None:
