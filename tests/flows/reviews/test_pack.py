@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.register.store import Register
 from flows.reviews.pack import Period, RunHistory, gather
 from schemas import records as r
 from schemas.payloads import RiskLevel
 from schemas.review_pack import SECTIONS, HeatMap, TrendChart
 from tests.flows.reviews.seeding import END, NOW, POLICY, START, THIS, Seeded, gather_pack
+from tests.resources import migrated_register
 
 
 def test_the_pack_has_every_9_3_2_section_in_order(seeded: Seeded) -> None:
@@ -200,8 +200,7 @@ def test_opportunities_come_from_the_evidence(seeded: Seeded) -> None:
 
 
 def test_an_unreachable_prefect_and_an_empty_register_are_stated_not_omitted(tmp_path: Path) -> None:
-    reg = Register.for_state(tmp_path)
-    reg.migrate()
+    reg = migrated_register(tmp_path)
     with reg.unit_of_work("test") as uow:
         uow.reviews.add(r.ManagementReview(id=THIS, created_at=NOW))
     with reg.reader() as uow:

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.register.store import Register
 from flows.reviews.pack import RunHistory
 from flows.reviews.render import LEVEL_FILLS, html, markdown
 from schemas.review_pack import (
@@ -25,6 +24,7 @@ from schemas.review_pack import (
     TrendChart,
 )
 from tests.flows.reviews.seeding import Seeded, gather_pack, run_history, seed_register
+from tests.resources import migrated_register
 
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "br", "strong", "span", "ol",
@@ -55,8 +55,7 @@ def parse(document: str) -> Parsed:
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory: pytest.TempPathFactory) -> ReviewPack:
     rng = random.Random(3)
-    reg = Register.for_state(tmp_path_factory.mktemp("render"))
-    reg.migrate()
+    reg = migrated_register(tmp_path_factory.mktemp("render"))
     seed_register(reg, rng)
     try:
         return gather_pack(Seeded(reg, run_history(rng)))

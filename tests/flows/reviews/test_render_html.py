@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.register.store import Register
 from flows.reviews.render import LEVEL_FILLS, SERIES_STROKES, html
 from schemas.review_pack import HeatMap, TrendChart
 from tests.flows.reviews.seeding import Seeded, gather_pack, run_history, seed_register
+from tests.resources import migrated_register
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's connections fail on this closed network unless background networking is off.
@@ -63,8 +63,7 @@ def test_the_pack_renders_in_chromium_with_its_charts_drawn(tmp_path: Path) -> N
 
     browser = chromium()
     rng = random.Random(3)
-    reg = Register.for_state(tmp_path / "state")
-    reg.migrate()
+    reg = migrated_register(tmp_path / "state")
     seed_register(reg, rng)
     try:
         pack = gather_pack(Seeded(reg, run_history(rng)))
