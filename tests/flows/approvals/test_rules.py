@@ -16,12 +16,12 @@ from schemas.records import Approval, ApprovalDecision
 from tests.people import AISHA, CLAIRE, DEV, JON, LI, MARIA, SAM, TOM
 from tests.resources import example_policy
 
-POLICY = example_policy()
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 SUBMITTER = DEV
 
 
-def approval(level: RiskLevel, policy: Policy = POLICY, **changes: object) -> Approval:
+def approval(level: RiskLevel, policy: Policy | None = None, **changes: object) -> Approval:
+    policy = policy or example_policy()
     rule = policy.approvals[level]
     base = Approval(
         id=f"approval-{level.value}",
@@ -61,7 +61,7 @@ def decided(who: str, decision: Decision = Decision.approve, minutes: int = 0) -
 
 
 def verdict(a: Approval, who: str, decision: Decision = Decision.approve, reason: str = "", prior=()):  # type: ignore[no-untyped-def]
-    return check(a, authority(a, POLICY), list(prior), attempt(who, decision, reason))
+    return check(a, authority(a, example_policy()), list(prior), attempt(who, decision, reason))
 
 
 # -- check ---------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_a_decided_request_takes_no_more_decisions() -> None:
 
 def test_only_the_deadline_expires_and_the_deadline_only_expires() -> None:
     a = approval(RiskLevel.medium)
-    rules = authority(a, POLICY)
+    rules = authority(a, example_policy())
     by_person = check(a, rules, [], attempt(AISHA, Decision.expire))
     assert isinstance(by_person, Refused) and "only the deadline" in by_person.why
     deadline = attempt("aims:deadline", Decision.expire, channel=DecisionChannel.deadline)
@@ -135,10 +135,10 @@ def test_escalation_lets_the_named_groups_and_people_decide() -> None:
 
 
 def test_quorum_of_one_and_of_two() -> None:
-    medium = authority(approval(RiskLevel.medium), POLICY)
+    medium = authority(approval(RiskLevel.medium), example_policy())
     assert tally(medium, []).outcome is None
     assert tally(medium, [decided(AISHA)]).outcome is ApprovalOutcome.approved
-    high = authority(approval(RiskLevel.high), POLICY)
+    high = authority(approval(RiskLevel.high), example_policy())
     one = tally(high, [decided(AISHA)])
     assert one.outcome is None and one.progress == "1 of 2 approvals"
     assert tally(high, [decided(AISHA), decided(MARIA, minutes=5)]).outcome is ApprovalOutcome.approved
@@ -147,7 +147,7 @@ def test_quorum_of_one_and_of_two() -> None:
 
 
 def test_distinct_groups_need_a_member_of_each() -> None:
-    critical = authority(approval(RiskLevel.critical), POLICY)
+    critical = authority(approval(RiskLevel.critical), example_policy())
     same_group = tally(critical, [decided(MARIA), decided(JON, minutes=1)])
     assert same_group.outcome is None and same_group.missing_groups == ("executive",)
     assert "still needed from executive" in same_group.progress
@@ -156,7 +156,7 @@ def test_distinct_groups_need_a_member_of_each() -> None:
 
 
 def test_one_rejection_vetoes_and_expiry_is_not_approval() -> None:
-    high = authority(approval(RiskLevel.high), POLICY)
+    high = authority(approval(RiskLevel.high), example_policy())
     vetoed = tally(high, [decided(AISHA), decided(MARIA, Decision.reject, minutes=1)])
     assert vetoed.outcome is ApprovalOutcome.rejected and vetoed.approvers == (MARIA,)
     expired = tally(high, [decided("aims:deadline", Decision.expire)])
@@ -171,7 +171,7 @@ people = st.sampled_from([AISHA, TOM, LI, MARIA, JON, CLAIRE, SAM])
 def test_tally_agrees_with_brute_force(approvers: list[str], level: RiskLevel) -> None:
     """Approved exactly when some `quorum` of the approvers can each stand for a different group."""
     a = approval(level)
-    rules = authority(a, POLICY)
+    rules = authority(a, example_policy())
     eligible = [p for p in approvers if rules.seat(p)]
     result = tally(rules, [decided(p, minutes=i) for i, p in enumerate(eligible)])
     if rules.distinct_groups:
@@ -192,7 +192,7 @@ def test_reminders_escalations_and_expiry_fall_due_once_in_time_order() -> None:
     from flows.approvals.chase_approvals import plan  # imports Prefect: not at collection time
 
     a = approval(RiskLevel.high)  # due 48 h; remind 12 h and 2 h before; escalate 24 h, 48 h; expire 96 h
-    sla = POLICY.slas[RiskLevel.high]
+    sla = example_policy().slas[RiskLevel.high]
     at = lambda hours: T0 + timedelta(hours=hours)  # noqa: E731
     assert plan(a, sla, at(1), set()) == []
     assert [(d.kind, d.step) for d in plan(a, sla, at(25), set())] == [("escalation", "0")]

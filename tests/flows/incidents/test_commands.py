@@ -18,7 +18,6 @@ from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconfo
 from tests.people import CLAIRE, DEV, LI, MARIA, TOM
 from tests.resources import example_policy
 
-POLICY = example_policy()
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INC = "urn:aims:test#inc-1"
 NC_ID = f"{INC}/NC"
@@ -67,7 +66,7 @@ def send(
     **kw: object,
 ) -> Result:
     update = Update(INC, kind, by, "slack", at(hours), detail, **kw)  # type: ignore[arg-type]
-    return submit(register, POLICY, update, TOPIC, refusal_id)
+    return submit(register, example_policy(), update, TOPIC, refusal_id)
 
 
 def incident(register: Register) -> Incident:
@@ -239,7 +238,7 @@ def test_without_a_refusal_id_a_redelivery_is_recorded_once(register: Register) 
 
 def test_an_unknown_incident_is_refused_and_nothing_recorded(register: Register) -> None:
     update = Update("urn:aims:test#nope", K.contain, TOM, "cli", at(1))
-    result = submit(register, POLICY, update, TOPIC)
+    result = submit(register, example_policy(), update, TOPIC)
     assert result.status == "refused" and "no incident" in result.message
     assert updates(register) == [] and outbox(register) == 0
 
@@ -342,7 +341,7 @@ def test_a_padded_responder_name_is_accepted_without_error(register: Register) -
 def test_an_unknown_channel_is_a_programming_error_not_a_record(register: Register) -> None:
     update = Update(INC, IncidentUpdateKind.contain, TOM, "email", at(1))
     with pytest.raises(ValueError, match="unknown channel 'email'"):
-        submit(register, POLICY, update, TOPIC)
+        submit(register, example_policy(), update, TOPIC)
 
 
 # -- the extraordinary review an incident calls (handle-incident's rule, on the register) --------
@@ -368,7 +367,7 @@ def _called(register: Register, incident: Incident) -> str | None:
     from flows.incidents.handle_incident import _review
 
     with register.unit_of_work("test") as uow:
-        review = _review(uow, incident, POLICY, incident.detected_at)
+        review = _review(uow, incident, example_policy(), incident.detected_at)
         if review is None:
             return None
         uow.reviews.add_if_absent(review)

@@ -24,7 +24,6 @@ from schemas.events import IncidentReportedEvent
 from schemas.records import AISystem, ManagementReview
 from tests.resources import example_policy
 
-POLICY = example_policy()
 TOPIC = "aims.events.triage-test"
 KNOWN = "credit-scoring"
 REVIEW_REQUESTED = "org.aims.review.requested"
@@ -61,7 +60,7 @@ def triaged(register: Register, monkeypatch: pytest.MonkeyPatch) -> Triage:
     import flows.incidents.handle_incident as handle
 
     monkeypatch.setattr(handle, "register", lambda: register)
-    monkeypatch.setattr(handle, "load_policy", lambda: POLICY)
+    monkeypatch.setattr(handle, "load_policy", lambda: example_policy())
     monkeypatch.setattr(handle, "load_settings", lambda: SimpleNamespace(events_topic=TOPIC))
     with register.unit_of_work("test") as uow:
         uow.systems.add(AISystem(name=KNOWN, owner="risk-analytics", intended_use="Score loan applications"))
@@ -254,10 +253,10 @@ class Desk:
 def desk(register: Register, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
     import flows.reviews.hold_management_review as hold
 
-    attendees = {a.email for a in POLICY.management_review.attendees}
+    attendees = {a.email for a in example_policy().management_review.attendees}
     chat, tracker = RecordingChat(attendees - {"sam.okafor@northwind.example"}), RecordingTracker()
     monkeypatch.setattr(hold, "register", lambda: register)
-    monkeypatch.setattr(hold, "load_policy", lambda: POLICY)
+    monkeypatch.setattr(hold, "load_policy", lambda: example_policy())
     monkeypatch.setattr(hold, "chat", lambda: chat)
     monkeypatch.setattr(hold, "tracker", lambda: tracker)
     yield Desk(chat, tracker, hold.tell_joined.fn)
@@ -296,7 +295,7 @@ def test_an_incident_that_joins_a_prepared_review_is_told_to_its_attendees_once(
     assert "Jira AIINC-42" in comment and "pack" in comment
     reached = sorted(email for email, _ in desk.chat.direct)
     assert reached == sorted(
-        a.email for a in POLICY.management_review.attendees if a.email in desk.chat.people
+        a.email for a in example_policy().management_review.attendees if a.email in desk.chat.people
     )
     assert all(review.id in text and third.dedup_key in text for _, text in desk.chat.direct)
     with register.reader() as uow:

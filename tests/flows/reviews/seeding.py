@@ -20,7 +20,6 @@ from schemas.payloads import IncidentCategory, RiskLevel, Severity
 from schemas.review_pack import ReviewPack
 from tests.resources import example_policy
 
-POLICY = example_policy()
 NOW = datetime.now(UTC).replace(microsecond=0)
 START = NOW - timedelta(days=92)
 END = NOW + timedelta(hours=1)  # the audit log stamps the seeding's own writes with the real time
@@ -58,7 +57,7 @@ def _when(rng: random.Random, inside: bool) -> datetime:
 
 
 def seed_register(reg: Register, rng: random.Random) -> None:
-    old_policy = POLICY.model_dump(mode="json")
+    old_policy = example_policy().model_dump(mode="json")
     old_policy["management_review"] = {**old_policy["management_review"], "lead_time_days": 21}
     old_policy["risk"] = {**old_policy["risk"], "appetite": "medium"}
     with reg.unit_of_work("test") as uow:
@@ -160,7 +159,7 @@ def seed_register(reg: Register, rng: random.Random) -> None:
                 )
         for n in range(rng.randrange(1, 8)):
             likelihood, impact = rng.randrange(1, 6), rng.randrange(1, 6)
-            level = POLICY.risk.level_for(likelihood, impact)
+            level = example_policy().risk.level_for(likelihood, impact)
             uow.risks.add(
                 r.Risk(
                     id=f"risk-{n}",
@@ -268,7 +267,7 @@ def gather_pack(seeded: Seeded, runs: RunHistory | None = None) -> ReviewPack:
         review = uow.reviews.one(THIS)
         return gather(
             uow,
-            POLICY,
+            example_policy(),
             review,
             period=Period(START, END),
             meeting_at=NOW + timedelta(days=14),

@@ -16,7 +16,6 @@ from schemas.records import ManagementReview
 from tests.people import CLAIRE, DEV, TOM
 from tests.resources import example_policy
 
-POLICY = example_policy()
 CHAIR, OWNER_ = CLAIRE, TOM
 OUTSIDER = DEV  # in the policy, but not an attendee of the review
 NOW = datetime.now(UTC)
@@ -34,7 +33,7 @@ def register(register: Register) -> Register:
 
 def _submit(reg: Register, result: Result) -> tuple[bool, bool, str, str | None]:
     with reg.unit_of_work(f"test:{result.by}") as uow:
-        out = submit(uow, POLICY, result)
+        out = submit(uow, example_policy(), result)
     return out.accepted, out.duplicate, out.message, out.action_id
 
 
@@ -116,7 +115,7 @@ def test_open_actions_carry_over_to_the_next_review(register: Register) -> None:
     with register.reader() as uow:
         pack = gather(
             uow,
-            POLICY,
+            example_policy(),
             uow.reviews.one(SECOND),
             period=Period(NOW - timedelta(days=1), NOW + timedelta(hours=1)),
             meeting_at=NOW + timedelta(days=14),
@@ -175,7 +174,7 @@ def test_any_result_is_recorded_or_refused_never_raises(
     with register.reader() as uow:
         before = (uow.reviews.one(FIRST), uow.review_actions.count())
     with register.unit_of_work("test") as uow:
-        out = submit(uow, POLICY, result)
+        out = submit(uow, example_policy(), result)
     assert out.message
     with register.reader() as uow:
         row = uow.review_results.get(out.result_id)

@@ -16,8 +16,8 @@ from flows.reviews.pack import Period, RunHistory, gather
 from schemas import records as r
 from schemas.payloads import RiskLevel
 from schemas.review_pack import SECTIONS, HeatMap, TrendChart
-from tests.flows.reviews.seeding import END, NOW, POLICY, START, THIS, Seeded, gather_pack
-from tests.resources import migrated_register
+from tests.flows.reviews.seeding import END, NOW, START, THIS, Seeded, gather_pack
+from tests.resources import example_policy, migrated_register
 
 
 def test_the_pack_has_every_9_3_2_section_in_order(seeded: Seeded) -> None:
@@ -26,7 +26,9 @@ def test_the_pack_has_every_9_3_2_section_in_order(seeded: Seeded) -> None:
     clauses = {s.clause.split()[1] for s in pack.sections}
     assert clauses == {"a)", "b)", "c)", "d)", "e)"}
     assert all(s.summary for s in pack.sections)
-    assert [a.email for a in pack.attendees] == [a.email for a in POLICY.management_review.attendees]
+    assert [a.email for a in pack.attendees] == [
+        a.email for a in example_policy().management_review.attendees
+    ]
     assert pack.agenda[0].startswith("Opening") and pack.agenda[-1].startswith("9.3.3")
 
 
@@ -125,11 +127,11 @@ def test_risks_equal_the_register(seeded: Seeded) -> None:
     heat = next(c for c in s.charts if isinstance(c, HeatMap))
     assert sum(map(sum, heat.counts)) == s.figures["open_risks"]
     cells = seeded.column("select likelihood * 10 + impact from risk where status != 'closed'")
-    top = len(POLICY.risk.likelihood)
+    top = len(example_policy().risk.likelihood)
     for cell in set(cells):
         likelihood, impact = divmod(cell, 10)
         assert heat.counts[top - likelihood][impact - 1] == cells.count(cell)
-    assert heat.levels[0][-1] == POLICY.risk.level_for(top, len(POLICY.risk.impact)).value
+    assert heat.levels[0][-1] == example_policy().risk.level_for(top, len(example_policy().risk.impact)).value
 
 
 def test_incidents_and_their_clocks_equal_the_register(seeded: Seeded) -> None:
@@ -206,7 +208,7 @@ def test_an_unreachable_prefect_and_an_empty_register_are_stated_not_omitted(tmp
     with reg.reader() as uow:
         pack = gather(
             uow,
-            POLICY,
+            example_policy(),
             uow.reviews.one(THIS),
             period=Period(START, END),
             meeting_at=NOW,
