@@ -5,14 +5,14 @@ Not a test module: import the names. A comment says what each one may do, so a t
 
 from __future__ import annotations
 
-# model-risk: responders to incidents, approvers of medium risks, corrective-action owners
+# model-risk: approvers of medium and high risks; incident responders
 AISHA = "aisha.khan@northwind.example"
 TOM = "tom.becker@northwind.example"
 LI = "li.wei@northwind.example"
-# compliance: responders to incidents, approvers of high risks
+# compliance: approvers of high and critical risks; incident responders
 MARIA = "maria.rossi@northwind.example"
 JON = "jon.olsen@northwind.example"
-# executive: approvers of critical risks, chair of the management review; not incident responders
+# executive: approvers of critical risks, review attendees (Claire chairs); not incident responders
 CLAIRE = "claire.dubois@northwind.example"
 SAM = "sam.okafor@northwind.example"
 # in no approver group: may submit requests and own actions, may not decide or respond
