@@ -428,7 +428,8 @@ class SessionStack:
         finally:
             consumer.close()
         assert len(found) == count, (
-            f"expected exactly {count} matching records on {topic}, found {len(found)}"
+            f"expected exactly {count} matching records on {topic}, found {len(found)}: "
+            + "; ".join(str(r.value)[:160] for r in found)
         )
         return found
 
