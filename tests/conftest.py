@@ -6,7 +6,8 @@ Nothing here imports Prefect at module level: the SDK must see the session's PRE
 
 PostgreSQL (`postgres`) is a real server started from the installed server binaries
 (`infra.postgres`), shared by the register tests and the data-quality tests. Without the binaries
-the tests that need it are skipped, and the session's summary says so in plain words.
+the tests that need it are skipped, and the session's summary says so in plain words; in CI
+(AIMS_CI=1) they fail instead, as do the browser tests without Chromium.
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ from pathlib import Path
 
 import pytest
 
+from connectors.register.store import Register
 from infra.postgres import PostgresServer, PostgresUnavailable
+from schemas.policy import Policy
+from tests.resources import example_policy, migrated_register
 from tests.support import SessionStack
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_SKIPPED: list[str] = []
+
+
+def required_in_ci() -> bool:
+    """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are there: their tests fail, never skip."""
+    return os.environ.get("AIMS_CI", "") not in ("", "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,6 +78,8 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         server.start()
     except PostgresUnavailable as exc:
+        if required_in_ci():
+            pytest.fail(f"PostgreSQL is required in CI (AIMS_CI is set) and did not start: {exc}")
         POSTGRES_SKIPPED.append(str(exc))
         pytest.skip(f"tests on PostgreSQL did not run: {exc}")
     try:
@@ -101,3 +112,47 @@ def postgres_database(postgres: PostgresServer, request: pytest.FixtureRequest) 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reason in dict.fromkeys(POSTGRES_SKIPPED):
         terminalreporter.write_line(f"NOTE: the tests on PostgreSQL did not run: {reason}", yellow=True)
+
+
+# -- the register and the policy, shared by every test that needs them -----------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def register(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Register]:
+    """An empty register, migrated to head, on SQLite and on the session's PostgreSQL server.
+
+    A module that needs rows in it overrides `register` with a fixture that takes this one and seeds it.
+    """
+    reg = empty_register(request, tmp_path)
+    reg.migrate()
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def blank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Register]:
+    """An empty database with no schema at all."""
+    reg = empty_register(request, tmp_path)
+    yield reg
+    reg.close()
+
+
+def empty_register(request: pytest.FixtureRequest, tmp_path: Path) -> Register:
+    if request.param == "sqlite":
+        return Register.for_state(tmp_path)
+    url: str = request.getfixturevalue("postgres_database")
+    return Register(url)
+
+
+@pytest.fixture
+def sqlite_register(tmp_path: Path) -> Iterator[Register]:
+    """A migrated SQLite register in the test's state folder, where the CLI and the flows look for it."""
+    reg = migrated_register(tmp_path)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    """The example policy (policy/aims-policy.yaml), parsed once for the session."""
+    return example_policy()

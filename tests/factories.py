@@ -1,13 +1,49 @@
-"""Valid events of each type, with unique ids, for tests."""
+"""Valid events for tests: one sample payload per event type, and events with unique ids.
+
+`SAMPLES` is the one place a test takes a valid payload of a type from (schemas, codec, producer and
+property tests all use it); it is each type's declared example, so a new type needs no sample here.
+A test that needs a variant copies a sample and changes a field.
+"""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from schemas.events import AimsEvent, DataChangedEvent, IncidentReportedEvent, ModelVersionRegisteredEvent
+from schemas.events import (
+    DATA_CHANGED,
+    EVENT_CLASSES,
+    AimsEvent,
+    DataChangedEvent,
+    IncidentReportedEvent,
+    ModelVersionRegisteredEvent,
+    example,
+)
 
 SOURCE = "urn:aims:tests"
+
+# The declared example of each type (schemas/events.py): a type declared there brings its sample.
+SAMPLES: dict[str, dict[str, Any]] = {event_type: example(event_type) for event_type in EVENT_CLASSES}
+
+
+def raw_event(event_type: str = DATA_CHANGED, **overrides: Any) -> dict[str, Any]:
+    """A CloudEvent as JSON, carrying a copy of the type's sample; `overrides` replace attributes."""
+    raw: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": SOURCE,
+        "type": event_type,
+        "time": "2025-03-01T09:10:00Z",
+        "data": copy.deepcopy(SAMPLES[event_type]),
+    }
+    raw.update(overrides)
+    return raw
+
+
+def make_event(event_type: str = DATA_CHANGED, **overrides: Any) -> AimsEvent:
+    return EVENT_CLASSES[event_type].model_validate(raw_event(event_type, **overrides))
 
 
 def _id(prefix: str) -> str:

@@ -399,6 +399,40 @@ class SessionStack:
             consumer.close()
         return records
 
+    def read_matching(
+        self, topic: str, match: Callable[[Any], bool], count: int, timeout: float = 60
+    ) -> list[Any]:
+        """The records of `topic` that `match`, once exactly `count` of them are there (bounded by `timeout`).
+
+        Instead of reading for a fixed time and hoping everything arrived: returns as soon as `count`
+        matching records are in; a record beyond `count`, or fewer by the deadline, fails with both.
+        """
+        from kafka.structs import TopicPartition
+
+        consumer = make_consumer(self.bootstrap, None)
+        found: list[Any] = []
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=200).values():
+                    found.extend(r for r in batch if match(r))
+                caught_up = all(consumer.position(tp) >= ends[tp] for tp in tps)
+                if len(found) >= count and caught_up:
+                    break
+                if caught_up:
+                    ends = consumer.end_offsets(tps)  # more may have been written since
+        finally:
+            consumer.close()
+        assert len(found) == count, (
+            f"expected exactly {count} matching records on {topic}, found {len(found)}: "
+            + "; ".join(str(r.value)[:160] for r in found)
+        )
+        return found
+
     def publish_raw(
         self, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
     ) -> None:

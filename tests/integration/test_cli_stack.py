@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from infra.processes import pid_alive
+from tests.resources import REPO
 from tests.support import poll
 
-REPO = Path(__file__).resolve().parents[2]
 INCIDENT_ARGS = [
     "-d",
     "ai_system=cli-system",

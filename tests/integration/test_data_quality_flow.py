@@ -8,7 +8,6 @@ Independent datasets go through one router together (`run_rounds`) to keep the s
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import sqlite3
@@ -16,84 +15,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 import yaml
 
 from events.producer import EventPublisher
 from schemas.events import DataChangedEvent
-from schemas.records import AISystem, ModelVersion
 from schemas.settings import AimsSettings
+from tests.integration.datasets import changed, loan_frame, own_suite, trained_on, write_loans, write_table
 from tests.support import SessionStack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 
 
-def write_loans(path: Path, *, every: int = 1, income_factor: int = 1, null_ids: int = 0) -> Path:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["applicant_id", "income", "amount", "term_months", "approved"])
-        for i in range(0, 500, every):
-            applicant = "" if i < null_ids else i
-            writer.writerow(
-                [applicant, (20_000 + 137 * i) * income_factor, 1_000 + 53 * i, 12 + 12 * (i % 5), i % 3 != 0]
-            )
-    return path
-
-
-def loan_frame(
-    rows: int = 500, *, null_ids: int = 0, bad_terms: int = 0, neg_income: int = 0
-) -> pd.DataFrame:
-    """The rows `write_loans` writes, as a frame; the first rows spoiled as asked."""
-    return pd.DataFrame(
-        {
-            "applicant_id": pd.array([None if i < null_ids else i for i in range(rows)], dtype="Int64"),
-            "income": [-1 if i < neg_income else 20_000 + 137 * i for i in range(rows)],
-            "amount": [1_000 + 53 * i for i in range(rows)],
-            "term_months": [18 if i < bad_terms else 12 + 12 * (i % 5) for i in range(rows)],
-            "approved": [i % 3 != 0 for i in range(rows)],
-        }
-    )
-
-
-def write_table(url: str, table: str, frame: pd.DataFrame) -> dict[str, str]:
-    """`frame` as a table of the database at `url`; the event's location of it."""
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    try:
-        frame.to_sql(table, engine, index=False, if_exists="replace")
-    finally:
-        engine.dispose()
-    return {"kind": "sql", "url": url, "table": table}
-
-
-def changed(dataset: str, version: str, where: Path | dict[str, str]) -> DataChangedEvent:
-    location = {"uri": where.as_uri()} if isinstance(where, Path) else where
-    return DataChangedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"dq-{uuid.uuid4().hex[:10]}",
-            "source": "urn:aims:tests:dq",
-            "data": {
-                "dataset_id": dataset,
-                "version": version,
-                "change_kind": "appended",
-                "location": location,
-            },
-        }
-    )
-
-
-def own_suite(stack: SessionStack, dataset: str) -> None:
-    """The shipped loan-applications suite under this test's dataset name."""
-    suite = yaml.safe_load((stack.suites_dir / "loan-applications.yaml").read_text())
-    suite["dataset"] = dataset
-    (stack.suites_dir / f"{dataset}.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
-
-
 def outcome_events(stack: SessionStack, prefix: str, expected: int) -> list[dict]:  # type: ignore[type-arg]
-    records = stack.read_topic(DEFAULT_TOPIC, expected=10**9, timeout=8)
-    found = [json.loads(r.value) for r in records if r.value and prefix.encode() in r.value]
-    return found
+    records = stack.read_matching(
+        DEFAULT_TOPIC, lambda r: bool(r.value) and prefix.encode() in r.value, expected
+    )
+    return [json.loads(r.value) for r in records]
 
 
 def run_all(stack: SessionStack, topics: dict[str, str], events: list[DataChangedEvent]) -> None:
@@ -124,22 +62,6 @@ def run_rounds(stack: SessionStack, topics: dict[str, str], rounds: list[list[Da
                 assert all(state == "Completed" for _, state in ended), f"runs that did not complete: {ended}"
     finally:
         publisher.close()
-
-
-def trained_on(stack: SessionStack, system: str, dataset: str, tier: str) -> None:
-    """An AI system in the inventory whose model version 1 was trained on `dataset`."""
-    with stack.register().unit_of_work("test") as uow:
-        uow.systems.add(AISystem(name=system, owner="risk", intended_use="loans", risk_tier=tier))
-        uow.model_versions.add(
-            ModelVersion(
-                system=system,
-                model_name="gbm",
-                version="1",
-                source_uri="m:/1",
-                submitted_by="ana",
-                datasets=[f"{dataset}@v1"],
-            )
-        )
 
 
 def by_column(expectations: list[dict[str, Any]], name: str, column: str | None = None) -> dict[str, Any]:

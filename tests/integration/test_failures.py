@@ -41,9 +41,18 @@ def _publish(stack: SessionStack, topic: str, events: list[AimsEvent]) -> None:
     stack.publish_raw(topic, [(e.key.encode(), *encode_structured(e)) for e in events])
 
 
-def _assert_exactly_once(stack: SessionStack, keys: list[str], timeout: float = 300) -> None:
+def _assert_exactly_once(
+    stack: SessionStack,
+    topics: dict[str, str],
+    keys: list[str],
+    timeout: float = 300,
+    commit_timeout: float = 120,
+) -> None:
     stack.wait_for_runs(keys, timeout=timeout)
-    time.sleep(2)  # anything doubled would show up now
+    # The router creates a record's run before it commits the record's offset: once exactly every
+    # offset is committed, any doubled run already exists (no fixed sleep hoping it shows up).
+    group = topics["AIMS_CONSUMER_GROUP"]
+    poll(lambda: stack.committed(group) == len(keys), commit_timeout, f"{len(keys)} offsets committed")
     api = stack.api()
     try:
         runs = api.runs_for_keys(keys)
@@ -92,7 +101,7 @@ def _assert_committed_were_accepted(stack: SessionStack, topics: dict[str, str],
 def _restart_and_assert_exactly_once(stack: SessionStack, topics: dict[str, str], keys: list[str]) -> None:
     restarted = stack.router_process(topics, f"{topics['AIMS_CONSUMER_GROUP'][-6:]}-again")
     try:
-        _assert_exactly_once(stack, keys)
+        _assert_exactly_once(stack, topics, keys)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(keys), 120, "all committed")
     finally:
         restarted.stop()
@@ -122,7 +131,7 @@ def test_prefect_down_for_20_seconds_mid_stream(stack: SessionStack, topics: dic
             assert router.stats.holding_since is not None
         finally:
             stack.server.start()
-        _assert_exactly_once(stack, keys)
+        _assert_exactly_once(stack, topics, keys)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == len(events), 120, "all committed")
     stack.discard_runs(keys)
 
@@ -140,7 +149,7 @@ def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: 
             "both routers holding partitions",
         )
         _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
-        _assert_exactly_once(stack, keys)
+        _assert_exactly_once(stack, topics, keys)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 200, 120, "200 offsets committed")
 
         def shares() -> list[int] | None:
@@ -214,7 +223,7 @@ def test_routers_joining_leaving_and_crashing_during_a_burst_lose_and_double_not
         )
         print(f"partitions of a killed router taken over after {time.monotonic() - killed_at:.1f} s")
 
-        _assert_exactly_once(stack, keys)
+        _assert_exactly_once(stack, topics, keys)
         _all_committed(stack, topics, len(events))
         assert first.alive(), f"the first router exited during the rebalances: {first.failure()}"
     finally:
@@ -248,7 +257,7 @@ def test_broker_stopped_and_restarted_the_router_holds_and_resumes_at_the_same_a
             finally:
                 restarted = stack.broker.start()
             assert restarted == bootstrap, "a restarted broker keeps its address, or nothing finds it"
-            _assert_exactly_once(stack, keys)
+            _assert_exactly_once(stack, topics, keys, commit_timeout=180)
             _all_committed(stack, topics, len(events), timeout=180)
             poll(lambda: router.holding_on() is None, 60, "the router to stop holding")
             assert router.stats.routed >= len(events)

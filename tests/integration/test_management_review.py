@@ -22,11 +22,10 @@ from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent
 from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
+from tests.people import AISHA, CLAIRE, DEV, TOM
 from tests.support import SessionStack, jira, jira_move, poll, slack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
-CLAIRE, AISHA = "claire.dubois@northwind.example", "aisha.khan@northwind.example"
-TOM, DEV = "tom.becker@northwind.example", "dev@northwind.example"
 FLOW = "hold-management-review"
 
 

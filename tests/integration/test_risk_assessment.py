@@ -22,7 +22,7 @@ from schemas.events import RiskReassessmentRequestedEvent
 from schemas.records import AISystem, Risk, RiskAssessment
 from schemas.settings import AimsSettings
 from tests.factories import incident_event, model_event
-from tests.integration.test_data_quality_flow import changed, own_suite, trained_on, write_loans
+from tests.integration.datasets import changed, own_suite, trained_on, write_loans
 from tests.support import SessionStack, poll
 
 DEFAULT_TOPIC = AimsSettings().events_topic

@@ -1,0 +1,21 @@
+"""The people of the example policy (policy/aims-policy.yaml), by the groups they sit in.
+
+Not a test module: import the names. A comment says what each one may do, so a test reads as a story.
+"""
+
+from __future__ import annotations
+
+# model-risk: approvers of medium and high risks; incident responders
+AISHA = "aisha.khan@northwind.example"
+TOM = "tom.becker@northwind.example"
+LI = "li.wei@northwind.example"
+# compliance: approvers of high and critical risks; incident responders
+MARIA = "maria.rossi@northwind.example"
+JON = "jon.olsen@northwind.example"
+# executive: approvers of critical risks, review attendees (Claire chairs); not incident responders
+CLAIRE = "claire.dubois@northwind.example"
+SAM = "sam.okafor@northwind.example"
+# in no approver group: may submit requests and own actions, may not decide or respond
+DEV = "dev@northwind.example"
+# not in the policy at all
+OUTSIDER = "someone@else.example"
