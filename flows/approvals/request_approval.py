@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger, task
 from prefect.flow_runs import suspend_flow_run
 
-from flows.approvals.commands import attempt_key, submit
+from flows.approvals.commands import ISSUE_LABEL, attempt_key, submit
 from flows.approvals.messages import (
     JIRA_APPROVE,
     JIRA_REJECT,
@@ -170,7 +170,7 @@ def post_request(approval_id: str) -> Approval:
                 project,
                 issue_summary(approval),
                 issue_description(approval),
-                [jira_label(approval_id), "aims"],
+                [jira_label(approval_id), ISSUE_LABEL],
             )
         except TrackerError as exc:
             logger.error("could not file approval %s in Jira project %s: %s", approval_id, project, exc)
