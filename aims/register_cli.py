@@ -422,8 +422,9 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     """`aims approvals approve|reject ID --by EMAIL --reason TEXT`: a decision on the verified path."""
     import getpass
 
-    from flows.approvals.commands import submit
-    from flows.approvals.rules import Attempt
+    from flows.approvals.commands import DecideApproval
+    from flows.commands import Actor, Context, cli_text
+    from flows.handlers import handle
     from schemas.payloads import Decision, DecisionChannel, Name, Text
     from schemas.policy_file import PolicyError, load_policy
 
@@ -441,23 +442,19 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     except (PolicyError, OSError) as exc:
         raise CliError(f"cannot check who may decide: {exc}") from None
     register = open_for_cli(settings)
-    attempt = Attempt(
+    command = DecideApproval(
+        actor=Actor(approver, DecisionChannel.cli),
         approval_id=args.id,
-        approver=approver,
         decision=Decision(args.decision),
-        channel=DecisionChannel.cli,
         reason=reason,
-        at=datetime.now(UTC),
     )
-    result = submit(register, policy, attempt, settings.events_topic)
-    if result.status == "refused":
-        logged = "; the attempt is logged" if result.decision else ""
-        raise CliError(f"refused: {result.message}{logged}")
-    if result.status == "duplicate":
-        print(f"{args.id}: {result.message}; nothing changed")
-        return 0
-    print(f"{args.id}: {result.message} for {approver}")
-    _send_now(settings, list(result.keys))
+    verdict = handle(command, Context(register, policy, settings.events_topic))
+    text, code = cli_text(verdict, args.id, approver, on_behalf="for")
+    if code:
+        raise CliError(text)
+    print(text)
+    if verdict.accepted:
+        _send_now(settings, list(verdict.keys))
     return 0
 
 
@@ -808,7 +805,9 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
     the same for Slack, Jira and this command; a refusal they make is recorded and says why.
     """
     from connectors.register.store import RegisterError
-    from flows.incidents.commands import load_state, resolve_action, submit
+    from flows.commands import Context, cli_text
+    from flows.handlers import handle
+    from flows.incidents.commands import UpdateIncident, load_state, resolve_action
     from schemas.payloads import IncidentUpdateKind
     from schemas.policy_file import PolicyError, load_policy
 
@@ -835,21 +834,19 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
             f"(actions: {known}; `aims incidents show {update.incident_id}` lists them); nothing was recorded"
         )
     try:
-        result = submit(register, policy, update, settings.events_topic)
+        verdict = handle(UpdateIncident.of(update), Context(register, policy, settings.events_topic))
     except RegisterError as exc:
         raise CliError(str(exc)) from None
-    if result.status == "refused":
-        logged = "; the attempt is logged" if result.update is not None else ""
-        raise CliError(f"refused: {result.message}{logged}")
-    if result.status == "duplicate":
-        print(f"{update.incident_id}: {result.message}; nothing changed")
+    text, code = cli_text(verdict, update.incident_id, by)
+    if code:
+        raise CliError(text)
+    print(text)
+    if verdict.duplicate:
         return 0
-    stage = f" (status: {result.stage.value})" if result.stage else ""
-    print(f"{update.incident_id}: {result.message} by {by}{stage}")
-    if kind is IncidentUpdateKind.plan_action and result.update is not None:
-        short = _short(result.update.action_id)
+    if kind is IncidentUpdateKind.plan_action and verdict.ref is not None:
+        short = _short(verdict.ref)
         print(f"action {short}: when it is done, `aims incidents done {update.incident_id} {short}`")
-    _send_now(settings, list(result.keys), done="sent to the track-incident flow (Slack and Jira follow)")
+    _send_now(settings, list(verdict.keys), done="sent to the track-incident flow (Slack and Jira follow)")
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from flows.commands import Command, Context, Status, Verdict, attempt_key
+from flows.commands import Actor, Command, Context, Status, Verdict, attempt_key
 from flows.incidents.rules import (
     Duplicate,
     Refused,
@@ -66,6 +66,21 @@ class UpdateIncident(Command):
     action_id: str | None = None
     owner: str | None = None  # plan-action only
     due: date | None = None  # plan-action only
+
+    @classmethod
+    def of(cls, update: Update, delivery: tuple[str, ...] = ()) -> UpdateIncident:
+        """The command an `Update` states (the CLI builds its update first, to check it)."""
+        return cls(
+            actor=Actor(update.by, DecisionChannel(update.channel)),
+            at=update.at,
+            delivery=delivery,
+            incident_id=update.incident_id,
+            kind=update.kind,
+            detail=update.detail,
+            action_id=update.action_id,
+            owner=update.owner,
+            due=update.due,
+        )
 
     def update(self) -> Update:
         return Update(
