@@ -125,11 +125,12 @@ def chat_text(verdict: Verdict) -> str:
 
 
 def cli_text(verdict: Verdict, subject: str, by: str, *, on_behalf: str = "by") -> tuple[str, int]:
-    """What the CLI prints and its exit code: a refusal is an error (exit 1), and says whether
-    the attempt is logged; a duplicate changes nothing. `on_behalf`: "for" a decision, "by" an update."""
+    """What the CLI prints and its exit code: a refusal is an error (exit 2, as every `aims` error)
+    and says whether the attempt is logged; a duplicate changes nothing. `on_behalf`: "for" a
+    decision, "by" an update."""
     if verdict.refused:
         logged = "; the attempt is logged" if verdict.logged else ""
-        return f"refused: {verdict.message}{logged}", 1
+        return f"refused: {verdict.message}{logged}", 2
     if verdict.duplicate:
         return f"{subject}: {verdict.message}; nothing changed", 0
     state = f" (status: {verdict.state})" if verdict.state else ""
