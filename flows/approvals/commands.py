@@ -51,9 +51,6 @@ def accepted_id(approval_id: str, approver: str) -> str:
     return f"{approval_id}:{approver.strip().casefold()}"
 
 
-__all__ = ["ISSUE_LABEL", "DecideApproval", "Submission", "attempt_key", "decide", "submit"]
-
-
 @dataclass(frozen=True, kw_only=True)
 class DecideApproval(Command):
     """An approver's answer to an approval request (or the deadline's expiry)."""
