@@ -172,8 +172,7 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
     from flows.approvals.commands import DecideApproval, requested_event
-    from flows.commands import Actor, Context
-    from flows.handlers import handle
+    from flows.commands import Actor, Context, handle
     from flows.risk.reassess_risk import REQUEST_SOURCE
     from schemas.payloads import Decision, DecisionChannel
     from schemas.policy_file import load_policy

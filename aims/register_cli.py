@@ -423,8 +423,7 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     import getpass
 
     from flows.approvals.commands import DecideApproval
-    from flows.commands import Actor, Context, cli_text
-    from flows.handlers import handle
+    from flows.commands import Actor, Context, cli_text, handle
     from schemas.payloads import Decision, DecisionChannel, Name, Text
     from schemas.policy_file import PolicyError, load_policy
 
@@ -805,8 +804,7 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
     the same for Slack, Jira and this command; a refusal they make is recorded and says why.
     """
     from connectors.register.store import RegisterError
-    from flows.commands import Context, cli_text
-    from flows.handlers import handle
+    from flows.commands import Context, cli_text, handle
     from flows.incidents.commands import UpdateIncident, load_state, resolve_action
     from schemas.payloads import IncidentUpdateKind
     from schemas.policy_file import PolicyError, load_policy

@@ -177,8 +177,7 @@ def cmd_review_request(args: argparse.Namespace) -> int:
 
 def cmd_review_result(args: argparse.Namespace) -> int:
     from connectors.register.store import RegisterError
-    from flows.commands import Actor, Context, cli_text
-    from flows.handlers import handle
+    from flows.commands import Actor, Context, cli_text, handle
     from flows.reviews.commands import RecordReviewResults, Result, ResultKind
     from schemas.payloads import DecisionChannel, Name
 

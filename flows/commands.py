@@ -2,10 +2,15 @@
 
 An approval decision, an incident update, a set of management-review results (and whatever comes
 next) is a frozen command that says who (an identity and the channel it was authenticated on), what
-and when. `flows.handlers.handle` looks its handler up in one table; every handler records the
+and when. `handle` looks its handler up in one table (`HANDLERS`); every handler records the
 attempt (accepted or refused, with the reason) in one unit of work with its outbox events and
 returns a `Verdict`: accepted, duplicate or refused with the reasons, plus what the channel needs to
 answer (the outbox keys to send, whether the refusal is new, the text to tell the person).
+
+Adding a kind of input is a command class in its activity's `commands.py` and its handler beside
+it, marked `@handles(TheCommand)`: that is its row in the table. The table lives here, and the
+activities register into it, so an activity's flows can call `handle` without an import cycle; a
+command cannot be built without importing the module that registers its handler.
 
 Pure: no Prefect, no Kafka. The register and the policy are handed in (`Context`).
 """
@@ -13,9 +18,10 @@ Pure: no Prefect, no Kafka. The register and the policy are handed in (`Context`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from schemas.payloads import DecisionChannel
 
@@ -105,6 +111,37 @@ class Verdict:
     @classmethod
     def refusal(cls, why: str, *, logged: bool = False, fresh: bool = True) -> Verdict:
         return cls("refused", why, (why,), fresh=fresh, logged=logged)
+
+
+Handler = Callable[[Any, Context], Verdict]
+C = TypeVar("C", bound=Command)
+
+# The one handler table: command type → handler (one row per command, written by `handles`).
+HANDLERS: dict[type[Command], Handler] = {}
+
+
+def handles(
+    command_type: type[C],
+) -> Callable[[Callable[[C, Context], Verdict]], Callable[[C, Context], Verdict]]:
+    """Mark a function as the handler of one command type: its row in `HANDLERS`."""
+
+    def register(handler: Callable[[C, Context], Verdict]) -> Callable[[C, Context], Verdict]:
+        if command_type in HANDLERS:
+            raise TypeError(f"{command_type.__name__} has a handler already: one row per command")
+        HANDLERS[command_type] = handler
+        return handler
+
+    return register
+
+
+def handle(command: Command, ctx: Context) -> Verdict:
+    """Record the command's attempt and say what became of it: the one path of every human input."""
+    handler = HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(
+            f"no handler for {type(command).__name__}: mark its handler @handles({type(command).__name__})"
+        )
+    return handler(command, ctx)
 
 
 def attempt_key(*parts: str) -> str:

@@ -12,7 +12,7 @@ This module is the routes and the composition root (`serve`); the jobs are besid
 (gateway/signatures.py), the payloads read (gateway/payloads.py), the Slack action table
 (gateway/slack_actions.py), the Jira dispatch (gateway/jira_dispatch.py), the desk that hands their
 commands to the one handler table (gateway/desk.py), the answers (gateway/answers.py) and Socket
-Mode (gateway/slack_socket.py). Every channel ends in `flows.handlers.handle`, the path the CLI and
+Mode (gateway/slack_socket.py). Every channel ends in `flows.commands.handle`, the path the CLI and
 the flows take too: a refused attempt is recorded with its reason and answered (ephemeral message,
 Jira comment or move back), and produces no event. Bad signatures get 401 and touch nothing.
 """

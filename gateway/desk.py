@@ -1,4 +1,4 @@
-"""The gateway's desk: a verified Slack click or Jira webhook → a command → `flows.handlers.handle`.
+"""The gateway's desk: a verified Slack click or Jira webhook → a command → `flows.commands.handle`.
 
 The desk names the person (Slack's signed user, looked up by the policy's emails; Jira's signed
 webhook user), finds the command in the Slack action table (`gateway.slack_actions`) or by the Jira
@@ -13,8 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flows.commands import Actor, Command, Context, Verdict
-from flows.handlers import handle
+from flows.commands import Actor, Command, Context, Verdict, handle
 from gateway.answers import Outcome, answered, ignored, slack_reply
 from gateway.jira_dispatch import JiraDispatch
 from gateway.payloads import BlockActions, JiraWebhook, SlackUser

@@ -28,9 +28,8 @@ from flows.approvals.commands import DecideApproval, requested_event
 from flows.approvals.messages import escalation_text, reminder_text, request_blocks, title
 from flows.approvals.request_approval import notice_id, slack_messages
 from flows.approvals.rules import DEADLINE
-from flows.commands import Actor, Context
+from flows.commands import Actor, Context, handle
 from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox, tracker
-from flows.handlers import handle
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice

@@ -1,7 +1,7 @@
 """The one path every decision takes: validate, record (accepted or refused), announce.
 
 The Slack and Jira gateway, `aims approvals approve|reject`, the Prefect UI's resume form (through
-the waiting run) and the deadline all send a `DecideApproval` command through `flows.handlers.handle`,
+the waiting run) and the deadline all send a `DecideApproval` command through `flows.commands.handle`,
 whose handler (`decide`) calls `submit`. An accepted decision and its
 approval-decision-submitted event are written in one transaction (the outbox), so a crash between
 the two loses nothing; the router turns the event into `resume_flow_run` of the waiting run.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
-from flows.commands import Command, Context, Status, Verdict, attempt_key
+from flows.commands import Command, Context, Status, Verdict, attempt_key, handles
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalDecisionSubmitted, ApprovalRequested, Decision
 from schemas.policy import Policy
@@ -70,6 +70,7 @@ class DecideApproval(Command):
         )
 
 
+@handles(DecideApproval)
 def decide(command: DecideApproval, ctx: Context) -> Verdict:
     """The handler: the attempt through `submit`, its result as the one verdict type."""
     result = submit(ctx.register, ctx.policy, command.attempt(), ctx.topic, command.refusal_id())

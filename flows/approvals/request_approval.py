@@ -33,7 +33,7 @@ from flows.approvals.messages import (
     title,
 )
 from flows.approvals.rules import Tally, authority, tally
-from flows.commands import Actor, Context
+from flows.commands import Actor, Context, handle
 from flows.evidence import (
     actor,
     chat,
@@ -45,7 +45,6 @@ from flows.evidence import (
     send_outbox,
     tracker,
 )
-from flows.handlers import handle
 from schemas.events import ApprovalDecidedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalDecided, ApprovalOutcome, DecisionChannel, DecisionInput, DecisionSummary
 from schemas.records import Approval, ApprovalDecision, ApprovalNotice

@@ -1,7 +1,7 @@
 """The one path every incident update takes: check, record (accepted or refused), announce.
 
 The Slack and Jira gateway and `aims incidents contain|report|cause|action|done|verify|close` all
-send an `UpdateIncident` command through `flows.handlers.handle`, as approvals' decisions do; its
+send an `UpdateIncident` command through `flows.commands.handle`, as approvals' decisions do; its
 handler (`update_incident`) calls `submit`. An accepted update changes
 the incident, its nonconformity and corrective actions, and stages its incident-updated event in
 one transaction (the outbox); the track-incident flow then brings Slack and Jira up to date.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from flows.commands import Actor, Command, Context, Status, Verdict, attempt_key
+from flows.commands import Actor, Command, Context, Status, Verdict, attempt_key, handles
 from flows.incidents.rules import (
     Duplicate,
     Refused,
@@ -96,6 +96,7 @@ class UpdateIncident(Command):
         )
 
 
+@handles(UpdateIncident)
 def update_incident(command: UpdateIncident, ctx: Context) -> Verdict:
     """The handler: the update through `submit`, its result as the one verdict type."""
     result = submit(ctx.register, ctx.policy, command.update(), ctx.topic, command.refusal_id())

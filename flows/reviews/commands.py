@@ -5,7 +5,7 @@ action's owner may also mark it done. Each attempt is a `review_result` row, acc
 the reason, so the record of who decided what is complete. Attempts are keyed by their content: a
 redelivered Jira webhook or a repeated command is a duplicate, not a second decision.
 
-Both channels send a `RecordReviewResults` command through `flows.handlers.handle`; its handler
+Both channels send a `RecordReviewResults` command through `flows.commands.handle`; its handler
 (`record_results`) submits each result in one unit of work.
 """
 
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from flows.commands import Command, Context, Status, Verdict
+from flows.commands import Command, Context, Status, Verdict, handles
 from schemas.records import ManagementReview, ReviewAction, ReviewResult
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class RecordReviewResults(Command):
     results: tuple[Result, ...]
 
 
+@handles(RecordReviewResults)
 def record_results(command: RecordReviewResults, ctx: Context) -> Verdict:
     """The handler: every result submitted in one unit of work; one verdict, one part per result.
 

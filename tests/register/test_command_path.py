@@ -21,14 +21,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from aims.cli import main
-from aims.policy_file import load_policy
 from connectors.register.store import Register
 from flows.approvals.commands import DecideApproval
-from flows.commands import Actor, Context
-from flows.handlers import handle
+from flows.commands import Actor, Context, handle
 from flows.reviews.commands import RecordReviewResults, Result, ResultKind
 from gateway.app import DecisionDesk, create_app
 from schemas.payloads import Decision, DecisionChannel, IncidentCategory, RiskLevel, Severity
+from schemas.policy_file import load_policy
 from schemas.records import Approval, Incident, ManagementReview
 from schemas.settings import AimsSettings
 

@@ -16,8 +16,18 @@ import pytest
 
 from flows.approvals.commands import DecideApproval
 from flows.approvals.messages import APPROVE_ACTION, REJECT_ACTION
-from flows.commands import Actor, Command, Context, Verdict, attempt_key, chat_text, cli_text
-from flows.handlers import HANDLERS, handle
+from flows.commands import (
+    HANDLERS,
+    Actor,
+    Command,
+    Context,
+    Verdict,
+    attempt_key,
+    chat_text,
+    cli_text,
+    handle,
+    handles,
+)
 from flows.incidents.commands import UpdateIncident
 from flows.incidents.messages import SLACK_ACTIONS
 from flows.incidents.rules import Update
@@ -44,6 +54,12 @@ def every_command_class() -> set[type[Command]]:
 def test_every_command_has_one_row_in_the_handler_table() -> None:
     assert every_command_class() == {DecideApproval, UpdateIncident, RecordReviewResults}
     assert set(HANDLERS) == every_command_class()
+
+
+def test_a_command_has_one_handler_only() -> None:
+    with pytest.raises(TypeError, match="DecideApproval has a handler already"):
+        handles(DecideApproval)(lambda command, ctx: Verdict("ignored", ""))
+    assert HANDLERS[DecideApproval].__name__ == "decide"
 
 
 def test_a_command_without_a_row_is_an_error_not_a_silent_drop() -> None:
@@ -156,7 +172,7 @@ def test_the_gateway_modules_have_no_cycle_and_none_is_over_500_lines() -> None:
         assert len(module.read_text().splitlines()) <= 500, module.name
     code = (
         "import json, sys\n"
-        "import gateway.slack_socket, gateway.desk, flows.handlers\n"
+        "import gateway.slack_socket, gateway.desk, flows.commands\n"
         "tops = ('gateway', 'flows', 'prefect', 'kafka')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in tops)))\n"
     )
