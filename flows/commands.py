@@ -58,6 +58,10 @@ class Command:
     def refusal_id(self) -> str | None:
         return attempt_key(*self.delivery) if self.delivery else None
 
+    def describe(self) -> str:
+        """What the command asks, for the log (no free text: reasons and notes stay in the register)."""
+        return type(self).__name__
+
 
 @dataclass(frozen=True)
 class Context:

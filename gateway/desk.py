@@ -55,7 +55,7 @@ class DecisionDesk:
         log.info(
             "%s %s by %s via %s: %s",
             verdict.status,
-            type(command).__name__,
+            command.describe(),
             command.actor.name,
             command.actor.channel.value,
             verdict.message,

@@ -59,6 +59,9 @@ class DecideApproval(Command):
     decision: Decision
     reason: str = ""
 
+    def describe(self) -> str:
+        return f"{self.decision.value} of {self.approval_id}"
+
     def attempt(self) -> Attempt:
         return Attempt(
             approval_id=self.approval_id,

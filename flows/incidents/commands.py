@@ -82,6 +82,9 @@ class UpdateIncident(Command):
             due=update.due,
         )
 
+    def describe(self) -> str:
+        return f"{self.kind.value} of incident {self.incident_id}"
+
     def update(self) -> Update:
         return Update(
             incident_id=self.incident_id,

@@ -70,6 +70,9 @@ class RecordReviewResults(Command):
     review_id: str
     results: tuple[Result, ...]
 
+    def describe(self) -> str:
+        return f"{len(self.results)} result(s) of review {self.review_id}"
+
 
 @handles(RecordReviewResults)
 def record_results(command: RecordReviewResults, ctx: Context) -> Verdict:

@@ -77,6 +77,7 @@ def test_commands_are_frozen_and_say_who_what_and_when() -> None:
         command.approval_id = "a-2"  # type: ignore[misc]
     assert command.actor.label == "slack:aisha.khan@northwind.example"
     assert command.at.tzinfo is not None and command.refusal_id() is None
+    assert command.describe() == "approve of a-1"  # the log names no free text
     attempt = command.attempt()
     assert (attempt.approver, attempt.channel, attempt.approval_id) == (AISHA.name, AISHA.channel, "a-1")
 
