@@ -171,8 +171,8 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
     from connectors.register import open_register
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
-    from flows.approvals.commands import requested_event, submit
-    from flows.approvals.rules import Attempt
+    from flows.approvals.commands import DecideApproval, requested_event
+    from flows.commands import Actor, Context, handle
     from flows.risk.reassess_risk import REQUEST_SOURCE
     from schemas.payloads import Decision, DecisionChannel
     from schemas.policy_file import load_policy
@@ -191,15 +191,13 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
         relay = OutboxRelay(register, producer, "cli:demo")
         for approval in waiting:
             for who in demo_approvers(approval, policy):
-                attempt = Attempt(
-                    approval.id,
-                    who,
-                    Decision.approve,
-                    DecisionChannel.cli,
-                    "approved in the demo",
-                    datetime.now(UTC),
+                command = DecideApproval(
+                    actor=Actor(who, DecisionChannel.cli),
+                    approval_id=approval.id,
+                    decision=Decision.approve,
+                    reason="approved in the demo",
                 )
-                result = submit(register, policy, attempt, settings.events_topic)
+                result = handle(command, Context(register, policy, settings.events_topic))
                 relay.send(result.keys)
                 print(f"  aims approvals approve {approval.id} --by {who}   → {result.message}", flush=True)
             keys.append(requested_event(approval, REQUEST_SOURCE).dedup_key)

@@ -2,7 +2,7 @@
 
 The gateway opens a WebSocket to Slack with the app-level token (`AIMS_SLACK_APP_TOKEN`) instead of
 receiving HTTP posts. Socket Mode traffic is not signed, the TLS connection we opened is the proof,
-so envelopes go straight to the decision desk: acknowledged first (within Slack's 3 s), then
+so envelopes go straight to the desk (gateway/desk.py): acknowledged first (within Slack's 3 s), then
 decided on the same path as an HTTP click.
 """
 
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from slack_sdk.socket_mode.client import BaseSocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
 
-    from gateway.app import DecisionDesk, Outcome
+    from gateway.answers import Outcome
+    from gateway.desk import DecisionDesk
     from schemas.settings import AimsSettings
 
 log = logging.getLogger("aims.gateway.socket")
@@ -54,7 +55,7 @@ class SocketModeListener:
     def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
 
-        from gateway.app import BlockActions
+        from gateway.payloads import BlockActions
 
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type != "interactive":

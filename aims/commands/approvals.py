@@ -1,13 +1,12 @@
 """`aims approvals [list|show|approve|reject]`: approvals and their decisions, and deciding from the CLI.
 
-A decision goes through `flows.approvals.commands.submit`, the path a Slack click takes: the
-approver's group, separation of duties and quorum are checked, and every attempt is recorded.
+A decision goes through `flows.commands.handle` (a `DecideApproval` command), the path a Slack click
+takes: the approver's group, separation of duties and quorum are checked, and every attempt is recorded.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from aims.commands.common import (
     AddCommand,
@@ -88,32 +87,27 @@ def cmd_approvals_show(args: argparse.Namespace) -> int:
 
 def cmd_approvals_decide(args: argparse.Namespace) -> int:
     """`aims approvals approve|reject ID --by EMAIL --reason TEXT`: a decision on the verified path."""
-    from flows.approvals.commands import submit
-    from flows.approvals.rules import Attempt
+    from flows.approvals.commands import DecideApproval
+    from flows.commands import Actor, Context, cli_text, handle
     from schemas.payloads import Decision, DecisionChannel, Text
 
     settings = cli_settings()
     approver = identity(args.by, "who decides")
     reason = validated(Text, args.reason, "--reason") if args.reason is not None else ""
     policy = load_policy(settings, "check who may decide")
-    register = open_register(settings)
-    attempt = Attempt(
+    command = DecideApproval(
+        actor=Actor(approver, DecisionChannel.cli),
         approval_id=args.id,
-        approver=approver,
         decision=Decision(args.decision),
-        channel=DecisionChannel.cli,
         reason=reason,
-        at=datetime.now(UTC),
     )
-    result = submit(register, policy, attempt, settings.events_topic)
-    if result.status == "refused":
-        logged = "; the attempt is logged" if result.decision else ""
-        raise CliError(f"refused: {result.message}{logged}")
-    if result.status == "duplicate":
-        print(f"{args.id}: {result.message}; nothing changed")
-        return 0
-    print(f"{args.id}: {result.message} for {approver}")
-    send_now(settings, list(result.keys))
+    verdict = handle(command, Context(open_register(settings), policy, settings.events_topic))
+    text, code = cli_text(verdict, args.id, approver, on_behalf="for")
+    if code:
+        raise CliError(text)
+    print(text)
+    if verdict.accepted:
+        send_now(settings, list(verdict.keys))
     return 0
 
 

@@ -1,7 +1,7 @@
 """`aims incidents [list|show|contain|report|cause|action|done|verify|close]` (10.2, A.8.4, Art. 73).
 
-Updates go through `flows.incidents.commands.submit`, the path a Slack button or a Jira transition
-takes: incident responders only, in order; every attempt is recorded.
+Updates go through `flows.commands.handle` (an `UpdateIncident` command), the path a Slack button or a
+Jira transition takes: incident responders only, in order; every attempt is recorded.
 """
 
 from __future__ import annotations
@@ -271,7 +271,8 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
     the same for Slack, Jira and this command; a refusal they make is recorded and says why.
     """
     from connectors.register.store import RegisterError
-    from flows.incidents.commands import load_state, resolve_action, submit
+    from flows.commands import Context, cli_text, handle
+    from flows.incidents.commands import UpdateIncident, load_state, resolve_action
     from schemas.payloads import IncidentUpdateKind
 
     settings = cli_settings()
@@ -294,21 +295,19 @@ def cmd_incidents_update(args: argparse.Namespace) -> int:
             f"(actions: {known}; `aims incidents show {update.incident_id}` lists them); nothing was recorded"
         )
     try:
-        result = submit(register, policy, update, settings.events_topic)
+        verdict = handle(UpdateIncident.of(update), Context(register, policy, settings.events_topic))
     except RegisterError as exc:
         raise CliError(str(exc)) from None
-    if result.status == "refused":
-        logged = "; the attempt is logged" if result.update is not None else ""
-        raise CliError(f"refused: {result.message}{logged}")
-    if result.status == "duplicate":
-        print(f"{update.incident_id}: {result.message}; nothing changed")
+    text, code = cli_text(verdict, update.incident_id, by)
+    if code:
+        raise CliError(text)
+    print(text)
+    if verdict.duplicate:
         return 0
-    stage = f" (status: {result.stage.value})" if result.stage else ""
-    print(f"{update.incident_id}: {result.message} by {by}{stage}")
-    if kind is IncidentUpdateKind.plan_action and result.update is not None:
-        short = _short(result.update.action_id)
+    if kind is IncidentUpdateKind.plan_action and verdict.ref is not None:
+        short = _short(verdict.ref)
         print(f"action {short}: when it is done, `aims incidents done {update.incident_id} {short}`")
-    send_now(settings, list(result.keys), done="sent to the track-incident flow (Slack and Jira follow)")
+    send_now(settings, list(verdict.keys), done="sent to the track-incident flow (Slack and Jira follow)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """`aims review [list|show|request|decide|action|done|drop|close]`: management reviews (9.3).
 
-Results go through `flows.reviews.commands.submit`, the same verified path as a Jira comment: only
-the policy's attendees record decisions and actions, and every attempt is kept.
+Results go through `flows.commands.handle` (a `RecordReviewResults` command), the same verified path as a
+Jira comment: only the policy's attendees record decisions and actions, and every attempt is kept.
 """
 
 from __future__ import annotations
@@ -163,8 +163,9 @@ def cmd_review_request(args: argparse.Namespace) -> int:
 
 def cmd_review_result(args: argparse.Namespace) -> int:
     from connectors.register.store import RegisterError
-    from flows.reviews.commands import Result, ResultKind, submit
-    from schemas.payloads import Name
+    from flows.commands import Actor, Context, cli_text, handle
+    from flows.reviews.commands import RecordReviewResults, Result, ResultKind
+    from schemas.payloads import DecisionChannel, Name
 
     settings = cli_settings()
     kind = ResultKind(args.kind)
@@ -185,16 +186,19 @@ def cmd_review_result(args: argparse.Namespace) -> int:
     review = _review(settings, action.rpartition("/")[0] if action else args.id)
     policy = load_policy(settings, "check who may record review results")
     result = Result(review.id, kind, by, "cli", text=text, owner=owner, due=due, action_id=action)
+    command = RecordReviewResults(
+        actor=Actor(by, DecisionChannel.cli), at=result.at, review_id=review.id, results=(result,)
+    )
     try:
-        with open_register(settings).unit_of_work(f"cli:{by}") as uow:
-            outcome = submit(uow, policy, result)
+        verdict = handle(command, Context(open_register(settings), policy, settings.events_topic))
     except RegisterError as exc:
         raise CliError(str(exc)) from None
-    if not outcome.accepted:
-        raise CliError(f"refused: {outcome.message}; the attempt is logged")
-    print(f"{review.id}: {outcome.message}" + ("; nothing changed" if outcome.duplicate else f" by {by}"))
-    if not outcome.duplicate and review.jira_issue:
-        _tell_jira(settings, review.jira_issue, f"AIMS, from the CLI by {by}: {outcome.message}.", kind)
+    answer, code = cli_text(verdict, review.id, by)
+    if code:
+        raise CliError(answer)
+    print(answer)
+    if not verdict.duplicate and review.jira_issue:
+        _tell_jira(settings, review.jira_issue, f"AIMS, from the CLI by {by}: {verdict.message}.", kind)
     return 0
 
 

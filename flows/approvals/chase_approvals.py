@@ -24,10 +24,11 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 
-from flows.approvals.commands import requested_event, submit
+from flows.approvals.commands import DecideApproval, requested_event
 from flows.approvals.messages import escalation_text, reminder_text, request_blocks, title
 from flows.approvals.request_approval import notice_id, slack_messages
-from flows.approvals.rules import DEADLINE, Attempt
+from flows.approvals.rules import DEADLINE
+from flows.commands import Actor, Context, handle
 from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox, tracker
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
@@ -141,10 +142,14 @@ def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
 
 
 def _expire(approval: Approval, policy: Policy, now: datetime) -> list[str]:
-    attempt = Attempt(
-        approval.id, DEADLINE, Decision.expire, DecisionChannel.deadline, "no decision in time", now
+    command = DecideApproval(
+        actor=Actor(DEADLINE, DecisionChannel.deadline),
+        at=now,
+        approval_id=approval.id,
+        decision=Decision.expire,
+        reason="no decision in time",
     )
-    result = submit(register(), policy, attempt, run_settings().events_topic)
+    result = handle(command, Context(register(), policy, run_settings().events_topic))
     send_outbox(FLOW, list(result.keys))
     return [result.status]
 

@@ -1,7 +1,8 @@
 """The one path every decision takes: validate, record (accepted or refused), announce.
 
 The Slack and Jira gateway, `aims approvals approve|reject`, the Prefect UI's resume form (through
-the waiting run) and the deadline all call `submit`. An accepted decision and its
+the waiting run) and the deadline all send a `DecideApproval` command through `flows.commands.handle`,
+whose handler (`decide`) calls `submit`. An accepted decision and its
 approval-decision-submitted event are written in one transaction (the outbox), so a crash between
 the two loses nothing; the router turns the event into `resume_flow_run` of the waiting run.
 A refused attempt is recorded with its reason and announces nothing.
@@ -11,11 +12,11 @@ No Prefect here: the gateway and the CLI import this without the orchestrator's 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
+from flows.commands import Command, Context, Status, Verdict, attempt_key, handles
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalDecisionSubmitted, ApprovalRequested, Decision
 from schemas.policy import Policy
@@ -25,13 +26,15 @@ if TYPE_CHECKING:
     from connectors.register.store import Register, UnitOfWork
 
 SOURCE = "urn:aims:approvals"
+# The label request-approval puts on every approval's Jira issue: the gateway dispatches by it.
+ISSUE_LABEL = "aims"
 
 
 @dataclass(frozen=True)
 class Submission:
     """What became of an attempt: `keys` are the outbox rows to send once committed."""
 
-    status: str  # accepted | duplicate | refused
+    status: Status  # accepted | duplicate | refused
     message: str
     decision: ApprovalDecision | None = None
     keys: tuple[str, ...] = ()
@@ -48,9 +51,42 @@ def accepted_id(approval_id: str, approver: str) -> str:
     return f"{approval_id}:{approver.strip().casefold()}"
 
 
-def attempt_key(*parts: str) -> str:
-    """A refused attempt's id from what identifies its delivery, so a redelivery is recorded once."""
-    return "refused-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+@dataclass(frozen=True, kw_only=True)
+class DecideApproval(Command):
+    """An approver's answer to an approval request (or the deadline's expiry)."""
+
+    approval_id: str
+    decision: Decision
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.decision.value} of {self.approval_id}"
+
+    def attempt(self) -> Attempt:
+        return Attempt(
+            approval_id=self.approval_id,
+            approver=self.actor.name,
+            decision=self.decision,
+            channel=self.actor.channel,
+            reason=self.reason,
+            at=self.at,
+        )
+
+
+@handles(DecideApproval)
+def decide(command: DecideApproval, ctx: Context) -> Verdict:
+    """The handler: the attempt through `submit`, its result as the one verdict type."""
+    result = submit(ctx.register, ctx.policy, command.attempt(), ctx.topic, command.refusal_id())
+    return Verdict(
+        result.status,
+        result.message,
+        (result.message,) if result.status == "refused" else (),
+        reply=f"your {result.message}",
+        keys=result.keys,
+        fresh=result.fresh,
+        logged=result.decision is not None,
+        record=result.decision,
+    )
 
 
 def decision_event(decision: ApprovalDecision) -> ApprovalDecisionSubmittedEvent:

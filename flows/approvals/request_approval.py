@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger, task
 from prefect.flow_runs import suspend_flow_run
 
-from flows.approvals.commands import attempt_key, submit
+from flows.approvals.commands import ISSUE_LABEL, DecideApproval
 from flows.approvals.messages import (
     JIRA_APPROVE,
     JIRA_REJECT,
@@ -32,7 +32,8 @@ from flows.approvals.messages import (
     request_blocks,
     title,
 )
-from flows.approvals.rules import Attempt, Tally, authority, tally
+from flows.approvals.rules import Tally, authority, tally
+from flows.commands import Actor, Context, handle
 from flows.evidence import (
     actor,
     chat,
@@ -170,7 +171,7 @@ def post_request(approval_id: str) -> Approval:
                 project,
                 issue_summary(approval),
                 issue_description(approval),
-                [jira_label(approval_id), "aims"],
+                [jira_label(approval_id), ISSUE_LABEL],
             )
         except TrackerError as exc:
             logger.error("could not file approval %s in Jira project %s: %s", approval_id, project, exc)
@@ -202,18 +203,15 @@ def take_input(approval_id: str, received: DecisionInput, key: str, policy: Poli
                     "input names decision %s, which is not in the register: ignored", received.decision_id
                 )
         return
-    attempt = Attempt(
+    command = DecideApproval(
+        actor=Actor(received.approver, DecisionChannel.prefect_ui),
         approval_id=approval_id,
-        approver=received.approver,
         decision=received.decision,
-        channel=DecisionChannel.prefect_ui,
         reason=received.reason,
-        at=datetime.now(UTC),
+        # Keyed by the run and the suspend key: the replay of this input after a later resume is a no-op.
+        delivery=(str(run_id()), key, "ui"),
     )
-    # Keyed by the run and the suspend key: the replay of this input after a later resume is a no-op.
-    result = submit(
-        register(), policy, attempt, run_settings().events_topic, attempt_key(str(run_id()), key, "ui")
-    )
+    result = handle(command, Context(register(), policy, run_settings().events_topic))
     if result.accepted:
         send_outbox(FLOW, list(result.keys))
     elif result.status == "refused":

@@ -1,7 +1,8 @@
 """The one path every incident update takes: check, record (accepted or refused), announce.
 
 The Slack and Jira gateway and `aims incidents contain|report|cause|action|done|verify|close` all
-call `submit`, as approvals' decisions call `flows.approvals.commands.submit`. An accepted update changes
+send an `UpdateIncident` command through `flows.commands.handle`, as approvals' decisions do; its
+handler (`update_incident`) calls `submit`. An accepted update changes
 the incident, its nonconformity and corrective actions, and stages its incident-updated event in
 one transaction (the outbox); the track-incident flow then brings Slack and Jira up to date.
 A refused attempt is recorded with its reason and announces nothing.
@@ -12,9 +13,10 @@ No Prefect here: the gateway and the CLI import this without the orchestrator's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
-from flows.approvals.commands import attempt_key
+from flows.commands import Actor, Command, Context, Status, Verdict, attempt_key, handles
 from flows.incidents.rules import (
     Duplicate,
     Refused,
@@ -34,13 +36,15 @@ if TYPE_CHECKING:
     from connectors.register.store import Register, UnitOfWork
 
 SOURCE = "urn:aims:incidents"
+# The label handle-incident puts on every incident's Jira issue: the gateway dispatches by it.
+ISSUE_LABEL = "aims-incident"
 
 
 @dataclass(frozen=True)
 class Result:
     """What became of an update: `keys` are the outbox rows to send once committed."""
 
-    status: str  # accepted | duplicate | refused
+    status: Status  # accepted | duplicate | refused
     message: str
     update: IncidentUpdate | None = None
     keys: tuple[str, ...] = ()
@@ -50,6 +54,66 @@ class Result:
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateIncident(Command):
+    """Someone telling the AIMS about an incident: contained, reported, its cause, an action …"""
+
+    incident_id: str
+    kind: IncidentUpdateKind
+    detail: str = ""
+    action_id: str | None = None
+    owner: str | None = None  # plan-action only
+    due: date | None = None  # plan-action only
+
+    @classmethod
+    def of(cls, update: Update, delivery: tuple[str, ...] = ()) -> UpdateIncident:
+        """The command an `Update` states (the CLI builds its update first, to check it)."""
+        return cls(
+            actor=Actor(update.by, DecisionChannel(update.channel)),
+            at=update.at,
+            delivery=delivery,
+            incident_id=update.incident_id,
+            kind=update.kind,
+            detail=update.detail,
+            action_id=update.action_id,
+            owner=update.owner,
+            due=update.due,
+        )
+
+    def describe(self) -> str:
+        return f"{self.kind.value} of incident {self.incident_id}"
+
+    def update(self) -> Update:
+        return Update(
+            incident_id=self.incident_id,
+            kind=self.kind,
+            by=self.actor.name,
+            channel=self.actor.channel.value,
+            at=self.at,
+            detail=self.detail,
+            action_id=self.action_id,
+            owner=self.owner,
+            due=self.due,
+        )
+
+
+@handles(UpdateIncident)
+def update_incident(command: UpdateIncident, ctx: Context) -> Verdict:
+    """The handler: the update through `submit`, its result as the one verdict type."""
+    result = submit(ctx.register, ctx.policy, command.update(), ctx.topic, command.refusal_id())
+    return Verdict(
+        result.status,
+        result.message,
+        (result.message,) if result.status == "refused" else (),
+        keys=result.keys,
+        fresh=result.fresh,
+        logged=result.update is not None,
+        record=result.update,
+        state=result.stage.value if result.stage else None,
+        ref=result.update.action_id if result.update is not None else None,
+    )
 
 
 def nonconformity_id(incident_id: str) -> str:

@@ -257,6 +257,7 @@ def _finding_outcome(uow: UnitOfWork, incident: Incident) -> dict[str, Any]:
 @task(name="open-incident-issue", retries=3, retry_delay_seconds=[2, 10, 30])
 def open_issue(incident_id: str) -> str | None:
     """The Jira incident issue, found again by its label before any create; moved to Triaged."""
+    from flows.incidents.commands import ISSUE_LABEL
     from flows.incidents.messages import inventory_labels, issue_description, issue_summary, jira_label
     from schemas.policy import IncidentStage
 
@@ -274,7 +275,7 @@ def open_issue(incident_id: str) -> str | None:
             policy.incidents.jira_project,
             issue_summary(incident),
             issue_description(incident, now),
-            [jira_label(incident.id), "aims-incident", *inventory_labels(incident)],
+            [jira_label(incident.id), ISSUE_LABEL, *inventory_labels(incident)],
         )
         triaged = policy.incidents.jira_statuses.get(IncidentStage.triaged)
         if triaged and not issues.transition(key, triaged):

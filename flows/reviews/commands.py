@@ -4,6 +4,9 @@ Only the policy's attendees (top management) record decisions and actions and cl
 action's owner may also mark it done. Each attempt is a `review_result` row, accepted or refused with
 the reason, so the record of who decided what is complete. Attempts are keyed by their content: a
 redelivered Jira webhook or a repeated command is a duplicate, not a second decision.
+
+Both channels send a `RecordReviewResults` command through `flows.commands.handle`; its handler
+(`record_results`) submits each result in one unit of work.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from flows.commands import Command, Context, Status, Verdict, handles
 from schemas.records import ManagementReview, ReviewAction, ReviewResult
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ class ResultKind(StrEnum):
     close = "close"
 
 
+# The label hold-management-review puts on every review's Jira issue: the gateway dispatches by it.
+ISSUE_LABEL = "aims-review"
 OPEN_STATUSES = frozenset({"requested", "planned", "prepared"})
 ACTION_REF = re.compile(r"^(?P<review>.+)/A(?P<n>[1-9][0-9]*)$")
 
@@ -54,6 +60,53 @@ class Outcome:
     message: str
     result_id: str
     action_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordReviewResults(Command):
+    """The results of a management review someone states at once (a Jira comment holds several;
+    the CLI one). Each result names the command's actor as its author."""
+
+    review_id: str
+    results: tuple[Result, ...]
+
+    def describe(self) -> str:
+        return f"{len(self.results)} result(s) of review {self.review_id}"
+
+
+@handles(RecordReviewResults)
+def record_results(command: RecordReviewResults, ctx: Context) -> Verdict:
+    """The handler: every result submitted in one unit of work; one verdict, one part per result.
+
+    Accepted when every new result was, refused when one was, duplicate when none was new, ignored
+    when the command states none.
+    """
+    if not command.results:
+        return Verdict("ignored", "no result stated")
+    with ctx.register.unit_of_work(command.actor.label) as uow:
+        parts = tuple(_verdict(submit(uow, ctx.policy, result)) for result in command.results)
+    fresh = [p for p in parts if not p.duplicate]
+    if not fresh:
+        return Verdict("duplicate", parts[-1].message, parts=parts)
+    reasons = tuple(p.message for p in fresh if p.refused)
+    return Verdict(
+        "refused" if reasons else "accepted",
+        "; ".join(p.message for p in fresh),
+        reasons,
+        ref=fresh[-1].ref,
+        parts=parts,
+    )
+
+
+def _verdict(outcome: Outcome) -> Verdict:
+    status: Status = "duplicate" if outcome.duplicate else "accepted" if outcome.accepted else "refused"
+    return Verdict(
+        status,
+        outcome.message,
+        (outcome.message,) if status == "refused" else (),
+        record=outcome.result_id,
+        ref=outcome.action_id,
+    )
 
 
 def result_id(result: Result) -> str:

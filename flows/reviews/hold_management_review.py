@@ -31,7 +31,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, run_settings, tracker
 from flows.reviews.calendar import preparation_rrule
 from flows.reviews.calls import review_triggers
-from flows.reviews.commands import COMMENT_HELP
+from flows.reviews.commands import COMMENT_HELP, ISSUE_LABEL
 from schemas.events import ReviewRequestedEvent
 from schemas.records import IncidentNotice, ManagementReview
 
@@ -233,7 +233,7 @@ def open_issue(pack: ReviewPack, policy: Policy, files: dict[str, str]) -> str |
         return found
     project = policy.management_review.jira_project or policy.incidents.jira_project
     markdown = Path(files["markdown"]).read_text()
-    return issues.create(project, _title(pack), _description(pack, files, markdown), [label, "aims-review"])
+    return issues.create(project, _title(pack), _description(pack, files, markdown), [label, ISSUE_LABEL])
 
 
 @task(name="invite-attendees", retries=2, retry_delay_seconds=[5, 30])
