@@ -341,7 +341,7 @@ def gateway_probe(state_path: Path) -> Probe:
     def probe(section: Section, budget: Budget) -> None:
         import httpx
 
-        from gateway.app import status_path
+        from gateway.status_file import status_path
 
         path = status_path(state_path)
         try:

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from connectors.register.store import Register
     from connectors.slack import SlackChat
-    from gateway.app import DecisionDesk, create_app
+    from gateway.app import create_app
+    from gateway.desk import DecisionDesk
     from schemas.payloads import RiskLevel
     from schemas.policy_file import load_policy
     from schemas.records import Approval

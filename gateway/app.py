@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -40,22 +39,7 @@ if TYPE_CHECKING:
 
     from schemas.settings import AimsSettings
 
-__all__ = [
-    "DecisionDesk",
-    "Outcome",
-    "create_app",
-    "jira_signature_ok",
-    "run_later",
-    "serve",
-    "slack_signature_ok",
-    "status_path",
-]
-
 log = logging.getLogger("aims.gateway")
-
-# The name the integration tests and older callers use for `run_later`.
-_run_later = run_later
-
 
 # -- HTTP -------------------------------------------------------------------------------------
 
@@ -134,11 +118,6 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
-
-
-def status_path(state_dir: Path) -> Path:
-    """Where a running gateway says which port it listens on."""
-    return state_dir / "gateway.json"
 
 
 def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) -> None:

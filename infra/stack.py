@@ -261,7 +261,7 @@ class LocalStack:
         return wait_until(lambda: self._ready(name), READY_TIMEOUT[name], name, proc, self._stopped)
 
     def gateway_url(self) -> str:
-        from gateway.app import status_path
+        from gateway.status_file import status_path
 
         status = json.loads(status_path(self.state).read_text())
         return f"http://{status['host']}:{status['port']}"
@@ -269,7 +269,7 @@ class LocalStack:
     def _gateway_ready(self, pid: int | None = None) -> bool:
         import httpx
 
-        from gateway.app import status_path
+        from gateway.status_file import status_path
 
         try:
             # The status file a gateway killed earlier left names its pid and old port: wait for ours.

@@ -86,7 +86,7 @@ def announced_processes(state_dir: Path, pids: Mapping[str, int] | None = None) 
     (`pid`), which covers routers, workers and gateways started by hand. Each is kept only if its
     pid still runs that component (`is_component_process`).
     """
-    from gateway.app import status_path
+    from gateway.status_file import status_path
 
     candidates: list[StackProcess] = []
     stack_file = StackInfo.path(state_dir)

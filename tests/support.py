@@ -264,7 +264,7 @@ class SessionStack:
         """`aims gateway` as its own process on a free port, with the Jira fake's webhook on it; its URL."""
         import httpx
 
-        from gateway.app import status_path
+        from gateway.status_file import status_path
 
         status = status_path(self.state)
         status.unlink(missing_ok=True)

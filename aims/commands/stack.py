@@ -244,7 +244,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             raise CliError(f"--port {args.port}: a TCP port is 0..65535 (0: any free one)")
         overrides["gateway_port"] = args.port
     settings = settings.model_copy(update=overrides)
-    from gateway.app import serve, status_path
+    from gateway.app import serve
+    from gateway.status_file import status_path
 
     status = status_path(settings.state_path)
 

@@ -25,7 +25,8 @@ from connectors.register.store import Register
 from flows.approvals.commands import DecideApproval
 from flows.commands import Actor, Context, handle
 from flows.reviews.commands import RecordReviewResults, Result, ResultKind
-from gateway.app import DecisionDesk, create_app
+from gateway.app import create_app
+from gateway.desk import DecisionDesk
 from schemas.payloads import Decision, DecisionChannel, IncidentCategory, RiskLevel, Severity
 from schemas.policy_file import load_policy
 from schemas.records import Approval, Incident, ManagementReview

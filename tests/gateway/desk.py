@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 
 from connectors.register.store import Register
 from connectors.slack import Blocks, MessageRef
-from gateway.app import DecisionDesk, create_app
+from gateway.app import create_app
+from gateway.desk import DecisionDesk
 from schemas.policy import Policy
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request

@@ -22,7 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
 from connectors.register.store import Register
-from gateway.app import jira_signature_ok, slack_signature_ok
+from gateway.signatures import jira_signature_ok, slack_signature_ok
 from schemas.payloads import RiskLevel
 from schemas.policy import Policy
 from schemas.records import Approval

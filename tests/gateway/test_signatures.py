@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 
-from gateway.app import SLACK_WINDOW, slack_signature_ok
+from gateway.signatures import SLACK_WINDOW, slack_signature_ok
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request
 from tests.gateway.desk import Gateway, post_click
 

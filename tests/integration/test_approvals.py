@@ -474,7 +474,8 @@ def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionSt
     from connectors.slack import SlackChat
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
-    from gateway.app import DecisionDesk, _run_later
+    from gateway.answers import run_later
+    from gateway.desk import DecisionDesk
     from gateway.slack_socket import SocketModeListener
 
     fake = slack(stack)
@@ -493,7 +494,7 @@ def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionSt
         SlackChat(fake.bot_token, fake.base_url),
         None,
     )
-    listener = SocketModeListener(settings, desk, _run_later)
+    listener = SocketModeListener(settings, desk, run_later)
     listener.start()
     try:
         fake.socket_wait_connected()
