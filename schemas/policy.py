@@ -9,83 +9,35 @@ Numbers and booleans are strict: YAML's `yes` is not a quorum of 1 and `"3"` is 
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
+from schemas.policy_base import (
+    ControlId,
+    GroupName,
+    JiraProject,
+    Justification,
+    Loc,
+    PolicyModel,
+    SlackChannel,
+    distinct,
+    fail,
+)
+from schemas.review_policy import ManagementReview
 
 __all__ = ["Policy", "RiskLevel"]
-
-Loc = tuple[str | int, ...]
-
-GroupName = Annotated[
-    str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Lowercase letters, digits, '-' and '_'.")
-]
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-# A leading '#' is accepted and dropped (in YAML it must then be quoted: an unquoted '#' starts a comment).
-SlackChannel = Annotated[
-    str,
-    BeforeValidator(lambda v: v.removeprefix("#") if isinstance(v, str) else v),
-    Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$", description="Slack channel name, without the '#'."),
-]
-JiraProject = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,9}$", description="Jira project key.")]
-# The format of an Annex A control id; whether the id is one of the 38 is the catalogue's business.
-ControlId = Annotated[str, Field(pattern=r"^A\.\d{1,2}\.\d{1,2}(\.\d{1,2})?$")]
-Justification = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"\S")]
-
-
-def _fail(title: str, problems: list[tuple[Loc, str]]) -> None:
-    """Raise every problem at its own location (pydantic prefixes the location of the field checked)."""
-    if problems:
-        raise ValidationError.from_exception_data(
-            title,
-            [
-                InitErrorDetails(
-                    type=PydanticCustomError("policy", "{reason}", {"reason": msg}), loc=loc, input=None
-                )
-                for loc, msg in problems
-            ],
-        )
-
-
-def _problem(message: str) -> PydanticCustomError:
-    """An error with `message` as it is, for a validator to raise at the field it checks."""
-    return PydanticCustomError("policy", "{reason}", {"reason": message})
-
-
-def _distinct(items: tuple[Any, ...]) -> tuple[Any, ...]:
-    _fail(
-        "distinct", [((i,), f"{item!r} is listed twice") for i, item in enumerate(items) if item in items[:i]]
-    )
-    return items
-
-
-class PolicyModel(BaseModel):
-    # Unknown keys are refused: a misspelt setting must not silently fall back to its default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 # -- risk criteria (6.1.1, 8.2) -------------------------------------------------------------------
 
@@ -106,7 +58,7 @@ def _check_scale(levels: tuple[ScaleLevel, ...]) -> tuple[ScaleLevel, ...]:
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append(((i, "name"), f"name {levels[i].name!r} is used twice"))
-    _fail("scale", problems)
+    fail("scale", problems)
     return levels
 
 
@@ -125,7 +77,7 @@ def _check_bands(bands: tuple[Band, ...]) -> tuple[Band, ...]:
             problems.append(((i, "level"), f"bands go from low to critical; {bands[i].level} comes too late"))
         if bands[i].max_score <= bands[i - 1].max_score:
             problems.append(((i, "max_score"), f"must be above the previous band's {bands[i - 1].max_score}"))
-    _fail("bands", problems)
+    fail("bands", problems)
     return bands
 
 
@@ -167,7 +119,7 @@ class RiskCriteria(PolicyModel):
                 )
         if self.levels[last].max_score < top:
             problems.append((("levels", last, "max_score"), f"the last band must reach {top} (top score)"))
-        _fail("risk", problems)
+        fail("risk", problems)
         return self
 
     def level_for(self, likelihood: int, impact: int) -> RiskLevel:
@@ -185,7 +137,7 @@ class RiskCriteria(PolicyModel):
 
 
 class ApproverGroup(PolicyModel):
-    members: Annotated[tuple[Name, ...], AfterValidator(_distinct)] = Field(
+    members: Annotated[tuple[Name, ...], AfterValidator(distinct)] = Field(
         min_length=1, description="User ids or emails of the people who may decide for the group."
     )
     slack_channel: SlackChannel = Field(description="Where the group's approval requests are posted.")
@@ -193,7 +145,7 @@ class ApproverGroup(PolicyModel):
 
 
 class ApprovalRule(PolicyModel):
-    groups: Annotated[tuple[GroupName, ...], AfterValidator(_distinct)] = Field(
+    groups: Annotated[tuple[GroupName, ...], AfterValidator(distinct)] = Field(
         min_length=1, description="Approver groups whose members may decide."
     )
     quorum: StrictInt = Field(1, ge=1, le=20, description="Distinct approvers needed for a decision.")
@@ -203,7 +155,7 @@ class ApprovalRule(PolicyModel):
     @model_validator(mode="after")
     def _enough_groups(self) -> ApprovalRule:
         if self.distinct_groups and self.quorum > len(self.groups):
-            _fail(
+            fail(
                 "rule",
                 [(("quorum",), f"distinct_groups needs {self.quorum} groups, {len(self.groups)} listed")],
             )
@@ -212,7 +164,7 @@ class ApprovalRule(PolicyModel):
 
 class EscalationStep(PolicyModel):
     after_hours: StrictInt = Field(ge=1, le=24 * 365, description="Hours after the request, if undecided.")
-    notify: Annotated[tuple[Name, ...], AfterValidator(_distinct)] = Field(
+    notify: Annotated[tuple[Name, ...], AfterValidator(distinct)] = Field(
         min_length=1, description="Approver group names, or email addresses of people, to notify."
     )
 
@@ -224,7 +176,7 @@ def _check_escalation(steps: tuple[EscalationStep, ...]) -> tuple[EscalationStep
             problems.append(
                 ((i, "after_hours"), f"must come after the previous step's {steps[i - 1].after_hours}")
             )
-    _fail("escalation", problems)
+    fail("escalation", problems)
     return steps
 
 
@@ -233,7 +185,7 @@ class Sla(PolicyModel):
     escalation: Annotated[tuple[EscalationStep, ...], AfterValidator(_check_escalation)] = Field(
         (), description="Who is notified, in time order, while the decision is outstanding."
     )
-    remind_before_hours: Annotated[tuple[StrictInt, ...], AfterValidator(_distinct)] | None = Field(
+    remind_before_hours: Annotated[tuple[StrictInt, ...], AfterValidator(distinct)] | None = Field(
         None,
         description="Remind the approvers this many hours before the decision is due; "
         "default: once, a quarter of decision_hours before.",
@@ -263,7 +215,7 @@ class Sla(PolicyModel):
                     f"or the last escalation ({last} h)",
                 )
             )
-        _fail("sla", problems)
+        fail("sla", problems)
         return self
 
     def reminders(self) -> tuple[int, ...]:
@@ -277,170 +229,6 @@ class Sla(PolicyModel):
             return self.expire_after_hours
         last = self.escalation[-1].after_hours if self.escalation else 0
         return max(2 * self.decision_hours, last)
-
-
-# -- management review (9.3) ----------------------------------------------------------------------
-
-
-class ReviewCadence(StrEnum):
-    """How often ordinary management reviews are held (calendar-based, not cron: reviews are meetings)."""
-
-    monthly = "monthly"
-    quarterly = "quarterly"
-    semiannual = "semiannual"
-    annual = "annual"
-
-    @property
-    def months(self) -> int:
-        return {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[self.value]
-
-
-class Attendee(PolicyModel):
-    name: Name = Field(description="Full name.")
-    email: Email = Field(description="Where invitations and the review pack go.")
-    role: Name = Field(description="Role in the AIMS, e.g. 'AIMS owner' or 'CISO'.")
-
-
-def _check_attendees(attendees: tuple[Attendee, ...]) -> tuple[Attendee, ...]:
-    emails = [a.email.casefold() for a in attendees]
-    _fail(
-        "attendees",
-        [
-            ((i, "email"), f"{attendees[i].email!r} is listed twice")
-            for i, e in enumerate(emails)
-            if e in emails[:i]
-        ],
-    )
-    return attendees
-
-
-# Names zoneinfo knows that are not IANA zones a schedule can use ('localtime' is the host's own
-# setting; Prefect refuses 'Factory').
-_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
-
-
-@functools.cache
-def _time_zones() -> frozenset[str]:
-    import zoneinfo
-
-    return frozenset(zoneinfo.available_timezones() - _NOT_ZONES)
-
-
-def _check_time_zone(name: str) -> str:
-    import zoneinfo
-
-    zones = _time_zones()
-    if name in zones:
-        try:
-            zoneinfo.ZoneInfo(name)
-            return name
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            pass
-    close = [z for z in zones if z.casefold() == name.casefold()]
-    hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as 'Europe/Berlin' or 'UTC'"
-    raise _problem(f"unknown time zone {name!r}: {hint}")
-
-
-def _check_clock(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # Unquoted, YAML 1.1 reads 10:00 as the sexagesimal number 600 (and 09:30 as text): say so.
-        if isinstance(value, int) and 60 <= value < 24 * 60:
-            hour, minute = divmod(value, 60)
-            raise _problem(
-                f"YAML reads an unquoted {hour}:{minute:02d} as the number {value}: "
-                f'quote the time, e.g. "{hour:02d}:{minute:02d}"'
-            )
-        raise _problem(f'{value} is not a time of day: write 24-hour HH:MM in quotes, e.g. "10:00"')
-    if isinstance(value, str) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-        raise _problem(f'{value!r} is not a time of day: use 24-hour HH:MM, e.g. "10:00"')
-    return value
-
-
-Clock = Annotated[str, BeforeValidator(_check_clock), Field(description="Local time of day, 24-hour HH:MM.")]
-TimeZoneName = Annotated[str, AfterValidator(_check_time_zone), Field(description="IANA time zone name.")]
-
-
-class ReviewMeeting(PolicyModel):
-    """When ordinary reviews meet: a fixed day of the month, in first_month and every cadence after it."""
-
-    day: StrictInt = Field(
-        15, ge=1, le=28, description="Day of the month of the meeting (up to 28: every month has it)."
-    )
-    time: Clock = Field("10:00", description='Local start time, 24-hour "HH:MM" (quote it in YAML).')
-    timezone: TimeZoneName = Field("UTC", description="IANA time zone of day and time, e.g. 'Europe/Berlin'.")
-    duration_minutes: StrictInt = Field(120, ge=15, le=480, description="Length of the meeting.")
-    first_month: StrictInt = Field(
-        1,
-        ge=1,
-        le=12,
-        description="Month (1-12) of the first meeting of the year; the others follow every cadence "
-        "months, e.g. quarterly from 1: January, April, July, October.",
-    )
-
-    @property
-    def clock(self) -> dt.time:
-        """The start time as a `datetime.time` (naive: it is local to `timezone`)."""
-        hour, minute = self.time.split(":")
-        return dt.time(int(hour), int(minute))
-
-    @property
-    def zone(self) -> ZoneInfo:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(self.timezone)
-
-
-class ExtraordinaryReview(PolicyModel):
-    incidents: StrictInt = Field(3, ge=1, le=1000, description="This many incidents …")
-    within_days: StrictInt = Field(30, ge=1, le=365, description="… within this many days …")
-    min_severity: Severity = Field(Severity.high, description="… of at least this severity call a review.")
-    notice_days: StrictInt = Field(
-        7,
-        ge=1,
-        le=60,
-        description="An extraordinary review is prepared at once; it meets this many days after it was "
-        "requested, at meeting.time.",
-    )
-
-
-class ManagementReview(PolicyModel):
-    cadence: ReviewCadence = Field(ReviewCadence.quarterly, description="Ordinary review frequency.")
-    lead_time_days: StrictInt = Field(
-        14,
-        ge=1,
-        le=90,
-        description="Days before a review at which its pack is prepared and sent; shorter than the "
-        "cadence, and less than meeting.day + 28 (the pack is prepared in the meeting's month or the one "
-        "before).",
-    )
-    meeting: ReviewMeeting = Field(
-        default_factory=ReviewMeeting, description="Day, time, time zone and length of ordinary meetings."
-    )
-    attendees: Annotated[tuple[Attendee, ...], AfterValidator(_check_attendees)] = Field(
-        min_length=1, description="Who is invited (top management); the first one organises (chairs)."
-    )
-    jira_project: JiraProject | None = Field(
-        None, description="Jira project for review issues; None (the default) means incidents.jira_project."
-    )
-    extraordinary: ExtraordinaryReview = Field(
-        default_factory=ExtraordinaryReview, description="When incidents call an extraordinary review."
-    )
-
-    @model_validator(mode="after")
-    def _lead_time_fits(self) -> ManagementReview:
-        lead, day = self.lead_time_days, self.meeting.day
-        if lead >= self.cadence.months * 28:
-            _fail("review", [(("lead_time_days",), f"must be shorter than the {self.cadence} cadence")])
-        if lead >= day + 28:
-            # Prepared that early, the pack would fall two months before the meeting in some months
-            # and one in others: no calendar rule could name the day.
-            later = f", or move meeting.day to {lead - 27} or later" if lead - 27 <= 28 else ""
-            message = (
-                f"{lead} days before day {day} of the month is more than a month ahead: make "
-                f"lead_time_days at most {day + 27}{later}"
-            )
-            _fail("review", [(("lead_time_days",), message)])
-        return self
 
 
 # -- data quality (A.7.4), regulatory clocks (A.8.4), incidents, applicability --------------------
@@ -463,7 +251,7 @@ class DataQuality(PolicyModel):
     @model_validator(mode="after")
     def _warning_below_critical(self) -> DataQuality:
         if self.psi_critical <= self.psi_warning:
-            _fail("data_quality", [(("psi_critical",), f"must be above psi_warning ({self.psi_warning})")])
+            fail("data_quality", [(("psi_critical",), f"must be above psi_warning ({self.psi_warning})")])
         return self
 
 
@@ -472,7 +260,7 @@ def _check_reminders(fractions: tuple[float, ...]) -> tuple[float, ...]:
     for i in range(1, len(fractions)):
         if fractions[i] <= fractions[i - 1]:
             problems.append(((i,), f"must be above the previous reminder's {fractions[i - 1]}"))
-    _fail("reminders", problems)
+    fail("reminders", problems)
     return fractions
 
 
@@ -500,7 +288,7 @@ class Art73Clock(PolicyModel):
         for name, days in (("death_days", self.death_days), ("widespread_days", self.widespread_days)):
             if days > self.general_days:
                 problems.append(((name,), f"must not exceed general_days ({self.general_days})"))
-        _fail("art73", problems)
+        fail("art73", problems)
         return self
 
 
@@ -561,14 +349,14 @@ class Incidents(PolicyModel):
         return {**_default_jira_statuses(), **given}
 
     @model_validator(mode="after")
-    def _statuses_distinct(self) -> Incidents:
+    def _statusesdistinct(self) -> Incidents:
         seen: dict[str, IncidentStage] = {}
         problems: list[tuple[Loc, str]] = []
         for stage, status in self.jira_statuses.items():
             other = seen.setdefault(status.casefold(), stage)
             if other is not stage:
                 problems.append((("jira_statuses", stage.value), f"{status!r} is {other.value}'s status too"))
-        _fail("incidents", problems)
+        fail("incidents", problems)
         return self
 
 
@@ -631,7 +419,7 @@ class Policy(PolicyModel):
             for section, present in (("approvals", self.approvals), ("slas", self.slas)):
                 if level not in present:
                     problems.append(((section,), f"{level.value!r} is above the appetite and needs an entry"))
-        _fail("Policy", problems)
+        fail("Policy", problems)
         return self
 
     def levels_needing_approval(self) -> list[RiskLevel]:

@@ -19,7 +19,8 @@ from uuid import UUID
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from flows.data_quality.drift import categorical_psi, ks_from_quantiles, ks_pvalue, psi
+from flows.data_quality.drift import compare_profiles
+from flows.data_quality.results import validated_event, version_id
 from flows.evidence import (
     actor,
     artifact_key,
@@ -37,7 +38,7 @@ from schemas.events import (
     DataQualityValidatedEvent,
     RiskReassessmentRequestedEvent,
 )
-from schemas.payloads import DataQualityValidated, DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
 from schemas.policy import DataQuality
 from schemas.records import (
     DataQualityResult,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from schemas.suites import CheckOutcome, DatasetProfile, Suite
 
 FLOW = "check-data-quality"
-SOURCE = "urn:aims:check-data-quality"
 EMPTY = "dataset has no rows"
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -83,53 +83,6 @@ def fingerprint(location: DatasetLocation) -> dict[str, Any]:
     outcome["bytes"] = path.stat().st_size
     outcome["sha256"] = digest.hexdigest()
     return outcome
-
-
-def version_id(dataset: str, version: str) -> str:
-    return f"{dataset}@{version}"
-
-
-# -- drift ----------------------------------------------------------------------------------------
-
-
-def compare_profiles(
-    reference: DatasetProfile, current: DatasetProfile, limits: DataQuality, columns: list[str]
-) -> dict[str, Any]:
-    """Per column: PSI (and KS for numbers) against the reference, with the level the policy gives it."""
-    drift: dict[str, Any] = {}
-    for name, ref in reference.columns.items():
-        if name not in columns:
-            continue
-        cur = current.columns.get(name)
-        if cur is None or cur.kind != ref.kind:
-            drift[name] = {"level": "critical", "reason": "column missing or changed kind"}
-            continue
-        finding: dict[str, Any]
-        if ref.kind == "numeric" and cur.kind == "numeric":
-            # No mass on either side (an all-null column): no distribution to compare.
-            if not sum(ref.counts) or not sum(cur.counts) or len(ref.counts) != len(cur.counts):
-                continue
-            d = ks_from_quantiles(ref.quantiles, cur.quantiles) if ref.quantiles and cur.quantiles else 0.0
-            finding = {
-                "psi": round(psi(ref.counts, cur.counts), 6),
-                "ks": round(d, 6),
-                "ks_pvalue": ks_pvalue(d, ref.count, cur.count),
-            }
-        elif ref.kind == "categorical" and cur.kind == "categorical":
-            ref_freq = {**ref.frequencies, "(other)": ref.other}
-            cur_freq = {**cur.frequencies, "(other)": cur.other}
-            if not sum(ref_freq.values()) or not sum(cur_freq.values()):
-                continue
-            finding = {"psi": round(categorical_psi(ref_freq, cur_freq), 6)}
-        else:
-            continue
-        level = "none"
-        if finding["psi"] >= limits.psi_critical:
-            level = "critical"
-        elif finding["psi"] >= limits.psi_warning or finding.get("ks_pvalue", 1.0) < limits.ks_pvalue:
-            level = "warning"
-        drift[name] = {**finding, "level": level}
-    return drift
 
 
 # -- the check ------------------------------------------------------------------------------------
@@ -441,41 +394,6 @@ def record_outcome(
         if opened:
             messages += reassessments(event, reason, users_of(uow, event.data.dataset_id))
         return stage(uow, messages, settings.events_topic)
-
-
-def validated_event(
-    event: DataChangedEvent,
-    verdict: Verdict,
-    summary: dict[str, Any],
-    suite: str | None = None,
-    suite_version: str | None = None,
-    failed_critical: list[str] | None = None,
-    failed_warning: list[str] | None = None,
-    drifted: list[str] | None = None,
-) -> DataQualityValidatedEvent:
-    data = event.data
-    result_id = version_id(data.dataset_id, data.version)
-    # One check per version, but a version may be announced (and superseded) by several changes.
-    event_id = f"validated:{result_id}"
-    if verdict is Verdict.superseded:
-        event_id = f"superseded:{result_id}:{hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]}"
-    return DataQualityValidatedEvent(
-        specversion="1.0",
-        id=event_id,
-        source=SOURCE,
-        data=DataQualityValidated(
-            dataset_id=data.dataset_id,
-            version=data.version,
-            verdict=verdict,
-            suite=suite,
-            suite_version=suite_version,
-            failed_critical=failed_critical or [],
-            failed_warning=failed_warning or [],
-            drifted_columns=drifted or [],
-            content_hash=summary.get("sha256"),
-            result_id=result_id if verdict is not Verdict.superseded else None,
-        ),
-    )
 
 
 def reassessments(

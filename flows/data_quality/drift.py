@@ -13,6 +13,11 @@ import itertools
 import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schemas.policy import DataQuality
+    from schemas.suites import DatasetProfile
 
 # Empty bins would make PSI infinite; this floor is the usual convention (a fraction of 0.01%).
 _FLOOR = 1e-4
@@ -90,3 +95,43 @@ def _cdf_at(points: Sequence[tuple[float, float]], x: float) -> float:
         if x0 <= x < x1:
             return p0 + (p1 - p0) * (x - x0) / (x1 - x0)
     return 1.0
+
+
+def compare_profiles(
+    reference: DatasetProfile, current: DatasetProfile, limits: DataQuality, columns: list[str]
+) -> dict[str, Any]:
+    """Per column: PSI (and KS for numbers) against the reference, with the level the policy gives it."""
+    drift: dict[str, Any] = {}
+    for name, ref in reference.columns.items():
+        if name not in columns:
+            continue
+        cur = current.columns.get(name)
+        if cur is None or cur.kind != ref.kind:
+            drift[name] = {"level": "critical", "reason": "column missing or changed kind"}
+            continue
+        finding: dict[str, Any]
+        if ref.kind == "numeric" and cur.kind == "numeric":
+            # No mass on either side (an all-null column): no distribution to compare.
+            if not sum(ref.counts) or not sum(cur.counts) or len(ref.counts) != len(cur.counts):
+                continue
+            d = ks_from_quantiles(ref.quantiles, cur.quantiles) if ref.quantiles and cur.quantiles else 0.0
+            finding = {
+                "psi": round(psi(ref.counts, cur.counts), 6),
+                "ks": round(d, 6),
+                "ks_pvalue": ks_pvalue(d, ref.count, cur.count),
+            }
+        elif ref.kind == "categorical" and cur.kind == "categorical":
+            ref_freq = {**ref.frequencies, "(other)": ref.other}
+            cur_freq = {**cur.frequencies, "(other)": cur.other}
+            if not sum(ref_freq.values()) or not sum(cur_freq.values()):
+                continue
+            finding = {"psi": round(categorical_psi(ref_freq, cur_freq), 6)}
+        else:
+            continue
+        level = "none"
+        if finding["psi"] >= limits.psi_critical:
+            level = "critical"
+        elif finding["psi"] >= limits.psi_warning or finding.get("ks_pvalue", 1.0) < limits.ks_pvalue:
+            level = "warning"
+        drift[name] = {**finding, "level": level}
+    return drift

@@ -135,14 +135,6 @@ def review_event(review: ManagementReview, incident: Incident) -> ReviewRequeste
     )
 
 
-def _review(uow: UnitOfWork, incident: Incident, policy: Policy, at: datetime) -> ManagementReview | None:
-    """The new extraordinary review this incident requests if none is open to join; None if it calls
-    none (once per trigger; repeated incidents once per window)."""
-    reviews = uow.reviews.find(kind="extraordinary")
-    call = review_call(incident, uow.incidents.find(), reviews, policy, at, join=False)
-    return review_request(incident, call, at) if call is not None else None
-
-
 def call_review(
     uow: UnitOfWork, incident: Incident, policy: Policy, at: datetime
 ) -> tuple[ManagementReview, bool] | None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from icalendar import vText
 
-    from schemas.policy import ManagementReview
+    from schemas.review_policy import ManagementReview
 
 __all__ = [
     "ANCHOR_YEAR",

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from prefect.client.schemas.schedules import RRuleSchedule
 
     from flows.reviews.pack import RunHistory
-    from schemas.policy import ManagementReview as ManagementReviewPolicy
     from schemas.policy import Policy
     from schemas.review_pack import ReviewPack
+    from schemas.review_policy import ManagementReview as ManagementReviewPolicy
 
 FLOW = "hold-management-review"
 # Jira refuses descriptions beyond 32 767 characters; the full pack is in the state folder anyway.

@@ -88,7 +88,7 @@ def test_every_value_lands_in_exactly_one_bin(values: list[float], edges: list[f
 
 
 def test_a_column_without_values_on_either_side_has_no_drift_and_no_crash() -> None:
-    from flows.data_quality.check_data_quality import compare_profiles
+    from flows.data_quality.drift import compare_profiles
     from schemas.policy import DataQuality
     from schemas.suites import DatasetProfile
 

@@ -364,12 +364,17 @@ def _repeat(register: Register, n: int, days: float, severity: Severity = Severi
 
 
 def _called(register: Register, incident: Incident) -> str | None:
-    from flows.incidents.handle_incident import _review
+    from flows.incidents.handle_incident import review_request
+    from flows.reviews.calls import review_call
 
+    at = incident.detected_at
     with register.unit_of_work("test") as uow:
-        review = _review(uow, incident, example_policy(), incident.detected_at)
-        if review is None:
+        # Calling only, never joining: each new call is a review of its own.
+        reviews = uow.reviews.find(kind="extraordinary")
+        call = review_call(incident, uow.incidents.find(), reviews, example_policy(), at, join=False)
+        if call is None:
             return None
+        review = review_request(incident, call, at)
         uow.reviews.add_if_absent(review)
         return review.id
 

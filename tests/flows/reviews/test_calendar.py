@@ -31,8 +31,8 @@ from flows.reviews.calendar import (
     preparation_rrule,
 )
 from flows.reviews.hold_management_review import schedule
-from schemas.policy import ManagementReview, ReviewCadence
 from schemas.policy_file import load_policy
+from schemas.review_policy import ManagementReview, ReviewCadence
 from tests.resources import EXAMPLE_POLICY
 
 EXAMPLE = EXAMPLE_POLICY
@@ -468,8 +468,8 @@ def test_the_meeting_clock_and_zone() -> None:
 def test_every_zone_the_policy_accepts_prefect_accepts() -> None:
     from prefect.client.schemas.schedules import is_valid_timezone
 
-    from schemas.policy import _time_zones
+    from schemas.review_policy import time_zones
 
-    zones = _time_zones()
+    zones = time_zones()
     assert {"UTC", "Europe/Berlin", "America/New_York"} <= zones
     assert [z for z in sorted(zones) if not is_valid_timezone(z)] == []
