@@ -120,34 +120,16 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
     )
 
 
-def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) -> None:
-    """Run the gateway until SIGTERM/SIGINT; `ready` gets the bound port (the setting may say 0)."""
+def serve(settings: AimsSettings, desk: DecisionDesk, ready: Callable[[int], None] | None = None) -> None:
+    """Run the gateway until SIGTERM/SIGINT; `ready` gets the bound port (the setting may say 0).
+
+    The desk, with its register, Slack, Jira and outbox, is built by the composition root
+    (`infra.resources.gateway_desk`) and handed in.
+    """
     import time
 
     import uvicorn
 
-    from connectors.jira_issues import jira_from_settings
-    from connectors.register import open_register
-    from connectors.slack import slack_from_settings
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
-    from schemas.policy_file import load_policy
-
-    if not settings.kafka_bootstrap_servers:
-        raise RuntimeError("the gateway needs KAFKA_BOOTSTRAP_SERVERS (set by `aims up`)")
-    register = open_register(settings)
-    relay = OutboxRelay(
-        register, make_producer(settings.kafka_bootstrap_servers, client_id="aims-gateway"), "gateway"
-    )
-    chat = slack_from_settings(settings)
-    desk = DecisionDesk(
-        register,
-        lambda: load_policy(settings.policy_file),
-        settings.events_topic,
-        relay.send,
-        chat,
-        jira_from_settings(settings),
-    )
     socket_mode = None
     if settings.slack_app_token is not None:
         from gateway.slack_socket import SocketModeListener
@@ -173,4 +155,3 @@ def serve(settings: AimsSettings, ready: Callable[[int], None] | None = None) ->
     finally:
         if socket_mode is not None:
             socket_mode.stop()
-        relay.producer.close(timeout=10)

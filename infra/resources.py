@@ -15,6 +15,7 @@ from flows.runtime import Runtime
 if TYPE_CHECKING:
     from connectors.register.store import Register
     from events.outbox import KafkaOutbox, OutboxRelay
+    from gateway.desk import DecisionDesk
     from schemas.policy import Policy
     from schemas.settings import AimsSettings
 
@@ -59,3 +60,30 @@ def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
         tracker=jira_from_settings(settings),
         outbox=outbox_sender(register, settings.kafka_bootstrap_servers, "aims-flow-outbox"),
     )
+
+
+def gateway_desk(settings: AimsSettings) -> tuple[DecisionDesk, KafkaOutbox]:
+    """What the gateway answers clicks and webhooks with, and the outbox to close when it stops.
+
+    The policy is read again for each decision: the gateway runs for weeks, and an approver added to
+    the policy file counts from the next click, without a restart.
+    """
+    from connectors.jira_issues import jira_from_settings
+    from connectors.register import open_register
+    from connectors.slack import slack_from_settings
+    from gateway.desk import DecisionDesk
+    from schemas.policy_file import load_policy
+
+    if not settings.kafka_bootstrap_servers:
+        raise RuntimeError("the gateway needs KAFKA_BOOTSTRAP_SERVERS (set by `aims up`)")
+    register = open_register(settings)
+    outbox = outbox_sender(register, settings.kafka_bootstrap_servers, "aims-gateway")
+    desk = DecisionDesk(
+        register,
+        lambda: load_policy(settings.policy_file),
+        settings.events_topic,
+        lambda keys: outbox.send(keys, "gateway"),
+        slack_from_settings(settings),
+        jira_from_settings(settings),
+    )
+    return desk, outbox

@@ -246,6 +246,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     from gateway.app import serve
     from gateway.status_file import status_path
+    from infra.resources import gateway_desk
 
     status = status_path(settings.state_path)
 
@@ -253,10 +254,12 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         status.parent.mkdir(parents=True, exist_ok=True)
         status.write_text(json.dumps({"pid": os.getpid(), "port": port, "host": settings.gateway_host}))
 
+    desk, outbox = gateway_desk(settings)
     try:
-        serve(settings, ready)
+        serve(settings, desk, ready)
     finally:
         status.unlink(missing_ok=True)
+        outbox.close()
     return 0
 
 
