@@ -169,17 +169,16 @@ def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
 def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) -> list[str]:
     """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
     from connectors.register import open_register
-    from events.kafka_clients import make_producer
-    from events.outbox import OutboxRelay
     from flows.approvals.commands import DecideApproval, requested_event
     from flows.commands import Actor, Context, handle
     from flows.risk.reassess_risk import REQUEST_SOURCE
+    from infra.resources import outbox_sender
     from schemas.payloads import Decision, DecisionChannel
     from schemas.policy_file import load_policy
 
     policy = load_policy(settings.policy_file)
     register = open_register(settings)
-    producer = make_producer(bootstrap, client_id="aims-demo")
+    outbox = outbox_sender(register, bootstrap, "aims-demo")
     keys: list[str] = []
     try:
         with register.reader() as uow:
@@ -188,7 +187,6 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
                 for a in uow.approvals.find(status="pending", order_by="requested_at")
                 if a.requested_at >= since
             ]
-        relay = OutboxRelay(register, producer, "cli:demo")
         for approval in waiting:
             for who in demo_approvers(approval, policy):
                 command = DecideApproval(
@@ -198,11 +196,11 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
                     reason="approved in the demo",
                 )
                 result = handle(command, Context(register, policy, settings.events_topic))
-                relay.send(result.keys)
+                outbox.send(result.keys, "cli:demo")
                 print(f"  aims approvals approve {approval.id} --by {who}   → {result.message}", flush=True)
             keys.append(requested_event(approval, REQUEST_SOURCE).dedup_key)
     finally:
-        producer.close(timeout=10)
+        outbox.close()
         register.close()
     return keys
 
