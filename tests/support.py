@@ -23,6 +23,7 @@ from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
 from schemas.settings import AimsSettings
+from tests.jira_workflow import add_incident_workflow
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
@@ -37,30 +38,6 @@ SLACK_SIGNING_SECRET = "slack-signing-secret-for-tests"
 JIRA_BOT = "aims-bot@northwind.example"
 JIRA_BOT_TOKEN = "jira-bot-token-for-tests"
 JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
-
-
-DEFAULT_INCIDENT_STATUSES = {
-    "triaged": "Triaged",
-    "contained": "Contained",
-    "reported-to-authority": "Reported to authority",
-    "corrective-action": "Corrective action",
-    "closed": "Closed",
-}
-
-
-def add_incident_workflow(jira: JiraFake, statuses: dict[str, str]) -> None:
-    """The incident statuses, each reachable from every other by a transition named after it.
-
-    That is what a Jira admin sets up with global transitions; Jira names a transition after its
-    target status by default.
-    """
-    names = list({**DEFAULT_INCIDENT_STATUSES, **statuses}.values())
-    for name in names:
-        jira.add_status(name, "done" if name == names[-1] else "indeterminate")
-    for target in names:
-        for source in ["To Do", *names]:
-            if source != target:
-                jira.add_transition(source, target, target)
 
 
 class SessionStack:

@@ -9,101 +9,31 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aims.cli import main
 from aims.emit import build_event
-from aims.errors import CliError
-from events.codec import MAX_DETAIL, Reason, Rejected, decode, encode_binary
-from schemas.envelope import shown
-from schemas.events import (
-    DATA_CHANGED,
-    EVENT_CLASSES,
-    INCIDENT_REPORTED,
-    AimsEvent,
-    describe_errors,
-    parse_event,
-)
+from events.codec import Reason, decode
+from schemas.events import DATA_CHANGED, EVENT_CLASSES, INCIDENT_REPORTED, describe_errors, parse_event
 from schemas.export import export_json_schemas
 from schemas.payloads import FILE_EXAMPLE, SQL_EXAMPLE, FileLocation, SqlTableLocation
+from tests.aims.emit_samples import (
+    INTERNAL,
+    MAX,
+    SEND,
+    binary_record,
+    data_with,
+    emit_data,
+    refusal_of,
+    rejection,
+    structured_record,
+)
 from tests.factories import SAMPLES as DATA
-from tests.factories import make_event, raw_event
-
-MAX = 256 * 1024  # bytes: the codec's cap on one event
-
-SEND = (
-    'Send a file as {"uri": "/data/loans.csv"} or a SQL table as'
-    ' {"url": "postgresql://host/db", "table": "loans"}'
-)
-# pydantic's own wording, which means nothing to a producer (or leaks its internals).
-INTERNAL = (
-    "discriminator",
-    "_location_kind",
-    "Input tag",
-    "instance of",
-    "Value error",
-    "Field required",
-    "Extra inputs",
-    "org.aims.data.changed.data",
-    "location.file",
-    "location.sql",
-)
-PROPERTY = settings(
-    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
-
-
-def data_with(location: Any) -> dict[str, Any]:
-    return {**copy.deepcopy(DATA[DATA_CHANGED]), "location": location}
-
-
-def structured_record(raw: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes | None]]]:
-    return json.dumps(raw).encode(), []
-
-
-def binary_record(data: Any) -> tuple[bytes, list[tuple[str, bytes | None]]]:
-    _, headers = encode_binary(make_event())
-    return json.dumps(data).encode(), list(headers)
-
-
-def rejection(result: object, reason: Reason) -> str:
-    assert isinstance(result, Rejected), f"expected a rejection ({reason}), got {result!r}"
-    assert result.reason is reason, result
-    assert_safe(result.detail)
-    return result.detail
-
-
-def assert_safe(text: str, limit: int = MAX_DETAIL) -> None:
-    """Bounded, and printable: no control characters, no lone surrogates (raw bytes that were not UTF-8)."""
-    assert text.strip()
-    assert len(text) <= limit, len(text)
-    assert all(ch.isprintable() for ch in text), ascii(text)
-    text.encode("utf-8")  # goes into a Kafka header
-
-
-def emit_data(data: Any) -> AimsEvent:
-    """`aims emit data-changed -f FILE` with `data` in the file."""
-    with tempfile.TemporaryDirectory() as folder:
-        file = Path(folder) / "data.json"
-        file.write_text(json.dumps(data))
-        return build_event("data-changed", [], file)
-
-
-def refusal_of(build: Any) -> str:
-    with pytest.raises(CliError) as info:
-        build()
-    message = str(info.value)
-    for line in message.splitlines():
-        assert_safe(line)
-    return message
-
+from tests.factories import raw_event
 
 # -- (1) `location`: a string, a number, a list, a shapeless or mixed object -----------------------
 
@@ -225,149 +155,6 @@ def test_a_hostile_location_is_cut_short_and_escaped() -> None:
         assert detail.startswith("data.location: ")
         assert "\\u001b[2J\\u202e" in detail
         assert len(detail) < 600
-
-
-# -- (2) not UTF-8: its own message, with the byte, distinct from empty and from not JSON ----------
-
-
-def test_invalid_utf8_in_a_structured_value_says_which_byte() -> None:
-    value = json.dumps(raw_event()).encode().replace(b'"evt-1"', b'"evt-\xff"')
-    position = value.index(b"\xff")
-    detail = rejection(decode(value, [], MAX), Reason.malformed)
-    assert detail == f"structured-mode value is not valid UTF-8: invalid start byte 0xff at byte {position}"
-
-
-def test_a_value_that_ends_inside_a_character_says_so() -> None:
-    detail = rejection(decode(b'{"id": "a\xe2\x82', [], MAX), Reason.malformed)
-    assert detail == "structured-mode value is not valid UTF-8: unexpected end of data 0xe2 0x82 at byte 9"
-
-
-def test_invalid_utf8_in_binary_data_says_which_byte() -> None:
-    _, headers = encode_binary(make_event())
-    value = b'{"dataset_id": "lo\xffans"}'
-    detail = rejection(decode(value, headers, MAX), Reason.malformed)
-    assert detail == "binary-mode data is not valid UTF-8: invalid start byte 0xff at byte 18"
-
-
-@pytest.mark.parametrize(
-    ("header", "bad", "problem"),
-    [
-        ("ce_id", b"ev\xfft-1", "invalid start byte 0xff at byte 2"),
-        ("ce_source", b"urn:\xe2\x82", "unexpected end of data 0xe2 0x82 at byte 4"),
-        ("ce_subject", b"lo\xe2(ans", "invalid continuation byte 0xe2 0x28 at byte 2"),
-        ("content-type", b"application/\xc0\xafjson", "invalid start byte 0xc0 at byte 12"),
-    ],
-)
-def test_invalid_utf8_in_a_header_names_the_header_and_the_byte(
-    header: str, bad: bytes, problem: str
-) -> None:
-    value, headers = encode_binary(make_event())
-    headers = [(k, bad if k == header else v) for k, v in headers]
-    detail = rejection(decode(value, headers, MAX), Reason.malformed)
-    assert detail == f'header "{header}" is not valid UTF-8: {problem}'
-
-
-@pytest.mark.parametrize(
-    ("tail", "problem"),
-    [
-        # a sequence cut short by the closing quote: the lead byte, its continuation, the quote
-        (b"\xe2\x82", "invalid continuation byte 0xe2 0x82 0x22"),
-        (b"\xe2(x", "invalid continuation byte 0xe2 0x28"),
-        # UTF-8 cannot encode a surrogate; json.loads(bytes) used to let one through ("surrogatepass")
-        (b"\xed\xa0\x80", "invalid continuation byte 0xed 0xa0"),
-        (b"\xf8\x88\x80\x80\x80", "invalid start byte 0xf8"),
-    ],
-    ids=["cut-short", "continuation", "encoded-surrogate", "five-byte-form"],
-)
-def test_every_kind_of_invalid_utf8_is_named(tail: bytes, problem: str) -> None:
-    value = json.dumps(raw_event(traceparent="@")).encode().replace(b'"@"', b'"' + tail + b'"')
-    at = value.index(tail)
-    detail = rejection(decode(value, [], MAX), Reason.malformed)
-    assert detail == f"structured-mode value is not valid UTF-8: {problem} at byte {at}"
-
-
-def test_utf16_json_is_refused_as_not_utf8_with_a_hint() -> None:
-    # json.loads(bytes) guesses UTF-16 and UTF-32 and took them; JSON on the wire is UTF-8 (RFC 8259).
-    with_bom = json.dumps(raw_event()).encode("utf-16")
-    assert rejection(decode(with_bom, [], MAX), Reason.malformed) == (
-        "structured-mode value is not valid UTF-8: invalid start byte 0xff at byte 0"
-        " (it starts with a UTF-16 or UTF-32 byte-order mark: encode the JSON as UTF-8)"
-    )
-    without_bom = json.dumps(raw_event()).encode("utf-16-le")
-    detail = rejection(decode(without_bom, [], MAX), Reason.malformed)
-    assert detail.startswith("structured-mode value is not JSON: ")
-    assert detail.endswith("(it has NUL bytes: UTF-16 or UTF-32? Encode the JSON as UTF-8)")
-
-
-def test_a_utf8_byte_order_mark_is_still_accepted() -> None:
-    value = b"\xef\xbb\xbf" + json.dumps(raw_event()).encode()
-    assert decode(value, [], MAX) == make_event()
-
-
-def test_empty_not_json_and_not_utf8_are_three_different_messages() -> None:
-    empty = rejection(decode(None, [], MAX), Reason.malformed)
-    empty_bytes = rejection(decode(b"", [], MAX), Reason.malformed)
-    not_json = rejection(decode(b"{", [], MAX), Reason.malformed)
-    not_utf8 = rejection(decode(b"\xff", [], MAX), Reason.malformed)
-    assert empty == empty_bytes
-    assert empty.startswith("empty record value and no ce_ headers: send the CloudEvent as one JSON object")
-    assert not_json == (
-        "structured-mode value is not JSON: Expecting property name enclosed in double quotes"
-        " at line 1 column 2 (character 1)"
-    )
-    assert not_utf8 == "structured-mode value is not valid UTF-8: invalid start byte 0xff at byte 0"
-    assert len({empty, not_json, not_utf8}) == 3
-
-
-@pytest.mark.parametrize("mode", ["structured", "binary"])
-def test_a_lone_surrogate_escape_is_refused_with_where_it_is(mode: str) -> None:
-    # Valid UTF-8 and valid JSON syntax, but "\ud800" decodes to a character UTF-8 cannot carry:
-    # it would break every later encoding of the event (an extension attribute keeps it as it is).
-    if mode == "structured":
-        value, headers = structured_record(raw_event(traceparent="a\ud800b"))
-        where, what = "traceparent", "structured-mode value"
-    else:
-        value, headers = binary_record({**DATA[DATA_CHANGED], "version": "\udfff"})
-        where, what = "version", "binary-mode data"
-    assert b"\\ud800" in value or b"\\udfff" in value
-    detail = rejection(decode(value, headers, MAX), Reason.malformed)
-    assert detail.startswith(f"{what} is not valid Unicode: {where} has a \\u escape of a lone surrogate")
-
-
-def test_a_surrogate_pair_escape_is_a_character_and_fine() -> None:
-    value = json.dumps(raw_event(traceparent="\U0001f600")).encode()  # ensure_ascii: \ud83d\ude00
-    assert b"\\ud83d\\ude00" in value
-    event = decode(value, [], MAX)
-    assert isinstance(event, AimsEvent) and event.extensions["traceparent"] == "\U0001f600"
-
-
-def test_aims_emit_says_which_byte_of_a_file_is_not_utf8(tmp_path: Path) -> None:
-    file = tmp_path / "data.json"
-    file.write_bytes(b'{"dataset_id": "lo\xffans"}')
-    message = refusal_of(lambda: build_event("data-changed", [], file))
-    assert message == f"{file}: not valid UTF-8: invalid start byte 0xff at byte 18"
-
-
-def test_aims_emit_says_which_byte_of_an_argument_is_not_utf8(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    # Python hands argv bytes that are not UTF-8 over as lone surrogates (PEP 383): b"\xff" is "\udcff".
-    monkeypatch.setenv("AIMS_STATE_DIR", str(tmp_path))
-    argv = ["emit", "data-changed", "-d", "dataset_id=lo\udcffans", "-d", "location.uri=/data/loans.csv"]
-    assert main([*argv, "-d", "version=3", "-d", "change_kind=created", "--dry-run"]) == 2
-    assert capsys.readouterr().err == (
-        "aims: error: -d dataset_id: the value is not valid UTF-8: invalid start byte 0xff at byte 2\n"
-    )
-    message = refusal_of(lambda: build_event("data-changed", ["dataset_id=loans"], None, subject="s\udcfe"))
-    assert message == "--subject is not valid UTF-8: invalid start byte 0xfe at byte 1"
-
-
-def test_aims_emit_refuses_a_lone_surrogate_escape(tmp_path: Path) -> None:
-    file = tmp_path / "event.json"
-    whole = {**raw_event(), "traceparent": "\ud800"}
-    file.write_text(json.dumps(whole))
-    message = refusal_of(lambda: build_event(None, [], file))
-    assert message.startswith(f"{file}: not valid Unicode at traceparent: a \\u escape of a lone surrogate")
 
 
 # -- (3) the other messages a producer meets, in words -------------------------------------------
@@ -503,92 +290,3 @@ def test_many_errors_are_counted_not_listed() -> None:
     detail = rejection(decode(*structured_record(raw_event(data=data)), MAX), Reason.invalid_payload)
     assert detail.count("; ") == 9
     assert detail.endswith(" … and 44 more")  # 50 unknown fields and 4 required ones missing
-
-
-# -- properties: any value in `location`, any bytes in a record or header --------------------------
-
-json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=15,
-)
-# Keys a location is made of, so the generated objects often come close to a valid one.
-near_locations = st.dictionaries(
-    st.sampled_from(["kind", "uri", "url", "table", "path"]),
-    st.one_of(st.sampled_from(["file", "sql", "/x.csv", "sqlite:///r.db", "t"]), json_values),
-    max_size=4,
-)
-
-
-@PROPERTY
-@given(location=st.one_of(json_values, near_locations))
-def test_any_location_is_an_event_or_a_readable_rejection(location: Any) -> None:
-    data = data_with(location)
-    for value, headers in (structured_record(raw_event(data=data)), binary_record(data)):
-        result = decode(value, headers, MAX)
-        if isinstance(result, AimsEvent):
-            assert isinstance(location, dict)
-            continue
-        detail = rejection(result, result.reason)
-        # a lone surrogate in a key or string is refused before the payload is read
-        assert result.reason in (Reason.invalid_payload, Reason.malformed), detail
-        if result.reason is Reason.invalid_payload:
-            assert "data.location" in detail
-            for phrase in INTERNAL:
-                assert phrase not in detail
-            if not isinstance(location, dict):
-                assert detail.startswith("data.location: expected an object but got ")
-
-
-@PROPERTY
-@given(location=st.one_of(json_values, near_locations))
-def test_any_location_from_aims_emit_is_an_event_or_a_cli_error(location: Any) -> None:
-    try:
-        emit_data(data_with(location))
-    except CliError as exc:
-        for line in str(exc).splitlines():
-            assert_safe(line)
-
-
-records = st.one_of(st.none(), st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()))
-
-
-@PROPERTY
-@given(value=records, binary=st.booleans())
-def test_any_bytes_as_a_record_value_give_a_bounded_printable_detail(
-    value: bytes | None, binary: bool
-) -> None:
-    _, headers = encode_binary(make_event())
-    result = decode(value, headers if binary else [], MAX)
-    if isinstance(result, Rejected):
-        rejection(result, result.reason)
-
-
-@PROPERTY
-@given(
-    name=st.sampled_from(["ce_id", "ce_type", "ce_source", "ce_subject", "ce_traceparent", "content-type"]),
-    raw=st.binary(max_size=60),
-)
-def test_any_bytes_in_a_header_give_a_bounded_printable_detail(name: str, raw: bytes) -> None:
-    value, headers = encode_binary(make_event())
-    replaced = [(k, v) for k, v in headers if k != name] + [(name, raw)]
-    result = decode(value, replaced, MAX)
-    if isinstance(result, Rejected):
-        detail = rejection(result, result.reason)
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            assert result.reason is Reason.malformed
-            assert detail.startswith(f'header "{name}" is not valid UTF-8: {exc.reason} ')
-            assert detail.endswith(f" at byte {exc.start}")
-
-
-@PROPERTY
-@given(value=json_values)
-def test_shown_is_short_and_printable_for_any_value(value: Any) -> None:
-    assert_safe(shown(value), limit=400)
