@@ -119,11 +119,11 @@ def follow_on_keys(event: AimsEvent, settings: AimsSettings) -> list[str]:
 
         return [onboard_model.reassessment_for(event).dedup_key]
     if is_event(event, IncidentReported):
-        from flows.evidence import load_policy
         from flows.incidents import handle_incident
         from flows.incidents.rules import triage
+        from schemas.policy_file import require_policy
 
-        policy = load_policy()
+        policy = require_policy(settings.policy_file, "the demo's incident triage")
         keys = [handle_incident.reassessment_for(event).dedup_key]
         # A serious incident calls an extraordinary management review, whose pack is prepared at
         # once — unless one is requested and not yet held (an earlier demo's): it joins that one.
