@@ -40,6 +40,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    # The session stack's tests run first, before any other test has used the Prefect SDK in this
+    # process: the SDK keeps the settings it first saw, and a test run earlier without the stack's
+    # PREFECT_API_URL left the in-process routers on an ephemeral API (a "stopped" Prefect then
+    # stopped nothing). Before the tests mirrored the tree, tests/integration sorted first anyway.
+    items.sort(key=lambda item: 0 if "integration" in item.path.parts else 1)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import flows.evidence as evidence
 from connectors.register.store import Register
 from flows.runtime import NoRuntime, Runtime, current, use
 from infra.resources import flow_runtime
@@ -23,6 +22,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
 
 
 def test_flow_code_without_a_runtime_says_who_must_install_one() -> None:
+    import flows.evidence as evidence
+
     with pytest.raises(NoRuntime, match=r"flows\.runtime\.use"):
         current()
     with pytest.raises(NoRuntime):
@@ -30,6 +31,8 @@ def test_flow_code_without_a_runtime_says_who_must_install_one() -> None:
 
 
 def test_the_policy_is_parsed_once_per_runtime_however_often_flow_code_asks(register: Register) -> None:
+    import flows.evidence as evidence
+
     parses: list[Policy] = []
 
     def parse() -> Policy:
@@ -43,6 +46,8 @@ def test_the_policy_is_parsed_once_per_runtime_however_often_flow_code_asks(regi
 
 
 def test_flow_runtime_opens_the_settings_register_and_reads_their_policy(tmp_path: Path) -> None:
+    import flows.evidence as evidence
+
     policy = tmp_path / "policy.yaml"
     shutil.copy(EXAMPLE, policy)
     settings = load_settings(state_dir=tmp_path / "state", policy_file=policy, kafka_bootstrap_servers=None)
@@ -61,6 +66,7 @@ def test_flow_runtime_opens_the_settings_register_and_reads_their_policy(tmp_pat
 
 
 def test_a_missing_policy_stops_the_flows_that_need_it_and_says_where_to_put_one(tmp_path: Path) -> None:
+
     missing = tmp_path / "nowhere.yaml"
     settings = load_settings(state_dir=tmp_path / "state", policy_file=missing, kafka_bootstrap_servers=None)
     runtime = flow_runtime(settings)
@@ -74,6 +80,7 @@ def test_a_missing_policy_stops_the_flows_that_need_it_and_says_where_to_put_one
 
 
 def test_an_invalid_policy_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+
     bad = tmp_path / "policy.yaml"
     bad.write_text("risk: [not, a, mapping]\n")
     settings = load_settings(state_dir=tmp_path / "state", policy_file=bad, kafka_bootstrap_servers=None)

@@ -30,10 +30,18 @@ from flows.reviews.calendar import (
     meeting_slots,
     preparation_rrule,
 )
-from flows.reviews.hold_management_review import schedule
 from schemas.policy_file import load_policy
 from schemas.review_policy import ManagementReview, ReviewCadence
 from tests.resources import EXAMPLE_POLICY
+
+
+def schedule(review: ManagementReview) -> Any:
+    # Imported when used: importing Prefect at collection would fix its settings before the session
+    # stack points them at its server (tests/conftest.py).
+    from flows.reviews.hold_management_review import schedule as prefect_schedule
+
+    return prefect_schedule(review)
+
 
 EXAMPLE = EXAMPLE_POLICY
 PROPERTY = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
