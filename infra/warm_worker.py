@@ -125,14 +125,18 @@ class SparePool:
         # report polls the plain pool every 0.2 s); None until one did.
         self.last_warmup: float | None = None
         self._spares: deque[Spare] = deque()
+        # One top-up at a time: runs taking spares at once each saw the pool short while the other's
+        # replacement was starting, and together left it over its size for good.
+        self._filling = anyio.Lock()
 
     @property
     def ready_count(self) -> int:
         return sum(1 for s in self._spares if s.alive and s.ready)
 
     async def fill(self) -> None:
-        while len(self._spares) < self.size:
-            self._spares.append(await self._spawn())
+        async with self._filling:
+            while len(self._spares) < self.size:
+                self._spares.append(await self._spawn())
 
     async def take(self) -> anyio.abc.Process:
         """The oldest ready spare, else the oldest one (closest to ready), else a new one."""

@@ -74,3 +74,53 @@ def test_labels_refused_by_a_busy_server_are_logged_and_the_run_goes_on(busy_pre
     with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
         anyio.run(label)
     assert ("PATCH", f"/api/flow_runs/{run_id}/labels") in _BusyPrefect.seen, "the labels were asked for"
+
+
+def _warm_children() -> set[int]:
+    """This process's live `infra.warm_engine` children (a zombie has no command line)."""
+    import os
+    from pathlib import Path
+
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == os.getpid() and b"infra.warm_engine" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def test_runs_taken_at_once_never_leave_more_spares_than_the_pool_keeps() -> None:
+    """Two runs taking a spare at the same moment each topped the pool up: both saw it short while the
+    other's replacement was starting, and it ended one over its size, for good (CI: 7 flow-run
+    processes for a bound of 6)."""
+    from infra.warm_worker import SparePool
+
+    async def take_two_at_once() -> tuple[int, int]:
+        pool = SparePool(2)
+        taken: list[anyio.abc.Process] = []
+        try:
+            await pool.fill()
+
+            async def take() -> None:
+                taken.append(await pool.take())
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(take)
+                group.start_soon(take)
+            return len(taken), len(_warm_children())
+        finally:
+            for process in taken:
+                process.terminate()
+                await process.aclose()
+            await pool.close()
+
+    running, alive = anyio.run(take_two_at_once)
+    assert running == 2
+    assert alive == running + 2, f"{alive} processes: {alive - running} spares for a pool of 2"
+    assert not _warm_children()
