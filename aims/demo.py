@@ -28,7 +28,17 @@ from schemas.events import (
     ModelVersionRegisteredEvent,
     is_event,
 )
-from schemas.payloads import IncidentReported, ModelVersionRegistered
+from schemas.payloads import (
+    ChangeKind,
+    DataChanged,
+    DatasetRef,
+    FileLocation,
+    IncidentCategory,
+    IncidentReported,
+    ModelVersionRegistered,
+    RiskTier,
+    Severity,
+)
 from schemas.policy_file import data_quality_policy
 from schemas.settings import AimsSettings
 
@@ -51,60 +61,54 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
     now = datetime.now(UTC)
     source = "urn:aims:demo"
     return [
-        ModelVersionRegisteredEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": f"demo-{run}-model",
-                "source": source,
-                "time": now,
-                "data": {
-                    "ai_system": "credit-scoring",
-                    "name": "credit-risk-gbm",
-                    "version": "7",
-                    "source_uri": "models:/credit-risk-gbm/7",
-                    "run_id": f"run-{run}",
-                    "owner": "ml-platform@bank.example",
-                    "intended_use": "Pre-screen consumer loan applications",
-                    "risk_tier": "high",
-                    "training_datasets": [{"dataset_id": "loan-applications", "version": "2026-11-27"}],
-                },
-            }
+        ModelVersionRegisteredEvent(
+            specversion="1.0",
+            id=f"demo-{run}-model",
+            source=source,
+            time=now,
+            data=ModelVersionRegistered(
+                ai_system="credit-scoring",
+                name="credit-risk-gbm",
+                version="7",
+                source_uri="models:/credit-risk-gbm/7",
+                run_id=f"run-{run}",
+                owner="ml-platform@bank.example",
+                intended_use="Pre-screen consumer loan applications",
+                risk_tier=RiskTier.high,
+                training_datasets=[DatasetRef(dataset_id="loan-applications", version="2026-11-27")],
+            ),
         ),
         # Two versions in quick succession: one check, of the second; the first is recorded as superseded.
         *(
-            DataChangedEvent.model_validate(
-                {
-                    "specversion": "1.0",
-                    "id": f"demo-{run}-data-{version}",
-                    "source": source,
-                    "time": now,
-                    "data": {
-                        "dataset_id": "loan-applications",
-                        "version": version,
-                        "change_kind": "appended",
-                        "location": {"kind": "file", "uri": dataset.resolve().as_uri()},
-                        "row_count": 500,
-                    },
-                }
+            DataChangedEvent(
+                specversion="1.0",
+                id=f"demo-{run}-data-{version}",
+                source=source,
+                time=now,
+                data=DataChanged(
+                    dataset_id="loan-applications",
+                    version=version,
+                    change_kind=ChangeKind.appended,
+                    location=FileLocation(uri=dataset.resolve().as_uri()),
+                    row_count=500,
+                ),
             )
             for version in ("2026-11-27", "2026-11-27.1")
         ),
-        IncidentReportedEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": f"demo-{run}-incident",
-                "source": source,
-                "time": now,
-                "data": {
-                    "ai_system": "credit-scoring",
-                    "severity": "high",
-                    "category": "fundamental_rights",
-                    "description": "Applicants from one postcode were declined at 4x the base rate.",
-                    "reporter": "complaints-desk",
-                    "occurred_at": now - timedelta(days=2),
-                    "detected_at": now - timedelta(hours=3),
-                },
-            }
+        IncidentReportedEvent(
+            specversion="1.0",
+            id=f"demo-{run}-incident",
+            source=source,
+            time=now,
+            data=IncidentReported(
+                ai_system="credit-scoring",
+                severity=Severity.high,
+                category=IncidentCategory.fundamental_rights,
+                description="Applicants from one postcode were declined at 4x the base rate.",
+                reporter="complaints-desk",
+                occurred_at=now - timedelta(days=2),
+                detected_at=now - timedelta(hours=3),
+            ),
         ),
     ]
 

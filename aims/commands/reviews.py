@@ -116,6 +116,7 @@ def cmd_review_request(args: argparse.Namespace) -> int:
     from connectors.register.outbox import stage
     from connectors.register.store import RegisterError
     from schemas.events import ReviewRequestedEvent
+    from schemas.payloads import ReviewRequested
     from schemas.records import ManagementReview
 
     settings = cli_settings()
@@ -133,20 +134,18 @@ def cmd_review_request(args: argparse.Namespace) -> int:
         requested_by=by,
         created_at=now,
     )
-    event = ReviewRequestedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"{review.id}:requested",
-            "source": "urn:aims:cli",
-            "time": now.isoformat(),
-            "data": {
-                "review_id": review.id,
-                "reason": reason,
-                "trigger": review.trigger,
-                "requested_by": by,
-                "requested_at": now.isoformat(),
-            },
-        }
+    event = ReviewRequestedEvent(
+        specversion="1.0",
+        id=f"{review.id}:requested",
+        source="urn:aims:cli",
+        time=now,
+        data=ReviewRequested(
+            review_id=review.id,
+            reason=reason,
+            trigger=review.trigger,
+            requested_by=by,
+            requested_at=now,
+        ),
     )
     try:
         with open_register(settings).unit_of_work(f"cli:{by}") as uow:

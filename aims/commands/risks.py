@@ -211,7 +211,7 @@ def cmd_risks_reassess(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from schemas.events import RiskReassessmentRequestedEvent
-    from schemas.payloads import ReassessmentReason, Text
+    from schemas.payloads import ReassessmentReason, RiskReassessmentRequested, Text
 
     settings = cli_settings()
     by = identity(args.by, "who is asking", "NAME")
@@ -226,19 +226,17 @@ def cmd_risks_reassess(args: argparse.Namespace) -> int:
                 "(nothing was published)"
             )
     try:
-        event = RiskReassessmentRequestedEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": str(uuid.uuid4()),
-                "source": "urn:aims:cli",
-                "time": datetime.now(UTC).isoformat(),
-                "data": {
-                    "ai_system": args.system,
-                    "reason": ReassessmentReason.manual.value,
-                    "evidence": f"cli:{by}",
-                    "details": details,
-                },
-            }
+        event = RiskReassessmentRequestedEvent(
+            specversion="1.0",
+            id=str(uuid.uuid4()),
+            source="urn:aims:cli",
+            time=datetime.now(UTC),
+            data=RiskReassessmentRequested(
+                ai_system=args.system,
+                reason=ReassessmentReason.manual,
+                evidence=f"cli:{by}",
+                details=details,
+            ),
         )
     except ValidationError as exc:
         from aims.emit import explain
