@@ -7,7 +7,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -78,15 +77,12 @@ def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded(
         assert v.location["uri"] == data.as_uri()  # kept with its provenance, not lost
     assert len(evidence) == 20
 
-    def validated() -> list[dict[str, Any]] | None:
-        found = [
-            json.loads(r.value)
-            for r in stack.read_topic(DEFAULT_TOPIC, expected=10**9, timeout=5)
-            if r.value and f'"dataset_id":"{dataset}"'.encode() in r.value.replace(b" ", b"")
-        ]
-        return found if len(found) >= 20 else None
-
-    verdicts = sorted(e["data"]["verdict"] for e in poll(validated, 60, "20 validated events"))
+    validated = stack.read_matching(
+        DEFAULT_TOPIC,
+        lambda r: bool(r.value) and f'"dataset_id":"{dataset}"'.encode() in r.value.replace(b" ", b""),
+        count=20,
+    )
+    verdicts = sorted(json.loads(r.value)["data"]["verdict"] for r in validated)
     assert verdicts == ["passed"] + ["superseded"] * 19
 
 
