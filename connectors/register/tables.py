@@ -42,7 +42,6 @@ metadata = MetaData(
 )
 
 
-
 class Json(TypeDecorator[Any]):
     """JSON, stored as JSONB on PostgreSQL. The dialect is imported only when a PostgreSQL register is
     opened: importing it (and its drivers) cost every command 70 ms of start-up on SQLite."""
