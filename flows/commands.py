@@ -113,8 +113,17 @@ class Verdict:
         return self.status == "duplicate"
 
     @classmethod
-    def refusal(cls, why: str, *, logged: bool = False, fresh: bool = True) -> Verdict:
-        return cls("refused", why, (why,), fresh=fresh, logged=logged)
+    def refusal(
+        cls,
+        why: str,
+        *,
+        logged: bool = False,
+        fresh: bool = True,
+        record: object | None = None,
+        state: str | None = None,
+        ref: str | None = None,
+    ) -> Verdict:
+        return cls("refused", why, (why,), fresh=fresh, logged=logged, record=record, state=state, ref=ref)
 
 
 Handler = Callable[[Any, Context], Verdict]

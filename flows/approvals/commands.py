@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
-from flows.commands import Command, Context, Status, Verdict, attempt_key, handles
+from flows.commands import Command, Context, Verdict, attempt_key, handles
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalDecisionSubmitted, ApprovalRequested, Decision
 from schemas.policy import Policy
@@ -28,21 +28,6 @@ if TYPE_CHECKING:
 SOURCE = "urn:aims:approvals"
 # The label request-approval puts on every approval's Jira issue: the gateway dispatches by it.
 ISSUE_LABEL = "aims"
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What became of an attempt: `keys` are the outbox rows to send once committed."""
-
-    status: Status  # accepted | duplicate | refused
-    message: str
-    decision: ApprovalDecision | None = None
-    keys: tuple[str, ...] = ()
-    fresh: bool = True  # False for a refusal recorded before (a redelivered webhook)
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == "accepted"
 
 
 def accepted_id(approval_id: str, approver: str) -> str:
@@ -75,18 +60,8 @@ class DecideApproval(Command):
 
 @handles(DecideApproval)
 def decide(command: DecideApproval, ctx: Context) -> Verdict:
-    """The handler: the attempt through `submit`, its result as the one verdict type."""
-    result = submit(ctx.register, ctx.policy, command.attempt(), ctx.topic, command.refusal_id())
-    return Verdict(
-        result.status,
-        result.message,
-        (result.message,) if result.status == "refused" else (),
-        reply=f"your {result.message}",
-        keys=result.keys,
-        fresh=result.fresh,
-        logged=result.decision is not None,
-        record=result.decision,
-    )
+    """The handler: the attempt through `submit`."""
+    return submit(ctx.register, ctx.policy, command.attempt(), ctx.topic, command.refusal_id())
 
 
 def decision_event(decision: ApprovalDecision) -> ApprovalDecisionSubmittedEvent:
@@ -130,25 +105,23 @@ def requested_event(approval: Approval, source: str, summary: str | None = None)
 
 def submit(
     register: Register, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None = None
-) -> Submission:
+) -> Verdict:
     """Validate and record one attempt; nothing is announced unless it was accepted."""
     actor = f"{attempt.channel.value}:{attempt.approver}"
     with register.unit_of_work(actor) as uow:
         return _submit(uow, policy, attempt, topic, refusal_id)
 
 
-def _submit(
-    uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None
-) -> Submission:
+def _submit(uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refusal_id: str | None) -> Verdict:
     from connectors.register.outbox import stage
 
     approval = uow.approvals.get(attempt.approval_id)
     if approval is None:
-        return Submission("refused", f"there is no approval {attempt.approval_id!r}")
+        return Verdict.refusal(f"there is no approval {attempt.approval_id!r}")
     accepted = uow.decisions.find(approval_id=approval.id, accepted=True, order_by="decided_at")
     verdict = check(approval, authority(approval, policy), accepted, attempt)
     if isinstance(verdict, Duplicate):
-        return Submission("duplicate", f"already recorded: {verdict.existing.decision}", verdict.existing)
+        return Verdict("duplicate", f"already recorded: {verdict.existing.decision}", record=verdict.existing)
     if isinstance(verdict, Refused):
         refused = ApprovalDecision(
             id=refusal_id or attempt_key(approval.id, attempt.approver, attempt.channel, str(attempt.at)),
@@ -162,7 +135,7 @@ def _submit(
             decided_at=attempt.at,
         )
         fresh = uow.decisions.add_if_absent(refused)
-        return Submission("refused", verdict.why, refused, fresh=fresh)
+        return Verdict.refusal(verdict.why, logged=True, fresh=fresh, record=refused)
     decision = ApprovalDecision(
         id=accepted_id(approval.id, attempt.approver),
         approval_id=approval.id,
@@ -175,4 +148,5 @@ def _submit(
     uow.decisions.add(decision)
     keys = stage(uow, [decision_event(decision)], topic)
     verb = {Decision.approve: "approval", Decision.reject: "rejection", Decision.expire: "expiry"}
-    return Submission("accepted", f"{verb[attempt.decision]} recorded", decision, tuple(keys))
+    message = f"{verb[attempt.decision]} recorded"
+    return Verdict("accepted", message, reply=f"your {message}", keys=tuple(keys), record=decision)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from flows.commands import Actor, Command, Context, Status, Verdict, attempt_key, handles
+from flows.commands import Actor, Command, Context, Verdict, attempt_key, handles
 from flows.incidents.rules import (
     Duplicate,
     Refused,
@@ -38,22 +38,6 @@ if TYPE_CHECKING:
 SOURCE = "urn:aims:incidents"
 # The label handle-incident puts on every incident's Jira issue: the gateway dispatches by it.
 ISSUE_LABEL = "aims-incident"
-
-
-@dataclass(frozen=True)
-class Result:
-    """What became of an update: `keys` are the outbox rows to send once committed."""
-
-    status: Status  # accepted | duplicate | refused
-    message: str
-    update: IncidentUpdate | None = None
-    keys: tuple[str, ...] = ()
-    fresh: bool = True  # False for a refusal recorded before (a redelivered webhook)
-    stage: IncidentStage | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == "accepted"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,19 +85,8 @@ class UpdateIncident(Command):
 
 @handles(UpdateIncident)
 def update_incident(command: UpdateIncident, ctx: Context) -> Verdict:
-    """The handler: the update through `submit`, its result as the one verdict type."""
-    result = submit(ctx.register, ctx.policy, command.update(), ctx.topic, command.refusal_id())
-    return Verdict(
-        result.status,
-        result.message,
-        (result.message,) if result.status == "refused" else (),
-        keys=result.keys,
-        fresh=result.fresh,
-        logged=result.update is not None,
-        record=result.update,
-        state=result.stage.value if result.stage else None,
-        ref=result.update.action_id if result.update is not None else None,
-    )
+    """The handler: the update through `submit`."""
+    return submit(ctx.register, ctx.policy, command.update(), ctx.topic, command.refusal_id())
 
 
 def nonconformity_id(incident_id: str) -> str:
@@ -163,7 +136,7 @@ def updated_event(update: IncidentUpdate, stage: IncidentStage) -> IncidentUpdat
 
 def submit(
     register: Register, policy: Policy, update: Update, topic: str, refusal_id: str | None = None
-) -> Result:
+) -> Verdict:
     """Check and record one update; nothing is announced unless it was accepted."""
     from dataclasses import replace
 
@@ -175,21 +148,28 @@ def submit(
         return _submit(uow, policy, update, topic, refusal_id)
 
 
-def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal_id: str | None) -> Result:
+def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal_id: str | None) -> Verdict:
     from connectors.register.outbox import stage
 
     state = load_state(uow, update.incident_id)
     if state is None:
-        return Result("refused", f"there is no incident {update.incident_id!r}")
+        return Verdict.refusal(f"there is no incident {update.incident_id!r}")
     update = _with_action(state, update)
     verdict = check(state, update, policy)
     if isinstance(verdict, Duplicate):
-        return Result("duplicate", f"already recorded ({verdict.what})", stage=stage_of(state))
+        return Verdict("duplicate", f"already recorded ({verdict.what})", state=stage_of(state).value)
     if isinstance(verdict, Refused):
         key = refusal_id or attempt_key(update.incident_id, update.kind.value, update.by, str(update.at))
         refused = refused_update(update, verdict.why, key)
         fresh = uow.incident_updates.add_if_absent(refused)
-        return Result("refused", verdict.why, refused, fresh=fresh, stage=stage_of(state))
+        return Verdict.refusal(
+            verdict.why,
+            logged=True,
+            fresh=fresh,
+            record=refused,
+            state=stage_of(state).value,
+            ref=refused.action_id,
+        )
     message = _apply(uow, state, update)
     after = load_state(uow, update.incident_id)
     assert after is not None
@@ -211,7 +191,9 @@ def _submit(uow: UnitOfWork, policy: Policy, update: Update, topic: str, refusal
     )
     uow.incident_updates.add(record)
     keys = stage(uow, [updated_event(record, now_at)], topic)
-    return Result("accepted", message, record, tuple(keys), stage=now_at)
+    return Verdict(
+        "accepted", message, keys=tuple(keys), record=record, state=now_at.value, ref=record.action_id
+    )
 
 
 def _with_action(state: State, update: Update) -> Update:

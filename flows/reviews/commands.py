@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from flows.commands import Command, Context, Status, Verdict, handles
+from flows.commands import Command, Context, Verdict, handles
 from schemas.records import ManagementReview, ReviewAction, ReviewResult
 
 if TYPE_CHECKING:
@@ -53,15 +53,6 @@ class Result:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-@dataclass(frozen=True)
-class Outcome:
-    accepted: bool
-    duplicate: bool
-    message: str
-    result_id: str
-    action_id: str | None = None
-
-
 @dataclass(frozen=True, kw_only=True)
 class RecordReviewResults(Command):
     """The results of a management review someone states at once (a Jira comment holds several;
@@ -84,7 +75,7 @@ def record_results(command: RecordReviewResults, ctx: Context) -> Verdict:
     if not command.results:
         return Verdict("ignored", "no result stated")
     with ctx.register.unit_of_work(command.actor.label) as uow:
-        parts = tuple(_verdict(submit(uow, ctx.policy, result)) for result in command.results)
+        parts = tuple(submit(uow, ctx.policy, result) for result in command.results)
     fresh = [p for p in parts if not p.duplicate]
     if not fresh:
         return Verdict("duplicate", parts[-1].message, parts=parts)
@@ -95,17 +86,6 @@ def record_results(command: RecordReviewResults, ctx: Context) -> Verdict:
         reasons,
         ref=fresh[-1].ref,
         parts=parts,
-    )
-
-
-def _verdict(outcome: Outcome) -> Verdict:
-    status: Status = "duplicate" if outcome.duplicate else "accepted" if outcome.accepted else "refused"
-    return Verdict(
-        status,
-        outcome.message,
-        (outcome.message,) if status == "refused" else (),
-        record=outcome.result_id,
-        ref=outcome.action_id,
     )
 
 
@@ -156,17 +136,18 @@ def check(uow: UnitOfWork, policy: Policy, result: Result) -> str | None:
     return None
 
 
-def submit(uow: UnitOfWork, policy: Policy, result: Result) -> Outcome:
-    """Record the attempt, and apply it when it is accepted; all in the caller's unit of work."""
+def submit(uow: UnitOfWork, policy: Policy, result: Result) -> Verdict:
+    """Record the attempt, and apply it when it is accepted; all in the caller's unit of work.
+    The verdict's `record` is the result's id; `ref` the action it made or names."""
     key = result_id(result)
     if uow.review_results.get(key) is not None:
-        return Outcome(True, True, "already recorded", key, result.action_id)
+        return Verdict("duplicate", "already recorded", record=key, ref=result.action_id)
     refusal = check(uow, policy, result)
     if refusal is not None:
         refused = f"refused-{key.rsplit(':', 1)[-1]}-{hashlib.sha256(result.by.encode()).hexdigest()[:8]}"
         if uow.review_results.get(refused) is None:
             uow.review_results.add(_row(result, refused, action_id=result.action_id, refusal=refusal))
-        return Outcome(False, False, refusal, refused, result.action_id)
+        return Verdict.refusal(refusal, logged=True, record=refused, ref=result.action_id)
     review = uow.reviews.one(result.review_id)
     action_id = result.action_id
     if result.kind is ResultKind.decision:
@@ -202,7 +183,7 @@ def submit(uow: UnitOfWork, policy: Policy, result: Result) -> Outcome:
         uow.review_actions.update(action_id, status=status, closed_at=result.at, closed_by=result.by)
         message = f"action {action_id} {status}"
     uow.review_results.add(_row(result, key, action_id=action_id))
-    return Outcome(True, False, message, key, action_id)
+    return Verdict("accepted", message, record=key, ref=action_id)
 
 
 def _row(result: Result, key: str, *, action_id: str | None, refusal: str | None = None) -> ReviewResult:

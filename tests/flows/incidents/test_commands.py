@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from connectors.register.store import Register
-from flows.incidents.commands import Result, load_state, nonconformity_id, submit
+from flows.commands import Verdict
+from flows.incidents.commands import load_state, nonconformity_id, submit
 from flows.incidents.rules import Update
 from schemas.events import parse_event
 from schemas.payloads import IncidentCategory, IncidentUpdateKind, Severity
@@ -64,7 +65,7 @@ def send(
     hours: float = 1,
     refusal_id: str | None = None,
     **kw: object,
-) -> Result:
+) -> Verdict:
     update = Update(INC, kind, by, "slack", at(hours), detail, **kw)  # type: ignore[arg-type]
     return submit(register, example_policy(), update, TOPIC, refusal_id)
 
@@ -95,10 +96,10 @@ def updates(register: Register, accepted: bool | None = None) -> list[IncidentUp
     return [u for u in found if accepted is None or u.accepted is accepted]
 
 
-def accepted(register: Register, result: Result, stage: str, outbox_rows: int) -> None:
+def accepted(register: Register, result: Verdict, stage: str, outbox_rows: int) -> None:
     """The update was accepted, the incident is at `stage`, and its one event is staged."""
     assert result.status == "accepted", result.message
-    assert result.update is not None and result.stage is not None and result.stage.value == stage
+    assert isinstance(result.record, IncidentUpdate) and result.state == stage
     assert incident(register).status == stage
     assert outbox(register) == outbox_rows
     assert len(result.keys) == 1
@@ -106,7 +107,7 @@ def accepted(register: Register, result: Result, stage: str, outbox_rows: int) -
         row = uow.outbox.get(result.keys[0])
     assert row is not None and row.topic == TOPIC and row.sent_at is None
     event = parse_event(row.event)
-    assert event.data.model_dump()["update_id"] == result.update.id
+    assert event.data.model_dump()["update_id"] == result.record.id
     assert event.data.model_dump()["status"] == stage
 
 
@@ -279,11 +280,11 @@ def test_closing_is_refused_while_an_action_is_open(register: Register) -> None:
 def test_short_and_full_action_refs_resolve(register: Register) -> None:
     prepare(register, owners=(DEV, LI))
     by_short = send(register, K.action_done, DEV, hours=10, action_id="A1")
-    assert by_short.status == "accepted" and by_short.update is not None
-    assert by_short.update.action_id == f"{INC}/A1"
+    assert by_short.status == "accepted" and isinstance(by_short.record, IncidentUpdate)
+    assert by_short.record.action_id == f"{INC}/A1"
     by_full = send(register, K.action_done, LI, hours=11, action_id=f"{INC}/A2")
-    assert by_full.status == "accepted" and by_full.update is not None
-    assert by_full.update.action_id == f"{INC}/A2"
+    assert by_full.status == "accepted" and isinstance(by_full.record, IncidentUpdate)
+    assert by_full.record.action_id == f"{INC}/A2"
     assert [a.status for a in actions(register)] == ["done", "done"]
 
     rows = outbox(register)
@@ -300,8 +301,8 @@ def test_actions_are_numbered_past_nine(register: Register) -> None:
     assert state is not None
     assert [a.id.rsplit("/", 1)[-1] for a in state.actions] == [f"A{i}" for i in range(1, 11)]
     result = send(register, K.action_done, DEV, hours=10, action_id="A10")
-    assert result.status == "accepted" and result.update is not None
-    assert result.update.action_id == f"{INC}/A10"
+    assert result.status == "accepted" and isinstance(result.record, IncidentUpdate)
+    assert result.record.action_id == result.ref == f"{INC}/A10"
     assert {a.id: a.status for a in actions(register)}[f"{INC}/A10"] == "done"
     assert {a.id: a.status for a in actions(register)}[f"{INC}/A1"] == "open"
     planned = send(register, K.plan_action, TOM, "one more", hours=11, owner=DEV, due=date(2026, 5, 1))
