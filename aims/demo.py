@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aims.progress import tracking
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.producer import EventPublisher
 from infra.stack import LocalStack, StackInfo
@@ -214,16 +215,18 @@ def follow(api: PrefectApi, keys: list[str], timeout: float) -> list[FlowRunView
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     runs: list[FlowRunView] = []
-    while time.monotonic() < deadline:
-        runs = api.runs_for_keys(keys)
-        for run in runs:
-            if seen.get(run.id) != run.state:
-                seen[run.id] = run.state
-                print(f"  {run.flow_name:22} {run.name:28} {run.state}", flush=True)
-        done = [r for r in runs if r.state in TERMINAL]
-        if len(runs) >= len(keys) and len(done) == len(runs):
-            return runs
-        time.sleep(0.5)
+    with tracking("flow runs finished", total=len(keys)) as progress:
+        while time.monotonic() < deadline:
+            runs = api.runs_for_keys(keys)
+            for run in runs:
+                if seen.get(run.id) != run.state:
+                    seen[run.id] = run.state
+                    progress.say(f"  {run.flow_name:22} {run.name:28} {run.state}")
+            done = [r for r in runs if r.state in TERMINAL]
+            progress.update(done=len(done), total=max(len(keys), len(runs)))
+            if len(runs) >= len(keys) and len(done) == len(runs):
+                return runs
+            time.sleep(0.5)
     print(f"  gave up waiting after {timeout:.0f}s; `aims status` and the logs in the state folder say more")
     return runs
 
@@ -237,7 +240,8 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print("Starting the local stack (the first start downloads the Kafka jars once)…", flush=True)
         stack = LocalStack(settings)
         try:
-            info = stack.start(progress=lambda m: print(f"  {m}", flush=True))
+            with tracking("starting the stack") as progress:
+                info = stack.start(progress=lambda m: progress.step(m, indent="  "))
         except BaseException:
             stack.stop(progress=lambda m: None)
             raise

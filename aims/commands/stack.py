@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from aims.progress import tracking
     from infra.stack import LocalStack
 
     settings = cli_settings()
@@ -33,7 +34,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        info = stack.start(progress=lambda m: print(m, flush=True))
+        with tracking("starting the stack") as progress:
+            info = stack.start(progress=progress.step)
         print(f"\nStack up. Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}", flush=True)
         print(f"Logs: {settings.state_path / 'logs'}. Press Ctrl-C to stop.", flush=True)
         # Flushed: detached, stdout is the stack's log file, where restarts must show as they happen.
