@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from schemas import records as r
+from tests.people import DEV
 
 R = TypeVar("R", bound=r.Record)
 
@@ -304,3 +305,45 @@ def every_record() -> list[r.Record]:
 def sample(record: type[R]) -> R:
     """The example of one record type."""
     return next(s for s in every_record() if isinstance(s, record))
+
+
+def serious_incident(incident_id: str, detected_at: datetime, **changes: object) -> r.Incident:
+    """A serious incident (fundamental rights, reported medium, triaged high) as triage leaves it:
+    detected at `detected_at`, three hours after it occurred, the 15-day Art. 73 clock running."""
+    incident = r.Incident(
+        id=incident_id,
+        system="credit-scoring",
+        title="Approval rates dropped for one postcode group",
+        category="fundamental_rights",
+        severity="high",
+        occurred_at=detected_at - timedelta(hours=3),
+        detected_at=detected_at,
+        reported_by="support@northwind.example",
+        status="triaged",
+        serious=True,
+        criteria=["fundamental_rights_infringement"],
+        reporting_due_at=detected_at + timedelta(days=15),
+        deadline_basis="general",
+        reported_severity="medium",
+        triaged_at=detected_at,
+    )
+    return incident.model_copy(update=changes)
+
+
+def waiting_approval(approval_id: str, requested_at: datetime, **changes: object) -> r.Approval:
+    """A medium-risk treatment of credit-scoring's risks, waiting for one of model-risk, with five
+    days to decide; submitted by DEV (who may therefore not approve it)."""
+    approval = r.Approval(
+        id=approval_id,
+        subject="risk-assessment:ra-1",
+        system="credit-scoring",
+        requested_decision="risk-treatment",
+        risk_level="medium",
+        approver_group="model-risk",
+        quorum=1,
+        context={"submitted_by": DEV},
+        requested_by="flow:reassess-risk",
+        requested_at=requested_at,
+        due_at=requested_at + timedelta(hours=120),
+    )
+    return approval.model_copy(update=changes)

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,12 @@ from flows.commands import Actor, Context, handle
 from flows.reviews.commands import RecordReviewResults, Result, ResultKind
 from gateway.app import create_app
 from gateway.desk import DecisionDesk
-from schemas.payloads import Decision, DecisionChannel, IncidentCategory, RiskLevel, Severity
+from schemas.payloads import Decision, DecisionChannel
 from schemas.policy_file import load_policy
-from schemas.records import Approval, Incident, ManagementReview
+from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
+from tests.gateway.desk import RecordingTracker
+from tests.records import serious_incident, waiting_approval
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "policy" / "aims-policy.yaml"
 POLICY = load_policy(POLICY_FILE)
@@ -45,40 +47,11 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def seed(register: Register) -> None:
     with register.unit_of_work("test") as uow:
-        uow.approvals.add(
-            Approval(
-                id="approval-1",
-                subject="risk-assessment:ra-1",
-                system="credit-scoring",
-                requested_decision="risk-treatment",
-                risk_level=RiskLevel.medium,
-                approver_group="model-risk",
-                quorum=1,
-                context={"submitted_by": DEV},
-                requested_by="flow:reassess-risk",
-                requested_at=NOW,
-                due_at=NOW + timedelta(hours=120),
-                jira_issue="MRC-1",
-            )
+        uow.approvals.add(waiting_approval("approval-1", NOW, jira_issue="MRC-1")
         )
         uow.incidents.add(
-            Incident(
-                id=INC,
-                system="credit-scoring",
-                title="Approval rates dropped",
-                category=IncidentCategory.fundamental_rights,
-                severity=Severity.high,
-                occurred_at=NOW - timedelta(hours=5),
-                detected_at=NOW - timedelta(hours=2),
-                reported_by="support@northwind.example",
-                status="triaged",
-                serious=True,
-                criteria=["fundamental_rights_infringement"],
-                reporting_due_at=NOW + timedelta(days=15),
-                deadline_basis="general",
-                reported_severity=Severity.medium,
-                triaged_at=NOW - timedelta(hours=2),
-                jira_issue="AIINC-1",
+            serious_incident(
+                INC, NOW - timedelta(hours=2), title="Approval rates dropped", jira_issue="AIINC-1"
             )
         )
         uow.reviews.add(ManagementReview(id=REVIEW, status="prepared", jira_issue="AIINC-7", meeting_at=NOW))
@@ -194,43 +167,16 @@ def test_the_cli_decides_on_the_same_path(cli_state: Path, capsys: pytest.Captur
 
 
 @dataclass
-class Tracker:
-    """`IssueTracker` that records what the gateway said on the issues."""
-
-    transitions: list[tuple[str, str, str | None]] = field(default_factory=list)
-    comments: list[tuple[str, str]] = field(default_factory=list)
-
-    def find(self, label: str) -> str | None:
-        return None
-
-    def create(self, project: str, summary: str, description: str, labels: list[str]) -> str:
-        raise AssertionError("the gateway creates no issues")
-
-    def status(self, key: str) -> str:
-        return "To Do"
-
-    def transition(self, key: str, name: str, comment: str | None = None) -> bool:
-        self.transitions.append((key, name, comment))
-        return True
-
-    def comment(self, key: str, body: str) -> None:
-        self.comments.append((key, body))
-
-    def account_id(self) -> str:
-        return "acct-aims"
-
-
-@dataclass
 class Gateway:
     http: TestClient
-    tracker: Tracker
+    tracker: RecordingTracker
     sent: list[str]
 
 
 @pytest.fixture
 def gateway(register: Register) -> Iterator[Gateway]:
     sent: list[str] = []
-    tracker = Tracker()
+    tracker = RecordingTracker()
     desk = DecisionDesk(register, lambda: POLICY, TOPIC, sent.extend, None, tracker)
     with TestClient(create_app(AimsSettings(jira_webhook_secret=JIRA_SECRET), desk, time.time)) as http:
         yield Gateway(http, tracker, sent)

@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -23,12 +23,11 @@ from starlette.testclient import TestClient
 
 from connectors.register.store import Register
 from gateway.signatures import jira_signature_ok, slack_signature_ok
-from schemas.payloads import RiskLevel
 from schemas.policy import Policy
-from schemas.records import Approval
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request
 from tests.gateway.desk import JIRA_SECRET, SLACK_SECRET, open_gateway
-from tests.people import AISHA, DEV
+from tests.people import AISHA
+from tests.records import waiting_approval
 
 
 @pytest.fixture
@@ -37,21 +36,7 @@ def register(register: Register) -> Register:
     reg = register
     with reg.unit_of_work("test") as uow:
         now = datetime.now(UTC)
-        uow.approvals.add(
-            Approval(
-                id="approval-1",
-                subject="risk-assessment:ra-1",
-                system="credit-scoring",
-                requested_decision="risk-treatment",
-                risk_level=RiskLevel.medium,
-                approver_group="model-risk",
-                quorum=1,
-                context={"submitted_by": DEV},
-                requested_by="flow:reassess-risk",
-                requested_at=now,
-                due_at=now + timedelta(hours=120),
-                jira_issue="MRC-1",
-            )
+        uow.approvals.add(waiting_approval("approval-1", now, jira_issue="MRC-1")
         )
     return reg
 

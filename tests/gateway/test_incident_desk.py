@@ -26,7 +26,6 @@ from flows.incidents.messages import (
     REPORT_ACTION,
     SLACK_ACTIONS,
 )
-from schemas.payloads import IncidentCategory, Severity
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request
 from tests.gateway.desk import (
@@ -40,6 +39,7 @@ from tests.gateway.desk import (
     post_hook,
 )
 from tests.people import AISHA, DEV, MARIA, SAM
+from tests.records import serious_incident
 
 INC = "urn:aims:test#inc-1"
 ISSUE = "AIINC-1"
@@ -59,26 +59,7 @@ def register(register: Register) -> Register:
 
 def seed_incident(register: Register) -> None:
     with register.unit_of_work("test") as uow:
-        uow.incidents.add(
-            Incident(
-                id=INC,
-                system="credit-scoring",
-                title="Approval rates dropped for one postcode group",
-                category=IncidentCategory.fundamental_rights,
-                severity=Severity.high,
-                occurred_at=T0 - timedelta(hours=3),
-                detected_at=T0,
-                reported_by="support@northwind.example",
-                status="triaged",
-                serious=True,
-                criteria=["fundamental_rights_infringement"],
-                reporting_due_at=T0 + timedelta(days=15),
-                deadline_basis="general",
-                reported_severity=Severity.medium,
-                triaged_at=T0,
-                jira_issue=ISSUE,
-            )
-        )
+        uow.incidents.add(serious_incident(INC, T0, jira_issue=ISSUE))
 
 
 # -- helpers ---------------------------------------------------------------------------------------

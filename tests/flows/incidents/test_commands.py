@@ -17,6 +17,7 @@ from schemas.events import parse_event
 from schemas.payloads import IncidentCategory, IncidentUpdateKind, Severity
 from schemas.records import CorrectiveAction, Incident, IncidentUpdate, Nonconformity
 from tests.people import CLAIRE, DEV, LI, MARIA, TOM
+from tests.records import serious_incident
 from tests.resources import example_policy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -31,25 +32,7 @@ def register(register: Register) -> Register:
     """The shared register with one serious incident, triaged."""
     reg = register
     with reg.unit_of_work("test") as uow:
-        uow.incidents.add(
-            Incident(
-                id=INC,
-                system="credit-scoring",
-                title="Approval rates dropped for one postcode group",
-                category=IncidentCategory.fundamental_rights,
-                severity=Severity.high,
-                occurred_at=T0 - timedelta(hours=3),
-                detected_at=T0,
-                reported_by="support@northwind.example",
-                status="triaged",
-                serious=True,
-                criteria=["fundamental_rights_infringement"],
-                reporting_due_at=T0 + timedelta(days=15),
-                deadline_basis="general",
-                reported_severity=Severity.medium,
-                triaged_at=T0,
-            )
-        )
+        uow.incidents.add(serious_incident(INC, T0))
     return reg
 
 
