@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from aims.commands.common import AddCommand, cli_settings, open_register, usage_only
 from aims.errors import CliError
@@ -81,9 +82,27 @@ def cmd_soa_export(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from aims.policy_file import run_policy_check
-
     return run_policy_check(args.file, sys.stdout)
+
+
+def run_policy_check(path: Path, out: TextIO) -> int:
+    """`aims policy check FILE`: 0 and a one-line summary if the policy is valid, else 1 and the problems."""
+    from schemas.policy_file import check_policy
+
+    policy, problems = check_policy(path)
+    if policy is None:
+        for problem in problems:
+            print(problem, file=out)
+        print(f"invalid: {path}: {len(problems)} problem(s); nothing of it applies", file=out)
+        return 1
+    levels = ", ".join(level.value for level in policy.levels_needing_approval()) or "none"
+    print(
+        f"ok: {path} (policy version {policy.version}, {len(policy.approver_groups)} approver groups, "
+        f"appetite {policy.risk.appetite.value}, approval needed at: {levels}, "
+        f"{len(policy.statement_of_applicability.exclusions)} Annex A exclusion(s))",
+        file=out,
+    )
+    return 0
 
 
 def add_commands(add: AddCommand) -> None:

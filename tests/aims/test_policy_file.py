@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from aims.policy_file import run_policy_check
+from aims.commands.iso import run_policy_check
 from schemas.policy import RiskLevel
 from schemas.policy_file import PolicyError, check_policy, load_policy
 from tests.aims.policy_samples import DUMPER, EXAMPLE, MINIMAL, PROPERTY, edit, review, write

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from aims.commands.iso import run_policy_check
 from aims.errors import CliError
-from aims.policy_file import run_policy_check
 from schemas.policy import Policy
 from schemas.policy_file import PolicyError, load_policy
 from tests.aims.policy_samples import MINIMAL, edit, line_of, problems_of, review, write

@@ -47,8 +47,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def seed(register: Register) -> None:
     with register.unit_of_work("test") as uow:
-        uow.approvals.add(waiting_approval("approval-1", NOW, jira_issue="MRC-1")
-        )
+        uow.approvals.add(waiting_approval("approval-1", NOW, jira_issue="MRC-1"))
         uow.incidents.add(
             serious_incident(
                 INC, NOW - timedelta(hours=2), title="Approval rates dropped", jira_issue="AIINC-1"

@@ -36,8 +36,7 @@ def register(register: Register) -> Register:
     reg = register
     with reg.unit_of_work("test") as uow:
         now = datetime.now(UTC)
-        uow.approvals.add(waiting_approval("approval-1", now, jira_issue="MRC-1")
-        )
+        uow.approvals.add(waiting_approval("approval-1", now, jira_issue="MRC-1"))
     return reg
 
 
