@@ -3,10 +3,14 @@
 - `POST /slack/interactions`: the Slack signature (signing secret, 5-minute window) is checked on
   the raw body before anything else; the click is answered at once (Slack wants 200 within 3 s),
   the Kafka send and the ephemeral answer to the clicker follow in the background.
-- `POST /jira/webhook`: the `X-Hub-Signature` HMAC is checked; the issue's kind (approval, incident,
-  review) says what its status move is (gateway/jira_dispatch.py). Webhooks of our own transitions
-  are ignored.
+- `POST /jira/webhook`: the `X-Hub-Signature` HMAC is checked, then the signed body's `timestamp`
+  against the replay window (`AIMS_JIRA_WEBHOOK_WINDOW_SECONDS`); the issue's kind (approval,
+  incident, review) says what its status move is (gateway/jira_dispatch.py). Webhooks of our own
+  transitions are ignored.
 - `GET /healthz`.
+
+Before any of that, the caps of gateway/limits.py: body size (413), body time (408) and requests in
+flight (503), from the settings.
 
 This module is the routes and the composition root (`serve`); the jobs are beside it: signatures
 (gateway/signatures.py), the payloads read (gateway/payloads.py), the Slack action table
@@ -29,11 +33,12 @@ from pydantic import ValidationError
 
 from gateway.answers import Outcome, run_later
 from gateway.desk import DecisionDesk
+from gateway.limits import Limits
 from gateway.payloads import BlockActions, JiraWebhook
-from gateway.signatures import jira_signature_ok, slack_signature_ok
+from gateway.signatures import jira_signature_ok, jira_timestamp_fresh, slack_signature_ok
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
+    import uvicorn
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -44,7 +49,8 @@ log = logging.getLogger("aims.gateway")
 # -- HTTP -------------------------------------------------------------------------------------
 
 
-def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], float]) -> Starlette:
+def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], float]) -> Limits:
+    """The routes, behind the caps on bodies and requests in flight (which run first)."""
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
     from starlette.concurrency import run_in_threadpool
@@ -89,6 +95,10 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
             hook = JiraWebhook.model_validate_json(body)
         except ValidationError as exc:
             return JSONResponse({"error": f"not a Jira issue webhook: {str(exc)[:200]}"}, 400)
+        # Checked once the body is known to be Jira's: the stamp is inside what was signed.
+        if not jira_timestamp_fresh(hook.timestamp, clock(), settings.jira_webhook_window_seconds):
+            log.warning("Jira webhook with a stale or missing timestamp refused (%s)", request.client)
+            return JSONResponse({"error": "stale or missing timestamp"}, 401)
         return reply(await run_in_threadpool(desk.jira, hook))
 
     async def healthz(request: Request) -> Response:
@@ -111,12 +121,35 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
         state |= {"slack": desk.chat is not None, "jira": desk.tracker is not None}
         return JSONResponse(state)
 
-    return Starlette(
+    routes = Starlette(
         routes=[
             Route("/slack/interactions", slack_interactions, methods=["POST"]),
             Route("/jira/webhook", jira_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
+    )
+    return Limits(
+        routes,
+        max_body=settings.gateway_max_body_bytes,
+        max_in_flight=settings.gateway_max_concurrent_requests,
+        body_timeout=settings.gateway_body_timeout,
+    )
+
+
+def uvicorn_config(app: Any, settings: AimsSettings) -> uvicorn.Config:
+    """How uvicorn serves the gateway; tests serve it with this too."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level="warning",
+        lifespan="off",
+        # Open connections, idle keep-alive ones included, beyond which uvicorn itself answers 503:
+        # the app's cap counts requests, and this bounds the sockets slow clients can hold before
+        # sending one. Four per request slot leaves room for the keep-alive pools of proxies.
+        limit_concurrency=4 * settings.gateway_max_concurrent_requests,
     )
 
 
@@ -136,14 +169,7 @@ def serve(settings: AimsSettings, desk: DecisionDesk, ready: Callable[[int], Non
 
         socket_mode = SocketModeListener(settings, desk, run_later)
         socket_mode.start()
-    config = uvicorn.Config(
-        create_app(settings, desk, time.time),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(create_app(settings, desk, time.time), settings))
     # Bound here, so the port is known (and connections queue) before uvicorn starts serving.
     sock = socket.create_server((settings.gateway_host, settings.gateway_port))
     port = sock.getsockname()[1]

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -20,11 +21,22 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.envelope import printable, shown
+from schemas.file_names import id_file_name
 
 # One line, no leading or trailing whitespace (`.` stops at a newline); error messages say so in words.
 NAME_PATTERN: Final = r"^\S(.*\S)?$"
 Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+def _names_a_file(ident: str) -> str:
+    id_file_name(ident)  # raises for an id that can name no file (only dots)
+    return ident
+
+
+# An id the flows name files or folders after (schemas/file_names.py): refused here, at the event,
+# rather than when a run gets to writing them.
+FileId = Annotated[Name, AfterValidator(_names_a_file)]
 
 
 class Payload(BaseModel):
@@ -170,7 +182,7 @@ class ChangeKind(StrEnum):
 class DataChanged(Payload):
     """A dataset that feeds AI systems changed."""
 
-    dataset_id: Name = Field(description="Identifier of the dataset in the AIMS register.")
+    dataset_id: FileId = Field(description="Identifier of the dataset in the AIMS register.")
     location: DatasetLocation = Field(description="Where the new version can be read.")
     version: Name = Field(description="Version of the dataset after the change.")
     change_kind: ChangeKind = Field(description="What kind of change happened.")
@@ -454,7 +466,9 @@ class IncidentUpdated(Payload):
 class ReviewRequested(Payload):
     """An extraordinary management review (9.3) is called, e.g. by a serious or repeated incident."""
 
-    review_id: Name = Field(description="The review in the AIMS register; also the subject.")
+    review_id: FileId = Field(
+        description="The review in the AIMS register; also the subject and its pack's folder."
+    )
     reason: Text = Field(description="Why a review is needed now.")
     trigger: Name = Field(description="What called it, e.g. 'incident:<id>' or 'cli:<person>'.")
     requested_by: Name = Field(description="Who or which flow asks.")

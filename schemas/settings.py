@@ -145,6 +145,37 @@ class AimsSettings(BaseModel):
     jira_issue_type: str = Field("Task", min_length=1, description="Issue type of approval issues.")
     gateway_host: str = Field("127.0.0.1", description="Where `aims gateway` listens.")
     gateway_port: int = Field(8787, ge=0, le=65535, description="Port of `aims gateway` (0: any free one).")
+    # The gateway's caps (gateway/limits.py) apply before any signature is checked: a signature needs
+    # the whole body, so without them an unsigned POST could make the gateway hold any size in memory.
+    gateway_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body the gateway reads (bytes); larger ones get 413 unread. Slack "
+        "interactions and Jira issue webhooks are a few KiB to a few hundred.",
+    )
+    gateway_max_concurrent_requests: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Requests the gateway handles at once; more get 503 with Retry-After at once, not "
+        "a queue. Bodies in memory stay under this × the body cap (32 MiB by default); 32 also stays "
+        "under the 40 threads that run the handlers, so an admitted request never waits for one.",
+    )
+    gateway_body_timeout: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="Seconds a request's body may take to arrive before 408, so slow senders cannot "
+        "hold the gateway's request slots (Slack wants its answer within 3 s anyway).",
+    )
+    jira_webhook_window_seconds: int = Field(
+        2100,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Replay window of Jira webhooks: the signed body's `timestamp` must be this close "
+        "to now, either way. Jira retries a delivery with the same body for up to 30 minutes, hence 35.",
+    )
 
     @model_validator(mode="after")
     def _heartbeats_fit_the_session(self) -> AimsSettings:

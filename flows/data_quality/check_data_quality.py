@@ -469,6 +469,10 @@ def build_docs(dataset: str) -> Path | None:
         )
     if not outcomes:
         return None
+    from schemas.file_names import id_path
+
     settings = run_settings()
-    site = settings.state_path / "data-docs" / dataset
+    # The dataset id comes from the event; the site is rebuilt (old pages removed) in this folder,
+    # so it must be the dataset's own and inside data-docs/.
+    site = id_path(settings.state_path / "data-docs", dataset)
     return GxEngine(password=settings.dq_password).build_data_docs(site, outcomes)

@@ -20,7 +20,6 @@ and sends each attendee a Slack message. The review then stays open until its re
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,10 +62,6 @@ def scheduled_id(meeting_at: datetime) -> str:
 def jira_label(review_id: str) -> str:
     # Labels allow no spaces; a hash keeps them short and lets a rerun find the issue it opened.
     return "aims-review-" + hashlib.sha256(review_id.encode()).hexdigest()[:12]
-
-
-def folder_name(review_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", review_id).strip("_")[:120] or "review"
 
 
 def requested_review(event: ReviewRequestedEvent) -> ManagementReview:
@@ -164,8 +159,10 @@ def gather_pack(review: ManagementReview, as_of: datetime) -> tuple[ReviewPack, 
 def write_files(pack: ReviewPack, policy: Policy) -> dict[str, str]:
     from flows.reviews.calendar import invitation
     from flows.reviews.render import html, markdown
+    from schemas.file_names import id_path
 
-    folder = run_settings().state_path / "reviews" / folder_name(pack.review_id)
+    # Review ids come from events: mapped to one folder of their own, never `..` nor another's.
+    folder = id_path(run_settings().state_path / "reviews", pack.review_id)
     folder.mkdir(parents=True, exist_ok=True)
     attendees = policy.management_review.attendees
     chair = attendees[0]
