@@ -183,7 +183,7 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
 
     policy = load_policy(settings.policy_file)
     register = open_register(settings)
-    outbox = outbox_sender(register, bootstrap, "aims-demo")
+    outbox = outbox_sender(register, bootstrap, "aims-demo", settings.event_signing_key)
     keys: list[str] = []
     try:
         with register.reader() as uow:
@@ -264,7 +264,9 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         runs = []
         expected_approvals = 0
         started = datetime.now(UTC)
-        publisher = EventPublisher(info.bootstrap, settings.events_topic)
+        publisher = EventPublisher(
+            info.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
+        )
         api = PrefectApi(info.prefect_api_url)
         # Worked out before anything is published: afterwards the register has what the flows did.
         follow_ons = {e.id: follow_on_keys(e, settings) for e in events}

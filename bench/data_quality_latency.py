@@ -226,7 +226,7 @@ def data_event(stack: Stack, tag: str, n: int) -> DataChangedEvent:
         {
             "specversion": "1.0",
             "id": f"bench-dq-{tag}-{n:03d}",
-            "source": "urn:aims:bench",
+            "source": "urn:bench:data-quality",  # an outside producer: unsigned
             "data": {
                 "dataset_id": DATASET,
                 "version": f"bench-{tag}-{n:03d}",
@@ -277,7 +277,7 @@ def produce_events(stack: Stack, args: argparse.Namespace, tag: str) -> list[Sam
     register = open_register(stack.state)
     samples: list[Sample] = []
     with running_router(stack, tag) as (router, topic):
-        publisher = EventPublisher(stack.bootstrap, topic)
+        publisher = EventPublisher(stack.bootstrap, topic, signing_key=None)
         try:
             for n in range(args.events):
                 event = data_event(stack, tag, n)

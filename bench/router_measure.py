@@ -122,7 +122,7 @@ def measure_running(ctx: Context) -> dict[str, Any]:
     api = ctx.api()
     try:
         with running_router(ctx, "running") as (router, settings):
-            publisher = EventPublisher(ctx.bootstrap, settings.events_topic)
+            publisher = EventPublisher(ctx.bootstrap, settings.events_topic, signing_key=None)
             try:
                 for i, event in enumerate(events):
                     produced[event.dedup_key] = time.time()
@@ -296,7 +296,7 @@ def measure_router(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[s
     from events.topics import ensure_topics, topic_specs
 
     ensure_topics(ctx.bootstrap, topic_specs(settings))
-    publisher = EventPublisher(ctx.bootstrap, settings.events_topic)
+    publisher = EventPublisher(ctx.bootstrap, settings.events_topic, signing_key=None)
     try:
         for event in events:
             publisher.publish(event)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from schemas.envelope import CloudEvent, lone_surrogate_path, printable, shown, utf8_problem
 from schemas.events import EVENT_CLASSES, AimsEvent, describe_errors, parse_event
+from schemas.signing import canonical_text, claims_internal_source, signature_problem
 
 Headers = Sequence[tuple[str, bytes | None]]
 
@@ -42,6 +43,12 @@ class Reason(StrEnum):
     unknown_type = "unknown-type"
     invalid_payload = "invalid-payload"
     rejected_by_orchestrator = "rejected-by-orchestrator"
+    # Claims a source of the system's own (urn:aims:…) without its valid signature: forged, or
+    # altered on the way. Nothing is started and nothing recorded from it (schemas.signing).
+    invalid_signature = "invalid-signature"
+    # An id (source#id) received before with other content: one of the two is not what its producer
+    # sent. The first one stands; this one is kept here for a person to look at, and alerted.
+    conflicting_duplicate = "conflicting-duplicate"
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,24 @@ def decode(value: bytes | None, headers: Headers, max_bytes: int) -> AimsEvent |
     return validate_mapping(attrs)
 
 
+def authenticate(event: AimsEvent, key: SecretStr | None) -> AimsEvent | Rejected:
+    """`event`, unless it claims one of the system's own sources without a valid signature.
+
+    Outside producers' events (any other source) pass as they are: what they say is checked by the
+    payload models and by the flows, and their ids are theirs to keep unique.
+    """
+    if not claims_internal_source(event.source):
+        return event
+    problem = signature_problem(event, key)
+    if problem is None:
+        return event
+    return _reject(
+        Reason.invalid_signature,
+        f"source {_quoted(event.source)} is the system's own, but {problem}; events under urn:aims: "
+        "sources are published by the system only",
+    )
+
+
 def encode_structured(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
     body = event.model_dump_json(exclude_none=True).encode()
     return body, [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
@@ -209,6 +234,8 @@ def encode_binary(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
     attrs = event.model_dump(mode="json", exclude_none=True)
     data = attrs.pop("data", None)
     content_type = attrs.pop("datacontenttype", "application/json")
-    headers = [(f"{_CE_PREFIX}{name}", str(val).encode()) for name, val in attrs.items()]
+    # Each value in its CloudEvents canonical string form (a boolean extension is "true", not "True"),
+    # which is also what the signature's canonical form uses: a re-encoding keeps the signature valid.
+    headers = [(f"{_CE_PREFIX}{name}", canonical_text(val).encode()) for name, val in attrs.items()]
     headers.append(("content-type", content_type.encode()))
     return json.dumps(data, separators=(",", ":")).encode(), headers

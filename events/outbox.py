@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 from schemas.events import parse_event
 from schemas.records import OutboxMessage
+from schemas.signing import SigningKeyMissing, seal
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
+    from pydantic import SecretStr
 
     from connectors.register.store import Register
 
@@ -26,12 +28,20 @@ log = logging.getLogger("aims.outbox")
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows and marks them sent."""
+    """Publishes unsent outbox rows, signed, and marks them sent.
 
-    def __init__(self, register: Register, producer: KafkaProducer, actor: str) -> None:
+    Rows are signed when they are sent, not when they are staged: the key stays with the processes
+    that publish (never in the register), and a row staged before a key rotation goes out signed
+    with the key of now.
+    """
+
+    def __init__(
+        self, register: Register, producer: KafkaProducer, actor: str, signing_key: SecretStr | None
+    ) -> None:
         self.register = register
         self.producer = producer
         self.actor = actor
+        self.signing_key = signing_key
 
     def send(self, keys: Iterable[str] | None = None, *, older_than: float = 0.0, limit: int = 500) -> int:
         """Send the unsent rows named by `keys` (all, if None) created more than `older_than` s ago."""
@@ -60,6 +70,12 @@ class OutboxRelay:
             # Written by this code, so only an incompatible upgrade gets here; keep it for a person.
             log.error("outbox row %s is no valid event any more, left unsent: %s", message.key, exc)
             return False
+        try:
+            event = seal(event, self.signing_key)
+        except SigningKeyMissing as exc:
+            # Sent unsigned, it would be dead-lettered as forged: it waits for a process with the key.
+            log.error("outbox row %s left unsent: %s", message.key, exc)
+            return False
         value, headers = encode_structured(event)
         try:
             self.producer.send(message.topic, key=event.key.encode(), value=value, headers=headers).get(
@@ -79,10 +95,13 @@ class KafkaOutbox:
     raises (`KafkaError`), so the caller can say the events go later.
     """
 
-    def __init__(self, register: Register, bootstrap: str | None, client_id: str) -> None:
+    def __init__(
+        self, register: Register, bootstrap: str | None, client_id: str, signing_key: SecretStr | None
+    ) -> None:
         self.register = register
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.signing_key = signing_key
         self._producer: KafkaProducer | None = None
 
     def send(self, keys: Iterable[str], actor: str) -> int:
@@ -93,7 +112,7 @@ class KafkaOutbox:
             from events.kafka_clients import make_producer
 
             self._producer = make_producer(self.bootstrap, client_id=self.client_id)
-        return OutboxRelay(self.register, self._producer, actor).send(keys)
+        return OutboxRelay(self.register, self._producer, actor, self.signing_key).send(keys)
 
     def close(self) -> None:
         if self._producer is not None:

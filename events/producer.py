@@ -1,4 +1,8 @@
-"""Publishing events, keyed by their subject so that one subject's events stay in order."""
+"""Publishing events, keyed by their subject so that one subject's events stay in order.
+
+Every event is sealed on its way out (schemas.signing): the system's own (urn:aims: sources) are
+signed, or refused when there is no key to sign them with; an outside source's event goes as it is.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,36 @@ from typing import TYPE_CHECKING, Literal
 from events.codec import encode_binary, encode_structured
 from events.kafka_clients import make_producer
 from schemas.events import AimsEvent
+from schemas.signing import seal
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
+    from pydantic import SecretStr
 
 Mode = Literal["structured", "binary"]
 
 
 class EventPublisher:
-    def __init__(self, bootstrap: str, topic: str, producer: KafkaProducer | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        producer: KafkaProducer | None = None,
+        *,
+        signing_key: SecretStr | None,
+    ) -> None:
+        # The key is a required argument, not looked up: every caller says whether it signs.
         self.topic = topic
+        self._signing_key = signing_key
         self._producer = producer or make_producer(bootstrap)
 
     def publish(self, event: AimsEvent, mode: Mode = "structured", timeout: float = 30) -> int:
-        """Send and wait for the broker's acknowledgement; return the partition."""
+        """Sign, send and wait for the broker's acknowledgement; return the partition.
+
+        Raises `schemas.signing.SigningKeyMissing` (before anything is sent) for an urn:aims: event
+        without a key.
+        """
+        event = seal(event, self._signing_key)
         value, headers = encode_structured(event) if mode == "structured" else encode_binary(event)
         meta = self._producer.send(self.topic, key=event.key.encode(), value=value, headers=headers).get(
             timeout=timeout

@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.prefect_runs import FlowRunLauncher
-from events.codec import Reason, Rejected, decode
+from events.codec import Reason, Rejected, authenticate, decode
 from events.dead_letter import copy_size, dead_letter_headers, reference_letter
 from events.kafka_clients import MAX_REQUEST_BYTES, make_consumer, make_producer
 from events.offsets import OffsetLedger
 from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
 from events.router_liveness import RouterLiveness
-from events.router_work import Backoff, RouterStats, Work
+from events.router_work import Backoff, RouterStats, Work, conflicting_duplicate
 from events.routing import ROUTES, Route
 from schemas.settings import AimsSettings
 
@@ -158,6 +158,11 @@ class Router(FlowRunChains, RouterLiveness):
         )
         relay = threading.Thread(target=self._relay_outbox, name="router-outbox", daemon=True)
         relay.start()
+        if self.settings.event_signing_key is None:
+            log.error(
+                "no AIMS_EVENT_SIGNING_KEY: every event from an urn:aims: source (the system's own) is "
+                "dead-lettered as unauthenticated until the router is started with the installation's key"
+            )
         try:
             consumer.subscribe([self.settings.events_topic])
             log.info("router %s consuming %s", self.name, self.settings.events_topic)
@@ -259,10 +264,13 @@ class Router(FlowRunChains, RouterLiveness):
             log.exception("decoding %s[%d]@%d failed", record.topic, record.partition, record.offset)
             work.rejected = Rejected(Reason.malformed, f"could not be decoded: {type(exc).__name__}")
             return
+        if not isinstance(decoded, Rejected) and decoded.type not in self.routes:
+            decoded = Rejected(Reason.unknown_type, f"no route for type {decoded.type!r}")
+        if not isinstance(decoded, Rejected):
+            # Before anything is started or recorded: a forged urn:aims: event must not take its id.
+            decoded = authenticate(decoded, self.settings.event_signing_key)
         if isinstance(decoded, Rejected):
             work.rejected = decoded
-        elif decoded.type not in self.routes:
-            work.rejected = Rejected(Reason.unknown_type, f"no route for type {decoded.type!r}")
         else:
             work.event = decoded
 
@@ -293,9 +301,11 @@ class Router(FlowRunChains, RouterLiveness):
         if not accepted or not self._receipts_backoff.due():
             self._to_record = accepted
             return
+        conflicts: dict[int, str] = {}
+        recorded = [w for w in accepted if w.event is not None]
         if self._receipts is not None:
             try:
-                self._receipts.record([(w.event, w.runs) for w in accepted if w.event is not None])
+                conflicts = self._receipts.record([(w.event, w.runs) for w in recorded if w.event])
             except Exception as exc:  # noqa: BLE001 - any register failure: hold those records, try again
                 self._to_record = accepted
                 self._receipts_backoff.failed()
@@ -304,8 +314,13 @@ class Router(FlowRunChains, RouterLiveness):
         self._receipts_backoff.succeeded()
         self._out_of_trouble("register")
         self._to_record = []
+        for position, why in conflicts.items():
+            # Two copies raced to the register: the later one is dead-lettered, never kept.
+            conflicting_duplicate(recorded[position], why)
+            self._to_dead_letter.append(recorded[position])
         for w in accepted:
-            self._settled(w)
+            if w.rejected is None:
+                self._settled(w)
 
     # -- dead letters --------------------------------------------------------------------------
 

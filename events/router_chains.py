@@ -17,15 +17,18 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
 from events.codec import Reason, Rejected
-from events.router_work import MAX_BACKOFF, RouterStats, Work
+from events.router_work import MAX_BACKOFF, RouterStats, Work, conflicting_duplicate
 from events.routing import Route
 from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
+
+if TYPE_CHECKING:
+    from connectors.register.receipts import ReceiptLog
 
 log = logging.getLogger("aims.router")
 
@@ -48,6 +51,7 @@ class FlowRunChains:
     _finished: queue.SimpleQueue[Work]
     _chains: dict[str, deque[Work]]
     _waiting: set[str]
+    _receipts: ReceiptLog | None
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -80,6 +84,8 @@ class FlowRunChains:
     async def _launch_all(self, w: Work) -> None:
         assert w.event is not None
         event = w.event
+        if not w.checked and not await self._compare_with_receipt(w):
+            return  # stopping, or a conflicting duplicate (w.rejected says so)
         for route in self.routes[event.type]:
             if route.deployment in w.runs:
                 continue
@@ -95,6 +101,37 @@ class FlowRunChains:
             event.id,
             ", ".join(f"{d}={r}" for d, r in w.runs.items()) or "recorded only: no flow for this type",
         )
+
+    async def _compare_with_receipt(self, w: Work) -> bool:
+        """Whether `w` may go on: not a conflicting duplicate of an event received before.
+
+        Prefect's idempotency key would hand a copy with other content the first one's run, but the
+        copy must not pass as delivered either, nor start a run if that one is gone: it is a dead
+        letter and an alert. The register is asked off the event loop; while it does not answer,
+        only this subject waits.
+        """
+        assert w.event is not None
+        if self._receipts is None:
+            w.checked = True
+            return True
+        delay = 0.25
+        while True:
+            try:
+                why = await asyncio.to_thread(self._receipts.conflict, w.event)
+                break
+            except Exception as exc:  # noqa: BLE001 - any register failure holds this subject, retried
+                self.stats.last_error = f"register: {type(exc).__name__}: {exc}"
+                if delay >= MAX_BACKOFF / 2:
+                    log.warning("holding %s: the register does not answer: %s", w.event.id, exc)
+            if self._stop.is_set() or w.dropped:
+                return False
+            await self._sleep(random.uniform(0, delay))
+            delay = min(delay * 2, MAX_BACKOFF)
+        w.checked = True
+        if why is not None:
+            conflicting_duplicate(w, why)
+            return False
+        return True
 
     async def _launch_one(self, route: Route, event: AimsEvent, w: Work) -> UUID | None:
         assert self._gate is not None

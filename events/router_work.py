@@ -6,17 +6,21 @@ liveness reports (events.router_liveness).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from events.codec import Rejected
+from events.codec import MAX_DETAIL, Reason, Rejected
+from schemas.envelope import printable
 from schemas.events import AimsEvent
 
 if TYPE_CHECKING:
     from kafka.consumer.fetcher import ConsumerRecord
+
+log = logging.getLogger("aims.router")
 
 MAX_BACKOFF = 5.0
 
@@ -35,6 +39,8 @@ class Work:
     # Too large to dead-letter whole: its dead letter is a reference.
     as_reference: bool = False
     dead_letter_attempts: int = 0
+    # Compared with the receipt under its source#id (a conflicting duplicate starts nothing).
+    checked: bool = False
 
     @property
     def chain(self) -> str:
@@ -46,6 +52,16 @@ class Work:
     @property
     def size(self) -> int:
         return len(self.record.value or b"") + len(self.record.key or b"")
+
+
+def conflicting_duplicate(w: Work, why: str) -> None:
+    """Turn `w` into a dead letter of its own reason, and alert: one of two copies is not genuine."""
+    why = printable(why, MAX_DETAIL)  # it quotes the producer's source and id
+    w.rejected = Rejected(Reason.conflicting_duplicate, why)
+    w.event = None
+    log.error(
+        "conflicting duplicate at %s[%d]@%d: %s", w.record.topic, w.record.partition, w.record.offset, why
+    )
 
 
 @dataclass

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from flows.runtime import Runtime
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from connectors.register.store import Register
     from events.outbox import KafkaOutbox, OutboxRelay
     from gateway.desk import DecisionDesk
@@ -28,19 +30,23 @@ def policy_if_any(settings: AimsSettings) -> Policy | None:
     return load_policy(path) if path.exists() else None
 
 
-def outbox_sender(register: Register, bootstrap: str | None, client_id: str) -> KafkaOutbox:
-    """Sends what a process staged right after its commit (flows, the gateway, the CLI, the demo)."""
+def outbox_sender(
+    register: Register, bootstrap: str | None, client_id: str, signing_key: SecretStr | None
+) -> KafkaOutbox:
+    """Sends what a process staged right after its commit (flows, the gateway, the CLI, the demo),
+    signed with the installation's event key (AIMS_EVENT_SIGNING_KEY)."""
     from events.outbox import KafkaOutbox
 
-    return KafkaOutbox(register, bootstrap, client_id=client_id)
+    return KafkaOutbox(register, bootstrap, client_id=client_id, signing_key=signing_key)
 
 
-def outbox_relay(register: Register, bootstrap: str, name: str) -> OutboxRelay:
+def outbox_relay(register: Register, bootstrap: str, name: str, signing_key: SecretStr | None) -> OutboxRelay:
     """The router's relay: sends whatever a process staged and could not send (DESIGN "Outbox")."""
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
 
-    return OutboxRelay(register, make_producer(bootstrap, client_id=f"aims-outbox-{name}"), f"router:{name}")
+    producer = make_producer(bootstrap, client_id=f"aims-outbox-{name}")
+    return OutboxRelay(register, producer, f"router:{name}", signing_key)
 
 
 def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
@@ -58,7 +64,9 @@ def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
         load_policy=lambda: policy_if_any(settings),
         chat=slack_from_settings(settings),
         tracker=jira_from_settings(settings),
-        outbox=outbox_sender(register, settings.kafka_bootstrap_servers, "aims-flow-outbox"),
+        outbox=outbox_sender(
+            register, settings.kafka_bootstrap_servers, "aims-flow-outbox", settings.event_signing_key
+        ),
     )
 
 
@@ -77,7 +85,9 @@ def gateway_desk(settings: AimsSettings) -> tuple[DecisionDesk, KafkaOutbox]:
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("the gateway needs KAFKA_BOOTSTRAP_SERVERS (set by `aims up`)")
     register = open_register(settings)
-    outbox = outbox_sender(register, settings.kafka_bootstrap_servers, "aims-gateway")
+    outbox = outbox_sender(
+        register, settings.kafka_bootstrap_servers, "aims-gateway", settings.event_signing_key
+    )
     desk = DecisionDesk(
         register,
         lambda: load_policy(settings.policy_file),

@@ -47,6 +47,7 @@ from infra.stack_state import (
     RestartResult,
     StackInfo,
     control_dir,
+    ensure_signing_key,
     parse_component,
     parse_restart_request,
     pending_restart_requests,
@@ -152,6 +153,10 @@ class LocalStack:
         env = dict(os.environ)
         env.update(prefect_client_env(self.state, self.api_url, self.settings.worker_poll_seconds))
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        # Every process of the stack signs (flows, gateway, the router's relay) and verifies (the
+        # router) the system's own events with one key: the settings', else the state folder's.
+        key = self.settings.event_signing_key or ensure_signing_key(self.state)
+        env["AIMS_EVENT_SIGNING_KEY"] = key.get_secret_value()
         return env
 
     def start(self, progress: Progress = print) -> StackInfo:

@@ -2,6 +2,8 @@
 
 `stack.json` says where a running stack is, so that `aims emit`, `aims status` and `aims down` find
 it without any environment variables; the supervisor (infra.stack) keeps it current.
+`event-signing.key` is the key the stack's processes and the CLI beside it sign the system's own
+events with, when AIMS_EVENT_SIGNING_KEY does not name one (made by `aims up`, mode 0600).
 
 Restarting one component by hand (`aims restart COMPONENT`): the command drops a request file,
 `<state>/control/restart-<32 hex>.json` holding `{"component": NAME}`, into the state folder; the
@@ -18,9 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
+
+from schemas.settings import MIN_SIGNING_KEY_CHARS
 
 # What `aims restart` can name, in start order.
 COMPONENTS: tuple[str, ...] = ("kafka", "prefect-server", "worker", "router", "gateway")
@@ -156,3 +163,43 @@ def take_restart_result(state_dir: Path, request_id: str) -> RestartResult | Non
         return None
     path.unlink(missing_ok=True)
     return RestartResult(ok=bool(data.get("ok")), message=str(data.get("message", "")))
+
+
+# -- the key that signs the system's own events (schemas.signing) ----------------------------------
+
+SIGNING_KEY_FILE = "event-signing.key"
+
+
+def signing_key_path(state_dir: Path) -> Path:
+    return state_dir / SIGNING_KEY_FILE
+
+
+def stored_signing_key(state_dir: Path) -> SecretStr | None:
+    """The key `aims up` keeps in the state folder, if it made one (AIMS_EVENT_SIGNING_KEY wins)."""
+    try:
+        text = signing_key_path(state_dir).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    return SecretStr(text) if len(text) >= MIN_SIGNING_KEY_CHARS else None
+
+
+def ensure_signing_key(state_dir: Path) -> SecretStr:
+    """The state folder's key, made on first use: random, readable by its owner only.
+
+    Kept across `aims down`, so that events signed before a restart (in the topic, or in the outbox)
+    still verify, and so that the CLI run beside the stack signs with the same key.
+    """
+    found = stored_signing_key(state_dir)
+    if found is not None:
+        return found
+    path = signing_key_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    # O_EXCL with mode 0600: the key is never readable by others, not even for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32) + "\n")
+    tmp.replace(path)
+    key = stored_signing_key(state_dir)
+    assert key is not None
+    return key

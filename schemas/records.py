@@ -454,6 +454,12 @@ class EventReceived(Record):
     received_at: AwareDatetime = Field(default_factory=utcnow)
     flow_runs: list[str] = Field(default_factory=list, description="Flow runs it started.")
     data: dict[str, Any] = Field(default_factory=dict)
+    content_hash: str | None = Field(
+        None,
+        description="SHA-256 of the event's canonical form (schemas.signing.content_hash): a later "
+        "delivery under this source#id with another hash is a conflicting duplicate, not a redelivery. "
+        "None on receipts written before it was kept.",
+    )
 
 
 class OutboxMessage(Record):

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ENV_PREFIX = "AIMS_"
+MIN_SIGNING_KEY_CHARS = 32
 
 
 class AimsSettings(BaseModel):
@@ -116,6 +117,14 @@ class AimsSettings(BaseModel):
         "no limit, never over a limit or a pause the team set in Prefect. 0: no limit.",
     )
 
+    event_signing_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 that signs the system's own events (sources urn:aims:…): "
+        "the flows, the CLI and the demo sign what they publish with it, and the router dead-letters an "
+        "urn:aims: event without a valid signature. At least 32 characters (e.g. `openssl rand -hex 32`), "
+        "the same for every process of one installation; `aims up` creates one in the state folder "
+        "when it is unset. Secret.",
+    )
     dq_password: SecretStr | None = Field(
         None,
         description="Password for the SQL tables data-quality checks read; merged into a table's URL "
@@ -176,6 +185,17 @@ class AimsSettings(BaseModel):
         description="Replay window of Jira webhooks: the signed body's `timestamp` must be this close "
         "to now, either way. Jira retries a delivery with the same body for up to 30 minutes, hence 35.",
     )
+
+    @field_validator("event_signing_key")
+    @classmethod
+    def _signing_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short key can be guessed offline from one signed event; the message never quotes it.
+        if value is not None and len(value.get_secret_value()) < MIN_SIGNING_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SIGNING_KEY_CHARS} characters (e.g. the output of "
+                "`openssl rand -hex 32`)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _heartbeats_fit_the_session(self) -> AimsSettings:

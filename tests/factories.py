@@ -22,7 +22,9 @@ from schemas.events import (
     example,
 )
 
-SOURCE = "urn:aims:tests"
+# An outside producer's source (the ML platform, a pipeline, a person's tool): not urn:aims:, which
+# only the system itself may use, signed (schemas.signing). Tests of the system's own events sign them.
+SOURCE = "urn:tests:producer"
 
 # The declared example of each type (schemas/events.py): a type declared there brings its sample.
 SAMPLES: dict[str, dict[str, Any]] = {event_type: example(event_type) for event_type in EVENT_CLASSES}

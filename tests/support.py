@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
+from pydantic import SecretStr
 
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.kafka_clients import make_admin, make_consumer, make_producer
@@ -27,6 +28,7 @@ from tests.jira_workflow import add_incident_workflow
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
+    from events.producer import EventPublisher
     from tests.fakes.jira import JiraFake
     from tests.fakes.slack import SlackFake
 
@@ -38,6 +40,8 @@ SLACK_SIGNING_SECRET = "slack-signing-secret-for-tests"
 JIRA_BOT = "aims-bot@northwind.example"
 JIRA_BOT_TOKEN = "jira-bot-token-for-tests"
 JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
+# The key the session's flows, routers and CLI runs sign and check the system's own events with.
+EVENT_SIGNING_KEY = "event-signing-key-for-tests-0123456789abcdef"
 
 
 class SessionStack:
@@ -65,6 +69,9 @@ class SessionStack:
         os.environ.update(prefect_client_env(self.state, self.api_url))
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        # As `aims up` hands its processes the installation's key: the worker's flows sign what they
+        # publish, the in-process routers check it (they read it through AimsSettings).
+        os.environ["AIMS_EVENT_SIGNING_KEY"] = EVENT_SIGNING_KEY
         # Flows may write baseline suites: into a copy, never into the repository's suites/.
         shutil.copytree(REPO / "suites", self.suites_dir, dirs_exist_ok=True)
         os.environ["AIMS_SUITES_DIR"] = str(self.suites_dir)
@@ -174,6 +181,12 @@ class SessionStack:
     def api(self) -> PrefectApi:
         return PrefectApi(self.api_url)
 
+    def publisher(self, topic: str) -> EventPublisher:
+        """A publisher that sends as the system does (the CLI, the demo): urn:aims: events signed."""
+        from events.producer import EventPublisher
+
+        return EventPublisher(self.bootstrap, topic, signing_key=signing_key())
+
     def register(self) -> Register:
         """The register the session's flows and routers write (SQLite in the session's state folder)."""
         from connectors.register import open_register
@@ -192,7 +205,11 @@ class SessionStack:
         from events.outbox import OutboxRelay
         from events.router import Router
 
-        relay = OutboxRelay(self.register(), make_producer(self.bootstrap), "router:test") if outbox else None
+        relay = (
+            OutboxRelay(self.register(), make_producer(self.bootstrap), "router:test", signing_key())
+            if outbox
+            else None
+        )
 
         router = Router(
             self.settings(names, **overrides),
@@ -449,6 +466,10 @@ class SessionStack:
             return poll(ready, timeout, f"flow runs for {len(keys)} events")
         finally:
             api.close()
+
+
+def signing_key() -> SecretStr:
+    return SecretStr(EVENT_SIGNING_KEY)
 
 
 def slack(stack: SessionStack) -> SlackFake:

@@ -35,11 +35,19 @@ def cli_settings() -> AimsSettings:
     from schemas.settings import load_settings
 
     try:
-        return load_settings()
+        settings = load_settings()
     except ValidationError as exc:
         from aims.emit import explain
 
         raise CliError(f"invalid settings in the environment (AIMS_*):\n{explain(exc)}") from None
+    if settings.event_signing_key is None:
+        from infra.stack_state import stored_signing_key
+
+        # The key the local stack made: the CLI beside it signs what it publishes as its processes do.
+        stored = stored_signing_key(settings.state_path)
+        if stored is not None:
+            settings = settings.model_copy(update={"event_signing_key": stored})
+    return settings
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -189,7 +197,9 @@ def send_now(
 
     try:
         endpoints = resolve(settings)
-        outbox = outbox_sender(open_register(settings), endpoints.bootstrap, "aims-cli")
+        outbox = outbox_sender(
+            open_register(settings), endpoints.bootstrap, "aims-cli", settings.event_signing_key
+        )
         try:
             sent = outbox.send(keys, "cli")
         finally:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from aims.commands.common import AddCommand, cli_settings, usage_only
+from aims.errors import CliError
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -25,11 +26,16 @@ def cmd_emit(args: argparse.Namespace) -> int:
         return 0
     from aims.endpoints import resolve
     from events.producer import EventPublisher
+    from schemas.signing import SigningKeyMissing
 
     endpoints = resolve(settings)
-    publisher = EventPublisher(endpoints.bootstrap, settings.events_topic)
+    publisher = EventPublisher(
+        endpoints.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
+    )
     try:
         partition = publisher.publish(event, mode="binary" if args.binary else "structured")
+    except SigningKeyMissing as exc:
+        raise CliError(str(exc)) from None
     finally:
         publisher.close()
     print(f"published {event.type} id={event.id} subject={event.key} → {settings.events_topic}[{partition}]")

@@ -247,14 +247,19 @@ def cmd_risks_reassess(args: argparse.Namespace) -> int:
 
     from aims.endpoints import resolve
     from events.producer import EventPublisher
+    from schemas.signing import SigningKeyMissing
 
     endpoints = resolve(settings)
     try:
-        publisher = EventPublisher(endpoints.bootstrap, settings.events_topic)
+        publisher = EventPublisher(
+            endpoints.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
+        )
         try:
             partition = publisher.publish(event)
         finally:
             publisher.close()
+    except SigningKeyMissing as exc:
+        raise CliError(str(exc)) from None
     except KafkaError as exc:
         raise CliError(
             f"could not publish the request to Kafka at {endpoints.bootstrap}: {exc}; "

@@ -226,7 +226,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         name=name,
         receipts=RegisterReceipts(register, actor=f"router:{name}"),
         coalesce_seconds=coalesce_seconds,
-        outbox=outbox_relay(register, endpoints.bootstrap, name),
+        outbox=outbox_relay(register, endpoints.bootstrap, name, settings.event_signing_key),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())

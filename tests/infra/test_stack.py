@@ -431,3 +431,26 @@ def test_stop_ends_supervision_and_stops_the_children(stack: LocalStack) -> None
     assert all(not pid_alive(pid) for pid in pids.values())
     assert said[-1] == "stack stopped" and not StackInfo.path(stack.state).exists()
     assert not stack.restart("router").ok  # nothing starts once stopping
+
+
+def test_the_stacks_processes_and_the_cli_share_one_signing_key_kept_in_the_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from aims.commands.common import cli_settings
+
+    monkeypatch.delenv("AIMS_EVENT_SIGNING_KEY", raising=False)
+    env = LocalStack(AimsSettings(state_dir=tmp_path)).child_env()
+    key_file = tmp_path / "event-signing.key"
+    key = env["AIMS_EVENT_SIGNING_KEY"]
+    assert key == key_file.read_text().strip() and len(key) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # the owner's only
+    # Kept across stacks (events in the topic and the outbox still verify), and used by the CLI.
+    assert LocalStack(AimsSettings(state_dir=tmp_path)).child_env()["AIMS_EVENT_SIGNING_KEY"] == key
+    monkeypatch.setenv("AIMS_STATE_DIR", str(tmp_path))
+    found = cli_settings().event_signing_key
+    assert found is not None and found.get_secret_value() == key
+    # The installation's own key, when the environment names one, is what every process gets.
+    monkeypatch.setenv("AIMS_EVENT_SIGNING_KEY", "k" * 40)
+    assert LocalStack(AimsSettings(state_dir=tmp_path)).child_env()["AIMS_EVENT_SIGNING_KEY"] == "k" * 40

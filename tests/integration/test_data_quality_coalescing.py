@@ -11,7 +11,6 @@ from pathlib import Path
 import yaml
 
 from connectors.register.outbox import outbox_message
-from events.producer import EventPublisher
 from schemas.events import DataChangedEvent, DataQualityValidatedEvent
 from schemas.settings import AimsSettings
 from tests.support import SessionStack, poll
@@ -54,7 +53,7 @@ def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded(
     (stack.suites_dir / f"{dataset}.yaml").write_text(yaml.safe_dump({**suite, "dataset": dataset}))
     data = loans(tmp_path / "loans.csv")
     events = [change(dataset, str(v), data) for v in range(1, 21)]
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     for event in events:
         publisher.publish(event)
     with stack.router(topics, coalesce_seconds=WINDOW):

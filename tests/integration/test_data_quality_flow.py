@@ -18,7 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from events.producer import EventPublisher
 from schemas.events import DataChangedEvent
 from schemas.settings import AimsSettings
 from tests.integration.datasets import changed, loan_frame, own_suite, trained_on, write_loans, write_table
@@ -35,7 +34,7 @@ def outcome_events(stack: SessionStack, prefix: str, expected: int) -> list[dict
 
 
 def run_all(stack: SessionStack, topics: dict[str, str], events: list[DataChangedEvent]) -> None:
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics):
         for event in events:
             publisher.publish(event)
@@ -50,7 +49,7 @@ TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 def run_rounds(stack: SessionStack, topics: dict[str, str], rounds: list[list[DataChangedEvent]]) -> None:
     """Each round's events published together (independent datasets), its runs awaited to the end;
     every run must complete: a bad input is a recorded finding, never a crashed or failed run."""
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     try:
         with stack.router(topics):
             for events in rounds:

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent
 from schemas.records import Incident, IncidentNotice, IncidentUpdate, ManagementReview
 from schemas.settings import AimsSettings
@@ -61,7 +60,7 @@ def report(stack: SessionStack, category: str, severity: str, detected_at: datet
             },
         }
     )
-    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    publisher = stack.publisher(DEFAULT_TOPIC)
     try:
         for _ in range(times):
             publisher.publish(event)

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from events.producer import EventPublisher
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent
 from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
@@ -144,7 +143,7 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
             },
         }
     )
-    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    publisher = stack.publisher(DEFAULT_TOPIC)
     try:
         publisher.publish(event)
     finally:
@@ -275,7 +274,7 @@ def test_serious_incidents_within_a_minute_call_one_extraordinary_review(
                 uow.reviews.update(earlier.id, status="closed", closed_at=datetime.now(UTC))
     detected = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     events = [serious_incident(detected + timedelta(seconds=20 * n)) for n in range(3)]
-    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    publisher = stack.publisher(DEFAULT_TOPIC)
     try:
         for event in events:
             publisher.publish(event)

@@ -37,7 +37,7 @@ def router(stack: SessionStack) -> Iterator[Any]:
 
 @pytest.fixture
 def publisher(stack: SessionStack) -> Iterator[EventPublisher]:
-    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    publisher = stack.publisher(DEFAULT_TOPIC)
     yield publisher
     publisher.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from events.codec import encode_binary
-from events.producer import EventPublisher
 from tests.factories import data_event, incident_event, model_event
 from tests.routes import started_flow
 from tests.support import SessionStack, poll
@@ -15,7 +14,7 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
     dataset = tmp_path / "loans.csv"
     dataset.write_text("id,amount\n1,100\n2,250\n")
     events = [model_event(), data_event(uri=dataset.as_uri()), incident_event()]
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics):
         publisher.publish(events[0], mode="structured")
         publisher.publish(events[1], mode="binary")
@@ -105,7 +104,7 @@ def test_an_outcome_event_is_recorded_and_starts_nothing(stack: SessionStack, to
             "data": {"dataset_id": "loans", "version": "v9", "verdict": "passed"},
         }
     )
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics) as router:
         publisher.publish(event)
         poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 1, 120, "its offset committed")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.prefect_api import FlowRunView, PrefectApi
-from events.producer import EventPublisher
 from infra.deployments import all_flows, worker_status_path
 from infra.warm_engine import READY_LINE, RUN_LINE
 from schemas.settings import AimsSettings
@@ -108,7 +107,7 @@ def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
     poll(lambda: ready_spares(stack, pid) == SPARES, 90, f"the worker reporting {SPARES} spares ready")
     before = spares_of(pid)
     event = incident_event("warm-spare")
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics):
         publisher.publish(event)
         [run] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=120)
@@ -127,7 +126,7 @@ def test_data_quality_runs_take_a_spare_that_preloaded_gx_and_other_runs_leave_i
 ) -> None:
     pid = worker_pid(stack)
     gx_spares = poll(lambda: ready_gx_spares(stack, pid), 180, "a spare with Great Expectations preloaded")
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics):
         other = incident_event("gx-spare-left-alone")
         publisher.publish(other)
@@ -175,7 +174,7 @@ def test_spares_killed_while_waiting_are_replaced_and_runs_still_complete(
     poll(lambda: not any(exists(p) for p in killed), 30, "the killed spares gone")
 
     events = [model_event("after-kill-1"), incident_event("after-kill-2")]
-    publisher = EventPublisher(stack.bootstrap, topics["AIMS_EVENTS_TOPIC"])
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     with stack.router(topics):
         for event in events:
             publisher.publish(event)

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 
-from events.producer import EventPublisher
 from schemas.events import ApprovalRequestedEvent
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
@@ -41,7 +40,7 @@ def request(stack: SessionStack, level: str, requested_by: str = DEV) -> str:
             },
         }
     )
-    publisher = EventPublisher(stack.bootstrap, DEFAULT_TOPIC)
+    publisher = stack.publisher(DEFAULT_TOPIC)
     try:
         publisher.publish(event)
     finally:

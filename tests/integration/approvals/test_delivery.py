@@ -24,7 +24,7 @@ from tests.integration.approvals.steps import (
     wait_state,
 )
 from tests.people import AISHA, TOM
-from tests.support import SessionStack, jira, poll, slack
+from tests.support import SessionStack, jira, poll, signing_key, slack
 
 
 def test_slack_rate_limits_three_times_and_the_request_is_posted_once(
@@ -135,7 +135,7 @@ def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionSt
         slack_bot_token=fake.bot_token,  # type: ignore[arg-type]
         slack_api_url=fake.base_url,
     )
-    relay = OutboxRelay(stack.register(), make_producer(stack.bootstrap), "gateway:test")
+    relay = OutboxRelay(stack.register(), make_producer(stack.bootstrap), "gateway:test", signing_key())
     desk = DecisionDesk(
         stack.register(),
         lambda: load_policy(stack.state / "policy.yaml"),
