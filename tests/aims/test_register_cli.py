@@ -79,4 +79,6 @@ def test_an_empty_register_says_how_it_fills(tmp_path: Path) -> None:
     out = aims(tmp_path, "systems")
     assert out.returncode == 0 and "no AI systems in the register yet" in out.stdout
     upgrade = aims(tmp_path, "register", "upgrade")
-    assert upgrade.returncode == 0 and "→ 0009" in upgrade.stdout
+    from connectors.register.store import head_revision
+
+    assert upgrade.returncode == 0 and f"→ {head_revision()}" in upgrade.stdout
