@@ -1,25 +1,125 @@
-"""Text from events and people, escaped for where it goes: Slack mrkdwn and Jira wiki markup.
+"""Text from events and people, escaped for where it goes: Slack, Jira, Markdown, terminals and logs.
 
-Every activity's messages use these, so they live once, below the activity folders.
+Every activity's messages use these, so they live once, below the activity folders. Each function
+takes text as a person or a producer wrote it and returns what shows that text literally in its
+format: no link, mention, macro, heading or emphasis of the sender's, and no control character that
+could move a terminal's cursor or forge a line. Only our own templates add markup, around values
+already escaped here.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 
-# Jira wiki markup: characters that start a text effect, link, macro, image, table or list.
-_JIRA_MARKUP = re.compile(r"([\\*_?+^~|{}\[\]!#-])")
+Escape = Callable[[str], str]
+
+# Characters that steer a display rather than show something: C0/C1 controls (ESC starts terminal
+# escape sequences), lone surrogates, line and paragraph separators, and the bidirectional controls
+# that reorder what a reader sees (the "Trojan Source" characters).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_STEERING_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def is_control(ch: str) -> bool:
+    """True for a character that steers a display (see above) instead of being read."""
+    return ch in _BIDI or unicodedata.category(ch) in _STEERING_CATEGORIES
+
+
+def _shown(ch: str) -> str:
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+def visible(text: str, *, lines: bool = False) -> str:
+    """`text` with every control character written out (ESC as `\\x1b`), so it is seen, not obeyed.
+
+    Tabs become spaces. Line breaks (\\n, \\r\\n, \\r) stay line breaks when `lines`, else they become
+    spaces: a value meant for one line must not start a new one (a forged log line, a table row).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append("\n" if lines else " ")
+        elif is_control(ch):
+            out.append(_shown(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def plain(text: str) -> str:
+    """One line of plain text: Slack `plain_text` objects, Jira summaries, terminal cells, logs."""
+    return visible(text)
+
+
+# -- Slack mrkdwn ------------------------------------------------------------------------------
+
+# Slack's rule (api.slack.com/reference/surfaces/formatting#escaping): &, < and > are its control
+# characters and must be sent as &amp; &lt; &gt;; nothing else is entity-encoded. That stops links
+# (<https://…|text>), mentions (<@U…>) and pings (<!channel>).
+_SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Emphasis (*bold* _italic_ ~strike~ `code`) has no escape in mrkdwn. It only works at a word's
+# edge, so a marker between two letters or digits (fraud_model_v2) is left; one at an edge is
+# replaced by a character that looks the same and means nothing to Slack.
+SLACK_LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+_SLACK_MARKER = re.compile(r"(?<![^\W_])[*_~`]|[*_~`](?![^\W_])")
+# A '>' starting a line makes a block quote; the fullwidth sign reads the same and quotes nothing.
+_SLACK_QUOTE = re.compile(r"^([ ]*)>", re.MULTILINE)
+SLACK_QUOTE_LOOKALIKE = "\uff1e"
 
 
 def mrkdwn(text: str) -> str:
-    """Text from an event as Slack mrkdwn shows it literally: no link, mention or channel ping.
+    """Text from an event as Slack mrkdwn shows it literally: no link, mention, ping or emphasis.
 
-    Slack asks for exactly these three as entities; its emphasis characters cannot be escaped and
-    can only change how the text looks.
+    Line breaks are kept (a description reads as written); every other control is written out.
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = visible(text, lines=True)
+    text = _SLACK_MARKER.sub(lambda m: SLACK_LOOKALIKES[m.group()], text)
+    text = _SLACK_QUOTE.sub(lambda m: m.group(1) + SLACK_QUOTE_LOOKALIKE, text)
+    return "".join(_SLACK_ENTITIES.get(ch, ch) for ch in text)
 
 
-def jira_text(text: str) -> str:
-    """Text from an event as Jira wiki markup shows it literally, on one line."""
-    return _JIRA_MARKUP.sub(r"\\\1", " ".join(text.splitlines()))
+def mrkdwn_line(text: str) -> str:
+    """`mrkdwn` on one line: for a value inside a sentence or a notification's fallback text."""
+    return mrkdwn(" ".join(text.splitlines()))
+
+
+# -- Jira wiki markup (REST v2: descriptions and comments are wiki-markup strings) ------------------
+
+# Characters that start a text effect, link, mention, macro, image, table or list; '\X' shows X.
+_JIRA_MARKUP = re.compile(r"([*_?+^~|{}\[\]!#-])")
+# A backslash cannot be shown by escaping it: '\\' is Jira's forced line break. The fullwidth
+# reverse solidus reads the same.
+JIRA_BACKSLASH = "\uff3c"
+JIRA_LINE_BREAK = " \\\\ "
+
+
+def jira_text(text: str, *, lines: bool = False) -> str:
+    """Text from an event as Jira wiki markup shows it literally.
+
+    On one line unless `lines`; then its line breaks are Jira's forced breaks ('\\\\'), so no line
+    of it starts a heading (h1.), a quote (bq.) or a list in the source.
+    """
+    text = visible(text, lines=lines).replace("\\", JIRA_BACKSLASH)
+    escaped = _JIRA_MARKUP.sub(r"\\\1", text)
+    return JIRA_LINE_BREAK.join(escaped.split("\n")) if lines else escaped
+
+
+def jira_noformat(text: str) -> str:
+    """A block shown exactly as written ({noformat}); only a closing tag inside it needs breaking."""
+    body = re.sub(r"\{(noformat)", "\uff5b\\1", visible(text, lines=True), flags=re.IGNORECASE)
+    return "{noformat}\n" + body + "\n{noformat}"
+
+
+# -- Markdown (Prefect artifacts, the review pack's Markdown) --------------------------------------
+
+# CommonMark: "any ASCII punctuation character may be backslash-escaped", and an escaped one is
+# always literal: no emphasis, link, image, HTML tag, entity, table cell or heading.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def markdown_text(text: str) -> str:
+    """Text from an event as Markdown shows it literally, on one line (a table cell, a heading)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", visible(text))
