@@ -8,10 +8,8 @@ pycontribs `jira`) to the local fakes of Slack and Jira; the assertions read wha
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -21,12 +19,11 @@ from flows.approvals import messages
 from flows.text import is_control, jira_text
 from schemas.payloads import ApprovalOutcome, RiskLevel
 from schemas.records import Approval, ApprovalDecision
+from tests.escaping import JIRA_ATTACK, SLACK_ATTACK, assert_jira_shows_text, assert_slack_shows_text
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-SLACK_ATTACK = "<!channel> <https://evil.example/sso|Open the approval>"
-JIRA_ATTACK = "[Open AIMS|https://evil.example/sso]"
 # Closes the quoted label in `labels = "…"` and widens the search to another project's issues.
 JQL_ATTACK = 'x" OR project = HR OR labels = "x'
 BOT, TOKEN = "aims-bot@northwind.example", "jira-token"
@@ -79,45 +76,6 @@ def decisions(approval: Approval) -> list[ApprovalDecision]:
             decided_at=T0 + timedelta(hours=1),
         )
     ]
-
-
-def text_objects(blocks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every Block Kit text object in the blocks, however deep."""
-    for node in blocks:
-        stack: list[Any] = [node]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, dict):
-                if item.get("type") in ("mrkdwn", "plain_text") and "text" in item:
-                    yield item
-                stack.extend(item.values())
-            elif isinstance(item, list):
-                stack.extend(item)
-
-
-def assert_slack_shows_text(message: dict[str, Any]) -> None:
-    """No link, mention or ping in what Slack parses, no control character in what it shows."""
-    blocks = message.get("blocks") or []
-    # The top-level `text` is the notification and is parsed as mrkdwn too.
-    parsed = [message["text"], *(o["text"] for o in text_objects(blocks) if o["type"] == "mrkdwn")]
-    for text in parsed:
-        assert "<" not in text and ">" not in text, text
-        assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", text, re.DOTALL), text
-    for obj in text_objects(blocks):
-        assert not any(is_control(ch) for ch in obj["text"] if ch != "\n"), obj
-    assert "<!channel>" not in json.dumps(message)
-
-
-def jira_unescaped(text: str) -> str:
-    """The wiki markup with every '\\X' escape taken out: what is left is markup Jira obeys."""
-    return re.sub(r"\\.", "", text)
-
-
-def assert_jira_shows_text(text: str) -> None:
-    bare = jira_unescaped(text)
-    assert "[Open AIMS" not in bare and "|https://evil.example" not in bare, text
-    assert "{color" not in bare and "[~" not in bare, text
-    assert not any(is_control(ch) for ch in text if ch != "\n"), text
 
 
 def test_the_request_reaches_slack_as_text(slack: tuple[SlackFake, SlackChat]) -> None:
