@@ -10,25 +10,13 @@ already escaped here.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 
+# `is_control` is re-exported: tests and sinks ask this module what counts as a control.
+from schemas.controls import is_control as is_control
+from schemas.controls import shown
+
 Escape = Callable[[str], str]
-
-# Characters that steer a display rather than show something: C0/C1 controls (ESC starts terminal
-# escape sequences), lone surrogates, line and paragraph separators, and the bidirectional controls
-# that reorder what a reader sees (the "Trojan Source" characters).
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_STEERING_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-def is_control(ch: str) -> bool:
-    """True for a character that steers a display (see above) instead of being read."""
-    return ch in _BIDI or unicodedata.category(ch) in _STEERING_CATEGORIES
-
-
-def _shown(ch: str) -> str:
-    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
 
 
 def visible(text: str, *, lines: bool = False) -> str:
@@ -43,7 +31,7 @@ def visible(text: str, *, lines: bool = False) -> str:
         if ch == "\n":
             out.append("\n" if lines else " ")
         elif is_control(ch):
-            out.append(_shown(ch))
+            out.append(shown(ch))
         else:
             out.append(ch)
     return "".join(out)
