@@ -104,10 +104,24 @@ def jira_noformat(text: str) -> str:
 # -- Markdown (Prefect artifacts, the review pack's Markdown) --------------------------------------
 
 # CommonMark: "any ASCII punctuation character may be backslash-escaped", and an escaped one is
-# always literal: no emphasis, link, image, HTML tag, entity, table cell or heading.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# always literal. Escaped everywhere: what starts code, emphasis, links, images, HTML, entities,
+# GFM tables and strikethrough. Escaped at the start only: what makes a line a heading, quote, list
+# or rule there (`#`, `>`, `-`, `+`, `=`, `1.`), so ids such as scheduled:2026-11-02 stay readable.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>!&|~])")
+_MARKDOWN_LINE_START = re.compile(r"^([#>+=-]|\d+(?=[.)]))")
 
 
 def markdown_text(text: str) -> str:
-    """Text from an event as Markdown shows it literally, on one line (a table cell, a heading)."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", visible(text))
+    """Text from an event as Markdown shows it literally, on one line (a table cell, a heading).
+
+    Leading and trailing spaces go, as a Markdown paragraph drops them anyway: four of them at a
+    line's start would make the text a code block.
+    """
+    escaped = _MARKDOWN_INLINE.sub(r"\\\1", visible(text).strip(" "))
+    start = _MARKDOWN_LINE_START.match(escaped)
+    if start is None:
+        return escaped
+    if start.group().isdigit():  # "1." or "1)" starts an ordered list: escape what follows the number
+        end = start.end()
+        return escaped[:end] + "\\" + escaped[end:]
+    return "\\" + escaped

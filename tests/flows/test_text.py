@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
@@ -126,7 +126,7 @@ def test_markdown_text_renders_as_written(text: str) -> None:
     rendered = MarkdownIt("commonmark").renderInline(shown)
     # Nothing but the text: no tag, link or emphasis, and the reader sees exactly the text.
     assert "<" not in rendered.replace("&lt;", "")
-    assert html.unescape(rendered) == visible(text)
+    assert html.unescape(rendered) == visible(text).strip(" ")
 
 
 @given(any_text)
@@ -134,3 +134,14 @@ def test_plain_text_has_no_control_character(text: str) -> None:
     shown = plain(text)
     assert not any(is_control(ch) for ch in shown)
     assert "\n" not in shown and "\r" not in shown
+
+
+@given(any_text)
+@example("    indented code")
+@example("1) a list")
+@example("- a list")
+@example("# heading")
+def test_markdown_text_at_a_line_start_is_one_paragraph(text: str) -> None:
+    # As a line of its own (a summary, a list item's text): no heading, quote, list, rule or table.
+    rendered = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown_text(text))
+    assert set(re.findall(r"<(\w+)", rendered)) <= {"p"}, rendered

@@ -138,7 +138,7 @@ def test_lines_break_where_data_is_missing_and_empty_sections_still_show() -> No
 
 # What the pack's own Markdown makes: headings, lists, tables, a quote, its bold and italic words.
 MARKDOWN_TAGS = {"h1", "h2", "h3", "p", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td"}
-MARKDOWN_TAGS |= {"blockquote", "strong", "em"}
+MARKDOWN_TAGS |= {"blockquote", "strong", "em", "a"}
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=60)
 
 
@@ -168,6 +168,7 @@ def test_no_text_in_the_pack_becomes_markup(
     # The Markdown shows the text too: no link, image, code, HTML or heading of its own.
     rendered = MarkdownIt("commonmark").enable("table").render(markdown(pack))
     assert set(re.findall(r"<(\w+)", rendered)) <= MARKDOWN_TAGS, rendered
+    assert re.findall(r'href="([^"]*)"', rendered) == ["mailto:a@example.com"]  # the attendee's, ours
     # Every Markdown table row keeps its header's number of cells: no text adds a column or a row.
     tables: list[list[int]] = [[]]
     for line in markdown(pack).splitlines():
