@@ -7,6 +7,8 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
+from flows.text import plain
+
 
 def cell(value: Any, width: int = 40) -> str:
     if value is None:
@@ -23,7 +25,9 @@ def cell(value: Any, width: int = 40) -> str:
         text = "yes" if value else "no"
     else:
         text = str(value)
-    text = " ".join(text.split())
+    # Control characters written out (ESC as \x1b): a name must not recolour, rewrite or reorder
+    # the operator's terminal, nor start a line of its own.
+    text = plain(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

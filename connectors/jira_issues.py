@@ -7,6 +7,7 @@ the server for its version.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -17,6 +18,19 @@ if TYPE_CHECKING:
 
 class TrackerError(RuntimeError):
     """Jira refused or could not be reached after the retries."""
+
+
+# What a label we search for may hold. Ours are `aims-<kind>-<hex>`; anything with a quote, space or
+# JQL syntax would change the search, so it is refused before any request (labels come from hashes,
+# never from ids: see flows.approvals.messages.jira_label).
+SEARCHABLE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+
+
+def searchable(label: str) -> str:
+    """`label`, when it is safe to put into a JQL string; ValueError otherwise."""
+    if not SEARCHABLE_LABEL.fullmatch(label):
+        raise ValueError(f"not a label to search Jira for: {label!r} (letters, digits, '.', '_', '-')")
+    return label
 
 
 class IssueTracker(Protocol):
@@ -76,9 +90,8 @@ class JiraTracker:
             raise TrackerError(f"Jira {what}: cannot reach {self.url}: {exc}") from exc
 
     def find(self, label: str) -> str | None:
-        issues = self._guard(
-            "search", lambda: self.client.search_issues(f'labels = "{label}"', maxResults=1, fields="status")
-        )
+        jql = f'labels = "{searchable(label)}"'
+        issues = self._guard("search", lambda: self.client.search_issues(jql, maxResults=1, fields="status"))
         return str(issues[0].key) if issues else None
 
     def create(self, project: str, summary: str, description: str, labels: list[str]) -> str:

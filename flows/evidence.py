@@ -11,6 +11,7 @@ from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import current
+from flows.text import markdown_text
 from schemas.catalogue import load_catalogue
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, RiskReassessmentRequested
@@ -143,16 +144,27 @@ def artifact_key(flow: str, subject: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    # Findings quote events (names, titles): shown as text on one line, never as a link or a row.
+    return markdown_text(str(value))
+
+
+def summary_markdown(flow: str, title: str, event: AimsEvent, outcome: dict[str, Any]) -> str:
+    """The run's summary artifact: the event and what the flow found."""
+    rows = "\n".join(f"| {_cell(k)} | {_cell(v)} |" for k, v in outcome.items())
+    # The title, id, source and subject are a producer's text: escaped, never in a code span (which
+    # a backtick in the text would close).
+    return (
+        f"# {markdown_text(title)}\n\n"
+        f"Event `{event.type}` **{markdown_text(event.id)}** from {markdown_text(event.source)} "
+        f"about **{markdown_text(event.key)}**.\n\n"
+        f"| finding | value |\n|---|---|\n{rows}\n\n"
+        f"Evidence for: {', '.join(evidence_ids(flow))}\n"
+    )
 
 
 @task(name="publish-summary")
 def publish_summary(flow: str, title: str, event: AimsEvent, outcome: dict[str, Any]) -> None:
-    rows = "\n".join(f"| {_cell(k)} | {_cell(v)} |" for k, v in outcome.items())
-    markdown = (
-        f"# {title}\n\n"
-        f"Event `{event.type}` **{event.id}** from `{event.source}` about **{event.key}**.\n\n"
-        f"| finding | value |\n|---|---|\n{rows}\n\n"
-        f"Evidence for: {', '.join(evidence_ids(flow))}\n"
+    markdown = summary_markdown(flow, title, event, outcome)
+    create_markdown_artifact(
+        key=artifact_key(flow, event.key), markdown=markdown, description=markdown_text(title)
     )
-    create_markdown_artifact(key=artifact_key(flow, event.key), markdown=markdown, description=title)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flows.commands import Verdict, chat_text
+from flows.text import jira_text, mrkdwn
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
@@ -43,10 +44,14 @@ def answered(verdict: Verdict, send: Callable[[list[str]], object], said: str | 
 
 
 def slack_reply(outcome: Outcome, verdict: Verdict, chat: Chat | None, response_url: str | None) -> None:
-    """The clicker's ephemeral reply (Slack's response_url), after the answer."""
+    """The clicker's ephemeral reply (Slack's response_url), after the answer.
+
+    The verdict's words quote what people and events wrote (ids, names, reasons): Slack parses the
+    reply as mrkdwn, so all of it goes as text.
+    """
     if chat is None or not response_url:
         return
-    text = chat_text(verdict)
+    text = mrkdwn(chat_text(verdict))
     outcome.later.append(lambda: chat.respond(response_url, text))
 
 
@@ -54,9 +59,14 @@ def jira_reply(
     outcome: Outcome, tracker: IssueTracker | None, issue: str, text: str, back_to: str | None
 ) -> None:
     """A comment on the issue, or the issue moved back along `back_to` with the comment, so Jira
-    does not show a state the register does not hold; a comment when it cannot be moved."""
+    does not show a state the register does not hold; a comment when it cannot be moved.
+
+    `text` is plain words that quote people and events; it goes as Jira wiki markup showing it
+    literally, its line breaks kept.
+    """
     if tracker is None:
         return
+    text = jira_text(text, lines=True)
 
     def answer() -> None:
         if not (back_to and tracker.transition(issue, back_to, text)):

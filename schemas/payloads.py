@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
@@ -20,13 +21,40 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.controls import first_control
+from schemas.controls import shown as shown_character
 from schemas.envelope import printable, shown
 from schemas.file_names import id_file_name
 
+
+def _no_controls(allowed: str) -> Callable[[str], str]:
+    """A validator refusing control characters (ESC, bidi overrides, …) but those in `allowed`.
+
+    Names and texts reach terminals, logs, Slack and Jira; a control character in one could recolour
+    or rewrite a terminal line, forge a log line or reorder what a reader sees. Refused here with a
+    clear error, so nothing is recorded; the sinks also write out any that reach them by other paths.
+    """
+
+    def check(value: str) -> str:
+        found = first_control(value, allowed)
+        if found is not None:
+            at, ch = found
+            raise ValueError(
+                f"must not contain control characters, got {shown_character(ch)} at character {at + 1}"
+                " (terminal escapes, bidi overrides and line separators are refused)"
+            )
+        return value
+
+    return check
+
+
 # One line, no leading or trailing whitespace (`.` stops at a newline); error messages say so in words.
 NAME_PATTERN: Final = r"^\S(.*\S)?$"
-Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+Name = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN), AfterValidator(_no_controls(""))
+]
+# Free text keeps its line breaks and tabs; nothing else that steers a display.
+Text = Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_no_controls("\n\r\t"))]
 
 
 def _names_a_file(ident: str) -> str:

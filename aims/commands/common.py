@@ -50,12 +50,25 @@ def cli_settings() -> AimsSettings:
     return settings
 
 
+class PlainFormatter(logging.Formatter):
+    """Log lines whose message shows control characters written out (ESC as \\x1b, a line break as
+    a space): a name or reason from an event cannot recolour the terminal or forge a log line.
+    A traceback, which is ours, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from flows.text import plain
+
+        record.message = plain(record.message)
+        return super().formatMessage(record)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python logs every reconnection attempt at ERROR while a broker is away: 108 lines for an

@@ -205,11 +205,14 @@ def _tell_jira(settings: AimsSettings, issue: str, text: str, kind: ResultKind) 
     """Keep the review's Jira issue telling the truth; the register holds the result either way."""
     from connectors.jira_issues import TrackerError, jira_from_settings
     from flows.reviews.commands import ResultKind
+    from flows.text import jira_text
 
     try:
         tracker = jira_from_settings(settings)
         if tracker is None:
             return
+        # Plain words quoting people (names, decisions): wiki markup that shows them literally.
+        text = jira_text(text, lines=True)
         # A closed review's issue goes to Done (our own move: the gateway ignores its webhook).
         if kind is not ResultKind.close or not tracker.transition(issue, "Done", text):
             tracker.comment(issue, text)

@@ -30,6 +30,7 @@ from flows.approvals.request_approval import notice_id, slack_messages
 from flows.approvals.rules import DEADLINE
 from flows.commands import Actor, Context, handle
 from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox, tracker
+from flows.text import jira_text, plain
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
 from schemas.records import Approval, ApprovalNotice
@@ -77,7 +78,8 @@ def plan(approval: Approval, sla: Sla, now: datetime, sent: set[str]) -> list[Du
 
 def _remind(approval: Approval, due: Due, now: datetime) -> list[str]:
     slack, issues = chat(), tracker()
-    text = reminder_text(approval, max(1, round(((approval.due_at or now) - now).total_seconds() / 3600)))
+    hours_left = max(1, round(((approval.due_at or now) - now).total_seconds() / 3600))
+    text = reminder_text(approval, hours_left)
     sent: list[str] = []
     with register().reader() as uow:
         messages = slack_messages(uow, approval.id)
@@ -86,7 +88,7 @@ def _remind(approval: Approval, due: Due, now: datetime) -> list[str]:
             slack.post(ref.channel, text, thread_ts=ref.ts)  # in the request's thread, by its buttons
             sent.append(f"slack:{ref.channel}")
     if issues is not None and approval.jira_issue:
-        issues.comment(approval.jira_issue, text)
+        issues.comment(approval.jira_issue, reminder_text(approval, hours_left, jira_text))
         sent.append(f"jira:{approval.jira_issue}")
     return sent
 
@@ -136,7 +138,7 @@ def _escalate(approval: Approval, due: Due, policy: Policy) -> list[str]:
     if slack is not None:
         sent += _tell_slack(slack, approval, due, policy, text, blocks)
     if issues is not None and approval.jira_issue:
-        issues.comment(approval.jira_issue, text)
+        issues.comment(approval.jira_issue, escalation_text(approval, due.notify, due.hours, jira_text))
         sent.append(f"jira:{approval.jira_issue}")
     return sent
 
@@ -239,7 +241,9 @@ def chase_one(approval_id: str, now: datetime) -> list[dict[str, Any]]:
                 widened = list(dict.fromkeys([*current.escalated_to, *due.notify]))
                 approval = uow.approvals.update(approval.id, escalated_to=widened)
         done.append({"approval": approval.id, "kind": due.kind, "step": due.step, "to": recipients})
-        get_run_logger().info("%s %s of %s: %s", due.kind, due.step, title(approval), ", ".join(recipients))
+        get_run_logger().info(
+            "%s %s of %s: %s", due.kind, due.step, plain(title(approval)), ", ".join(recipients)
+        )
     return done
 
 

@@ -2,14 +2,20 @@
 
 The action ids and block ids here are the contract with the gateway, which reads the clicked
 button's `action_id` and the reason typed in the message's input block.
+
+Every value here comes from an event or a person (subject, system, names, reasons, risk categories),
+so each is escaped for where it goes (`flows.text`): Slack mrkdwn, Slack plain text, Jira wiki
+markup. `title` is the one raw composition, and is only ever sent through one of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from flows.text import Escape, jira_text, mrkdwn, mrkdwn_line, plain
 from schemas.payloads import ApprovalOutcome
 from schemas.records import Approval, ApprovalDecision
 
@@ -26,8 +32,18 @@ Blocks = list[dict[str, Any]]
 
 
 def jira_label(approval_id: str) -> str:
-    """The label that finds an approval's issue again (Jira labels allow no spaces)."""
-    return f"aims-{approval_id}"[:255]
+    """The label that finds an approval's issue again: a hash of the id, as incidents and reviews do.
+
+    The id is a producer's text; put into a JQL search it could close the quotes and widen the
+    search to any issue, whose key the approval would then adopt and later transition.
+
+    Issues filed before this label carry `aims-<id>` and are not searched for: an approval records
+    its issue's key as soon as the issue is filed and never searches again, so only a run that died
+    between filing and recording, across the upgrade, files a second issue (a duplicate to close,
+    never someone else's issue adopted). Searching the old label would let an id such as
+    `incident-<hash>` find an incident's issue.
+    """
+    return "aims-approval-" + hashlib.sha256(approval_id.encode()).hexdigest()[:16]
 
 
 def _when(at: datetime | None) -> str:
@@ -40,18 +56,26 @@ def _text(text: str, limit: int = 2900) -> dict[str, str]:
 
 
 def title(approval: Approval) -> str:
+    """The request in a few words, raw: send it through `notification`, `plain` or an escape."""
     what = approval.requested_decision.replace("-", " ")
     level = f"{approval.risk_level.value} risk" if approval.risk_level else "approval"
     return f"{what.capitalize()} needed for {approval.system or approval.subject} ({level})"
 
 
-def risk_lines(approval: Approval) -> list[str]:
+def notification(approval: Approval, state: str | None = None) -> str:
+    """A message's `text`: Slack shows it in notifications and parses it as mrkdwn."""
+    return mrkdwn_line(f"{title(approval)}: {state}" if state else title(approval))
+
+
+def risk_lines(approval: Approval, escape: Escape) -> list[str]:
+    """One line per risk, its values escaped by `escape`; '*' marks the category as bold in both."""
     lines = []
     for risk in approval.context.get("risks", []):
-        before = f"{risk.get('previous')} → " if risk.get("previous") else ""
+        before = f"{escape(str(risk.get('previous')))} → " if risk.get("previous") else ""
         lines.append(
-            f"• *{risk.get('category')}*: {before}{risk.get('inherent')} (residual {risk.get('residual')})"
-            + (f" — {risk['why']}" if risk.get("why") else "")
+            f"• *{escape(str(risk.get('category')))}*: {before}{escape(str(risk.get('inherent')))} "
+            f"(residual {escape(str(risk.get('residual')))})"
+            + (f" — {escape(str(risk['why']))}" if risk.get("why") else "")
         )
     return lines
 
@@ -67,12 +91,16 @@ def facts(approval: Approval) -> list[tuple[str, str]]:
     ]
 
 
+def _fields(approval: Approval) -> dict[str, Any]:
+    return {"type": "section", "fields": [_text(f"*{k}*\n{mrkdwn(v)}", 1900) for k, v in facts(approval)]}
+
+
 def request_blocks(approval: Approval, progress: str) -> Blocks:
     blocks: Blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": title(approval)[:150]}},
-        {"type": "section", "fields": [_text(f"*{k}*\n{v}", 1900) for k, v in facts(approval)]},
+        {"type": "header", "text": {"type": "plain_text", "text": plain(title(approval))[:150]}},
+        _fields(approval),
     ]
-    if lines := risk_lines(approval):
+    if lines := risk_lines(approval, mrkdwn_line):
         blocks.append({"type": "section", "text": _text("\n".join(lines))})
     blocks += [
         {
@@ -108,24 +136,36 @@ def request_blocks(approval: Approval, progress: str) -> Blocks:
 
 
 def _footer(approval: Approval, progress: str) -> dict[str, Any]:
-    jira = f" · Jira {approval.jira_issue}" if approval.jira_issue else ""
+    jira = f" · Jira {mrkdwn_line(approval.jira_issue)}" if approval.jira_issue else ""
     return {
         "type": "context",
-        "elements": [_text(f"{progress} · approval `{approval.id}`{jira}")],
+        "elements": [_text(f"{mrkdwn_line(progress)} · approval {mrkdwn_line(approval.id)}{jira}")],
     }
 
 
-def outcome_line(outcome: ApprovalOutcome, decisions: Sequence[ApprovalDecision]) -> str:
+def outcome_line(
+    outcome: ApprovalOutcome,
+    decisions: Sequence[ApprovalDecision],
+    escape: Escape = mrkdwn_line,
+    strong: str = "*",
+) -> str:
+    """Who decided, how and why, each value escaped by `escape`; the outcome between `strong`s."""
     if outcome is ApprovalOutcome.expired:
-        return "Expired without a decision: *not approved*."
+        return f"Expired without a decision: {strong}not approved{strong}."
     people = [
         d for d in decisions if d.decision == ("approve" if outcome is ApprovalOutcome.approved else "reject")
     ]
     who = "; ".join(
-        f"{d.decided_by} via {d.channel} at {_when(d.decided_at)}" + (f": “{d.reason}”" if d.reason else "")
+        f"{escape(d.decided_by)} via {escape(d.channel)} at {_when(d.decided_at)}"
+        + (f": “{escape(d.reason)}”" if d.reason else "")
         for d in people
     )
-    return f"*{outcome.value.capitalize()}* by {who}."
+    return f"{strong}{outcome.value.capitalize()}{strong} by {who}."
+
+
+def outcome_comment(outcome: ApprovalOutcome, decisions: Sequence[ApprovalDecision]) -> str:
+    """The outcome as a Jira comment: wiki markup, in plain words."""
+    return f"AIMS: {outcome_line(outcome, decisions, jira_text, strong='')}"
 
 
 def outcome_blocks(
@@ -134,8 +174,8 @@ def outcome_blocks(
     """The request as decided: same facts, the outcome, and no buttons left to click."""
     mark = {"approved": "✅", "rejected": "⛔", "expired": "⌛"}[outcome.value]
     blocks: Blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{mark} {title(approval)}"[:150]}},
-        {"type": "section", "fields": [_text(f"*{k}*\n{v}", 1900) for k, v in facts(approval)]},
+        {"type": "header", "text": {"type": "plain_text", "text": f"{mark} {plain(title(approval))}"[:150]}},
+        _fields(approval),
         {"type": "section", "text": _text(outcome_line(outcome, decisions))},
         _footer(approval, outcome.value),
     ]
@@ -145,39 +185,47 @@ def outcome_blocks(
 def progress_blocks(approval: Approval, progress: str, decisions: Sequence[ApprovalDecision]) -> Blocks:
     """The open request after a first approval: who approved so far, buttons still there."""
     blocks = request_blocks(approval, progress)
-    so_far = "; ".join(f"{d.decided_by} approved via {d.channel}" for d in decisions)
+    so_far = "; ".join(
+        f"{mrkdwn_line(d.decided_by)} approved via {mrkdwn_line(d.channel)}" for d in decisions
+    )
     if so_far:
         blocks.insert(-2, {"type": "section", "text": _text(f"So far: {so_far}.")})
     return blocks
 
 
 def issue_summary(approval: Approval) -> str:
-    return f"[AIMS] {title(approval)}"
+    # Jira shows a summary as plain text: only control characters and line breaks are a danger.
+    return f"[AIMS] {plain(title(approval))}"
 
 
 def issue_description(approval: Approval) -> str:
-    lines = [f"*{k}:* {v}" for k, v in facts(approval)]
-    if risks := risk_lines(approval):
+    lines = [f"*{k}:* {jira_text(v)}" for k, v in facts(approval)]
+    if risks := risk_lines(approval, jira_text):
         lines += ["", "h3. Risks", *(line.replace("• ", "* ") for line in risks)]
     lines += [
         "",
         f"To decide: use the *{JIRA_APPROVE}* or *{JIRA_REJECT}* transition (add a comment with your "
         "reason; a rejection needs one), or the buttons in Slack, or "
-        f"{{{{aims approvals approve|reject {approval.id} --reason ...}}}}.",
-        f"Approval id: {approval.id}",
+        f"{{{{aims approvals approve\\|reject {jira_text(approval.id)} --reason ...}}}}.",
+        f"Approval id: {jira_text(approval.id)}",
     ]
     return "\n".join(lines)
 
 
-def reminder_text(approval: Approval, hours_left: int) -> str:
+def reminder_text(approval: Approval, hours_left: int, escape: Escape = mrkdwn_line) -> str:
+    """Slack mrkdwn by default; `jira_text` for the issue's comment."""
     return (
-        f"Reminder: “{title(approval)}” is due in {hours_left} h ({_when(approval.due_at)}); "
-        f"approval `{approval.id}` still waits for a decision."
+        f"Reminder: “{escape(title(approval))}” is due in {hours_left} h ({_when(approval.due_at)}); "
+        f"approval {escape(approval.id)} still waits for a decision."
     )
 
 
-def escalation_text(approval: Approval, notify: Sequence[str], hours: int) -> str:
+def escalation_text(
+    approval: Approval, notify: Sequence[str], hours: int, escape: Escape = mrkdwn_line
+) -> str:
+    """Slack mrkdwn by default; `jira_text` for the issue's comment."""
     return (
-        f"Escalation: “{title(approval)}” has waited {hours} h without a decision. "
-        f"{', '.join(notify)} may now decide on approval `{approval.id}` (due {_when(approval.due_at)})."
+        f"Escalation: “{escape(title(approval))}” has waited {hours} h without a decision. "
+        f"{escape(', '.join(notify))} may now decide on approval {escape(approval.id)} "
+        f"(due {_when(approval.due_at)})."
     )

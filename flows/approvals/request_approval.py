@@ -26,11 +26,11 @@ from flows.approvals.messages import (
     issue_description,
     issue_summary,
     jira_label,
+    notification,
     outcome_blocks,
-    outcome_line,
+    outcome_comment,
     progress_blocks,
     request_blocks,
-    title,
 )
 from flows.approvals.rules import Tally, authority, tally
 from flows.commands import Actor, Context, handle
@@ -142,7 +142,7 @@ def post_request(approval_id: str) -> Approval:
         if slack is None or spec is None or spec.slack_channel in posted:
             continue
         try:
-            ref = slack.post(spec.slack_channel, title(approval), request_blocks(approval, "waiting"))
+            ref = slack.post(spec.slack_channel, notification(approval), request_blocks(approval, "waiting"))
         except ChatError as exc:
             logger.error("could not post approval %s to #%s: %s", approval_id, spec.slack_channel, exc)
             continue
@@ -167,6 +167,7 @@ def post_request(approval_id: str) -> Approval:
     if issues is not None and project is not None and approval.jira_issue is None:
         try:
             # Looked up first: a run that died after creating the issue must not create a second.
+            # By a hash of the id only: the id itself never goes into a search (see `jira_label`).
             key = issues.find(jira_label(approval_id)) or issues.create(
                 project,
                 issue_summary(approval),
@@ -228,7 +229,7 @@ def show_progress(approval_id: str, progress: str) -> None:
         so_far = uow.decisions.find(approval_id=approval_id, accepted=True, order_by="decided_at")
         messages = slack_messages(uow, approval_id)
     for ref in messages:
-        slack.update(ref, f"{title(approval)}: {progress}", progress_blocks(approval, progress, so_far))
+        slack.update(ref, notification(approval, progress), progress_blocks(approval, progress, so_far))
 
 
 # -- the outcome ------------------------------------------------------------------------------
@@ -304,13 +305,13 @@ def close_request(approval_id: str, outcome: ApprovalOutcome) -> None:
         # chat.update is idempotent: a retried close shows the same outcome again.
         for ref in messages:
             slack.update(
-                ref, f"{title(approval)}: {outcome.value}", outcome_blocks(approval, outcome, decisions)
+                ref, notification(approval, outcome.value), outcome_blocks(approval, outcome, decisions)
             )
     issues = tracker()
     if issues is None or approval.jira_issue is None or "outcome-jira" in done:
         return
     transition = JIRA_APPROVE if outcome is ApprovalOutcome.approved else JIRA_REJECT
-    comment = f"AIMS: {outcome_line(outcome, decisions)}".replace("*", "")
+    comment = outcome_comment(outcome, decisions)
     try:
         decided_in_jira = any(d.channel == DecisionChannel.jira.value for d in decisions)
         if decided_in_jira or not issues.transition(approval.jira_issue, transition, comment):

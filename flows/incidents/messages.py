@@ -4,6 +4,9 @@ review's attendees read when an incident joins the review after its pack was gat
 The action ids and block ids here are the contract with the gateway: the clicked button's
 `action_id` names the update, its `value` the incident (or the corrective action), and the note
 typed in the message's input block carries the authority's reference or the effectiveness finding.
+
+Names, titles, descriptions, notes and references come from events and people: each is escaped for
+where it goes (`flows.text`), Slack mrkdwn or plain text, or Jira wiki markup.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from flows.incidents.clocks import format_left, time_left
 from flows.incidents.rules import INVENTORY_CONTROLS, State, action_label, close_blockers, stage_of
-from flows.text import jira_text, mrkdwn
+from flows.text import Escape, jira_text, mrkdwn, mrkdwn_line, plain
 from schemas.payloads import IncidentUpdateKind
 from schemas.policy import IncidentStage
 from schemas.records import Incident
@@ -67,6 +70,7 @@ def _text(text: str, limit: int = 2900) -> dict[str, str]:
 
 
 def title(incident: Incident) -> str:
+    """Raw: sent only through `plain` or an escape."""
     serious = "Serious incident" if incident.serious else "Incident"
     return f"{serious} on {incident.system}: {incident.title}"
 
@@ -114,7 +118,7 @@ def facts(incident: Incident, now: datetime) -> list[tuple[str, str]]:
     return rows
 
 
-def _progress(state: State) -> list[str]:
+def _progress(state: State, escape: Escape) -> list[str]:
     incident, lines = state.incident, []
     if incident.contained_at:
         lines.append(f"• Contained {_when(incident.contained_at)}")
@@ -122,11 +126,11 @@ def _progress(state: State) -> list[str]:
         lines.append(f"• Reported to the authority {_when(incident.reported_to_authority_at)}")
     nc = state.nonconformity
     if nc is not None and nc.root_cause:
-        lines.append(f"• Root cause: {nc.root_cause}")
+        lines.append(f"• Root cause: {escape(nc.root_cause)}")
     for action in state.actions:
         mark = {"open": "☐", "done": "☑", "verified": "✔"}.get(action.status, "•")
-        checked = f" — effective: {action.effectiveness}" if action.effectiveness else ""
-        lines.append(f"{mark} {action_label(action)} [{action.status}]{checked}")
+        checked = f" — effective: {escape(action.effectiveness)}" if action.effectiveness else ""
+        lines.append(f"{mark} {escape(action_label(action))} [{action.status}]{checked}")
     return lines
 
 
@@ -134,7 +138,7 @@ def _button(action_id: str, text: str, value: str, style: str | None = None) -> 
     button: dict[str, Any] = {
         "type": "button",
         "action_id": action_id,
-        "text": {"type": "plain_text", "text": text[:75]},
+        "text": {"type": "plain_text", "text": plain(text)[:75]},
         "value": value,
     }
     if style:
@@ -164,15 +168,18 @@ def alert_blocks(state: State, now: datetime) -> Blocks:
     """The incident as it stands, with a button for each update that may come next."""
     incident, stage = state.incident, stage_of(state)
     blocks: Blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{_MARK[stage]} {title(incident)}"[:150]}},
-        {"type": "section", "fields": [_text(f"*{k}*\n{v}", 1900) for k, v in facts(incident, now)]},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"{_MARK[stage]} {plain(title(incident))}"[:150]},
+        },
+        {"type": "section", "fields": [_text(f"*{k}*\n{mrkdwn(v)}", 1900) for k, v in facts(incident, now)]},
     ]
     if warning := inventory_warning(incident):
         # Right under the header: the first thing a responder reads.
         blocks.insert(1, {"type": "section", "text": _text(warning)})
     if incident.description:
-        blocks.append({"type": "section", "text": _text(incident.description)})
-    if lines := _progress(state):
+        blocks.append({"type": "section", "text": _text(mrkdwn(incident.description))})
+    if lines := _progress(state, mrkdwn_line):
         blocks.append({"type": "section", "text": _text("\n".join(lines))})
     buttons = _buttons(state) if stage is not IncidentStage.closed else []
     if buttons:
@@ -186,17 +193,23 @@ def alert_blocks(state: State, now: datetime) -> Blocks:
             }
         )
         blocks.append({"type": "actions", "block_id": "incident_updates", "elements": buttons})
-    jira = f" · Jira {incident.jira_issue}" if incident.jira_issue else ""
-    blocks.append({"type": "context", "elements": [_text(f"{stage.value} · incident `{incident.id}`{jira}")]})
+    jira = f" · Jira {mrkdwn_line(incident.jira_issue)}" if incident.jira_issue else ""
+    blocks.append(
+        {"type": "context", "elements": [_text(f"{stage.value} · incident {mrkdwn_line(incident.id)}{jira}")]}
+    )
     return blocks
 
 
 def alert_text(incident: Incident, stage: IncidentStage) -> str:
+    """The alert's `text`: Slack shows it in notifications and parses it as mrkdwn."""
     unknown = " — ⚠️ not in the AI system inventory" if incident.inventory_finding is not None else ""
-    return f"{title(incident)} — {stage.value}{unknown}"
+    return f"{mrkdwn_line(title(incident))} — {stage.value}{unknown}"
 
 
-def update_line(kind: str, by: str, channel: str, detail: str, action: str | None) -> str:
+def update_line(
+    kind: str, by: str, channel: str, detail: str, action: str | None, escape: Escape = mrkdwn_line
+) -> str:
+    """Slack mrkdwn by default; `jira_text` for the issue's comment."""
     what = {
         "contain": "Containment recorded",
         "report": "Art. 73 report filed with the authority",
@@ -206,42 +219,44 @@ def update_line(kind: str, by: str, channel: str, detail: str, action: str | Non
         "verify-action": "Effectiveness verified",
         "close": "Incident closed",
     }.get(kind, kind)
-    short = f" {action.rsplit('/', 1)[-1]}" if action else ""
-    note = f": {detail}" if detail else ""
-    return f"{what}{short} by {by} via {channel}{note}"
+    short = f" {escape(action.rsplit('/', 1)[-1])}" if action else ""
+    note = f": {escape(detail)}" if detail else ""
+    return f"{what}{short} by {escape(by)} via {escape(channel)}{note}"
 
 
 def issue_summary(incident: Incident) -> str:
-    return f"[AIMS] {title(incident)}"
+    # Jira shows a summary as plain text: only control characters and line breaks are a danger.
+    return f"[AIMS] {plain(title(incident))}"
 
 
 def issue_description(incident: Incident, now: datetime) -> str:
-    lines = [f"*{k}:* {v}" for k, v in facts(incident, now)]
+    lines = [f"*{k}:* {jira_text(v)}" for k, v in facts(incident, now)]
     if incident.inventory_finding is not None:
         lines[:0] = [f"(!) *Not in the AI system inventory:* {_inventory_note(incident, jira_text)}", ""]
     if incident.description:
-        lines += ["", incident.description]
+        lines += ["", jira_text(incident.description, lines=True)]
     lines += [
         "",
         "Move this issue through its statuses as the work goes: *Contained*, *Reported to authority* "
         "(put the authority's reference in the transition comment), *Corrective action*, *Closed*. "
         "Or use the buttons in Slack, or {{aims incidents contain|report|cause|action|done|verify|close}}.",
-        f"Incident id: {incident.id}",
+        f"Incident id: {jira_text(incident.id)}",
     ]
     return "\n".join(lines)
 
 
-def clock_text(incident: Incident, now: datetime, overdue: bool) -> str:
+def clock_text(incident: Incident, now: datetime, overdue: bool, escape: Escape = mrkdwn_line) -> str:
+    """Slack mrkdwn by default; `jira_text` for the issue's comment."""
     left = time_left(incident, now)
     when = _when(incident.reporting_due_at)
     if overdue:
         return (
-            f"⏰ OVERDUE: the Art. 73 report for “{title(incident)}” was due {when} "
+            f"⏰ OVERDUE: the Art. 73 report for “{escape(title(incident))}” was due {when} "
             f"({incident.deadline_basis}). File it, then record it: "
-            f"aims incidents report {incident.id} --reference …"
+            f"aims incidents report {escape(incident.id)} --reference …"
         )
     return (
-        f"⏰ Reminder: the Art. 73 report for “{title(incident)}” is due {when} "
+        f"⏰ Reminder: the Art. 73 report for “{escape(title(incident))}” is due {when} "
         f"({format_left(left) if left is not None else '—'} left; {incident.deadline_basis})."
     )
 

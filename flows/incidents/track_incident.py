@@ -25,6 +25,7 @@ from flows.incidents.commands import load_state
 from flows.incidents.messages import alert_blocks, alert_text, update_line
 from flows.incidents.rules import State, stage_of
 from flows.notices import notice_id
+from flows.text import jira_text
 from schemas.events import IncidentUpdatedEvent
 from schemas.policy import IncidentStage
 from schemas.records import IncidentNotice
@@ -100,7 +101,7 @@ def move_issue(event: IncidentUpdatedEvent) -> str:
     key = notice_id(incident.id, "update-jira", data.update_id)
     if _sent(key):
         return "already told"
-    line = update_line(data.kind.value, data.by, data.channel.value, data.detail, data.action_id)
+    line = update_line(data.kind.value, data.by, data.channel.value, data.detail, data.action_id, jira_text)
     statuses = load_policy().incidents.jira_statuses
     stage = stage_of(_state(data.incident_id))  # read again: people move the issue meanwhile
     wanted = statuses.get(stage)

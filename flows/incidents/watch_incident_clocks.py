@@ -20,6 +20,7 @@ from flows.evidence import actor, chat, load_policy, register, tracker
 from flows.incidents.clocks import ClockDue, clock_open, clock_plan, format_left, time_left
 from flows.incidents.messages import clock_text
 from flows.notices import notice_id
+from flows.text import jira_text
 from schemas.records import Incident, IncidentNotice
 
 FLOW = "watch-incident-clocks"
@@ -37,7 +38,8 @@ def _tell(incident: Incident, due: ClockDue, now: datetime) -> list[str]:
         ref = slack.post(load_policy().incidents.slack_channel, text)
         sent.append(f"slack:{ref.channel}")
     if issues is not None and incident.jira_issue:
-        issues.comment(incident.jira_issue, text)
+        overdue = due.kind == "clock-overdue"
+        issues.comment(incident.jira_issue, clock_text(incident, now, overdue=overdue, escape=jira_text))
         sent.append(f"jira:{incident.jira_issue}")
     return sent
 

@@ -23,6 +23,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
@@ -31,6 +32,7 @@ from flows.evidence import actor, artifact_key, chat, load_policy, register, run
 from flows.reviews.calendar import preparation_rrule
 from flows.reviews.calls import review_triggers
 from flows.reviews.commands import COMMENT_HELP, ISSUE_LABEL
+from flows.text import jira_noformat, jira_text, mrkdwn_line
 from schemas.events import ReviewRequestedEvent
 from schemas.records import IncidentNotice, ManagementReview
 
@@ -196,17 +198,20 @@ def _title(pack: ReviewPack) -> str:
 
 
 def _description(pack: ReviewPack, files: dict[str, str], pack_markdown: str) -> str:
+    """Jira wiki markup. The reason and agenda quote incidents and people: escaped. The pack's
+    Markdown is shown as written in a {noformat} block, which Jira renders without any markup."""
     head = "\n".join(
         [
             f"Meeting: {pack.meeting_at.isoformat()}",
-            f"Reason: {pack.reason}",
+            f"Reason: {jira_text(pack.reason)}",
             "",
             "Agenda:",
-            *(f"{n}. {item}" for n, item in enumerate(pack.agenda, start=1)),
+            *(f"{n}. {jira_text(item)}" for n, item in enumerate(pack.agenda, start=1)),
             "",
-            f"Review pack: {files['html']} (Markdown {files['markdown']}, invitation {files['ics']})",
+            f"Review pack: {jira_text(files['html'])} (Markdown {jira_text(files['markdown'])}, "
+            f"invitation {jira_text(files['ics'])})",
             "",
-            "Results (9.3.3): " + COMMENT_HELP,
+            "Results (9.3.3): " + jira_text(COMMENT_HELP),
             "",
         ]
     )
@@ -216,7 +221,7 @@ def _description(pack: ReviewPack, files: dict[str, str], pack_markdown: str) ->
         if len(pack_markdown) <= room
         else pack_markdown[:room] + "\n\n… (cut: the full pack is in the file above)"
     )
-    return head + "\n" + body
+    return head + "\n" + jira_noformat(body)
 
 
 @task(name="open-review-issue", retries=2, retry_delay_seconds=[5, 30])
@@ -233,20 +238,24 @@ def open_issue(pack: ReviewPack, policy: Policy, files: dict[str, str]) -> str |
     return issues.create(project, _title(pack), _description(pack, files, markdown), [label, ISSUE_LABEL])
 
 
+def invitation_text(pack: ReviewPack, timezone: str, files: dict[str, str], issue: str | None) -> str:
+    """Slack mrkdwn, to each attendee; the review's id and reason quote incidents and people."""
+    local = pack.meeting_at.astimezone(ZoneInfo(timezone))
+    return (
+        f"{_title(pack)} on {local:%Y-%m-%d %H:%M} ({mrkdwn_line(timezone)}), "
+        f"review {mrkdwn_line(pack.review_id)}. Reason: {mrkdwn_line(pack.reason)}. "
+        f"The review pack is ready: {mrkdwn_line(files['html'])}"
+        + (f"; agenda and results in Jira {mrkdwn_line(issue)}" if issue else "")
+        + f". Invitation: {mrkdwn_line(files['ics'])}"
+    )
+
+
 @task(name="invite-attendees", retries=2, retry_delay_seconds=[5, 30])
 def invite(pack: ReviewPack, policy: Policy, files: dict[str, str], issue: str | None) -> list[str]:
     slack = chat()
     if slack is None:
         return []
-    meeting = policy.management_review.meeting
-    local = pack.meeting_at.astimezone(meeting.zone)
-    text = (
-        f"{_title(pack)} on {local:%Y-%m-%d %H:%M} ({meeting.timezone}), review {pack.review_id}. "
-        f"Reason: {pack.reason}. "
-        f"The review pack is ready: {files['html']}"
-        + (f"; agenda and results in Jira {issue}" if issue else "")
-        + f". Invitation: {files['ics']}"
-    )
+    text = invitation_text(pack, policy.management_review.meeting.timezone, files, issue)
     sent: list[str] = []
     for attendee in policy.management_review.attendees:
         if slack.post_to_person(attendee.email, text) is not None:

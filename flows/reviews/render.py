@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
+from flows.text import markdown_text
 from schemas.review_pack import Chart, Figure, HeatMap, ReviewPack, Section, TrendChart
 
 LEVEL_FILLS = {"low": "#16a34a", "medium": "#facc15", "high": "#f97316", "critical": "#b91c1c"}
@@ -47,8 +48,9 @@ def _label(key: str) -> str:
 
 
 def _md_cell(value: object) -> str:
-    # splitlines knows every line break Python does (NEL, U+2028 …): none may end a table row.
-    return " ".join(str(value).replace("\\", "\\\\").replace("|", "\\|").splitlines())
+    # Text from people, on one line (no line break may end a table row), with every Markdown
+    # character escaped: a title such as "[Open](https://…)" is text, not a link.
+    return markdown_text(" ".join(str(value).splitlines()))
 
 
 def _md_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -58,7 +60,7 @@ def _md_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[
 
 
 def _md_line(text: str) -> str:
-    return " ".join(text.split())
+    return markdown_text(" ".join(text.split()))
 
 
 def _md_chart(chart: Chart) -> list[str]:

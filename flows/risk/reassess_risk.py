@@ -40,6 +40,7 @@ from flows.risk.scoring import (
     highest,
     score,
 )
+from flows.text import markdown_text
 from schemas.events import AimsEvent, RiskAssessedEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import AssessedRisk, ReassessmentReason, RiskAssessed, RiskLevel, Verdict
 from schemas.records import Approval, ImpactAssessment, Risk, RiskAssessment, RiskVersion
@@ -394,15 +395,19 @@ def _scales(policy: Policy) -> dict[str, Any]:
 
 
 def risk_markdown(outcome: dict[str, Any], risks: list[dict[str, Any]], scales: dict[str, Any]) -> str:
-    """The risk table and a likelihood × impact heat map of inherent levels."""
+    """The risk table and a likelihood × impact heat map of inherent levels.
+
+    Names, titles, categories and reasons come from events: every one is escaped (`_cell`), and none
+    is put in a code span, which a backtick in it would close.
+    """
     system = outcome["ai_system"]
     blocked = "**deployment blocked** until approval " if outcome["blocked"] else "not blocked "
     lines = [
-        f"# Risk assessment of {system}",
+        f"# Risk assessment of {_cell(system)}",
         "",
-        f"Assessment `{outcome['assessment_id']}` ({outcome['reason']}): highest inherent "
-        f"**{outcome['highest_inherent']}**, residual **{outcome['highest_residual']}**; {blocked}"
-        f"{'`' + outcome['approval_id'] + '`' if outcome['approval_id'] else ''}.",
+        f"Assessment {_cell(outcome['assessment_id'])} ({_cell(outcome['reason'])}): highest inherent "
+        f"**{_cell(outcome['highest_inherent'])}**, residual **{_cell(outcome['highest_residual'])}**; "
+        f"{blocked}{_cell(outcome['approval_id']) if outcome['approval_id'] else ''}.",
         "",
         "| risk | L × I | inherent | was | residual | controls | why |",
         "|---|---|---|---|---|---|---|",
@@ -412,12 +417,12 @@ def risk_markdown(outcome: dict[str, Any], risks: list[dict[str, Any]], scales: 
         why = "; ".join(f"{s['rule'].split(':')[0]} ({s['evidence']}) → {s['effect']}" for s in moved)
         was = r["previous"] or "new"
         lines.append(
-            f"| {r['title']} (`{r['category']}`) | {r['likelihood']} × {r['impact']} | "
-            f"{LEVEL_MARK[RiskLevel(r['inherent'])]} {r['inherent']} | {was} | {r['residual']} | "
-            f"{', '.join(r['controls'])} | {_cell(why) or 'baseline'} |"
+            f"| {_cell(r['title'])} ({_cell(r['category'])}) | {r['likelihood']} × {r['impact']} | "
+            f"{LEVEL_MARK[RiskLevel(r['inherent'])]} {_cell(r['inherent'])} | {_cell(was)} | "
+            f"{_cell(r['residual'])} | {_cell(', '.join(r['controls']))} | {_cell(why) or 'baseline'} |"
         )
     likelihood, impact = scales["likelihood"], scales["impact"]
-    header = " | ".join(f"{i + 1} {name}" for i, name in enumerate(impact))
+    header = " | ".join(f"{i + 1} {_cell(name)}" for i, name in enumerate(impact))
     rule = "|---" * (len(impact) + 1) + "|"
     lines += ["", "## Heat map (inherent)", "", f"| likelihood \\ impact | {header} |", rule]
     for li in range(len(likelihood), 0, -1):
@@ -425,8 +430,8 @@ def risk_markdown(outcome: dict[str, Any], risks: list[dict[str, Any]], scales: 
         for im in range(1, len(impact) + 1):
             here = [r["category"] for r in risks if r["likelihood"] == li and r["impact"] == im]
             mark = LEVEL_MARK[RiskLevel(scales["levels"][f"{li}x{im}"])]
-            cells.append(f"{mark} **{', '.join(here)}**" if here else mark)
-        lines.append(f"| {li} {likelihood[li - 1]} | " + " | ".join(cells) + " |")
+            cells.append(f"{mark} **{_cell(', '.join(here))}**" if here else mark)
+        lines.append(f"| {li} {_cell(likelihood[li - 1])} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "🟩 low · 🟨 medium · 🟧 high · 🟥 critical",
@@ -437,7 +442,8 @@ def risk_markdown(outcome: dict[str, Any], risks: list[dict[str, Any]], scales: 
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # Shown as text on one line: no link, image, HTML or emphasis, and no forged table row.
+    return markdown_text(str(text))
 
 
 @task(name="publish-risk-table")
@@ -446,7 +452,7 @@ def publish_risk_table(result: dict[str, Any]) -> None:
     create_markdown_artifact(
         key=artifact_key(FLOW, outcome["ai_system"]),
         markdown=risk_markdown(outcome, result["risks"], result["scales"]),
-        description=f"Risk assessment of {outcome['ai_system']}",
+        description=f"Risk assessment of {_cell(outcome['ai_system'])}",
     )
 
 

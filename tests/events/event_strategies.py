@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from events.codec import Reason, Rejected
 from events.dead_letter import dead_letter_headers
+from schemas.controls import BIDI_CONTROLS, is_control
 from schemas.envelope import CORE_ATTRIBUTES
 from schemas.events import (
     APPROVAL_DECIDED,
@@ -63,14 +64,17 @@ def check_outcome(result: object) -> None:
 
 # -- strategies ------------------------------------------------------------------------------------
 
-# Printable characters that are not whitespace (no surrogates, which JSON-over-UTF-8 cannot carry).
-_solid = st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"))
+# Printable characters that are not whitespace (no surrogates, which JSON-over-UTF-8 cannot carry,
+# and no bidi controls, which names refuse like every other control character).
+_solid = st.characters(exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), exclude_characters=BIDI_CONTROLS)
 _word = st.text(_solid, min_size=1, max_size=12)
 # A `Name`: no leading/trailing whitespace, no newline, inner single spaces allowed.
 names = st.lists(_word, min_size=1, max_size=3).map(" ".join).filter(lambda s: len(s) <= 256)
-texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200)
+# A `Text`: any characters but controls (line breaks and tabs are kept).
+_free = st.characters(blacklist_categories=("Cs",)).filter(lambda ch: ch in "\n\r\t" or not is_control(ch))
+texts = st.text(_free, min_size=1, max_size=200)
 # A free-text reason: may be empty.
-reasons = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+reasons = st.text(_free, max_size=200)
 offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
     lambda m: timezone(timedelta(minutes=m))
 )

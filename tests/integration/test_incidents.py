@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.text import jira_text
 from schemas.events import IncidentReportedEvent
 from schemas.records import Incident, IncidentNotice, IncidentUpdate, ManagementReview
 from schemas.settings import AimsSettings
@@ -175,7 +176,7 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     assert jira(stack).status(found.jira_issue) == "Triaged"
     assert (
         issue["fields"]["project"]["key"] == "AIINC"
-        and "serious_harm_to_health" in issue["fields"]["description"]
+        and jira_text("serious_harm_to_health") in issue["fields"]["description"]
     )
     posts = [
         m
@@ -310,7 +311,7 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     assert [
         k
         for k, i in jira(stack).issues.items()
-        if incident_id in i["fields"]["description"] and "aims-review" not in i["fields"]["labels"]
+        if jira_text(incident_id) in i["fields"]["description"] and "aims-review" not in i["fields"]["labels"]
     ] == [found.jira_issue]
 
 

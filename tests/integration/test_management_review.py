@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from flows.text import jira_text
 from schemas.events import IncidentReportedEvent, ReviewRequestedEvent
 from schemas.records import ManagementReview
 from schemas.settings import AimsSettings
@@ -192,7 +193,8 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
     assert found.jira_issue is not None
     issue = jira(stack).issues[found.jira_issue]
     description = issue["fields"]["description"]
-    assert "Agenda:" in description and "9.3.2 a)" in description and str(files["html"]) in description
+    assert "Agenda:" in description and "9.3.2 a)" in description
+    assert jira_text(str(files["html"])) in description  # wiki markup: '_' and '-' escaped
     told = direct_messages(stack, review_id)
     assert told == {a.email: 1 for a in policy.management_review.attendees}, told
 

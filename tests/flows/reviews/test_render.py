@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from flows.reviews.pack import RunHistory
 from flows.reviews.render import LEVEL_FILLS, html, markdown
@@ -63,8 +66,14 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> ReviewPack:
         reg.close()
 
 
+def shown(markdown_source: str) -> str:
+    """What a reader of the Markdown sees: rendered by a CommonMark renderer, tags taken out."""
+    rendered = MarkdownIt("commonmark").enable("table").render(markdown_source)
+    return unescape(re.sub(r"<[^>]+>", "", rendered))
+
+
 def test_both_formats_have_every_section_in_order_with_its_figures(pack: ReviewPack) -> None:
-    md, page = markdown(pack), html(pack)
+    md, page = shown(markdown(pack)), html(pack)
     for document in (md, page):
         positions = [document.rindex(title) for _, _, title in SECTIONS]  # the agenda names some too
         assert positions == sorted(positions)
@@ -123,10 +132,13 @@ def test_lines_break_where_data_is_missing_and_empty_sections_still_show() -> No
     assert sum(1 for tag, _ in tags if tag == "polyline") == 1
     assert sum(1 for tag, _ in tags if tag == "circle") == 3
     empty = Section(key="k", clause="9.3.2 c)", title="Nobody", summary="", missing=["none recorded"])
-    for document in (html(_one_section_pack(empty)), markdown(_one_section_pack(empty))):
+    for document in (html(_one_section_pack(empty)), shown(markdown(_one_section_pack(empty)))):
         assert "Nobody" in document and "Data missing" in document and "none recorded" in document
 
 
+# What the pack's own Markdown makes: headings, lists, tables, a quote, its bold and italic words.
+MARKDOWN_TAGS = {"h1", "h2", "h3", "p", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td"}
+MARKDOWN_TAGS |= {"blockquote", "strong", "em", "a"}
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=60)
 
 
@@ -153,6 +165,10 @@ def test_no_text_in_the_pack_becomes_markup(
     text = "".join(parsed.text)
     for value in (title, finding, cell, reason):
         assert value.replace("\r", "\n") in text.replace("\r", "\n") or not value.strip()
+    # The Markdown shows the text too: no link, image, code, HTML or heading of its own.
+    rendered = MarkdownIt("commonmark").enable("table").render(markdown(pack))
+    assert set(re.findall(r"<(\w+)", rendered)) <= MARKDOWN_TAGS, rendered
+    assert re.findall(r'href="([^"]*)"', rendered) == ["mailto:a@example.com"]  # the attendee's, ours
     # Every Markdown table row keeps its header's number of cells: no text adds a column or a row.
     tables: list[list[int]] = [[]]
     for line in markdown(pack).splitlines():
