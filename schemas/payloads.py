@@ -17,6 +17,7 @@ from pydantic import (
     Tag,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from schemas.envelope import printable, shown
@@ -25,6 +26,8 @@ from schemas.envelope import printable, shown
 NAME_PATTERN: Final = r"^\S(.*\S)?$"
 Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+# A path inside a data source; whether it stays inside is decided against the real root, not here.
+RelativePath = Annotated[str, Field(min_length=1, max_length=1024, pattern=NAME_PATTERN)]
 
 
 class Payload(BaseModel):
@@ -152,7 +155,11 @@ def _location_kind(value: Any) -> str | None:
 
 
 DatasetLocation = Annotated[
-    Annotated[FileLocation, Tag("file")] | Annotated[SqlTableLocation, Tag("sql")],
+    Annotated[FileLocation, Tag("file")]
+    | Annotated[SqlTableLocation, Tag("sql")]
+    # Only the default of a field left out: `_location_shape` refuses an explicit null, and the
+    # JSON Schema does not offer it.
+    | Annotated[SkipJsonSchema[None], Tag("none")],
     Discriminator(_location_kind),
     # Runs first: a before-validator wraps the union, and leaves its JSON Schema as it is.
     BeforeValidator(_location_shape),
@@ -168,13 +175,42 @@ class ChangeKind(StrEnum):
 
 
 class DataChanged(Payload):
-    """A dataset that feeds AI systems changed."""
+    """A dataset that feeds AI systems changed: which data source of the policy, and what in it.
+
+    The event names a source id and a path or a table in it, never where to connect: the policy's
+    `data_sources` map ids to roots and URLs (DESIGN.md, trust boundaries). Whether the source exists
+    and the path stays inside its root is decided by the check, which records a refusal as a finding.
+    """
 
     dataset_id: Name = Field(description="Identifier of the dataset in the AIMS register.")
-    location: DatasetLocation = Field(description="Where the new version can be read.")
+    source: Name | None = Field(
+        None, description="The data source, as declared in the policy's data_sources."
+    )
+    path: RelativePath | None = Field(None, description="A file source's file, relative to its root.")
+    table: Name | None = Field(None, description="A SQL source's table, optionally schema-qualified.")
+    location: DatasetLocation = Field(
+        None,
+        description="Deprecated: where the version can be read. Accepted only inside a declared source; "
+        "send `source` with `path` or `table` instead.",
+    )
     version: Name = Field(description="Version of the dataset after the change.")
     change_kind: ChangeKind = Field(description="What kind of change happened.")
     row_count: int | None = Field(None, ge=0, description="Rows in the new version, if known.")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_data(self) -> DataChanged:
+        if (self.source is None) == (self.location is None):
+            raise ValueError(
+                "name the data with `source` (a data source of the policy) and `path` or `table`; "
+                "`location` is the old form, not to be sent with them"
+                if self.source is not None
+                else "name the data: `source` (a data source of the policy) with `path` or `table`"
+            )
+        if self.source is not None and (self.path is None) == (self.table is None):
+            raise ValueError("give one of `path` (in a file source) or `table` (in a SQL source)")
+        if self.location is not None and (self.path is not None or self.table is not None):
+            raise ValueError("`path` and `table` go with `source`, not with the old `location`")
+        return self
 
 
 class RiskLevel(StrEnum):
