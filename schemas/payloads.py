@@ -14,7 +14,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -151,7 +153,7 @@ def _location_kind(value: Any) -> str | None:
         if kind is None:
             return "sql" if any(k in value for k in _SQL_KEYS) else "file"
         return str(kind)
-    return getattr(value, "kind", None)
+    return "none" if value is None else getattr(value, "kind", None)
 
 
 DatasetLocation = Annotated[
@@ -175,17 +177,11 @@ class ChangeKind(StrEnum):
 
 
 class DataChanged(Payload):
-    """A dataset that feeds AI systems changed: which data source of the policy, and what in it.
-
-    The event names a source id and a path or a table in it, never where to connect: the policy's
-    `data_sources` map ids to roots and URLs (DESIGN.md, trust boundaries). Whether the source exists
-    and the path stays inside its root is decided by the check, which records a refusal as a finding.
-    """
+    """A dataset that feeds AI systems changed: a data source of the policy, and a path or table in it
+    (never where to connect: DESIGN.md, trust boundaries). The check resolves it, refusing the rest."""
 
     dataset_id: Name = Field(description="Identifier of the dataset in the AIMS register.")
-    source: Name | None = Field(
-        None, description="The data source, as declared in the policy's data_sources."
-    )
+    source: Name | None = Field(None, description="A data source of the policy's data_sources.")
     path: RelativePath | None = Field(None, description="A file source's file, relative to its root.")
     table: Name | None = Field(None, description="A SQL source's table, optionally schema-qualified.")
     location: DatasetLocation = Field(
@@ -199,18 +195,22 @@ class DataChanged(Payload):
 
     @model_validator(mode="after")
     def _one_way_to_name_the_data(self) -> DataChanged:
-        if (self.source is None) == (self.location is None):
-            raise ValueError(
-                "name the data with `source` (a data source of the policy) and `path` or `table`; "
-                "`location` is the old form, not to be sent with them"
-                if self.source is not None
-                else "name the data: `source` (a data source of the policy) with `path` or `table`"
-            )
+        if (self.source is None) == (self.location is None):  # `location` is the old form of both
+            raise ValueError("name the data: `source` (a data source of the policy) with `path` or `table`")
         if self.source is not None and (self.path is None) == (self.table is None):
             raise ValueError("give one of `path` (in a file source) or `table` (in a SQL source)")
         if self.location is not None and (self.path is not None or self.table is not None):
             raise ValueError("`path` and `table` go with `source`, not with the old `location`")
         return self
+
+    @model_serializer(mode="wrap")
+    def _no_null_location(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The contract has no null location (an explicit null is refused): a dump that omits it reads
+        # back as the same event, and passes the JSON Schema Prefect checks a run's parameters with.
+        dumped = handler(self)
+        if self.location is None and isinstance(dumped, dict):
+            dumped.pop("location", None)
+        return dumped
 
 
 class RiskLevel(StrEnum):
