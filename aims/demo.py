@@ -33,7 +33,6 @@ from schemas.payloads import (
     ChangeKind,
     DataChanged,
     DatasetRef,
-    FileLocation,
     IncidentCategory,
     IncidentReported,
     ModelVersionRegistered,
@@ -50,7 +49,27 @@ if TYPE_CHECKING:
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
 
+DEMO_SOURCE = "demo"
+
+
+def demo_root(policy_file: Path) -> Path:
+    """The first root of the policy's `demo` files source, where the demo writes its dataset: events
+    name data sources of the policy, never paths of their own (issue 19)."""
+    from schemas.data_sources import FileSource
+    from schemas.errors import UserError
+    from schemas.policy_file import require_policy
+
+    source = require_policy(policy_file, "the demo").data_sources.get(DEMO_SOURCE)
+    if not isinstance(source, FileSource):
+        raise UserError(
+            f"the demo publishes a file of the data source {DEMO_SOURCE!r}: declare it in {policy_file} as "
+            "data_sources: {demo: {kind: files, roots: [demo-data]}} (see policy/aims-policy.yaml)"
+        )
+    return source.roots[0]
+
+
 def sample_events(demo_dir: Path) -> list[AimsEvent]:
+    """The demo's events; its dataset is written to `demo_dir`, the root of the `demo` data source."""
     demo_dir.mkdir(parents=True, exist_ok=True)
     dataset = demo_dir / "loan-applications.csv"
     with dataset.open("w", newline="") as fh:
@@ -90,7 +109,8 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
                     dataset_id="loan-applications",
                     version=version,
                     change_kind=ChangeKind.appended,
-                    location=FileLocation(uri=dataset.resolve().as_uri()),
+                    source=DEMO_SOURCE,
+                    path=dataset.name,
                     row_count=500,
                 ),
             )
@@ -249,7 +269,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         print(f"Using the stack already running (supervisor pid {info.supervisor_pid}).")
     code = 1
     try:
-        events = sample_events(settings.state_path / "demo")
+        events = sample_events(demo_root(settings.policy_file))
         window = data_quality_policy(settings.policy_file).coalesce_seconds
         # The incident comes once the model's initial risk assessment is done, so that the second
         # assessment shows what the incident changed.

@@ -18,7 +18,8 @@ from schemas.events import EVENT_CLASSES, AimsEvent, describe_errors
 _ERRORS_SHOWN = 20
 _LOCATION_FLAGS = (
     "on the command line: -d location.uri=/data/loans.csv, or"
-    " -d location.url=postgresql://host/db -d location.table=loans"
+    " -d location.url=postgresql://host/db -d location.table=loans; better, the new form:"
+    " -d source=ID -d path=PATH (or -d table=TABLE), a data source of the policy"
 )
 
 

@@ -39,6 +39,11 @@ class Stack(Teardown):
         Teardown.__init__(self, self.say)  # started(), close(): stopped in reverse order
 
 
+def data_dir(state: Path) -> Path:
+    """Where the benchmark's CSV files go: beside the state folder, never in it (issue 19)."""
+    return state.parent / f"{state.name}-data"
+
+
 def prepare_state(state: Path) -> Path:
     """A fresh state folder with copies of suites/ and of the policy, its coalescing window 0."""
     import yaml
@@ -52,6 +57,9 @@ def prepare_state(state: Path) -> Path:
     source = load_settings().policy_file
     document = yaml.safe_load((source if source.is_absolute() else REPO / source).read_text())
     document.setdefault("data_quality", {})["coalesce_seconds"] = 0
+    shutil.rmtree(data_dir(state), ignore_errors=True)
+    data_dir(state).mkdir(parents=True)
+    document.setdefault("data_sources", {})["bench"] = {"kind": "files", "roots": [str(data_dir(state))]}
     policy = state / "aims-policy.yaml"
     policy.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     checked = load_policy(policy).data_quality
@@ -220,7 +228,7 @@ def demo_rows(path: Path) -> None:
 def data_event(stack: Stack, tag: str, n: int) -> DataChangedEvent:
     from schemas.events import DataChangedEvent
 
-    path = stack.state / "data" / f"{DATASET}-{n:03d}.csv"
+    path = data_dir(stack.state) / f"{DATASET}-{n:03d}.csv"
     demo_rows(path)
     return DataChangedEvent.model_validate(
         {
@@ -231,7 +239,8 @@ def data_event(stack: Stack, tag: str, n: int) -> DataChangedEvent:
                 "dataset_id": DATASET,
                 "version": f"bench-{tag}-{n:03d}",
                 "change_kind": "appended",
-                "location": {"kind": "file", "uri": path.resolve().as_uri()},
+                "source": "bench",
+                "path": path.name,
                 "row_count": 500,
             },
         }

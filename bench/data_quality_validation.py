@@ -197,9 +197,9 @@ def validation_round(path: Path, suite: Suite) -> tuple[ValidationRound, list[Ve
     import pandas as pd
 
     from connectors.great_expectations import GxEngine
-    from schemas.payloads import FileLocation
+    from connectors.great_expectations.common import FileTarget
 
-    location = FileLocation(kind="file", uri=path.resolve().as_uri())
+    location = FileTarget(path.resolve())
     t0 = time.perf_counter()
     outcome = GxEngine().validate(location, suite, data_version="bench")
     gx_s = time.perf_counter() - t0

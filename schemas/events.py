@@ -197,7 +197,8 @@ DECLARATIONS: Final = (
         "The dataset and its new version.",
         {
             "dataset_id": "loans",
-            "location": {"kind": "file", "uri": "/data/loans.csv"},
+            "source": "lake",
+            "path": "loans/2026-11.csv",
             "version": "v2",
             "change_kind": "appended",
             "row_count": 1200,

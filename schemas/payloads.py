@@ -16,9 +16,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
+    model_serializer,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from schemas.controls import first_control
@@ -65,6 +68,10 @@ def _names_a_file(ident: str) -> str:
 # An id the flows name files or folders after (schemas/file_names.py): refused here, at the event,
 # rather than when a run gets to writing them.
 FileId = Annotated[Name, AfterValidator(_names_a_file)]
+# A path inside a data source; whether it stays inside is decided against the real root, not here.
+RelativePath = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=NAME_PATTERN), AfterValidator(_no_controls(""))
+]
 
 
 class Payload(BaseModel):
@@ -188,11 +195,15 @@ def _location_kind(value: Any) -> str | None:
         if kind is None:
             return "sql" if any(k in value for k in _SQL_KEYS) else "file"
         return str(kind)
-    return getattr(value, "kind", None)
+    return "none" if value is None else getattr(value, "kind", None)
 
 
 DatasetLocation = Annotated[
-    Annotated[FileLocation, Tag("file")] | Annotated[SqlTableLocation, Tag("sql")],
+    Annotated[FileLocation, Tag("file")]
+    | Annotated[SqlTableLocation, Tag("sql")]
+    # Only the default of a field left out: `_location_shape` refuses an explicit null, and the
+    # JSON Schema does not offer it.
+    | Annotated[SkipJsonSchema[None], Tag("none")],
     Discriminator(_location_kind),
     # Runs first: a before-validator wraps the union, and leaves its JSON Schema as it is.
     BeforeValidator(_location_shape),
@@ -208,13 +219,40 @@ class ChangeKind(StrEnum):
 
 
 class DataChanged(Payload):
-    """A dataset that feeds AI systems changed."""
+    """A dataset that feeds AI systems changed: a data source of the policy, and a path or table in it
+    (never where to connect: DESIGN.md, trust boundaries). The check resolves it, refusing the rest."""
 
     dataset_id: FileId = Field(description="Identifier of the dataset in the AIMS register.")
-    location: DatasetLocation = Field(description="Where the new version can be read.")
+    source: Name | None = Field(None, description="A data source of the policy's data_sources.")
+    path: RelativePath | None = Field(None, description="A file source's file, relative to its root.")
+    table: Name | None = Field(None, description="A SQL source's table, optionally schema-qualified.")
+    location: DatasetLocation = Field(
+        None,
+        description="Deprecated: where the version can be read. Accepted only inside a declared source; "
+        "send `source` with `path` or `table` instead.",
+    )
     version: Name = Field(description="Version of the dataset after the change.")
     change_kind: ChangeKind = Field(description="What kind of change happened.")
     row_count: int | None = Field(None, ge=0, description="Rows in the new version, if known.")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_data(self) -> DataChanged:
+        if (self.source is None) == (self.location is None):  # `location` is the old form of both
+            raise ValueError("name the data: `source` (a data source of the policy) with `path` or `table`")
+        if self.source is not None and (self.path is None) == (self.table is None):
+            raise ValueError("give one of `path` (in a file source) or `table` (in a SQL source)")
+        if self.location is not None and (self.path is not None or self.table is not None):
+            raise ValueError("`path` and `table` go with `source`, not with the old `location`")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _no_null_location(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The contract has no null location (an explicit null is refused): a dump that omits it reads
+        # back as the same event, and passes the JSON Schema Prefect checks a run's parameters with.
+        dumped = handler(self)
+        if self.location is None and isinstance(dumped, dict):
+            dumped.pop("location", None)
+        return dumped
 
 
 class RiskLevel(StrEnum):

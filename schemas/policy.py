@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.data_sources import DataSource, SizeLimits, SourceId
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
 from schemas.policy_base import (
     ControlId,
@@ -247,6 +248,9 @@ class DataQuality(PolicyModel):
         description="A check starts this long after a change; changes to one dataset within it are checked"
         " once (the latest version), the others are recorded as superseded. 0 checks every change at once.",
     )
+    limits: SizeLimits = Field(
+        default_factory=SizeLimits, description="Size caps of every data source that sets none of its own."
+    )
 
     @model_validator(mode="after")
     def _warning_below_critical(self) -> DataQuality:
@@ -387,6 +391,10 @@ class Policy(PolicyModel):
     )
     management_review: ManagementReview = Field(description="Cadence and attendees of management reviews.")
     data_quality: DataQuality = Field(default_factory=DataQuality, description="Drift thresholds.")
+    data_sources: Mapping[SourceId, DataSource] = Field(
+        default_factory=dict,
+        description="What data-changed events may name: files under roots, or one SQL database each.",
+    )
     regulatory: Regulatory = Field(default_factory=Regulatory, description="Regulatory reporting clocks.")
     incidents: Incidents = Field(description="Where incidents go, and severity floors per category.")
     statement_of_applicability: StatementOfApplicability = Field(

@@ -127,8 +127,8 @@ class AimsSettings(BaseModel):
     )
     dq_password: SecretStr | None = Field(
         None,
-        description="Password for the SQL tables data-quality checks read; merged into a table's URL "
-        "that has none (events never carry credentials).",
+        description="Password of the SQL data sources whose `credentials` name this setting in the "
+        "policy; given to those sources' URLs only (events never carry credentials or URLs).",
     )
     pg_bin: Path | None = Field(
         None, description="Folder of the PostgreSQL server binaries the local stack and tests start."

@@ -48,9 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[SessionStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionStack]:
     state = REPO / ".aims" / "test-sessions" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    session = SessionStack(state, libs_dir=REPO / ".aims" / "kafka" / "libs")
+    # Every test's tmp_path lies under the session's base temporary folder: the files data source.
+    data_root = tmp_path_factory.getbasetemp()
+    session = SessionStack(state, libs_dir=REPO / ".aims" / "kafka" / "libs", data_root=data_root)
     try:
         session.start()
         yield session

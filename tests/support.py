@@ -44,9 +44,13 @@ JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
 EVENT_SIGNING_KEY = "event-signing-key-for-tests-0123456789abcdef"
 
 
+FILES_SOURCE = "test-files"  # the session policy's files data source (roots: the base temp folder)
+
+
 class SessionStack:
-    def __init__(self, state: Path, libs_dir: Path) -> None:
+    def __init__(self, state: Path, libs_dir: Path, data_root: Path | None = None) -> None:
         self.state = state
+        self.data_root = data_root
         self.broker = KafkaBroker(state, libs_dir=libs_dir)
         self.server = PrefectServer(state)
         self.worker: ManagedProcess | None = None
@@ -78,6 +82,10 @@ class SessionStack:
         # Checks start at once unless a test asks for a coalescing window (`router(coalesce_seconds=…)`).
         policy = yaml.safe_load((REPO / "policy" / "aims-policy.yaml").read_text())
         policy["data_quality"]["coalesce_seconds"] = 0
+        # Data-changed events name sources of the policy (issue 19): the tests' files, under the
+        # session's temporary folder; SQL sources are declared by the tests that use them.
+        if self.data_root is not None:
+            policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
         ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish

@@ -4,17 +4,18 @@ Flows depend on `DataQualityEngine`; `GxEngine` is the real adapter. Importing t
 GX (about 5 s), pandas and numpy are imported inside the methods that need them, and nothing is
 created until a method runs (then one in-memory GX context per engine, reused).
 
-Where the data is read:
-- a CSV (`.csv`, `.csv.gz`) or Parquet (`.parquet`, `.pq`) file, by local path or `file://` URI, is
-  read with pandas and checked by GX's pandas engine;
+What is read is a target, resolved from an event's data source by `flows/data_quality/sources.py`
+(events never name locations of their own): `FileTarget` or `SqlTarget`, each with its source's caps.
+- a CSV (`.csv`, `.csv.gz`) or Parquet (`.parquet`, `.pq`) file is read once per check (`read`),
+  within the caps on bytes on disk, decompressed bytes, rows and columns (`files.py`), hashed on the
+  way, and checked by GX's pandas engine;
 - a SQL table is checked by GX's SQLAlchemy engine, so every expectation runs as SQL in the database
   (aggregates, and samples of at most 20 unexpected values): the table is never loaded into Python.
   `profile` and `baseline` use aggregate and window queries too.
 
-Credentials: `SqlTableLocation.url` never carries a password. The `password` given to `GxEngine`
-(the setting `dq_password`, AIMS_DQ_PASSWORD in the environment) is merged into every non-SQLite
-URL that has none, when a check runs. Messages and results show the URL with `***`, and the password
-is scrubbed from any error text GX or the driver produce.
+Credentials: the engine holds none. A `SqlTarget` carries the password of its own source (the
+setting the policy names for it), merged into that source's URL only. Messages and results show the
+URL with `***`, and the password is scrubbed from any error text GX or the driver produce.
 
 Data that cannot be read raises `DataUnavailable`, saying what to fix; `retryable` tells a transient
 database failure (the server down or unreachable, a query failing midway) from a bad location: a
@@ -24,9 +25,11 @@ or user, a refused password, a driver not installed) are not retryable.
 A suite whose expectation GX cannot evaluate (a missing column, a type mismatch) is not an error:
 that expectation fails, with the reason in `exception`.
 
-The package: `engine` (the interface and the adapter), `sources` (files and SQL tables), `profiling`
-(column facts and profiles), `baselines` (drafted suites), `suites` (suite files checked against
-GX), `data_docs`, and `common`. Only what callers use is exported here.
+Over a cap, `TooLarge` (a `DataUnavailable`, not retryable) says which cap and where to raise it.
+
+The package: `engine` (the interface and the adapter), `files` (capped reads), `sources` (SQL
+tables), `profiling` (column facts and profiles), `baselines` (drafted suites), `suites` (suite files
+checked against GX), `data_docs`, and `common` (targets, errors). Only what callers use is exported here.
 """
 
 from connectors.great_expectations.common import DataUnavailable

@@ -8,9 +8,13 @@ import datetime as dt
 import decimal
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from schemas.payloads import FileLocation, SqlTableLocation
+from pydantic import SecretStr
+
+from schemas.data_sources import SizeLimits
 
 SAMPLE_SIZE = 20  # unexpected values kept per expectation
 
@@ -30,7 +34,33 @@ DECILES = tuple(range(10, 100, 10))  # indices into QUANTILES of the histogram e
 _MAX_TEXT = 200  # longest sample value kept, in characters
 
 
-Location = FileLocation | SqlTableLocation
+PASSWORD_ENV = "AIMS_DQ_PASSWORD"
+
+
+@dataclass(frozen=True)
+class FileTarget:
+    """A file to read, already resolved inside its data source (`flows/data_quality/sources.py`):
+    the engine trusts the path and enforces only the caps."""
+
+    path: Path
+    limits: SizeLimits = field(default_factory=SizeLimits)
+    # The folder the file must stay in, checked again on the opened file (a symlink swapped after
+    # resolving); None for a path a test or a benchmark hands in.
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class SqlTarget:
+    """A table of a declared SQL source; `password` is that source's own, never another's."""
+
+    url: str
+    table: str
+    password: SecretStr | None = None
+    password_env: str = PASSWORD_ENV
+    limits: SizeLimits = field(default_factory=SizeLimits)
+
+
+Target = FileTarget | SqlTarget
 
 
 class DataUnavailable(Exception):
@@ -41,6 +71,17 @@ class DataUnavailable(Exception):
         self.reason = reason
         self.retryable = retryable
         super().__init__(f"{location}: {reason}")
+
+
+class TooLarge(DataUnavailable):
+    """Over one of the source's caps: reading stopped there. Not retryable: the data stays as large."""
+
+    def __init__(self, location: str, what: str, cap: int, setting: str) -> None:
+        super().__init__(
+            location,
+            f"too large: {what} (the cap, {setting}, is {cap:,}); reading stopped. Split the data, or "
+            f"raise data_sources.<id>.limits.{setting} (or data_quality.limits.{setting}) in the policy",
+        )
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

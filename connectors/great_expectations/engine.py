@@ -13,14 +13,12 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
-from pydantic import SecretStr
 
-from schemas.payloads import FileLocation, SqlTableLocation
 from schemas.suites import (
     CheckOutcome,
     CheckStatistics,
@@ -35,20 +33,23 @@ from schemas.suites import (
 if TYPE_CHECKING:
     import pandas as pd
 from connectors.great_expectations.baselines import baseline_suite
-from connectors.great_expectations.common import SAMPLE_SIZE, DataUnavailable, Location, first_line, json_safe
-from connectors.great_expectations.data_docs import gx_validation_result
-from connectors.great_expectations.profiling import Facts, column_profile, frame_facts, sql_facts
-from connectors.great_expectations.sources import (
-    Sql,
-    default_dataset,
-    file_of,
-    no_scrub,
-    open_table,
-    read_frame,
+from connectors.great_expectations.common import (
+    SAMPLE_SIZE,
+    DataUnavailable,
+    FileTarget,
+    SqlTarget,
+    Target,
+    first_line,
+    json_safe,
 )
+from connectors.great_expectations.data_docs import gx_validation_result
+from connectors.great_expectations.files import FileData, read_file
+from connectors.great_expectations.profiling import Facts, column_profile, frame_facts, sql_facts
+from connectors.great_expectations.sources import Sql, default_dataset, no_scrub, open_table
 from connectors.great_expectations.suites import expectation_class
 
-PASSWORD_ENV = "AIMS_DQ_PASSWORD"
+# Data as one check reads it: a file's frame (read once, hashed) or an open, reflected SQL table.
+Data = FileData | Sql
 
 
 _SITE = "aims"
@@ -61,19 +62,24 @@ _MISSING_COLUMN = re.compile(r'The column "(?P<column>.*?)" in BatchData does no
 
 
 class DataQualityEngine(Protocol):
-    """What flows need from a data-quality engine."""
+    """What flows need from a data-quality engine. Each method takes a target (read for that call) or
+    the data `read` opened, so that a check reading once passes the same data to all three."""
 
-    def validate(self, location: Location, suite: Suite, *, data_version: str | None = None) -> CheckOutcome:
-        """Run `suite` against the data at `location`."""
+    def read(self, target: Target) -> contextlib.AbstractContextManager[Data]:
+        """The target's data, within its caps: a file read once, or a table opened."""
         ...
 
-    def baseline(self, location: Location, *, dataset: str | None = None, version: str = "1") -> Suite:
-        """A suite drafted from the data at `location`, with status `baseline`, for review."""
+    def validate(self, data: Target | Data, suite: Suite, *, data_version: str | None = None) -> CheckOutcome:
+        """Run `suite` against the data."""
+        ...
+
+    def baseline(self, data: Target | Data, *, dataset: str | None = None, version: str = "1") -> Suite:
+        """A suite drafted from the data, with status `baseline`, for review."""
         ...
 
     def profile(
         self,
-        location: Location,
+        data: Target | Data,
         *,
         columns: Sequence[str] | None = None,
         edges: Mapping[str, Sequence[float]] | None = None,
@@ -89,27 +95,34 @@ class DataQualityEngine(Protocol):
 class GxEngine:
     """The GX adapter. Thread-safe: GX itself is not, so its calls take turns."""
 
-    def __init__(self, *, password: SecretStr | None = None, password_env: str = PASSWORD_ENV) -> None:
-        self._password = password
-        self._password_env = password_env
+    def __init__(self) -> None:
+        # No password here: each SQL target carries its own source's (issue 19).
         self._lock = threading.RLock()
         self._context: Any = None
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def validate(self, location: Location, suite: Suite, *, data_version: str | None = None) -> CheckOutcome:
+    @contextlib.contextmanager
+    def read(self, target: Target) -> Iterator[Data]:
+        if isinstance(target, FileTarget):
+            yield read_file(target)
+        else:
+            with open_table(target) as sql:
+                yield sql
+
+    def validate(self, data: Target | Data, suite: Suite, *, data_version: str | None = None) -> CheckOutcome:
         started, checked_at = time.perf_counter(), dt.datetime.now(dt.UTC)
         scrub: Callable[[str], str] = no_scrub
-        if isinstance(location, FileLocation):
-            path, fmt = file_of(location)
-            frame = read_frame(path, fmt)
-            columns = [str(c) for c in frame.columns]
-            display = str(path)
-            results, engine_name = self._run(
-                suite, lambda ctx, name: _pandas_batch(ctx, name, frame), display
-            )
-        else:
-            with self._sql(location) as sql:
+        with self._opened(data) as read:
+            if isinstance(read, FileData):
+                frame = read.frame
+                columns = [str(c) for c in frame.columns]
+                display = read.display
+                results, engine_name = self._run(
+                    suite, lambda ctx, name: _pandas_batch(ctx, name, frame), display
+                )
+            else:
+                sql = read
                 columns = [c.name for c in sql.table.columns]
                 display, scrub = sql.display, sql.scrub
                 results, engine_name = self._run(
@@ -132,19 +145,21 @@ class GxEngine:
             duration_seconds=time.perf_counter() - started,
         )
 
-    def baseline(self, location: Location, *, dataset: str | None = None, version: str = "1") -> Suite:
-        facts, display = self._facts(location, None, None, distribution=False)
-        name = dataset or default_dataset(location)
+    def baseline(self, data: Target | Data, *, dataset: str | None = None, version: str = "1") -> Suite:
+        if dataset is None and not isinstance(data, FileTarget | SqlTarget):
+            raise TypeError("name the dataset of data already read")
+        facts, display = self._facts(data, None, None, distribution=False)
+        name = dataset or default_dataset(cast(Target, data))
         return baseline_suite(facts, name, version, display)
 
     def profile(
         self,
-        location: Location,
+        data: Target | Data,
         *,
         columns: Sequence[str] | None = None,
         edges: Mapping[str, Sequence[float]] | None = None,
     ) -> DatasetProfile:
-        facts, _ = self._facts(location, columns, edges, distribution=True)
+        facts, _ = self._facts(data, columns, edges, distribution=True)
         return DatasetProfile(rows=facts.rows, columns={c.name: column_profile(c) for c in facts.columns})
 
     def build_data_docs(self, site_dir: Path, results: Sequence[CheckOutcome]) -> Path:
@@ -223,33 +238,30 @@ class GxEngine:
 
     def _facts(
         self,
-        location: Location,
+        data: Target | Data,
         columns: Sequence[str] | None,
         edges: Mapping[str, Sequence[float]] | None,
         *,
         distribution: bool,
     ) -> tuple[Facts, str]:
-        if isinstance(location, FileLocation):
-            path, fmt = file_of(location)
-            frame = read_frame(path, fmt)
-            return frame_facts(frame, columns, edges or {}, distribution), str(path)
-        with self._sql(location) as sql:
+        with self._opened(data) as read:
+            if isinstance(read, FileData):
+                return frame_facts(read.frame, columns, edges or {}, distribution), read.display
             try:
-                return sql_facts(sql, columns, edges or {}, distribution), sql.display
+                return sql_facts(read, columns, edges or {}, distribution), read.display
             except sa.exc.SQLAlchemyError as exc:
                 raise DataUnavailable(
-                    sql.display, sql.scrub(f"a query failed: {exc}"), retryable=True
+                    read.display, read.scrub(f"a query failed: {first_line(exc)}"), retryable=True
                 ) from None
 
-    def _secret(self) -> str | None:
-        # Given by the caller from the settings (`dq_password`); the environment is not read here.
-        if self._password is None:
-            return None
-        return self._password.get_secret_value() or None
-
-    def _sql(self, location: SqlTableLocation) -> contextlib.AbstractContextManager[Sql]:
-        """An engine on the table's database and the reflected table; DataUnavailable if unreachable."""
-        return open_table(location, self._secret(), self._password_env)
+    @contextlib.contextmanager
+    def _opened(self, data: Target | Data) -> Iterator[Data]:
+        """Data already read as it is; a target read (within its caps) for this call only."""
+        if isinstance(data, FileTarget | SqlTarget):
+            with self.read(data) as read:
+                yield read
+        else:
+            yield data
 
 
 def _context_config(site_dir: Path | None) -> Any:

@@ -1,6 +1,10 @@
-"""Where the data is read: local CSV and Parquet files (with pandas), and SQL tables (an engine on the
-table's database and the reflected table). Failures become `DataUnavailable`, saying what to fix and
+"""SQL tables (an engine on the table's database and the reflected table), and the name a drafted
+suite gets. Files are read by `files.py`. Failures become `DataUnavailable`, saying what to fix and
 whether a retry may help; passwords are scrubbed from every message.
+
+The target is a declared source's (`flows/data_quality/sources.py` resolved it): its URL is the
+policy's and its password that source's own, so the unknown-host and refused classifications below
+describe the organisation's own database, never an address an event chose.
 """
 
 from __future__ import annotations
@@ -10,18 +14,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from schemas.payloads import FileLocation, SqlTableLocation
-
-if TYPE_CHECKING:
-    import pandas as pd
-from connectors.great_expectations.common import DataUnavailable, Location, first_line
-
-_FORMATS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+from connectors.great_expectations.common import (
+    DataUnavailable,
+    FileTarget,
+    SqlTarget,
+    Target,
+    TooLarge,
+    first_line,
+)
 
 
 def _scrubber(secret: str | None) -> Callable[[str], str]:
@@ -94,81 +98,35 @@ def _wrong_address(exc: BaseException, url: sa.URL, password_env: str) -> str | 
     return None
 
 
-def file_of(location: FileLocation) -> tuple[Path, str]:
-    parsed = urlparse(location.uri)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise DataUnavailable(location.uri, "only local files can be read; the URI names another host")
-        path = Path(unquote(parsed.path))
-    elif len(parsed.scheme) > 1:  # a one-letter scheme is a Windows drive
-        raise DataUnavailable(
-            location.uri, f"{parsed.scheme}:// is not readable here; give a local path or a file:// URI"
-        )
-    else:
-        path = Path(location.uri)
-    suffixes = [s.lower() for s in path.suffixes[-2:]]
-    fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
-    if suffixes and suffixes[-1] == ".gz" and (len(suffixes) < 2 or suffixes[0] != ".csv"):
-        fmt = None
-    if fmt is None:
-        raise DataUnavailable(
-            str(path),
-            f"unsupported file type ({path.suffix or 'no extension'}): publish CSV (.csv, .csv.gz) "
-            "or Parquet (.parquet, .pq)",
-        )
-    return path, fmt
-
-
-def read_frame(path: Path, fmt: str) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.exists():
-        raise DataUnavailable(
-            str(path), "file not found; check the location in the event (path or file:// URI)"
-        )
-    if not path.is_file():
-        raise DataUnavailable(str(path), "not a file; the location must name one CSV or Parquet file")
-    try:
-        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise DataUnavailable(str(path), "the CSV file is empty; it needs at least a header row") from None
-    except ImportError as exc:
-        raise DataUnavailable(str(path), f"reading {fmt} needs a missing library: {exc}") from None
-    except PermissionError:
-        raise DataUnavailable(str(path), "permission denied; make the file readable by the worker") from None
-    except (OSError, ValueError) as exc:  # pandas' ParserError and pyarrow's ArrowInvalid are ValueErrors
-        what = "CSV" if fmt == "csv" else "Parquet"
-        raise DataUnavailable(
-            str(path), f"cannot be read as {what}: {first_line(exc)}; fix the file or its producer"
-        ) from None
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
-
-
-def default_dataset(location: Location) -> str:
-    if isinstance(location, FileLocation):
-        name = file_of(location)[0].name
+def default_dataset(target: Target) -> str:
+    if isinstance(target, FileTarget):
+        name = target.path.name
         for suffix in (".gz", ".csv", ".parquet", ".pq"):
             name = name.removesuffix(suffix)
     else:
-        name = location.table.rpartition(".")[2]
+        name = target.table.rpartition(".")[2]
     return re.sub(r"[^A-Za-z0-9._-]", "-", name).strip("-._") or "dataset"
 
 
 @contextlib.contextmanager
-def open_table(location: SqlTableLocation, secret: str | None, password_env: str) -> Iterator[Sql]:
-    """An engine on the table's database and the reflected table; DataUnavailable if unreachable."""
+def open_table(target: SqlTarget) -> Iterator[Sql]:
+    """An engine on the table's database and the reflected table, within the source's caps on columns
+    and rows; DataUnavailable if unreachable, TooLarge over a cap."""
+    secret = target.password.get_secret_value() if target.password is not None else None
+    secret = secret or None
+    password_env = target.password_env
     scrub = _scrubber(secret)
     try:
-        url = sa.make_url(location.url)
+        url = sa.make_url(target.url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         reason = f"not a SQLAlchemy URL ({exc}); write it as dialect+driver://user@host/database"
-        raise DataUnavailable(location.url, scrub(reason)) from None
+        raise DataUnavailable(scrub(target.url), scrub(reason)) from None
     sqlite = url.get_backend_name() == "sqlite"
+    # The source's own password, for the source's own URL (the caller pairs them from the policy).
     if secret and not sqlite and url.password is None:
         url = url.set(password=secret)
-    schema, _, table_name = location.table.rpartition(".")
-    display = f"table {location.table} at {url.render_as_string(hide_password=True)}"
+    schema, _, table_name = target.table.rpartition(".")
+    display = f"table {target.table} at {url.render_as_string(hide_password=True)}"
     database = url.database or ""
     local = sqlite and database not in ("", ":memory:") and not database.startswith("file:")
     if local and not Path(database).is_file():
@@ -197,6 +155,25 @@ def open_table(location: SqlTableLocation, secret: str | None, password_env: str
                 f"and the password in {password_env}"
             )
             raise DataUnavailable(display, scrub(reason), retryable=True) from None
+        _within_caps(engine, table, target, display, scrub)
         yield Sql(engine=engine, url=url, table=table, display=display, scrub=scrub)
     finally:
         engine.dispose()
+
+
+def _within_caps(
+    engine: sa.Engine, table: sa.Table, target: SqlTarget, display: str, scrub: Callable[[str], str]
+) -> None:
+    """Columns from the reflected table, rows by one count: the checks run in the database, but a
+    profile still fetches per column, and the caps are the source's whatever its kind."""
+    limits = target.limits
+    if len(table.columns) > limits.max_columns:
+        raise TooLarge(display, f"{len(table.columns):,} columns", limits.max_columns, "max_columns")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = scrub(f"counting the rows failed: {first_line(exc)}")
+        raise DataUnavailable(display, reason, retryable=True) from None
+    if int(rows) > limits.max_rows:
+        raise TooLarge(display, f"{int(rows):,} rows", limits.max_rows, "max_rows")

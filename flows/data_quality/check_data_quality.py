@@ -1,19 +1,18 @@
 """Check a changed dataset with its expectation suite, measure drift, and act on what fails.
 
-One run per data-changed event: fingerprint the data (A.7.5 provenance), run the dataset's suite
-(`suites/<dataset>.yaml`) with Great Expectations, or draft a baseline suite when there is none
-(recorded as a baseline, not a pass), compare column statistics with the last accepted version (PSI,
-KS), and record it all in the register in one unit of work. A critical failure or critical drift opens
-a nonconformity (10.2) and asks for a risk reassessment of every AI system trained on the dataset;
-a data-quality-validated event goes out for every check.
+One run per data-changed event: resolve the data source it names in the policy (anything else is
+refused unread, `sources.py`), read the data once within the source's caps and fingerprint it (A.7.5
+provenance), run the dataset's suite (`suites/<dataset>.yaml`) with Great Expectations, or draft a
+baseline suite when there is none (recorded as a baseline, not a pass), compare column statistics
+with the last accepted version (PSI, KS), and record it all in the register in one unit of work. A
+critical failure or critical drift opens a nonconformity (10.2) and asks for a risk reassessment of
+every AI system trained on the dataset; a data-quality-validated event goes out for every check.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from prefect import flow, task
@@ -38,7 +37,7 @@ from schemas.events import (
     DataQualityValidatedEvent,
     RiskReassessmentRequestedEvent,
 )
-from schemas.payloads import DatasetLocation, FileLocation, ReassessmentReason, Verdict
+from schemas.payloads import ReassessmentReason, Verdict
 from schemas.policy import DataQuality
 from schemas.records import (
     DataQualityResult,
@@ -54,76 +53,70 @@ if TYPE_CHECKING:
 
 FLOW = "check-data-quality"
 EMPTY = "dataset has no rows"
-_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-def local_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    return Path(uri)
-
-
-@task(name="fingerprint-location")
-def fingerprint(location: DatasetLocation) -> dict[str, Any]:
-    """Bad locations are findings, not crashes: the outcome says what a person can fix."""
-    if not isinstance(location, FileLocation):
-        return {"location": f"{location.table} at {location.url}", "fingerprint": "sql table"}
-    path = local_path(location.uri)
-    outcome: dict[str, Any] = {"location": str(path)}
-    fmt = _FORMATS.get(path.suffix.lower())
-    outcome["format"] = fmt or f"unsupported ({path.suffix or 'no extension'})"
-    if not path.is_file():
-        outcome["finding"] = "file not found"
-        return outcome
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    outcome["bytes"] = path.stat().st_size
-    outcome["sha256"] = digest.hexdigest()
-    return outcome
-
-
 # -- the check ------------------------------------------------------------------------------------
 
 
 @task(name="run-expectations")
 def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
-    """Suite (or a baseline), GX validation, and a profile on the reference's bins."""
+    """Resolve the event's data source, read the data once (within the source's caps) and check it:
+    the suite (or a baseline), GX validation, a profile on the reference's bins, and the file's hash.
+
+    What the event names outside the policy's sources is refused before anything is opened: the
+    result is `unavailable` with the reason, like data that cannot be read."""
     from connectors.great_expectations import DataUnavailable, GxEngine, load_suite
+    from flows.data_quality.sources import named_by, resolve
     from schemas.suites import DatasetProfile, dump_suite, suite_file
 
     settings = run_settings()
     data = event.data
-    engine = GxEngine(password=settings.dq_password)
-    reference = last_accepted_profile(data.dataset_id, data.version)
     path = suite_file(settings.suites_dir, data.dataset_id)
+    named: dict[str, Any] = named_by(data)
+    notice = None
     try:
-        baseline = not path.is_file()
-        if baseline:
-            suite: Suite = engine.baseline(data.location, dataset=data.dataset_id, version="baseline-1")
-            dump_suite(suite, path)
-        else:
-            suite = load_suite(path)
-        outcome = engine.validate(data.location, suite, data_version=data.version)
-        # The current version is binned on the reference's edges, so the two histograms compare.
-        edges = (
-            {n: c.edges for n, c in reference.columns.items() if c.kind == "numeric"} if reference else None
-        )
-        profile = engine.profile(data.location, edges=edges)
+        resolved = resolve(data, current().optional_policy, settings)
+        named, notice = resolved.named, resolved.notice
+        engine = GxEngine()
+        reference = last_accepted_profile(data.dataset_id, data.version)
+        with engine.read(resolved.target) as read:
+            baseline = not path.is_file()
+            if baseline:
+                suite: Suite = engine.baseline(read, dataset=data.dataset_id, version="baseline-1")
+                dump_suite(suite, path)
+            else:
+                suite = load_suite(path)
+            outcome = engine.validate(read, suite, data_version=data.version)
+            # The current version is binned on the reference's edges, so the two histograms compare.
+            edges = (
+                {n: c.edges for n, c in reference.columns.items() if c.kind == "numeric"}
+                if reference
+                else None
+            )
+            profile = engine.profile(read, edges=edges)
+            fingerprint = _fingerprint(read)
     except DataUnavailable as exc:
         if exc.retryable:
             raise  # the database may come back: Prefect's retry (or a redelivery) tries again
-        return {"unavailable": str(exc), "suite": str(path)}
+        return {"unavailable": str(exc), "suite": str(path), "named": named, "notice": notice}
     return {
         "suite": str(path),
+        "named": named,
+        "notice": notice,
+        "fingerprint": fingerprint,
         "drift_columns": suite.drift.select(list(profile.columns)),
         "baseline": baseline,
         "outcome": outcome,
         "profile": profile,
         "reference": reference if isinstance(reference, DatasetProfile) else None,
     }
+
+
+def _fingerprint(read: Any) -> dict[str, Any]:
+    """A.7.5 provenance: a file's size and SHA-256, of the very bytes the check read."""
+    from connectors.great_expectations.files import FileData
+
+    if isinstance(read, FileData):
+        return {"location": read.display, "format": read.fmt, "bytes": read.size, "sha256": read.sha256}
+    return {"location": read.display, "fingerprint": "sql table"}
 
 
 def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile | None:
@@ -171,6 +164,7 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
 def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple[dict[str, Any], list[str]]:
     """The version is kept with its provenance and what replaced it; no check ran, so no result."""
     from connectors.register.outbox import stage
+    from flows.data_quality.sources import named_by
 
     data = event.data
     result_id = version_id(data.dataset_id, data.version)
@@ -185,7 +179,7 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
         id=result_id,
         dataset=data.dataset_id,
         version=data.version,
-        location=data.location.model_dump(mode="json"),
+        location=named_by(data),
         change_kind=data.change_kind.value,
         produced_by=event.source,
         provenance={
@@ -220,14 +214,18 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
     limits = policy.data_quality if policy is not None else DataQuality()
+    checked = run_expectations(event)
     summary: dict[str, Any] = {
         "dataset": data.dataset_id,
         "version": data.version,
         "change": data.change_kind.value,
         "row_count": data.row_count if data.row_count is not None else "unknown",
-        **fingerprint(data.location),
+        # What the event named; where it was read and the hash only when the policy allowed reading it.
+        "source": ", ".join(f"{k}: {v}" for k, v in checked["named"].items()),
+        **checked.get("fingerprint", {}),
     }
-    checked = run_expectations(event)
+    if checked.get("notice"):
+        summary["notice"] = checked["notice"]
     result_id = version_id(data.dataset_id, data.version)
     records: list[Record] = [Dataset(name=data.dataset_id, suite=checked.get("suite"))]
     provenance = {"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count}
@@ -235,7 +233,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         id=result_id,
         dataset=data.dataset_id,
         version=data.version,
-        location=data.location.model_dump(mode="json"),
+        location=checked["named"],
         content_hash=summary.get("sha256"),
         size_bytes=summary.get("bytes"),
         change_kind=data.change_kind.value,
@@ -475,4 +473,4 @@ def build_docs(dataset: str) -> Path | None:
     # The dataset id comes from the event; the site is rebuilt (old pages removed) in this folder,
     # so it must be the dataset's own and inside data-docs/.
     site = id_path(settings.state_path / "data-docs", dataset)
-    return GxEngine(password=settings.dq_password).build_data_docs(site, outcomes)
+    return GxEngine().build_data_docs(site, outcomes)

@@ -43,7 +43,8 @@ PROPERTY = settings(
 
 
 def data_with(location: Any) -> dict[str, Any]:
-    return {**copy.deepcopy(DATA[DATA_CHANGED]), "location": location}
+    old_form = {k: v for k, v in DATA[DATA_CHANGED].items() if k not in ("source", "path")}
+    return {**copy.deepcopy(old_form), "location": location}
 
 
 def structured_record(raw: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes | None]]]:

@@ -303,7 +303,7 @@ def test_emit_dry_run_from_files(env: dict[str, str], tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["data-changed", "-d", "dataset_id=loans"], "data.location"),
+        (["data-changed", "-d", "dataset_id=loans"], "data.version"),
         (["data-changed", *DATA_ARGS, "-d", "change_kind=renamed"], "data.change_kind"),
         (["data-changed", *DATA_ARGS, "-d", "row_count=-5"], "data.row_count"),
         (["data-changed", *DATA_ARGS, "-d", "colour=blue"], "data.colour"),

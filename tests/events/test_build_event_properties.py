@@ -126,7 +126,7 @@ def test_build_event_wraps_validation_errors() -> None:
     # A direct check that pydantic's error is not what escapes (the property above depends on it)
     with pytest.raises(CliError) as info:
         build_event("data-changed", ["dataset_id=x"], None)
-    assert "location" in str(info.value)
+    assert "data.version" in str(info.value)
     assert not isinstance(info.value, ValidationError)
 
 

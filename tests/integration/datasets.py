@@ -6,8 +6,11 @@ Not a test module: the data-quality flow and risk assessment tests share it.
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,7 +18,7 @@ import yaml
 
 from schemas.events import DataChangedEvent
 from schemas.records import AISystem, ModelVersion
-from tests.support import SessionStack
+from tests.support import FILES_SOURCE, SessionStack
 
 
 def write_loans(path: Path, *, every: int = 1, income_factor: int = 1, null_ids: int = 0) -> Path:
@@ -55,8 +58,44 @@ def write_table(url: str, table: str, frame: pd.DataFrame) -> dict[str, str]:
     return {"kind": "sql", "url": url, "table": table}
 
 
+def sql_source_id(url: str) -> str:
+    """The data source a test declares for a database URL (one per URL)."""
+    return "sql-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def session_policy() -> tuple[Path, dict[str, Any]]:
+    path = Path(os.environ["AIMS_POLICY_FILE"])
+    return path, yaml.safe_load(path.read_text())
+
+
+def declare_sql_source(url: str) -> str:
+    """A SQL data source for `url` in the session's policy (each flow run reads it anew); its id."""
+    source = sql_source_id(url)
+    path, policy = session_policy()
+    if source not in policy.setdefault("data_sources", {}):
+        policy["data_sources"][source] = {"kind": "sql", "url": url, "credentials": "dq_password"}
+        path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return source
+
+
+def files_root() -> Path:
+    """The root of the session's files data source: every test's tmp_path is under it."""
+    return Path(session_policy()[1]["data_sources"][FILES_SOURCE]["roots"][0])
+
+
+def named(where: Path | dict[str, str]) -> dict[str, str]:
+    """What an event names for a file (in the session's files source) or a table (in the SQL source
+    declared for its URL), as the register keeps it."""
+    if isinstance(where, Path):
+        return {"source": FILES_SOURCE, "path": str(where.relative_to(files_root()))}
+    if "source" in where:  # named as it is, declared or not
+        return where
+    if "uri" in where:  # the old form, as a producer not yet moved sends it
+        return {"location": where}  # type: ignore[dict-item]
+    return {"source": declare_sql_source(where["url"]), "table": where["table"]}
+
+
 def changed(dataset: str, version: str, where: Path | dict[str, str]) -> DataChangedEvent:
-    location = {"uri": where.as_uri()} if isinstance(where, Path) else where
     return DataChangedEvent.model_validate(
         {
             "specversion": "1.0",
@@ -66,7 +105,7 @@ def changed(dataset: str, version: str, where: Path | dict[str, str]) -> DataCha
                 "dataset_id": dataset,
                 "version": version,
                 "change_kind": "appended",
-                "location": location,
+                **named(where),
             },
         }
     )

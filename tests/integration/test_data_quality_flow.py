@@ -2,7 +2,7 @@
 and the consequences (nonconformity, reassessment requests) exactly once per failing version.
 
 Data lives in CSV and Parquet files, a SQLite database and the session's PostgreSQL server (trust
-authentication on 127.0.0.1, so the worker reaches it with the same URL and no AIMS_DQ_PASSWORD).
+authentication on 127.0.0.1: each URL a SQL data source of the session's policy, no AIMS_DQ_PASSWORD).
 Independent datasets go through one router together (`run_rounds`) to keep the suite affordable.
 """
 
@@ -20,8 +20,16 @@ import yaml
 
 from schemas.events import DataChangedEvent
 from schemas.settings import AimsSettings
-from tests.integration.datasets import changed, loan_frame, own_suite, trained_on, write_loans, write_table
-from tests.support import SessionStack
+from tests.integration.datasets import (
+    changed,
+    loan_frame,
+    named,
+    own_suite,
+    trained_on,
+    write_loans,
+    write_table,
+)
+from tests.support import REPO, SessionStack
 
 DEFAULT_TOPIC = AimsSettings().events_topic
 
@@ -208,10 +216,10 @@ def test_parquet_and_sqlite_pass_then_fail_critically(
     # provenance: where each version was read, its content hash for a file, its profile
     for v in ("v1", "v2"):
         file_version, table_version = versions[f"{pq}@{v}"], versions[f"{lite}@{v}"]
-        assert file_version.location == {"kind": "file", "uri": files[v].as_uri()}
+        assert file_version.location == named(files[v])
         assert file_version.content_hash == hashlib.sha256(files[v].read_bytes()).hexdigest()
         assert file_version.size_bytes == files[v].stat().st_size
-        assert table_version.location == tables[v] and table_version.content_hash is None
+        assert table_version.location == named(tables[v]) and table_version.content_hash is None
         assert file_version.profile is not None and file_version.profile["rows"] == 500
         assert table_version.profile is not None and table_version.profile["rows"] == 500
     assert results[f"{lite}@v2"].statistics["location"] == f"table loans_v2 at {db}"
@@ -262,7 +270,7 @@ def test_a_postgresql_table_passes_then_fails_critically_and_wrong_addresses_are
     assert income["unexpected_sample"] == [-1] * 12
     assert by_column(first.expectations, "expect_table_row_count_to_be_between")["observed_value"] == 500
     assert {v: x.status for v, x in versions.items()} == {"v1": "accepted", "v2": "rejected"}
-    assert versions["v2"].location == tables["v2"] and versions["v2"].content_hash is None
+    assert versions["v2"].location == named(tables["v2"]) and versions["v2"].content_hash is None
     assert f"dq:{dataset}@v2" in ncs and f"dq:{dataset}@v1" not in ncs
     assert wrong[nodb].verdict == "unavailable"
     assert f'database "no_such_db_{tag}" does not exist' in wrong[nodb].statistics["error"]
@@ -291,7 +299,14 @@ def test_bad_inputs_are_recorded_findings_not_crashes(
         "missing-file": (
             tmp_path / "does-not-exist.csv",
             "unavailable",
-            "does-not-exist.csv: file not found",
+            "no such file in data source 'test-files'",
+        ),
+        # What no source of the policy declares is refused unread (issue 19).
+        "no-source": ({"source": "nowhere", "path": "x.csv"}, "unavailable", "no data source 'nowhere'"),
+        "outside-roots": (
+            {"uri": (REPO / "policy" / "aims-policy.yaml").as_uri()},
+            "unavailable",
+            "the file is in no data source of the policy",
         ),
         "garbage-csv": (_garbage(tmp_path / "garbage.csv"), "unavailable", "cannot be read as CSV"),
         "fake-parquet": (tmp_path / "fake.parquet", "unavailable", "cannot be read as Parquet"),

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemas.payloads import FileLocation, SqlTableLocation
+from connectors.great_expectations.common import FileTarget, SqlTarget
 from schemas.suites import Suite
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Location = FileLocation | SqlTableLocation
+Location = FileTarget | SqlTarget
 PURPOSES = ["car", "home", "education", "travel"]
 
 
@@ -34,17 +34,17 @@ def loans(rows: int = 400) -> pd.DataFrame:
     )
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> FileLocation:
+def write_csv(frame: pd.DataFrame, path: Path) -> FileTarget:
     frame.to_csv(path, index=False)
-    return FileLocation(uri=path.resolve().as_uri())
+    return FileTarget(path.resolve())
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> FileLocation:
+def write_parquet(frame: pd.DataFrame, path: Path) -> FileTarget:
     frame.to_parquet(path, index=False)
-    return FileLocation(uri=str(path))
+    return FileTarget(path)
 
 
-def write_sqlite(frame: pd.DataFrame, path: Path, table: str = "loans") -> SqlTableLocation:
+def write_sqlite(frame: pd.DataFrame, path: Path, table: str = "loans") -> SqlTarget:
     import sqlalchemy as sa
 
     db = sa.create_engine(f"sqlite:///{path}")
@@ -52,7 +52,7 @@ def write_sqlite(frame: pd.DataFrame, path: Path, table: str = "loans") -> SqlTa
         frame.to_sql(table, db, index=False, if_exists="replace")
     finally:
         db.dispose()
-    return SqlTableLocation(url=f"sqlite:///{path}", table=table)
+    return SqlTarget(url=f"sqlite:///{path}", table=table)
 
 
 WRITERS: dict[str, Callable[[Any, Path], Location]] = {

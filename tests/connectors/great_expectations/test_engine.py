@@ -12,7 +12,7 @@ import pytest
 
 from aims.demo import sample_events
 from connectors.great_expectations import DataQualityEngine, GxEngine, load_suite
-from schemas.payloads import FileLocation
+from connectors.great_expectations.common import FileTarget
 from schemas.suites import Verdict
 from tests.connectors.great_expectations.data import Location, expect, loans, suite, write_csv
 from tests.connectors.great_expectations.loan_suites import PASSING
@@ -26,7 +26,7 @@ def test_the_adapter_is_a_data_quality_engine_and_creates_nothing_up_front() -> 
 
 def test_the_example_suite_passes_on_the_demo_dataset(engine: GxEngine, tmp_path: Path) -> None:
     sample_events(tmp_path)
-    location = FileLocation(uri=(tmp_path / "loan-applications.csv").as_uri())
+    location = FileTarget(tmp_path / "loan-applications.csv")
     outcome = engine.validate(location, load_suite(REPO / "suites" / "loan-applications.yaml"))
     assert outcome.verdict is Verdict.passed, outcome.failures()
     assert outcome.statistics.evaluated == outcome.statistics.successful == len(outcome.expectations)
@@ -141,7 +141,7 @@ def test_values_are_json_safe(engine: GxEngine, tmp_path: Path) -> None:
         expect("expect_column_values_to_be_null", column="when"),
         expect("expect_column_max_to_be_between", column="x", min_value=0, max_value=2),
     )
-    outcome = engine.validate(FileLocation(uri=str(path)), checks)
+    outcome = engine.validate(FileTarget(path), checks)
     dumped = json.dumps(outcome.model_dump(mode="json"), allow_nan=False)
     assert "NaN" not in dumped and "Infinity" not in dumped
     assert outcome.expectations[0].unexpected_sample == [None]  # NaT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from connectors.great_expectations import DataUnavailable, GxEngine
-from schemas.payloads import FileLocation, SqlTableLocation
+from connectors.great_expectations.common import FileTarget, SqlTarget
 from schemas.settings import load_settings
 from schemas.suites import NumericProfile, Verdict
 from tests.connectors.great_expectations.data import expect, loans, suite, write_sqlite
@@ -26,7 +27,7 @@ from tests.connectors.great_expectations.loan_suites import PASSING
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("missing.csv", None, "file not found; check the location"),
+        ("missing.csv", None, "file not found; check the path"),
         ("loans.txt", "a,b\n1,2\n", "unsupported file type (.txt): publish CSV"),
         ("empty.csv", "", "the CSV file is empty"),
         ("broken.csv", 'a,b\n1,"2\n', "cannot be read as CSV"),
@@ -48,27 +49,20 @@ def test_unreadable_files_raise_data_unavailable(
         engine.profile,
     ):
         with pytest.raises(DataUnavailable) as caught:
-            call(FileLocation(uri=path.as_uri()))
+            call(FileTarget(path))
         assert caught.value.location == str(path) and reason in caught.value.reason
         assert not caught.value.retryable
-
-
-def test_remote_uris_are_refused(engine: GxEngine) -> None:
-    with pytest.raises(DataUnavailable, match="give a local path or a file:// URI"):
-        engine.profile(FileLocation(uri="s3://bucket/loans.csv"))
-    with pytest.raises(DataUnavailable, match="names another host"):
-        engine.profile(FileLocation(uri="file://fileserver/loans.csv"))
 
 
 def test_unreachable_tables_raise_data_unavailable(engine: GxEngine, tmp_path: Path) -> None:
     location = write_sqlite(loans(), tmp_path / "loans.db")
     with pytest.raises(DataUnavailable, match="no such table; check the table name"):
-        engine.validate(location.model_copy(update={"table": "loan"}), PASSING)
+        engine.validate(dataclasses.replace(location, table="loan"), PASSING)
     with pytest.raises(DataUnavailable, match=r"the SQLite database file .*nowhere.db does not exist"):
-        engine.profile(SqlTableLocation(url=f"sqlite:///{tmp_path / 'nowhere.db'}", table="loans"))
+        engine.profile(SqlTarget(url=f"sqlite:///{tmp_path / 'nowhere.db'}", table="loans"))
     assert not (tmp_path / "nowhere.db").exists()
     with pytest.raises(DataUnavailable, match="install the database driver"):
-        engine.profile(SqlTableLocation(url="nosuchdialect://host/db", table="loans"))
+        engine.profile(SqlTarget(url="nosuchdialect://host/db", table="loans"))
 
 
 @pytest.mark.parametrize(
@@ -81,32 +75,33 @@ def test_unreachable_tables_raise_data_unavailable(engine: GxEngine, tmp_path: P
 )
 def test_a_url_that_can_never_work_is_not_retryable(engine: GxEngine, url: str, reason: str) -> None:
     with pytest.raises(DataUnavailable) as caught:
-        engine.validate(SqlTableLocation(url=url, table="loans"), PASSING)
+        engine.validate(SqlTarget(url=url, table="loans"), PASSING)
     assert reason in caught.value.reason and not caught.value.retryable
 
 
 def test_a_server_that_is_down_is_retryable(engine: GxEngine) -> None:
     with pytest.raises(DataUnavailable) as caught:
-        engine.profile(SqlTableLocation(url="postgresql+psycopg://aims@127.0.0.1:1/loans", table="loans"))
+        engine.profile(SqlTarget(url="postgresql+psycopg://aims@127.0.0.1:1/loans", table="loans"))
     assert caught.value.retryable and "check that it is up" in caught.value.reason
 
 
-def test_the_password_comes_from_the_environment_and_never_shows(
+def test_the_password_comes_from_the_settings_with_its_source_and_never_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "s3cr/t@pa$$"
     monkeypatch.setenv("AIMS_DQ_PASSWORD", secret)
-    location = SqlTableLocation(url="postgresql+psycopg://aims@127.0.0.1:1/register", table="loans")
+    url = "postgresql+psycopg://aims@127.0.0.1:1/register"
+    location = SqlTarget(url=url, table="loans", password=load_settings().dq_password)
     with caplog.at_level(logging.DEBUG), pytest.raises(DataUnavailable) as caught:
-        GxEngine(password=load_settings().dq_password).profile(location)
+        GxEngine().profile(location)
     assert caught.value.retryable
     assert "postgresql+psycopg://aims:***@127.0.0.1:1/register" in str(caught.value)
     assert "AIMS_DQ_PASSWORD" in caught.value.reason
     seen = str(caught.value) + caplog.text
     assert secret not in seen and "s3cr%2Ft" not in seen
-    # an explicit password wins over the environment
+    # the engine holds no password of its own: a target without one gets none
     with pytest.raises(DataUnavailable) as caught:
-        GxEngine(password=SecretStr("other")).profile(location)
+        GxEngine().profile(SqlTarget(url=url, table="loans", password=SecretStr("other")))
     assert "other" not in str(caught.value) and ":***@" in str(caught.value)
     # SQLite has no passwords: its URLs are left alone
     sqlite = write_sqlite(loans(), tmp_path / "loans.db")
@@ -182,7 +177,7 @@ def test_postgresql_checks_run_in_the_server_and_a_wrong_database_or_user_is_a_f
         loans().to_sql("loans", db, index=False)
     finally:
         db.dispose()
-    location = SqlTableLocation(url=postgres_database, table="public.loans")
+    location = SqlTarget(url=postgres_database, table="public.loans")
     outcome = engine.validate(location, PASSING)
     assert outcome.verdict is Verdict.passed, [e for e in outcome.expectations if not e.success]
     assert outcome.engine == "SqlAlchemyExecutionEngine"
@@ -200,8 +195,8 @@ def test_postgresql_checks_run_in_the_server_and_a_wrong_database_or_user_is_a_f
         (postgres_database.replace(f"//{user}@", "//nobody@"), "fix the user name in the URL"),
     ):
         with pytest.raises(DataUnavailable) as caught:
-            engine.validate(SqlTableLocation(url=url, table="loans"), PASSING)
+            engine.validate(SqlTarget(url=url, table="loans"), PASSING)
         assert reason in caught.value.reason and not caught.value.retryable
     with pytest.raises(DataUnavailable, match="no such table") as caught:
-        engine.validate(location.model_copy(update={"table": "public.loan"}), PASSING)
+        engine.validate(dataclasses.replace(location, table="public.loan"), PASSING)
     assert not caught.value.retryable

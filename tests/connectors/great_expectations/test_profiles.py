@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from connectors.great_expectations import GxEngine, load_suite
+from connectors.great_expectations.common import SqlTarget
 from flows.data_quality.drift import categorical_psi, psi
-from schemas.payloads import SqlTableLocation
 from schemas.suites import CategoricalProfile, NumericProfile, SuiteStatus, Verdict, dump_suite
 from tests.connectors.great_expectations.data import Location, loans, write_csv, write_sqlite
 from tests.connectors.great_expectations.loan_suites import PASSING
@@ -140,7 +140,7 @@ def test_an_empty_table_profiles_and_baselines(engine: GxEngine, tmp_path: Path)
     db = tmp_path / "empty.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (id INTEGER, name TEXT)")
-    location = SqlTableLocation(url=f"sqlite:///{db}", table="t")
+    location = SqlTarget(url=f"sqlite:///{db}", table="t")
     profile = engine.profile(location)
     assert profile.rows == 0
     ids = profile.columns["id"]
