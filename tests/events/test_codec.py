@@ -83,7 +83,9 @@ def test_round_trip_keeps_extensions_and_optional_attributes(mode: str) -> None:
 def test_structured_encoding_shape() -> None:
     # A location without its `kind` that names a table is a SQL table: the encoded event says so.
     sql_location = {"url": "sqlite:///register.db", "table": "loans"}
-    event = make_event(data={**SAMPLES[DATA_CHANGED], "location": sql_location})
+    # The deprecated form: a location instead of a source with its path or table.
+    legacy = {k: v for k, v in SAMPLES[DATA_CHANGED].items() if k not in {"source", "path", "table"}}
+    event = make_event(data={**legacy, "location": sql_location})
     value, headers = encode_structured(event)
     assert headers == [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
     body = json.loads(value)
