@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from connectors.jira_issues import JiraTracker
+from connectors.slack import SlackChat
 from flows.text import is_control
+from tests.fakes.jira import JiraFake
+from tests.fakes.slack import SlackFake
 
 # A channel ping and a link whose text hides where it goes, in Slack mrkdwn and in Jira wiki markup.
 SLACK_ATTACK = "<!channel> <https://evil.example/sso|Open the approval>"
@@ -52,3 +57,26 @@ def assert_jira_shows_text(text: str) -> None:
     assert "[Open AIMS" not in bare and "|https://evil.example" not in bare, text
     assert "{color" not in bare and "[~" not in bare, text
     assert not any(is_control(ch) for ch in text if ch != "\n"), text
+
+
+# -- the real clients on the local fakes ------------------------------------------------------------
+
+BOT, TOKEN = "aims-bot@northwind.example", "jira-token"
+
+
+@contextmanager
+def slack_chat() -> Iterator[tuple[SlackFake, SlackChat]]:
+    """The Slack fake and the real client on it; the fake must have recorded no error."""
+    with SlackFake() as fake:
+        yield fake, SlackChat(fake.bot_token, fake.base_url, retries=0)
+        assert fake.errors == []
+
+
+@contextmanager
+def jira_tracker(*projects: str) -> Iterator[tuple[JiraFake, JiraTracker]]:
+    """The Jira fake with these projects and the bot's account, and the real client on it."""
+    with JiraFake() as fake:
+        fake.add_user(BOT, "AIMS", TOKEN)
+        for project in projects:
+            fake.add_project(project)
+        yield fake, JiraTracker(fake.url, BOT, TOKEN, retries=0)

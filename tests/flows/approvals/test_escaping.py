@@ -19,30 +19,32 @@ from flows.approvals import messages
 from flows.text import is_control, jira_text
 from schemas.payloads import ApprovalOutcome, RiskLevel
 from schemas.records import Approval, ApprovalDecision
-from tests.escaping import JIRA_ATTACK, SLACK_ATTACK, assert_jira_shows_text, assert_slack_shows_text
+from tests.escaping import (
+    JIRA_ATTACK,
+    SLACK_ATTACK,
+    assert_jira_shows_text,
+    assert_slack_shows_text,
+    jira_tracker,
+    slack_chat,
+)
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 # Closes the quoted label in `labels = "…"` and widens the search to another project's issues.
 JQL_ATTACK = 'x" OR project = HR OR labels = "x'
-BOT, TOKEN = "aims-bot@northwind.example", "jira-token"
 
 
 @pytest.fixture
 def slack() -> Iterator[tuple[SlackFake, SlackChat]]:
-    with SlackFake() as fake:
-        yield fake, SlackChat(fake.bot_token, fake.base_url, retries=0)
-        assert fake.errors == []
+    with slack_chat() as pair:
+        yield pair
 
 
 @pytest.fixture
 def jira() -> Iterator[tuple[JiraFake, JiraTracker]]:
-    with JiraFake() as fake:
-        fake.add_user(BOT, "AIMS", TOKEN)
-        fake.add_project("GOV")
-        fake.add_project("HR")
-        yield fake, JiraTracker(fake.url, BOT, TOKEN, retries=0)
+    with jira_tracker("GOV", "HR") as pair:
+        yield pair
 
 
 def hostile(approval_id: str = "approval-1") -> Approval:

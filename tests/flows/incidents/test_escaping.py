@@ -18,13 +18,19 @@ from flows.incidents import messages
 from flows.incidents.rules import State, stage_of
 from flows.text import jira_text
 from schemas.records import CorrectiveAction, Nonconformity
-from tests.escaping import JIRA_ATTACK, SLACK_ATTACK, assert_jira_shows_text, assert_slack_shows_text
+from tests.escaping import (
+    JIRA_ATTACK,
+    SLACK_ATTACK,
+    assert_jira_shows_text,
+    assert_slack_shows_text,
+    jira_tracker,
+    slack_chat,
+)
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 from tests.records import serious_incident
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-BOT, TOKEN = "aims-bot@northwind.example", "jira-token"
 
 
 def hostile_state() -> State:
@@ -61,17 +67,14 @@ def hostile_state() -> State:
 
 @pytest.fixture
 def slack() -> Iterator[tuple[SlackFake, SlackChat]]:
-    with SlackFake() as fake:
-        yield fake, SlackChat(fake.bot_token, fake.base_url, retries=0)
-        assert fake.errors == []
+    with slack_chat() as pair:
+        yield pair
 
 
 @pytest.fixture
 def jira() -> Iterator[tuple[JiraFake, JiraTracker]]:
-    with JiraFake() as fake:
-        fake.add_user(BOT, "AIMS", TOKEN)
-        fake.add_project("AIINC")
-        yield fake, JiraTracker(fake.url, BOT, TOKEN, retries=0)
+    with jira_tracker("AIINC") as pair:
+        yield pair
 
 
 def test_the_alert_its_updates_and_clocks_reach_slack_as_text(slack: tuple[SlackFake, SlackChat]) -> None:

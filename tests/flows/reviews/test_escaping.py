@@ -16,11 +16,16 @@ import pytest
 from connectors.jira_issues import JiraTracker
 from connectors.slack import SlackChat
 from schemas.review_pack import Attendance, ReviewPack
-from tests.escaping import JIRA_ATTACK, SLACK_ATTACK, assert_jira_shows_text, assert_slack_shows_text
+from tests.escaping import (
+    JIRA_ATTACK,
+    SLACK_ATTACK,
+    assert_jira_shows_text,
+    assert_slack_shows_text,
+    jira_tracker,
+)
 from tests.fakes.jira import JiraFake
 from tests.fakes.slack import SlackFake
 
-BOT, TOKEN = "aims-bot@northwind.example", "jira-token"
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 FILES = {"html": "/packs/r/pack.html", "markdown": "/packs/r/pack.md", "ics": "/packs/r/meeting.ics"}
 
@@ -42,10 +47,8 @@ def hostile_pack() -> ReviewPack:
 
 @pytest.fixture
 def jira() -> Iterator[tuple[JiraFake, JiraTracker]]:
-    with JiraFake() as fake:
-        fake.add_user(BOT, "AIMS", TOKEN)
-        fake.add_project("MRC")
-        yield fake, JiraTracker(fake.url, BOT, TOKEN, retries=0)
+    with jira_tracker("MRC") as pair:
+        yield pair
 
 
 def test_the_review_issue_shows_the_reason_agenda_and_pack_as_text(
