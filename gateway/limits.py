@@ -25,6 +25,8 @@ import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -65,8 +67,6 @@ class Limits:
             self.in_flight -= 1
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        import anyio
-
         declared = _content_length(scope)
         if declared is None:
             await _refuse(send, 400, "Content-Length is not a number")

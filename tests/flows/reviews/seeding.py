@@ -17,7 +17,7 @@ from connectors.register.store import Register
 from flows.reviews.pack import Period, RunHistory, gather
 from schemas import records as r
 from schemas.payloads import IncidentCategory, RiskLevel, Severity
-from schemas.review_pack import ReviewPack
+from schemas.review_pack import Attendance, ReviewPack
 from tests.resources import example_policy
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -275,3 +275,22 @@ def gather_pack(seeded: Seeded, runs: RunHistory | None = None) -> ReviewPack:
             runs=runs or RunHistory(runs=seeded.runs),
             audit=reg.verify_audit(),
         )
+
+
+def bare_pack(review_id: str = "r", sections: list[Any] | None = None, **changes: Any) -> ReviewPack:
+    """A pack with one attendee and the given sections, nothing gathered: for what a writer or a
+    renderer does with it."""
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    pack = ReviewPack(
+        review_id=review_id,
+        kind="scheduled",
+        reason="",
+        period_start=now - timedelta(days=90),
+        period_end=now,
+        meeting_at=now,
+        generated_at=now,
+        attendees=[Attendance(name="A", email="a@example.com", role="chair")],
+        agenda=["x"],
+        sections=sections or [],
+    )
+    return pack.model_copy(update=changes)

@@ -7,7 +7,6 @@ itself, and the reviews `a/b` and `a_b` wrote into one folder, each overwriting 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from connectors.register.store import Register
 from flows.runtime import Runtime, use
 from schemas.policy import Policy
-from schemas.review_pack import Attendance, ReviewPack
 from schemas.settings import load_settings
+from tests.flows.reviews.seeding import bare_pack
 from tests.resources import example_policy
 
 
@@ -35,27 +34,16 @@ def state(sqlite_register: Register, tmp_path: Path) -> Iterator[Path]:
         yield folder
 
 
-def pack(review_id: str) -> ReviewPack:
-    now = datetime(2027, 1, 1, tzinfo=UTC)
-    return ReviewPack(
-        review_id=review_id,
-        kind="extraordinary",
-        reason="test",
-        period_start=now - timedelta(days=90),
-        period_end=now,
-        meeting_at=now,
-        generated_at=now,
-        attendees=[Attendance(name="A", email="a@example.com", role="chair")],
-        agenda=["x"],
-        sections=[],
-    )
-
-
 def write(review_id: str) -> dict[str, Path]:
     import flows.reviews.hold_management_review as hold
 
     policy: Policy = example_policy()
-    return {kind: Path(p) for kind, p in hold.write_files.fn(pack(review_id), policy).items()}
+    return {
+        kind: Path(p)
+        for kind, p in hold.write_files.fn(
+            bare_pack(review_id, kind="extraordinary", reason="test"), policy
+        ).items()
+    }
 
 
 def files_under(folder: Path) -> set[Path]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +17,6 @@ from flows.reviews.pack import RunHistory
 from flows.reviews.render import LEVEL_FILLS, html, markdown
 from schemas.review_pack import (
     SECTIONS,
-    Attendance,
     HeatMap,
     ReviewPack,
     Section,
@@ -26,7 +24,7 @@ from schemas.review_pack import (
     Table,
     TrendChart,
 )
-from tests.flows.reviews.seeding import Seeded, gather_pack, run_history, seed_register
+from tests.flows.reviews.seeding import Seeded, bare_pack, gather_pack, run_history, seed_register
 from tests.resources import migrated_register
 
 ALLOWED_TAGS = {
@@ -103,22 +101,6 @@ def test_the_html_is_self_contained_and_draws_the_charts(pack: ReviewPack) -> No
     assert sum(1 for tag, attrs in tags if tag == "svg" and "trend" in (attrs.get("class") or "")) == trends
 
 
-def _one_section_pack(section: Section) -> ReviewPack:
-    now = datetime(2027, 1, 1, tzinfo=UTC)
-    return ReviewPack(
-        review_id="r",
-        kind="scheduled",
-        reason="",
-        period_start=now - timedelta(days=90),
-        period_end=now,
-        meeting_at=now,
-        generated_at=now,
-        attendees=[Attendance(name="A", email="a@example.com", role="chair")],
-        agenda=["x"],
-        sections=[section],
-    )
-
-
 def test_lines_break_where_data_is_missing_and_empty_sections_still_show() -> None:
     chart = TrendChart(
         title="t",
@@ -127,12 +109,12 @@ def test_lines_break_where_data_is_missing_and_empty_sections_still_show() -> No
         series=[Series(name="a", values=[50.0, None, 70.0, 80.0]), Series(name="b", values=[None] * 4)],
     )
     section = Section(key="k", clause="9.3.2 e)", title="Empty", summary="nothing", charts=[chart])
-    tags = parse(html(_one_section_pack(section))).tags
+    tags = parse(html(bare_pack(sections=[section]))).tags
     # One point alone, then a line of two; the all-missing series draws nothing.
     assert sum(1 for tag, _ in tags if tag == "polyline") == 1
     assert sum(1 for tag, _ in tags if tag == "circle") == 3
     empty = Section(key="k", clause="9.3.2 c)", title="Nobody", summary="", missing=["none recorded"])
-    for document in (html(_one_section_pack(empty)), shown(markdown(_one_section_pack(empty)))):
+    for document in (html(bare_pack(sections=[empty])), shown(markdown(bare_pack(sections=[empty])))):
         assert "Nobody" in document and "Data missing" in document and "none recorded" in document
 
 
@@ -158,7 +140,7 @@ def test_no_text_in_the_pack_becomes_markup(
         findings=[finding],
         missing=[reason],
     )
-    pack = _one_section_pack(section).model_copy(update={"reason": reason})
+    pack = bare_pack(sections=[section]).model_copy(update={"reason": reason})
     page = html(pack)
     parsed = parse(page)
     assert {tag for tag, _ in parsed.tags} <= ALLOWED_TAGS
