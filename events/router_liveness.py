@@ -94,8 +94,16 @@ class RouterLiveness:
                 f"; holding on {self.holding_on()}" if self.holding_on() else "",
             )
 
+    # What stops everything comes first: with Kafka away nothing commits, with the register away
+    # nothing settles; a refused launch holds only the subjects it carries (a busy Prefect refuses
+    # one now and then even while the broker is down, and must not hide the outage from the operator).
+    HOLD_ORDER = ("kafka", "register")
+
     def holding_on(self) -> str | None:
-        """What the router waits for before it can go on: prefect, kafka, register; None if nothing."""
+        """What the router waits for before it can go on: kafka, register, prefect; None if nothing."""
+        for on in self.HOLD_ORDER:
+            if on in self._trouble:
+                return on
         if self.stats.holding_since is not None:
             return "prefect"
         return next(iter(self._trouble), None)

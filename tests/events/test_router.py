@@ -40,3 +40,19 @@ def test_a_heartbeat_that_does_not_fit_the_session_is_refused_with_what_to_chang
 def test_below_the_brokers_minimum_session_is_refused() -> None:
     with pytest.raises(ValidationError, match="consumer_session_timeout_ms"):
         AimsSettings(consumer_session_timeout_ms=3_000, consumer_heartbeat_interval_ms=1_000)
+
+
+def test_a_broker_outage_is_what_the_router_names_even_while_a_launch_is_refused() -> None:
+    # Stop 25's CI: with the broker down, a busy Prefect refused one launch of the records already
+    # fetched, and the heartbeat said "holding on prefect" — sending the operator to the wrong
+    # place. What stops everything (Kafka, then the register) comes before a launch that waits.
+    router = _router()
+    router.stats.holding_since = 1.0
+    assert router.holding_on() == "prefect"
+    router._in_trouble("register", "register write failed: gone")
+    assert router.holding_on() == "register"
+    router._in_trouble("kafka", "commit failed: KafkaConnectionError")
+    assert router.holding_on() == "kafka"
+    router._out_of_trouble("kafka")
+    router._out_of_trouble("register")
+    assert router.holding_on() == "prefect"
