@@ -16,7 +16,7 @@ from aims.soa import EvidenceStat
 from connectors.register.store import UnitOfWork
 from connectors.register.tables import audit_log, entity_for
 from schemas.catalogue import Catalogue
-from schemas.records import EventReceived, EvidenceRecord
+from schemas.trail import EventReceived, EvidenceRecord
 
 ROUTER = "event-router"
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from schemas.events import parse_event
-from schemas.records import OutboxMessage
 from schemas.signing import SigningKeyMissing, seal
+from schemas.trail import OutboxMessage
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer

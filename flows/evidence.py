@@ -15,7 +15,8 @@ from flows.text import markdown_text
 from schemas.catalogue import load_catalogue
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ReassessmentReason, RiskReassessmentRequested
-from schemas.records import EvidenceRecord, Record
+from schemas.records import Record
+from schemas.trail import EvidenceRecord
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker

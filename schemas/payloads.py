@@ -2,81 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
-    Tag,
     model_serializer,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
 
-from schemas.controls import first_control
-from schemas.controls import shown as shown_character
-from schemas.envelope import printable, shown
-from schemas.file_names import id_file_name
-
-
-def _no_controls(allowed: str) -> Callable[[str], str]:
-    """A validator refusing control characters (ESC, bidi overrides, …) but those in `allowed`.
-
-    Names and texts reach terminals, logs, Slack and Jira; a control character in one could recolour
-    or rewrite a terminal line, forge a log line or reorder what a reader sees. Refused here with a
-    clear error, so nothing is recorded; the sinks also write out any that reach them by other paths.
-    """
-
-    def check(value: str) -> str:
-        found = first_control(value, allowed)
-        if found is not None:
-            at, ch = found
-            raise ValueError(
-                f"must not contain control characters, got {shown_character(ch)} at character {at + 1}"
-                " (terminal escapes, bidi overrides and line separators are refused)"
-            )
-        return value
-
-    return check
-
-
-# One line, no leading or trailing whitespace (`.` stops at a newline); error messages say so in words.
-NAME_PATTERN: Final = r"^\S(.*\S)?$"
-Name = Annotated[
-    str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN), AfterValidator(_no_controls(""))
-]
-# Free text keeps its line breaks and tabs; nothing else that steers a display.
-Text = Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_no_controls("\n\r\t"))]
-
-
-def _names_a_file(ident: str) -> str:
-    id_file_name(ident)  # raises for an id that can name no file (only dots)
-    return ident
-
-
-# An id the flows name files or folders after (schemas/file_names.py): refused here, at the event,
-# rather than when a run gets to writing them.
-FileId = Annotated[Name, AfterValidator(_names_a_file)]
-# A path inside a data source; whether it stays inside is decided against the real root, not here.
-RelativePath = Annotated[
-    str, Field(min_length=1, max_length=1024, pattern=NAME_PATTERN), AfterValidator(_no_controls(""))
-]
-
-
-class Payload(BaseModel):
-    # Unknown fields are refused: a typo in a producer should fail loudly, not vanish.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The field types and location shapes are part of the payload contract: importable from here too.
+from schemas.fields import NAME_PATTERN as NAME_PATTERN
+from schemas.fields import FileId as FileId
+from schemas.fields import Name as Name
+from schemas.fields import Payload as Payload
+from schemas.fields import RelativePath as RelativePath
+from schemas.fields import Text as Text
+from schemas.locations import FILE_EXAMPLE as FILE_EXAMPLE
+from schemas.locations import LOCATION_TAGS as LOCATION_TAGS
+from schemas.locations import SQL_EXAMPLE as SQL_EXAMPLE
+from schemas.locations import DatasetLocation as DatasetLocation
+from schemas.locations import FileLocation as FileLocation
+from schemas.locations import SqlTableLocation as SqlTableLocation
 
 
 class RiskTier(StrEnum):
@@ -107,107 +58,6 @@ class ModelVersionRegistered(Payload):
     training_datasets: list[DatasetRef] = Field(
         default_factory=list, max_length=1000, description="Datasets the version was trained on."
     )
-
-
-class FileLocation(Payload):
-    kind: Literal["file"] = Field("file", description="A CSV or Parquet file.")
-    uri: Name = Field(description="Local path or file:// URI of the file.")
-
-
-# SQLAlchemy's own URL grammar: user names stop at ':' or '/', passwords run to the '@'.
-_URL_PASSWORD = re.compile(r"^[\w+.-]+://[^:/@]*:[^@]*@")
-
-
-class SqlTableLocation(Payload):
-    kind: Literal["sql"] = Field("sql", description="A table reached through SQLAlchemy.")
-    url: Name = Field(description="SQLAlchemy URL without a password; credentials come from the environment.")
-    table: Name = Field(description="Table name, optionally schema-qualified.")
-
-    @model_validator(mode="after")
-    def _no_password(self) -> SqlTableLocation:
-        # Events are stored and replayed; a password in one would leak into logs and evidence.
-        if _URL_PASSWORD.match(self.url) or "password=" in self.url.lower():
-            raise ValueError("the SQL URL carries a password; pass credentials through the environment")
-        return self
-
-
-# The keys that say which shape a location is when `kind` is left out.
-_FILE_KEYS: Final = ("uri",)
-_SQL_KEYS: Final = ("url", "table")
-LOCATION_TAGS: Final = ("file", "sql")
-# One example of each accepted shape, quoted by every location error; a test validates both.
-FILE_EXAMPLE: Final = {"uri": "/data/loans.csv"}
-SQL_EXAMPLE: Final = {"url": "postgresql://host/db", "table": "loans"}
-_SEND = f"Send a file as {json.dumps(FILE_EXAMPLE)} or a SQL table as {json.dumps(SQL_EXAMPLE)}"
-
-
-def _location_shape(value: Any) -> Any:
-    """Refuse a location whose shape cannot be told, in words that say what to send instead.
-
-    Without this, pydantic's discriminator answers a plain string with "Unable to extract tag using
-    discriminator _location_kind()". Everything whose shape is clear goes on to the two models,
-    whose own errors (a missing `table`, a password in the URL) are readable.
-    """
-    if isinstance(value, FileLocation | SqlTableLocation):
-        return value
-    if not isinstance(value, dict):
-        raise _shape_error(f"expected an object but got {shown(value)}")
-    file_keys = [k for k in _FILE_KEYS if k in value]
-    sql_keys = [k for k in _SQL_KEYS if k in value]
-    kind = value.get("kind")
-    if kind is not None and kind not in LOCATION_TAGS:
-        raise _shape_error(f'kind must be "file" or "sql" (or left out) but got {shown(kind)}')
-    if file_keys and sql_keys:
-        raise _shape_error(
-            f"has both a file's {_listed(file_keys)} and a SQL table's {_listed(sql_keys)}:"
-            " a location is one or the other"
-        )
-    if kind is None and not file_keys and not sql_keys:
-        keys = _listed(list(value)) if value else "none"
-        raise _shape_error(
-            f'has neither a file\'s "uri" nor a SQL table\'s "url" and "table" (its keys: {keys})'
-        )
-    wrong = sql_keys if kind == "file" else file_keys if kind == "sql" else []
-    if wrong:
-        raise _shape_error(
-            f'kind is "{kind}" but the object has {_listed(wrong)}, which belong to the other shape'
-        )
-    return value
-
-
-def _shape_error(problem: str) -> PydanticCustomError:
-    # The message is complete here: no template context, so a "{...}" the producer sent stays text.
-    return PydanticCustomError("location_shape", f"{problem}. {_SEND}")
-
-
-def _listed(keys: list[Any]) -> str:
-    # The keys may be the producer's: a few of them, each cut short and escaped.
-    quoted = [f'"{printable(str(k), 20)}"' for k in keys[:5]]
-    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-    return ", ".join(quoted[:-1]) + (" and " if len(quoted) > 1 else "") + quoted[-1] + more
-
-
-def _location_kind(value: Any) -> str | None:
-    # Producers may leave `kind` out: a `url` or `table` means SQL, a `uri` means a file.
-    # (`_location_shape` has already refused the mixed and the shapeless.)
-    if isinstance(value, dict):
-        kind = value.get("kind")
-        if kind is None:
-            return "sql" if any(k in value for k in _SQL_KEYS) else "file"
-        return str(kind)
-    return "none" if value is None else getattr(value, "kind", None)
-
-
-DatasetLocation = Annotated[
-    Annotated[FileLocation, Tag("file")]
-    | Annotated[SqlTableLocation, Tag("sql")]
-    # Only the default of a field left out: `_location_shape` refuses an explicit null, and the
-    # JSON Schema does not offer it.
-    | Annotated[SkipJsonSchema[None], Tag("none")],
-    Discriminator(_location_kind),
-    # Runs first: a before-validator wraps the union, and leaves its JSON Schema as it is.
-    BeforeValidator(_location_shape),
-]
 
 
 class ChangeKind(StrEnum):

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from schemas import records as r
+from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage
 from tests.people import DEV
 
 R = TypeVar("R", bound=r.Record)
@@ -271,7 +272,7 @@ def every_record() -> list[r.Record]:
             recorded_by="compliance",
             recorded_at=T0,
         ),
-        r.EventReceived(
+        EventReceived(
             key="urn:mlflow#42",
             type="org.aims.model.version.registered",
             source="urn:mlflow",
@@ -281,7 +282,7 @@ def every_record() -> list[r.Record]:
             flow_runs=["fr-1"],
             data={"version": "7"},
         ),
-        r.EvidenceRecord(
+        EvidenceRecord(
             event_key="urn:mlflow#42",
             flow="onboard-model",
             event_type="org.aims.model.version.registered",
@@ -292,7 +293,7 @@ def every_record() -> list[r.Record]:
             outcome={"registered": True, "nested": {"k": [1, 2.5, None]}},
             event={"id": "42"},
         ),
-        r.OutboxMessage(
+        OutboxMessage(
             key="urn:aims:check-data-quality#validated:loans@1",
             topic="aims.events",
             event={"specversion": "1.0", "id": "validated:loans@1", "data": {"verdict": "passed"}},

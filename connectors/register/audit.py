@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.records import AuditEntry
+from schemas.trail import AuditEntry
 
 GENESIS = "0" * 64
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.register.store import Register
-from schemas.records import EvidenceRecord
+from schemas.trail import EvidenceRecord
 
 LEGACY_FILE = "evidence.sqlite"
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from schemas.events import AimsEvent
-from schemas.records import OutboxMessage
+from schemas.trail import OutboxMessage
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork

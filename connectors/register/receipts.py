@@ -13,8 +13,8 @@ from uuid import UUID
 
 from connectors.register.store import Register
 from schemas.events import AimsEvent
-from schemas.records import EventReceived
 from schemas.signing import content_hash
+from schemas.trail import EventReceived
 
 
 class ReceiptLog(Protocol):

@@ -32,6 +32,7 @@ from connectors.register.audit import (
 )
 from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log, entity_for
 from schemas import records as r
+from schemas.trail import AuditEntry, EventReceived, EvidenceRecord, OutboxMessage
 
 R = TypeVar("R", bound=r.Record)
 
@@ -144,7 +145,7 @@ class Register:
             head_row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
             rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).mappings()
             report = verify_chain(
-                (r.AuditEntry.model_validate(dict(row)) for row in rows),
+                (AuditEntry.model_validate(dict(row)) for row in rows),
                 (head_row.seq, head_row.hash) if head_row else None,
             )
             if report.ok:
@@ -299,20 +300,20 @@ class UnitOfWork:
         self.review_actions = Repository(self, r.ReviewAction)
         self.review_results = Repository(self, r.ReviewResult)
         self.party_needs = Repository(self, r.InterestedPartyNeed)
-        self.events = Repository(self, r.EventReceived)
-        self.evidence = Repository(self, r.EvidenceRecord)
-        self.outbox = Repository(self, r.OutboxMessage)
+        self.events = Repository(self, EventReceived)
+        self.evidence = Repository(self, EvidenceRecord)
+        self.outbox = Repository(self, OutboxMessage)
 
     def repository(self, record: type[R]) -> Repository[R]:
         return Repository(self, record)
 
-    def audit_entries(self, entity: str | None = None, entity_id: str | None = None) -> list[r.AuditEntry]:
+    def audit_entries(self, entity: str | None = None, entity_id: str | None = None) -> list[AuditEntry]:
         query = select(audit_log).order_by(audit_log.c.seq)
         if entity is not None:
             query = query.where(audit_log.c.entity == entity)
         if entity_id is not None:
             query = query.where(audit_log.c.entity_id == entity_id)
-        return [r.AuditEntry.model_validate(dict(row)) for row in self.conn.execute(query).mappings()]
+        return [AuditEntry.model_validate(dict(row)) for row in self.conn.execute(query).mappings()]
 
     def append_audit(
         self,
@@ -321,7 +322,7 @@ class UnitOfWork:
         entity_id: str,
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
-    ) -> r.AuditEntry:
+    ) -> AuditEntry:
         if self.actor is None:
             raise RegisterError("this is a read-only view of the register; open a unit of work to write")
         if self._head is None:
@@ -345,7 +346,7 @@ class UnitOfWork:
         self.conn.execute(insert(audit_log).values(**fields))
         self.conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=fields["hash"]))
         self._head = (seq, fields["hash"])
-        return r.AuditEntry.model_validate(fields)
+        return AuditEntry.model_validate(fields)
 
 
 class Repository(Generic[R]):

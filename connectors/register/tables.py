@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from schemas import records as r
+from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage
 
 metadata = MetaData(
     naming_convention={
@@ -170,9 +171,9 @@ _entity("management_review", r.ManagementReview)
 _entity("review_action", r.ReviewAction, index=(("review_id",),))
 _entity("review_result", r.ReviewResult, index=(("review_id",),))
 _entity("interested_party_need", r.InterestedPartyNeed, index=(("recorded_at",),))
-_entity("event_received", r.EventReceived, key=("key",), index=(("subject", "type"),))
-_entity("outbox", r.OutboxMessage, key=("key",), index=(("sent_at",),))
-_entity("evidence", r.EvidenceRecord, key=("event_key", "flow"), index=(("recorded_at",),))
+_entity("event_received", EventReceived, key=("key",), index=(("subject", "type"),))
+_entity("outbox", OutboxMessage, key=("key",), index=(("sent_at",),))
+_entity("evidence", EvidenceRecord, key=("event_key", "flow"), index=(("recorded_at",),))
 
 audit_log = Table(
     "audit_log",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
     from schemas import records as r
     from schemas.policy import Policy
+    from schemas.trail import AuditEntry
 from flows.reviews.pack_common import Draft, Period, count_of, day_of, new_draft
 
 # -- 9.3.2 a) ----------------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ def _action_status(action: r.ReviewAction, now: datetime) -> str:
 # -- 9.3.2 b) ----------------------------------------------------------------------------------------
 
 
-def _at(entry: r.AuditEntry) -> datetime:
+def _at(entry: AuditEntry) -> datetime:
     return datetime.fromisoformat(entry.at).astimezone(UTC)
 
 

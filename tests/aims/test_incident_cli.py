@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from connectors.register.store import Register
 from schemas import records as r
+from schemas.trail import OutboxMessage
 from tests.aims.runner import Aims, isolate, run
 from tests.people import AISHA, MARIA, OUTSIDER, TOM
 from tests.resources import migrated_register
@@ -80,7 +81,7 @@ def aims(state: Path, capsys: pytest.CaptureFixture[str]) -> Aims:
 
 @dataclass(frozen=True)
 class Written:
-    outbox: dict[str, r.OutboxMessage]
+    outbox: dict[str, OutboxMessage]
     updates: list[r.IncidentUpdate]
     audit_entries: int
 

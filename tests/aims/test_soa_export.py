@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas import records as r
+from schemas.trail import EvidenceRecord
 from tests.aims.runner import aims_process as aims
 from tests.records import sample
 from tests.resources import REPO, migrated_register
@@ -19,7 +20,7 @@ def populate(state: Path) -> datetime:
     """3 data-quality evidence records and 2 results (A.7.4); 1 incident flow record (A.8.4)."""
     register = migrated_register(state)
     t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    evidence = sample(r.EvidenceRecord)
+    evidence = sample(EvidenceRecord)
     with register.unit_of_work("test") as uow:
         for i in range(3):
             uow.evidence.add(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+import schemas.locations as locations
 import schemas.payloads as payloads
 from schemas.envelope import CloudEvent
 from schemas.events import (
@@ -71,12 +72,15 @@ def raw_event(event_type: str, **overrides: Any) -> dict[str, Any]:
     return raw
 
 
+_PAYLOAD_MODULES = {payloads.__name__, locations.__name__}
+
+
 def payload_models() -> list[type[Payload]]:
-    """Every payload model defined in schemas.payloads, so a new one is covered without editing here."""
+    """Every payload model of schemas.payloads and .locations, so a new one is covered unedited."""
     found = [
         obj
         for _, obj in inspect.getmembers(payloads, inspect.isclass)
-        if issubclass(obj, Payload) and obj is not Payload and obj.__module__ == payloads.__name__
+        if issubclass(obj, Payload) and obj is not Payload and obj.__module__ in _PAYLOAD_MODULES
     ]
     assert len(found) >= 6, found  # the three payloads, DatasetRef and both locations
     return found

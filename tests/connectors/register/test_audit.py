@@ -12,6 +12,7 @@ from sqlalchemy import text
 from connectors.register.audit import GENESIS, entry_hash, verify_chain
 from connectors.register.store import Register
 from schemas import records as r
+from schemas.trail import AuditEntry, EvidenceRecord
 from tests.records import sample
 
 
@@ -19,7 +20,7 @@ def populate(register: Register) -> None:
     """Five entries: three inserts, two updates."""
     with register.unit_of_work("flow:onboard-model/run-1") as uow:
         uow.systems.add(sample(r.AISystem))
-        uow.evidence.add(sample(r.EvidenceRecord))
+        uow.evidence.add(sample(EvidenceRecord))
     with register.unit_of_work("cli:ana") as uow:
         uow.systems.update("credit-scoring", owner="model-risk")
         uow.incidents.add(sample(r.Incident))
@@ -103,7 +104,7 @@ def test_register_rows_deleted_or_added_behind_its_back_are_reported(register: R
 
     raw(register, "DELETE FROM incident")
     with register.unit_of_work("t") as uow:
-        uow.evidence.add(sample(r.EvidenceRecord))
+        uow.evidence.add(sample(EvidenceRecord))
     raw(
         register,
         "INSERT INTO dataset (name, owner, description, suite, created_at)"
@@ -113,7 +114,7 @@ def test_register_rows_deleted_or_added_behind_its_back_are_reported(register: R
     assert problem is not None and problem.kind in {"row deleted", "unlogged row"}
 
 
-def _chain(n: int) -> list[r.AuditEntry]:
+def _chain(n: int) -> list[AuditEntry]:
     entries, prev = [], GENESIS
     for seq in range(1, n + 1):
         fields = {
@@ -128,7 +129,7 @@ def _chain(n: int) -> list[r.AuditEntry]:
             "prev_hash": prev,
         }
         fields["hash"] = entry_hash(fields)
-        entries.append(r.AuditEntry.model_validate(fields))
+        entries.append(AuditEntry.model_validate(fields))
         prev = fields["hash"]
     return entries
 

@@ -9,7 +9,7 @@ import pytest
 from connectors.register.receipts import RegisterReceipts
 from connectors.register.store import Register
 from schemas.events import AimsEvent, DataQualityValidatedEvent
-from schemas.records import EventReceived
+from schemas.trail import EventReceived
 
 
 def _validated(verdict: str = "passed", event_id: str = "dq-1") -> AimsEvent:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from connectors.register.store import Duplicate, NotFound, Register, RegisterError
 from connectors.register.tables import ENTITIES, entity_for
 from schemas import records as r
+from schemas.trail import EvidenceRecord
 from tests.records import every_record, sample
 
 
@@ -61,7 +62,7 @@ def test_updates_are_validated_and_audited_with_before_and_after(register: Regis
 def test_a_failed_unit_of_work_leaves_nothing_behind(register: Register) -> None:
     with pytest.raises(RuntimeError, match="boom"), register.unit_of_work("flow:x") as uow:
         uow.systems.add(sample(r.AISystem))
-        uow.evidence.add(sample(r.EvidenceRecord))
+        uow.evidence.add(sample(EvidenceRecord))
         raise RuntimeError("boom")
     with register.reader() as uow:
         assert uow.systems.count() == 0 and uow.evidence.count() == 0 and uow.audit_entries() == []
@@ -69,7 +70,7 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(register: Register) -> None
 
 
 def test_duplicates_are_refused_and_add_if_absent_is_idempotent(register: Register) -> None:
-    evidence = sample(r.EvidenceRecord)
+    evidence = sample(EvidenceRecord)
     with register.unit_of_work("flow:onboard-model") as uow:
         assert uow.evidence.add_if_absent(evidence) is True
         assert uow.evidence.add_if_absent(evidence.model_copy(update={"outcome": {"other": 1}})) is False
@@ -90,7 +91,7 @@ def test_reads_cannot_write_and_writes_name_their_actor(register: Register) -> N
 
 
 def test_find_filters_orders_and_limits(register: Register) -> None:
-    base = sample(r.EvidenceRecord)
+    base = sample(EvidenceRecord)
     with register.unit_of_work("t") as uow:
         for i in range(5):
             uow.evidence.add(base.model_copy(update={"event_key": f"k#{i}", "flow": "a" if i % 2 else "b"}))
@@ -104,7 +105,7 @@ def test_find_filters_orders_and_limits(register: Register) -> None:
 
 
 def test_concurrent_writers_keep_one_unbroken_chain(register: Register) -> None:
-    base = sample(r.EvidenceRecord)
+    base = sample(EvidenceRecord)
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:

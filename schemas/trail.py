@@ -1,0 +1,75 @@
+"""The event trail: what came in, what went out, what each flow made of it, and the audit log.
+
+Register records like those of schemas.records, kept apart because they describe the system's own
+traffic rather than the management system's objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from schemas.records import Record, utcnow
+
+
+class EventReceived(Record):
+    """An event the router accepted, once per source#id however often it was delivered (A.6.2.8)."""
+
+    key: str = Field(description="source#id")
+    type: str
+    source: str
+    subject: str
+    event_time: AwareDatetime | None = None
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+    flow_runs: list[str] = Field(default_factory=list, description="Flow runs it started.")
+    data: dict[str, Any] = Field(default_factory=dict)
+    content_hash: str | None = Field(
+        None,
+        description="SHA-256 of the event's canonical form (schemas.signing.content_hash): a later "
+        "delivery under this source#id with another hash is a conflicting duplicate, not a redelivery. "
+        "None on receipts written before it was kept.",
+    )
+
+
+class OutboxMessage(Record):
+    """An event a flow decided to publish, written in the unit of work that records what it reports.
+
+    A crash between the commit and the send then delays the event instead of losing it: the flow
+    sends its own messages right after the commit, and the router relays any left behind.
+    """
+
+    key: str = Field(description="source#id of the event.")
+    topic: str
+    event: dict[str, Any] = Field(description="The CloudEvent, as JSON.")
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+    sent_at: AwareDatetime | None = None
+
+
+class EvidenceRecord(Record):
+    """One event handled by one flow, and what came of it."""
+
+    event_key: str = Field(description="source#id of the event: unique across redeliveries.")
+    flow: str = Field(description="The flow that handled the event.")
+    event_type: str = Field(description="CloudEvents type.")
+    subject: str = Field(description="AI system, model or dataset the event is about.")
+    flow_run_id: str | None = Field(None, description="The Prefect flow run that recorded it.")
+    recorded_at: AwareDatetime = Field(default_factory=utcnow, description="When it was written (UTC).")
+    controls: list[str] = Field(description="ISO/IEC 42001 clauses and Annex A controls evidenced.")
+    outcome: dict[str, Any] = Field(description="What the flow found or did.")
+    event: dict[str, Any] = Field(description="The event as received.")
+
+
+class AuditEntry(Record):
+    """One append to the audit log; `hash` covers every other field and the previous hash."""
+
+    seq: int
+    at: str = Field(description="ISO-8601 UTC time of the write.")
+    actor: str
+    action: str = Field(description="insert, update or delete.")
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    prev_hash: str
+    hash: str
