@@ -180,7 +180,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
-    use_prefect(settings, Endpoints("", api, None))
+    use_prefect(settings, Endpoints("", api, None, settings.prefect_api_auth_string))
     from infra.serving import serve
 
     # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
@@ -266,7 +266,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from aims.endpoints import Endpoints, resolve
+    from aims.endpoints import Endpoints, prefect_auth, resolve
     from aims.status import collect, healthy, render
 
     if not 0 < args.timeout <= 600:
@@ -278,7 +278,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not args.json:
             raise
         # --json always prints a document: a script reads "Kafka not configured" from it, not stderr.
-        endpoints = Endpoints("", settings.prefect_api_url, None)
+        endpoints = Endpoints(
+            "", settings.prefect_api_url, None, prefect_auth(settings, settings.prefect_api_url)
+        )
     # The status reports each client's failures itself; their log lines would only repeat them (and a
     # probe still running at exit could write to stderr while the interpreter shuts down).
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
