@@ -128,6 +128,8 @@ def _reason(exc: BaseException, budget: Budget) -> str:
         return budget.no_answer
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({exc.strerror})"
+    if "HTTPStatusError" in classes and getattr(getattr(exc, "response", None), "status_code", None) == 401:
+        return "HTTP 401: the Prefect API requires its auth string (set PREFECT_API_AUTH_STRING)"
     text, name = str(exc).strip()[:300], type(exc).__name__
     return text if name in text else f"{name}: {text}" if text else name
 
