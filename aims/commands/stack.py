@@ -172,7 +172,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from aims.endpoints import Endpoints, use_prefect
+    from aims.endpoints import Endpoints, prefect_auth, use_prefect
 
     settings = cli_settings()
     api = settings.prefect_api_url
@@ -180,7 +180,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
-    use_prefect(settings, Endpoints("", api, None, settings.prefect_api_auth_string))
+    # A worker started by hand beside the local stack logs in as the stack's own processes do.
+    use_prefect(settings, Endpoints("", api, None, prefect_auth(settings, api)))
     from infra.serving import serve
 
     # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
