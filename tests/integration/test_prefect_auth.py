@@ -52,7 +52,8 @@ def test_with_it_an_event_becomes_a_completed_run_that_the_cli_reads(
     event = model_event()
     publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     # The router creates the run through the Prefect SDK, the worker's flow-run process runs it; both
-    # authenticate with the string from their environment, and the project's client reads it back.
+    # authenticate with the string from their environment, and the project's client (wait_for_runs)
+    # reads it back.
     with stack.router(topics):
         publisher.publish(event, mode="structured")
         (run,) = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=240)
@@ -73,9 +74,8 @@ def test_with_it_an_event_becomes_a_completed_run_that_the_cli_reads(
 
     env = stack.env(AIMS_STATE_DIR=str(stack.state))
     seen = status(env)
-    runs = seen["runs"]
-    assert seen["reachable"] is True and isinstance(runs, dict), seen
-    assert runs[event.type]["states"].get("Completed", 0) >= 1
+    # Read, not counted: the newest 200 runs may all be the scheduler's future runs of cron flows.
+    assert seen["reachable"] is True and seen["runs_error"] is None and isinstance(seen["runs"], dict), seen
     # Without the string `aims status` still sees the server up, and says why it cannot read runs.
     env.pop("PREFECT_API_AUTH_STRING")
     refused = status(env)
