@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aims.endpoints import prefect_auth
 from aims.progress import tracking
 from connectors.prefect_api import FlowRunView, PrefectApi
 from events.producer import EventPublisher
@@ -287,7 +288,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         publisher = EventPublisher(
             info.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
         )
-        api = PrefectApi(info.prefect_api_url)
+        api = PrefectApi(info.prefect_api_url, auth=prefect_auth(settings, info.prefect_api_url))
         # Worked out before anything is published: afterwards the register has what the flows did.
         follow_ons = {e.id: follow_on_keys(e, settings) for e in events}
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from aims.errors import CliError
 from schemas.settings import AimsSettings
 
@@ -14,6 +16,8 @@ class Endpoints:
     bootstrap: str
     prefect_api_url: str | None
     prefect_ui_url: str | None
+    # The API's `user:password` (PREFECT_API_AUTH_STRING); None: send none.
+    prefect_auth: SecretStr | None = None
 
 
 def resolve(settings: AimsSettings) -> Endpoints:
@@ -32,7 +36,21 @@ def resolve(settings: AimsSettings) -> Endpoints:
         if info and api == info.prefect_api_url
         else (api.removesuffix("/api") if api else None)
     )
-    return Endpoints(bootstrap, api, ui)
+    return Endpoints(bootstrap, api, ui, prefect_auth(settings, api))
+
+
+def prefect_auth(settings: AimsSettings, api_url: str | None) -> SecretStr | None:
+    """The settings' auth string, else the one the local stack made for the server it runs, and for
+    that server only: the local credentials are never sent to another API."""
+    from infra.stack import StackInfo
+    from infra.stack_state import stored_prefect_auth
+
+    if settings.prefect_api_auth_string is not None or api_url is None:
+        return settings.prefect_api_auth_string
+    info = StackInfo.read(settings.state_path)
+    if info is None or info.prefect_api_url != api_url or "prefect-server" not in info.pids:
+        return None
+    return stored_prefect_auth(settings.state_path)
 
 
 def use_prefect(settings: AimsSettings, endpoints: Endpoints) -> str:
@@ -42,7 +60,7 @@ def use_prefect(settings: AimsSettings, endpoints: Endpoints) -> str:
     if not endpoints.prefect_api_url:
         raise CliError("no Prefect API: start the local stack with `aims up`, or set PREFECT_API_URL")
     for key, value in prefect_client_env(
-        settings.state_path, endpoints.prefect_api_url, settings.worker_poll_seconds
+        settings.state_path, endpoints.prefect_api_url, settings.worker_poll_seconds, endpoints.prefect_auth
     ).items():
         os.environ.setdefault(key, value)
     return endpoints.prefect_api_url

@@ -95,7 +95,7 @@ def collect(
             ),
             "prefect": (
                 Section({"reachable": "error", "runs": "runs_error"}, api=endpoints.prefect_api_url),
-                prefect_probe(endpoints.prefect_api_url),
+                prefect_probe(endpoints.prefect_api_url, endpoints.prefect_auth),
             ),
             "gateway": (Section({"reachable": "error"}, url=None), gateway_probe(settings.state_path)),
             "routers": (Section({"routers": "error"}), routers_probe(settings.state_path / "routers")),

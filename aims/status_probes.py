@@ -14,10 +14,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.routing import ROUTES
 from schemas.settings import AimsSettings
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 # Heartbeats are a few hundred bytes; reading more than this is reading something else.
 HEARTBEAT_MAX_BYTES = 64 * 1024
@@ -125,6 +128,8 @@ def _reason(exc: BaseException, budget: Budget) -> str:
         return budget.no_answer
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({exc.strerror})"
+    if "HTTPStatusError" in classes and getattr(getattr(exc, "response", None), "status_code", None) == 401:
+        return "HTTP 401: the Prefect API requires its auth string (set PREFECT_API_AUTH_STRING)"
     text, name = str(exc).strip()[:300], type(exc).__name__
     return text if name in text else f"{name}: {text}" if text else name
 
@@ -277,7 +282,7 @@ def _ask_topics_and_lag(section: Section, budget: Budget, settings: AimsSettings
 # -- Prefect and the gateway -------------------------------------------------------------------
 
 
-def prefect_probe(api_url: str | None) -> Probe:
+def prefect_probe(api_url: str | None, auth: SecretStr | None = None) -> Probe:
     def probe(section: Section, budget: Budget) -> None:
         if not api_url:
             why = "no Prefect API (start the stack with `aims up`, or set PREFECT_API_URL)"
@@ -288,7 +293,7 @@ def prefect_probe(api_url: str | None) -> Probe:
 
         from connectors.prefect_api import PrefectApi
 
-        api = PrefectApi(api_url, timeout=budget.left())
+        api = PrefectApi(api_url, timeout=budget.left(), auth=auth)
         try:
             try:
                 response = _prefect_health(api, budget)

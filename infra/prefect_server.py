@@ -1,4 +1,10 @@
-"""A real Prefect server on SQLite in the state folder, or an existing one (`PREFECT_API_URL`)."""
+"""A real Prefect server on SQLite in the state folder, or an existing one (`PREFECT_API_URL`).
+
+With an auth string (`user:password`) the server refuses every API request without it (401; only
+GET /health and /ready stay open), so that nobody who merely reaches its port can read runs or
+resume a waiting approval. The string travels in environment variables only, never in a command
+line (which any local user can list) nor in stack.json.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,20 @@ import sys
 import threading
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from infra.processes import ManagedProcess, free_port, port_is_free, wait_until
 
 log = logging.getLogger("aims.prefect")
 
 
-def prefect_client_env(state_dir: Path, api_url: str, worker_poll_seconds: float = 0.5) -> dict[str, str]:
-    """Environment every process of the stack needs to talk to the same Prefect API."""
+def prefect_client_env(
+    state_dir: Path, api_url: str, worker_poll_seconds: float = 0.5, auth: SecretStr | None = None
+) -> dict[str, str]:
+    """Environment every process of the stack needs to talk to the same Prefect API (and its flow-run
+    processes, which inherit it): the Prefect SDK and `AimsSettings` both read PREFECT_API_AUTH_STRING."""
     home = state_dir / "prefect"
-    return {
+    env = {
         "PREFECT_API_URL": api_url,
         "PREFECT_HOME": str(home),
         "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
@@ -26,6 +37,9 @@ def prefect_client_env(state_dir: Path, api_url: str, worker_poll_seconds: float
         "PREFECT_CLI_COLORS": "false",
         "AIMS_STATE_DIR": str(state_dir),
     }
+    if auth is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth.get_secret_value()
+    return env
 
 
 def prefect_executable() -> str:
@@ -33,8 +47,15 @@ def prefect_executable() -> str:
 
 
 class PrefectServer:
-    def __init__(self, state_dir: Path, database_url: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        database_url: str | None = None,
+        port: int | None = None,
+        auth: SecretStr | None = None,
+    ) -> None:
         self.state_dir = state_dir
+        self.auth = auth
         self.home = state_dir / "prefect"
         self.database_url = database_url or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
         self.port = port or 0
@@ -54,7 +75,11 @@ class PrefectServer:
         if not self.port:
             self.port = free_port()
         env = dict(os.environ)
-        env.update(prefect_client_env(self.state_dir, self.api_url))
+        env.update(prefect_client_env(self.state_dir, self.api_url, auth=self.auth))
+        # Not inherited: a server started without an auth string runs without one.
+        env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+        if self.auth is not None:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth.get_secret_value()
         env.update(
             {
                 "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,

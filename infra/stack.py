@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from events.topics import ensure_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
@@ -47,10 +49,12 @@ from infra.stack_state import (
     RestartResult,
     StackInfo,
     control_dir,
+    ensure_prefect_auth,
     ensure_signing_key,
     parse_component,
     parse_restart_request,
     pending_restart_requests,
+    prefect_auth_path,
     request_restart,
     take_restart_result,
     withdraw_restart,
@@ -149,9 +153,23 @@ class LocalStack:
         self._restarts: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
         self._due: dict[str, float] = {}  # dead components: when they may start again
 
+    def prefect_auth(self) -> SecretStr | None:
+        """The Prefect API's `user:password`: the settings', else, for the server this stack runs, the
+        state folder's. An existing API gets only what the settings name: the local server's
+        credentials are never sent elsewhere."""
+        if self.settings.prefect_api_auth_string is not None:
+            return self.settings.prefect_api_auth_string
+        if self.settings.prefect_api_url:
+            return None
+        return ensure_prefect_auth(self.state)
+
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(prefect_client_env(self.state, self.api_url, self.settings.worker_poll_seconds))
+        env.update(
+            prefect_client_env(
+                self.state, self.api_url, self.settings.worker_poll_seconds, auth=self.prefect_auth()
+            )
+        )
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         # Every process of the stack signs (flows, gateway, the router's relay) and verifies (the
         # router) the system's own events with one key: the settings', else the state folder's.
@@ -183,11 +201,14 @@ class LocalStack:
             progress(f"Prefect: using the existing API at {self.api_url}")
         else:
             progress("Prefect: starting a local server on SQLite…")
-            self.server = PrefectServer(self.state)
+            self.server = PrefectServer(self.state, auth=self.prefect_auth())
             self.api_url = self.server.start()
             self.ui_url = self.server.ui_url
             self._backoff["prefect-server"].started(time.monotonic())
             progress(f"Prefect: server ready, UI at {self.ui_url}")
+            if self.settings.prefect_api_auth_string is None:
+                # Where the login is, never the login itself: this line goes to logs/stack.log.
+                progress(f"Prefect: API and UI require the login in {prefect_auth_path(self.state)}")
         logs = self.state / "logs"
         self._spawn("worker", aims_command("worker"), logs / "worker.log")
         progress("Prefect: waiting for the deployments and the worker's flow-run processes…")
@@ -238,7 +259,7 @@ class LocalStack:
 
         if not self._ready("worker"):
             return False
-        api = PrefectApi(self.api_url)
+        api = PrefectApi(self.api_url, auth=self.prefect_auth())
         try:
             return served(api)
         finally:

@@ -3,7 +3,9 @@
 `stack.json` says where a running stack is, so that `aims emit`, `aims status` and `aims down` find
 it without any environment variables; the supervisor (infra.stack) keeps it current.
 `event-signing.key` is the key the stack's processes and the CLI beside it sign the system's own
-events with, when AIMS_EVENT_SIGNING_KEY does not name one (made by `aims up`, mode 0600).
+events with, when AIMS_EVENT_SIGNING_KEY does not name one (made by `aims up`, mode 0600);
+`prefect-api.auth` the `user:password` of the local Prefect server, when PREFECT_API_AUTH_STRING
+does not name one (the same way).
 
 Restarting one component by hand (`aims restart COMPONENT`): the command drops a request file,
 `<state>/control/restart-<32 hex>.json` holding `{"component": NAME}`, into the state folder; the
@@ -165,9 +167,29 @@ def take_restart_result(state_dir: Path, request_id: str) -> RestartResult | Non
     return RestartResult(ok=bool(data.get("ok")), message=str(data.get("message", "")))
 
 
-# -- the key that signs the system's own events (schemas.signing) ----------------------------------
+# -- secrets `aims up` makes in the state folder, when the settings name none -------------------------
 
 SIGNING_KEY_FILE = "event-signing.key"
+PREFECT_AUTH_FILE = "prefect-api.auth"
+PREFECT_AUTH_USER = "aims"
+
+
+def _stored_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """Write `value` to `path` readable by its owner only, unless a file is there already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    # O_EXCL with mode 0600: the secret is never readable by others, not even for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    tmp.replace(path)
 
 
 def signing_key_path(state_dir: Path) -> Path:
@@ -176,11 +198,8 @@ def signing_key_path(state_dir: Path) -> Path:
 
 def stored_signing_key(state_dir: Path) -> SecretStr | None:
     """The key `aims up` keeps in the state folder, if it made one (AIMS_EVENT_SIGNING_KEY wins)."""
-    try:
-        text = signing_key_path(state_dir).read_text().strip()
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    return SecretStr(text) if len(text) >= MIN_SIGNING_KEY_CHARS else None
+    text = _stored_secret(signing_key_path(state_dir))
+    return SecretStr(text) if text is not None and len(text) >= MIN_SIGNING_KEY_CHARS else None
 
 
 def ensure_signing_key(state_dir: Path) -> SecretStr:
@@ -190,16 +209,31 @@ def ensure_signing_key(state_dir: Path) -> SecretStr:
     still verify, and so that the CLI run beside the stack signs with the same key.
     """
     found = stored_signing_key(state_dir)
-    if found is not None:
-        return found
-    path = signing_key_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    # O_EXCL with mode 0600: the key is never readable by others, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    tmp.replace(path)
-    key = stored_signing_key(state_dir)
-    assert key is not None
-    return key
+    if found is None:
+        _write_secret(signing_key_path(state_dir), secrets.token_hex(32))
+        found = stored_signing_key(state_dir)
+    assert found is not None
+    return found
+
+
+def prefect_auth_path(state_dir: Path) -> Path:
+    return state_dir / PREFECT_AUTH_FILE
+
+
+def stored_prefect_auth(state_dir: Path) -> SecretStr | None:
+    """The local Prefect server's `user:password`, if `aims up` made one (PREFECT_API_AUTH_STRING wins)."""
+    text = _stored_secret(prefect_auth_path(state_dir))
+    return SecretStr(text) if text is not None and ":" in text else None
+
+
+def ensure_prefect_auth(state_dir: Path) -> SecretStr:
+    """The state folder's Prefect API credentials, made on first use: `aims:<64 random hex>`, 0600.
+
+    Kept across `aims down`, so that a Prefect UI login and the CLI beside the stack keep working.
+    """
+    found = stored_prefect_auth(state_dir)
+    if found is None:
+        _write_secret(prefect_auth_path(state_dir), f"{PREFECT_AUTH_USER}:{secrets.token_hex(32)}")
+        found = stored_prefect_auth(state_dir)
+    assert found is not None
+    return found

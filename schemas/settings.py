@@ -26,7 +26,10 @@ MIN_SIGNING_KEY_CHARS = 32
 
 
 class AimsSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True, populate_by_name=True)
+    # Errors never echo what was given: several settings are secrets (keys, tokens, credentials).
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, validate_default=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     def __init__(self, **values: Any) -> None:
         # Keyword arguments win over the environment, as pydantic-settings ordered its sources.
@@ -50,6 +53,14 @@ class AimsSettings(BaseModel):
         None,
         validation_alias=AliasChoices("PREFECT_API_URL", "AIMS_PREFECT_API_URL"),
         description="An existing Prefect API; when unset, `aims up` starts a local server.",
+    )
+    prefect_api_auth_string: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("PREFECT_API_AUTH_STRING", "AIMS_PREFECT_API_AUTH_STRING"),
+        description="The Prefect API's basic-auth credentials, `user:password`: every process of the "
+        "stack and the CLI send them, and the local server `aims up` starts requires them (its "
+        "PREFECT_SERVER_API_AUTH_STRING); when unset, `aims up` creates one in the state folder "
+        "(`prefect-api.auth`, also the Prefect UI's login). Secret.",
     )
     database_url: SecretStr | None = Field(
         None,
@@ -195,6 +206,17 @@ class AimsSettings(BaseModel):
                 f"must be at least {MIN_SIGNING_KEY_CHARS} characters (e.g. the output of "
                 "`openssl rand -hex 32`)"
             )
+        return value
+
+    @field_validator("prefect_api_auth_string")
+    @classmethod
+    def _auth_string_has_a_password(cls, value: SecretStr | None) -> SecretStr | None:
+        # Prefect compares the whole decoded "user:password"; the UI's login form splits at the first
+        # colon, so without one (or without a password after it) nobody could log in there.
+        if value is not None:
+            user, colon, password = value.get_secret_value().partition(":")
+            if not user or not colon or not password:
+                raise ValueError("must be `user:password`, both parts non-empty")
         return value
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import threading
@@ -53,7 +54,9 @@ class SessionStack(KafkaReads):
         self.state = state
         self.data_root = data_root
         self.broker = KafkaBroker(state, libs_dir=libs_dir)
-        self.server = PrefectServer(state)
+        # The session's server requires an auth string, as the one `aims up` starts does.
+        self.prefect_auth = SecretStr(f"aims-tests:{secrets.token_hex(16)}")
+        self.server = PrefectServer(state, auth=self.prefect_auth)
         self.worker: ManagedProcess | None = None
         self.bootstrap = ""
         self.api_url = ""
@@ -71,7 +74,7 @@ class SessionStack(KafkaReads):
         self.bootstrap = self.broker.start()
         self.api_url = self.server.start()
         # The in-process routers of the tests use the Prefect SDK: point it here before import.
-        os.environ.update(prefect_client_env(self.state, self.api_url))
+        os.environ.update(prefect_client_env(self.state, self.api_url, auth=self.prefect_auth))
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         # As `aims up` hands its processes the installation's key: the worker's flows sign what they
@@ -143,7 +146,7 @@ class SessionStack(KafkaReads):
         env = dict(os.environ)
         # The worker keeps Prefect's own retries; routers turn them off themselves.
         env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
-        env.update(prefect_client_env(self.state, self.api_url))
+        env.update(prefect_client_env(self.state, self.api_url, auth=self.prefect_auth))
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env.update(extra)
         return env
@@ -188,7 +191,7 @@ class SessionStack(KafkaReads):
         ensure_topics(self.bootstrap, topic_specs(self.settings(names)))
 
     def api(self) -> PrefectApi:
-        return PrefectApi(self.api_url)
+        return PrefectApi(self.api_url, auth=self.prefect_auth)
 
     def publisher(self, topic: str) -> EventPublisher:
         """A publisher that sends as the system does (the CLI, the demo): urn:aims: events signed."""

@@ -172,7 +172,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from aims.endpoints import Endpoints, use_prefect
+    from aims.endpoints import Endpoints, prefect_auth, use_prefect
 
     settings = cli_settings()
     api = settings.prefect_api_url
@@ -180,7 +180,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
-    use_prefect(settings, Endpoints("", api, None))
+    # A worker started by hand beside the local stack logs in as the stack's own processes do.
+    use_prefect(settings, Endpoints("", api, None, prefect_auth(settings, api)))
     from infra.serving import serve
 
     # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
@@ -266,7 +267,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from aims.endpoints import Endpoints, resolve
+    from aims.endpoints import Endpoints, prefect_auth, resolve
     from aims.status import collect, healthy, render
 
     if not 0 < args.timeout <= 600:
@@ -278,7 +279,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not args.json:
             raise
         # --json always prints a document: a script reads "Kafka not configured" from it, not stderr.
-        endpoints = Endpoints("", settings.prefect_api_url, None)
+        endpoints = Endpoints(
+            "", settings.prefect_api_url, None, prefect_auth(settings, settings.prefect_api_url)
+        )
     # The status reports each client's failures itself; their log lines would only repeat them (and a
     # probe still running at exit could write to stderr while the interpreter shuts down).
     logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -113,10 +113,13 @@ def _run_history(start: datetime, end: datetime) -> RunHistory:
     from connectors.prefect_api import PrefectApi
     from flows.reviews.pack import RunHistory
 
-    url = run_settings().prefect_api_url or get_current_settings().api.url
+    settings = run_settings()
+    prefect = get_current_settings().api
+    url = settings.prefect_api_url or prefect.url
     if not url:
         return RunHistory(error="no Prefect API URL is set (PREFECT_API_URL)")
-    api = PrefectApi(url)
+    # The run's process has the stack's PREFECT_API_AUTH_STRING, as the Prefect SDK in it does.
+    api = PrefectApi(url, auth=settings.prefect_api_auth_string or prefect.auth_string)
     try:
         return RunHistory(runs=api.runs_between(start, end))
     except Exception as exc:  # noqa: BLE001 - the pack states the failure instead of failing the review

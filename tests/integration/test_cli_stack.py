@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from infra.processes import pid_alive
@@ -146,9 +147,19 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     assert data["gateway"]["reachable"] and data["gateway"]["pending_approvals"] >= 0
     assert "Gateway   up    http://127.0.0.1:" in text.stdout
 
-    # -- the stack survives a broker or Prefect restart (issue 17) ------------------------------
+    # -- the local Prefect server requires the login `aims up` made (issue 20) --------------------
     state = Path(cli_env["AIMS_STATE_DIR"])
     first = stack_json(state)
+    unauthenticated = httpx.post(f"{first['prefect_api_url']}/flow_runs/filter", json={}, timeout=10)
+    assert unauthenticated.status_code == 401  # yet `aims status` above read the runs
+    secret = (state / "prefect-api.auth").read_text().strip()
+    assert secret.startswith("aims:") and secret not in json.dumps(first) and secret not in up.stdout
+    for pid in first["pids"].values():  # in environments only, never on a command line
+        assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    for log in [*(state / "logs").glob("*.log"), state / "prefect" / "server.log"]:
+        assert secret not in log.read_text(errors="replace"), log
+
+    # -- the stack survives a broker or Prefect restart (issue 17) ------------------------------
     # The broker dies with the router, worker and gateway connected; its old port has connections in
     # TIME_WAIT. The supervisor starts it again at the same address, which every client has.
     os.kill(first["pids"]["kafka"], signal.SIGKILL)

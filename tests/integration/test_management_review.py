@@ -166,6 +166,9 @@ def test_a_requested_review_is_prepared_once_and_its_results_are_recorded(
     for s in found.pack["sections"]:
         assert s["title"] in markdown
     assert found.pack["reason"] == reason
+    # The flow run read the period's runs from the Prefect API, which requires its auth string.
+    (operations,) = [s for s in found.pack["sections"] if s["key"] == "performance/operations"]
+    assert operations["figures"]["runs"] is not None, operations["summary"]
     from flows.evidence import artifact_key
 
     api = stack.api()
