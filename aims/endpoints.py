@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aims.errors import CliError
+from events.kafka_clients import KafkaConnection, KafkaSecurity
 from schemas.settings import AimsSettings
 
 
@@ -14,6 +15,12 @@ class Endpoints:
     bootstrap: str
     prefect_api_url: str | None
     prefect_ui_url: str | None
+    # The settings' client security (KAFKA_SECURITY_PROTOCOL…; the local broker's, beside the stack).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection(self.bootstrap, self.kafka_security)
 
 
 def resolve(settings: AimsSettings) -> Endpoints:
@@ -32,7 +39,7 @@ def resolve(settings: AimsSettings) -> Endpoints:
         if info and api == info.prefect_api_url
         else (api.removesuffix("/api") if api else None)
     )
-    return Endpoints(bootstrap, api, ui)
+    return Endpoints(bootstrap, api, ui, KafkaSecurity.from_settings(settings))
 
 
 def use_prefect(settings: AimsSettings, endpoints: Endpoints) -> str:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import SecretStr
 
 from connectors.prefect_api import FlowRunView, PrefectApi
-from events.kafka_clients import make_admin, make_consumer, make_producer
+from events.kafka_clients import KafkaConnection, make_admin, make_consumer, make_producer
 from events.topics import ensure_topics, topic_specs
 from infra.deployments import served, worker_ready
 from infra.kafka_broker import KafkaBroker
@@ -63,6 +63,11 @@ class SessionStack:
         self.slack_users: dict[str, str] = {}
         self.jira_tokens: dict[str, str] = {}
 
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The session's broker as its clients reach it (plaintext, on loopback)."""
+        return self.broker.connection
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -88,7 +93,7 @@ class SessionStack:
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
-        ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
+        ensure_topics(self.kafka, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
         self.start_fakes(policy)
         self.start_worker()
 
@@ -184,7 +189,7 @@ class SessionStack:
         )
 
     def create_topics(self, names: dict[str, str]) -> None:
-        ensure_topics(self.bootstrap, topic_specs(self.settings(names)))
+        ensure_topics(self.kafka, topic_specs(self.settings(names)))
 
     def api(self) -> PrefectApi:
         return PrefectApi(self.api_url)
@@ -193,7 +198,7 @@ class SessionStack:
         """A publisher that sends as the system does (the CLI, the demo): urn:aims: events signed."""
         from events.producer import EventPublisher
 
-        return EventPublisher(self.bootstrap, topic, signing_key=signing_key())
+        return EventPublisher(self.kafka, topic, signing_key=signing_key())
 
     def register(self) -> Register:
         """The register the session's flows and routers write (SQLite in the session's state folder)."""
@@ -214,14 +219,14 @@ class SessionStack:
         from events.router import Router
 
         relay = (
-            OutboxRelay(self.register(), make_producer(self.bootstrap), "router:test", signing_key())
+            OutboxRelay(self.register(), make_producer(self.kafka), "router:test", signing_key())
             if outbox
             else None
         )
 
         router = Router(
             self.settings(names, **overrides),
-            self.bootstrap,
+            self.kafka,
             PrefectLauncher,
             heartbeat_dir=self.state / "routers",
             receipts=RegisterReceipts(self.register(), actor="router:test"),
@@ -294,7 +299,7 @@ class SessionStack:
         (for tests that route the topic the flows publish to, which earlier tests filled)."""
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        consumer = make_consumer(self.bootstrap, group)
+        consumer = make_consumer(self.kafka, group)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
@@ -357,7 +362,7 @@ class SessionStack:
 
     def committed_by_partition(self, group: str) -> dict[int, int]:
         """The committed offset of each partition a consumer group has committed."""
-        admin = make_admin(self.bootstrap)
+        admin = make_admin(self.kafka)
         try:
             offsets = admin.list_group_offsets(group).get(group, {})
         finally:
@@ -371,7 +376,7 @@ class SessionStack:
     def end_offsets(self, topic: str) -> int:
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
@@ -383,7 +388,7 @@ class SessionStack:
         """Every record of a topic from the start, waiting until at least `expected` arrived."""
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         records: list[Any] = []
         try:
             parts = consumer.partitions_for_topic(topic) or set()
@@ -411,7 +416,7 @@ class SessionStack:
         """
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         found: list[Any] = []
         try:
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
@@ -438,7 +443,7 @@ class SessionStack:
     def publish_raw(
         self, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
     ) -> None:
-        producer = make_producer(self.bootstrap)
+        producer = make_producer(self.kafka)
         try:
             futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
             producer.flush(30)

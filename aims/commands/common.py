@@ -47,7 +47,10 @@ def cli_settings() -> AimsSettings:
         stored = stored_signing_key(settings.state_path)
         if stored is not None:
             settings = settings.model_copy(update={"event_signing_key": stored})
-    return settings
+    from infra.kafka_tls import with_local_security
+
+    # Likewise the local broker's user and CA, when `aims up` started it with SASL_SSL.
+    return with_local_security(settings)
 
 
 class PlainFormatter(logging.Formatter):
@@ -211,7 +214,7 @@ def send_now(
     try:
         endpoints = resolve(settings)
         outbox = outbox_sender(
-            open_register(settings), endpoints.bootstrap, "aims-cli", settings.event_signing_key
+            open_register(settings), endpoints.kafka, "aims-cli", settings.event_signing_key
         )
         try:
             sent = outbox.send(keys, "cli")
