@@ -66,3 +66,25 @@ def test_the_broker_listens_as_asked_and_keeps_its_config_private(tmp_path: Path
         assert not any(line.startswith("PLAINTEXT") or "PLAINTEXT://" in line for line in lines)
     else:
         assert broker.connection.security.protocol == "PLAINTEXT"
+
+
+def test_the_stacks_processes_reach_its_broker_not_the_environments_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.stack import LocalStack
+
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "another-clusters-password")
+    monkeypatch.setenv("aims_kafka_ssl_cafile", "/etc/other-ca.pem")  # read case-insensitively
+    monkeypatch.setenv("KAFKA_SSL_CERTFILE_FILE", "/nonsense")
+    stack = LocalStack(AimsSettings(state_dir=tmp_path))
+    stack.broker = KafkaBroker(tmp_path, security="sasl_ssl")
+    stack.broker.port = 9001
+    stack.broker.tls = ensure_local_tls(stack.broker.home)
+    stack.bootstrap = stack.broker.bootstrap
+    env = stack.child_env()
+    assert "another-clusters-password" not in env.values() and "/etc/other-ca.pem" not in env.values()
+    assert "KAFKA_SSL_CERTFILE_FILE" not in env
+    read = AimsSettings.model_validate(environment_values(AimsSettings, env))
+    assert read.kafka_bootstrap_servers == "127.0.0.1:9001" and read.kafka_sasl_username == CLIENT_USER
+    assert read.kafka_ssl_cafile == stack.broker.tls.cafile
+    assert stack.kafka.security == stack.broker.connection.security
