@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from events.kafka_security import PROBE_TIMEOUT_S, KafkaSecurity, KafkaSecurityError, probe_tls, refused
+from events.kafka_security import (
+    PROBE_TIMEOUT_S,
+    KafkaSecurity,
+    KafkaSecurityError,
+    probe_tls,
+    refused,
+    speaks_tls,
+)
 from schemas.settings import AimsSettings
 
 if TYPE_CHECKING:
@@ -102,18 +109,25 @@ def client_options(
 def _build(
     client: Callable[..., C], kafka: KafkaConnection, options: dict[str, Any], overrides: dict[str, Any]
 ) -> C:
-    from kafka.errors import KafkaError
+    from kafka.errors import KafkaError, KafkaTimeoutError
 
     options = client_options(kafka, options, overrides)
+    # Within the caller's own bootstrap limit (`aims status` has a few seconds in all).
+    limit = min(PROBE_TIMEOUT_S, options.get("bootstrap_timeout_ms", 30_000) / 1000)
     if "ssl_context" in options:
-        # Within the caller's own bootstrap limit (`aims status` has a few seconds in all).
-        limit = min(PROBE_TIMEOUT_S, options.get("bootstrap_timeout_ms", 30_000) / 1000)
         probe_tls(kafka.bootstrap, kafka.security, options["ssl_context"], limit)
     try:
         return client(**options)
     except KafkaError as exc:
         # Only a security failure is translated: any other stays as kafka-python raised it.
         problem = refused(exc, kafka.security)
+        # kafka-python cannot tell a TLS listener from a dead broker: one handshake can.
+        plaintext_timeout = isinstance(exc, KafkaTimeoutError) and not kafka.security.uses_tls
+        if problem is None and plaintext_timeout and speaks_tls(kafka.bootstrap, limit):
+            problem = (
+                f"the brokers speak TLS, not {kafka.security.protocol}: set KAFKA_SECURITY_PROTOCOL "
+                "(SSL or SASL_SSL) and KAFKA_SSL_CAFILE"
+            )
         if problem is None:
             raise
         raise KafkaSecurityError(f"Kafka at {kafka.bootstrap}: {problem}") from None

@@ -148,6 +148,29 @@ def probe_tls(
             raw.close()
 
 
+def speaks_tls(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the first bootstrap server that answers completes a TLS handshake (trusted or not).
+
+    Asked only after a plaintext client could not bootstrap: a TLS listener then explains why.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only "is this TLS?": nothing is sent over it
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout)
+        except OSError:
+            continue
+        try:
+            with context.wrap_socket(raw, server_hostname=host.rstrip(".")):
+                return True
+        except OSError:
+            return False
+        finally:
+            raw.close()
+    return False
+
+
 def untrusted(exc: ssl.SSLCertVerificationError, security: KafkaSecurity) -> str:
     reason = str(exc.verify_message or exc.reason or exc)
     if "hostname" in reason.lower() or "ip address" in reason.lower():

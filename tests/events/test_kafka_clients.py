@@ -200,3 +200,23 @@ def test_other_failures_stay_as_kafka_raised_them(monkeypatch: pytest.MonkeyPatc
 
 def test_bootstrap_addresses_are_parsed_as_kafka_writes_them() -> None:
     assert bootstrap_addresses("a:9093, b , [::1]:9094,") == [("a", 9093), ("b", 9092), ("::1", 9094)]
+
+
+def test_a_plaintext_client_that_cannot_bootstrap_from_a_tls_listener_is_told_the_protocol(
+    tls_server: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kafka.errors import KafkaTimeoutError
+
+    def cannot_bootstrap(**options: Any) -> None:
+        raise KafkaTimeoutError("Unable to bootstrap")  # what kafka-python says after its timeout
+
+    monkeypatch.setattr("kafka.KafkaAdminClient", cannot_bootstrap)
+    port, _ = tls_server
+    with pytest.raises(KafkaSecurityError, match="speak TLS, not PLAINTEXT: set KAFKA_SECURITY_PROTOCOL"):
+        make_admin(KafkaConnection(f"127.0.0.1:{port}"))
+    # Nobody listening is not a security problem: the timeout stays what it was.
+    closed = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    with pytest.raises(KafkaTimeoutError):
+        make_admin(KafkaConnection(address))
