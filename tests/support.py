@@ -51,7 +51,8 @@ class SessionStack:
     def __init__(self, state: Path, libs_dir: Path, data_root: Path | None = None) -> None:
         self.state = state
         self.data_root = data_root
-        self.broker = KafkaBroker(state, libs_dir=libs_dir)
+        # AIMS_KAFKA_LOCAL_SECURITY=sasl_ssl runs the whole session over SASL_SSL, as `aims up` would.
+        self.broker = KafkaBroker(state, libs_dir=libs_dir, security=AimsSettings().kafka_local_security)
         self.server = PrefectServer(state)
         self.worker: ManagedProcess | None = None
         self.bootstrap = ""
@@ -77,7 +78,7 @@ class SessionStack:
         # The in-process routers of the tests use the Prefect SDK: point it here before import.
         os.environ.update(prefect_client_env(self.state, self.api_url))
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        os.environ.update(self.broker.client_env())  # the address, and the user and CA with SASL_SSL
         # As `aims up` hands its processes the installation's key: the worker's flows sign what they
         # publish, the in-process routers check it (they read it through AimsSettings).
         os.environ["AIMS_EVENT_SIGNING_KEY"] = EVENT_SIGNING_KEY
