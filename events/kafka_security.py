@@ -25,6 +25,15 @@ PROBE_TIMEOUT_S = 5.0
 SASL_SETTINGS = "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
 
 
+class MaskedSecret(str):
+    """A secret handed to kafka-python: the string itself, but `repr` (which kafka-python uses when it
+    logs its whole configuration at DEBUG, e.g. "Starting KafkaAdminClient with configuration")
+    shows stars."""
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
 class KafkaSecurityError(RuntimeError):
     """The brokers refused this client's credentials, or it did not trust theirs. Names the setting."""
 
@@ -83,7 +92,7 @@ class KafkaSecurity:
             options |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.username,
-                "sasl_plain_password": self.password.get_secret_value(),
+                "sasl_plain_password": MaskedSecret(self.password.get_secret_value()),
             }
         if self.uses_tls:
             options["ssl_context"] = self.ssl_context()

@@ -45,6 +45,8 @@ def test_sasl_ssl_reaches_the_client_and_an_override_cannot_drop_it(tmp_path: Pa
     assert options["security_protocol"] == "SASL_SSL" and options["client_id"] == "x"
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("router", PASSWORD)
+    # kafka-python logs its whole configuration at DEBUG: the password shows as stars there.
+    assert PASSWORD not in repr(options) and PASSWORD not in f"{options}"
     context = options["ssl_context"]
     assert isinstance(context, ssl.SSLContext) and context.check_hostname
     assert context.verify_mode == ssl.CERT_REQUIRED and len(context.get_ca_certs()) == 1
