@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 from aims.endpoints import prefect_auth
 from aims.progress import tracking
 from connectors.prefect_api import FlowRunView, PrefectApi
+from events.kafka_clients import KafkaConnection
 from events.producer import EventPublisher
+from infra.kafka_tls import with_local_security
 from infra.stack import LocalStack, StackInfo
 from schemas.events import (
     AimsEvent,
@@ -192,7 +194,7 @@ def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
     return chosen
 
 
-def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) -> list[str]:
+def decide_approvals(settings: AimsSettings, kafka: KafkaConnection, since: datetime) -> list[str]:
     """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
     from connectors.register import open_register
     from flows.approvals.commands import DecideApproval, requested_event
@@ -204,7 +206,7 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
 
     policy = load_policy(settings.policy_file)
     register = open_register(settings)
-    outbox = outbox_sender(register, bootstrap, "aims-demo", settings.event_signing_key)
+    outbox = outbox_sender(register, kafka, "aims-demo", settings.event_signing_key)
     keys: list[str] = []
     try:
         with register.reader() as uow:
@@ -269,6 +271,8 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
     else:
         print(f"Using the stack already running (supervisor pid {info.supervisor_pid}).")
     code = 1
+    # The broker's security as it started now (its SASL_SSL user and CA, if it has them).
+    kafka = KafkaConnection.from_settings(with_local_security(settings), info.bootstrap)
     try:
         events = sample_events(demo_root(settings.policy_file))
         window = data_quality_policy(settings.policy_file).coalesce_seconds
@@ -285,9 +289,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
         runs = []
         expected_approvals = 0
         started = datetime.now(UTC)
-        publisher = EventPublisher(
-            info.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
-        )
+        publisher = EventPublisher(kafka, settings.events_topic, signing_key=settings.event_signing_key)
         api = PrefectApi(info.prefect_api_url, auth=prefect_auth(settings, info.prefect_api_url))
         # Worked out before anything is published: afterwards the register has what the flows did.
         follow_ons = {e.id: follow_on_keys(e, settings) for e in events}
@@ -308,7 +310,7 @@ def run_demo(settings: AimsSettings, exit_after: bool, timeout: float = 300) -> 
                     "Suspended (see the Prefect UI). Deciding them as the policy's approvers would:",
                     flush=True,
                 )
-                waiting = decide_approvals(settings, info.bootstrap, started)
+                waiting = decide_approvals(settings, kafka, started)
                 approvals = follow(api, waiting, timeout)
                 runs += approvals
                 expected_approvals = len(waiting)

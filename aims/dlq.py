@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 from aims.errors import CliError
 from events.dead_letter import AT, DeadLetter
-from events.kafka_clients import make_consumer, make_producer
+from events.kafka_clients import KafkaConnection, make_consumer, make_producer
 from schemas.settings import AimsSettings
 
 
-def read_dead_letters(settings: AimsSettings, bootstrap: str) -> Iterator[DeadLetter]:
+def read_dead_letters(settings: AimsSettings, kafka: KafkaConnection) -> Iterator[DeadLetter]:
     """Everything on the dead-letter topic, oldest first per partition. Commits nothing."""
     from kafka.structs import TopicPartition
 
-    consumer = make_consumer(bootstrap, None, consumer_timeout_ms=2000)
+    consumer = make_consumer(kafka, None, consumer_timeout_ms=2000)
     try:
         parts = consumer.partitions_for_topic(settings.dead_letter_topic)
         if not parts:
@@ -76,7 +76,7 @@ def render_one(d: DeadLetter) -> str:
     )
 
 
-def replay(settings: AimsSettings, bootstrap: str, letters: list[DeadLetter]) -> int:
+def replay(settings: AimsSettings, kafka: KafkaConnection, letters: list[DeadLetter]) -> int:
     """Publish the original records to the events topic again, untouched but for our headers.
 
     A reference letter holds no original to publish: naming one is an error that publishes nothing.
@@ -87,7 +87,7 @@ def replay(settings: AimsSettings, bootstrap: str, letters: list[DeadLetter]) ->
             f"{', '.join(references)}: only a reference to a record too large to copy (see `aims dlq show`); "
             "nothing was replayed. Have the producer send that event again within the size limit."
         )
-    producer = make_producer(bootstrap)
+    producer = make_producer(kafka)
     try:
         futures = [
             producer.send(settings.events_topic, key=d.key, value=d.value, headers=d.original_headers)

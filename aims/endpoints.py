@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
 from aims.errors import CliError
+from events.kafka_clients import KafkaConnection, KafkaSecurity
 from schemas.settings import AimsSettings
 
 
@@ -18,6 +19,12 @@ class Endpoints:
     prefect_ui_url: str | None
     # The API's `user:password` (PREFECT_API_AUTH_STRING); None: send none.
     prefect_auth: SecretStr | None = None
+    # The settings' client security (KAFKA_SECURITY_PROTOCOL…; the local broker's, beside the stack).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection(self.bootstrap, self.kafka_security)
 
 
 def resolve(settings: AimsSettings) -> Endpoints:
@@ -36,7 +43,7 @@ def resolve(settings: AimsSettings) -> Endpoints:
         if info and api == info.prefect_api_url
         else (api.removesuffix("/api") if api else None)
     )
-    return Endpoints(bootstrap, api, ui, prefect_auth(settings, api))
+    return Endpoints(bootstrap, api, ui, prefect_auth(settings, api), KafkaSecurity.from_settings(settings))
 
 
 def prefect_auth(settings: AimsSettings, api_url: str | None) -> SecretStr | None:

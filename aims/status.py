@@ -91,7 +91,7 @@ def collect(
         {
             "kafka": (
                 Section(KAFKA_PENDING, bootstrap=endpoints.bootstrap or None),
-                kafka_probe(settings, endpoints.bootstrap),
+                kafka_probe(settings, endpoints.kafka),
             ),
             "prefect": (
                 Section({"reachable": "error", "runs": "runs_error"}, api=endpoints.prefect_api_url),

@@ -22,6 +22,8 @@ from schemas.settings import AimsSettings
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from events.kafka_clients import KafkaConnection
+
 # Heartbeats are a few hundred bytes; reading more than this is reading something else.
 HEARTBEAT_MAX_BYTES = 64 * 1024
 NO_KAFKA = "no Kafka configured (start the stack with `aims up`, or set KAFKA_BOOTSTRAP_SERVERS)"
@@ -177,7 +179,9 @@ def _tcp_check(bootstrap: str, budget: Budget) -> tuple[bool | None, str | None]
     return up, "; ".join(f"{h}:{p}: {r[1]}" for (h, p), r in zip(addresses, reasons, strict=True))
 
 
-def kafka_probe(settings: AimsSettings, bootstrap: str) -> Probe:
+def kafka_probe(settings: AimsSettings, kafka: KafkaConnection) -> Probe:
+    bootstrap = kafka.bootstrap
+
     def probe(section: Section, budget: Budget) -> None:
         if not bootstrap:
             section.set(reachable=False, error=NO_KAFKA)
@@ -188,28 +192,33 @@ def kafka_probe(settings: AimsSettings, bootstrap: str) -> Probe:
             section.set(reachable=up, error=why)
             section.unknown(why)
             return
-        _ask_kafka(section, budget, settings, bootstrap)
+        _ask_kafka(section, budget, settings, kafka)
 
     return probe
 
 
-def _ask_kafka(section: Section, budget: Budget, settings: AimsSettings, bootstrap: str) -> None:
+def _ask_kafka(section: Section, budget: Budget, settings: AimsSettings, kafka: KafkaConnection) -> None:
     from kafka.errors import KafkaError, KafkaTimeoutError
 
-    from events.kafka_clients import make_admin
+    from events.kafka_clients import KafkaSecurityError, make_admin
 
     ms = budget.left_ms()
     try:
         # The admin client bootstraps (connects, asks for metadata) in its constructor; with the
         # defaults that is where a dead broker cost 30 s.
         admin = make_admin(
-            bootstrap,
+            kafka,
             client_id="aims-status",
             request_timeout_ms=ms,
             bootstrap_timeout_ms=ms,
             reconnect_backoff_ms=50,
             reconnect_backoff_max_ms=250,
         )
+    except KafkaSecurityError as exc:
+        # It answers, but refuses us or we do not trust it: the message names the setting to fix.
+        section.set(reachable=False, error=str(exc))
+        section.unknown(str(exc))
+        return
     except KafkaError as exc:
         why = _reason(exc, budget)
         section.set(reachable=None if isinstance(exc, KafkaTimeoutError) else False, error=why)

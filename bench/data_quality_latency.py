@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.common import REPO, Progress, Teardown, fmt, load_average, parse_time
 from bench.data_quality_validation import DATASET, median
+from events.kafka_clients import KafkaConnection, KafkaSecurity
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
@@ -34,6 +35,12 @@ class Stack(Teardown):
     say: Progress
     bootstrap: str = ""
     api_url: str = ""
+    # The client security: the settings' for an existing cluster, none for the benchmark's own broker.
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection(self.bootstrap, self.security)
 
     def __post_init__(self) -> None:
         Teardown.__init__(self, self.say)  # started(), close(): stopped in reverse order
@@ -93,6 +100,9 @@ def start_services(stack: Stack, bootstrap: str | None) -> None:
 
     if bootstrap:
         stack.bootstrap = bootstrap
+        from schemas.settings import load_settings
+
+        stack.security = KafkaSecurity.from_settings(load_settings())
         stack.say(f"Kafka: using the existing cluster at {bootstrap}")
     else:
         # The router benchmark's copy of the jars: downloaded once for both.
@@ -115,7 +125,7 @@ def start_worker(stack: Stack) -> ManagedProcess:
     from infra.stack import aims_command
     from schemas.settings import AimsSettings
 
-    ensure_topics(stack.bootstrap, topic_specs(AimsSettings(state_dir=stack.state)))  # where flows publish
+    ensure_topics(stack.kafka, topic_specs(AimsSettings(state_dir=stack.state)))  # where flows publish
     env = dict(os.environ)
     env.pop("PREFECT_CLIENT_MAX_RETRIES", None)  # the worker keeps Prefect's retries, as in the stack
     worker = ManagedProcess("worker", aims_command("worker"), worker_log(stack.state), env)
@@ -184,11 +194,11 @@ def running_router(stack: Stack, tag: str) -> Iterator[tuple[Any, str]]:
         dead_letter_topic=f"bench.dq.{tag}.dlq",
         consumer_group=f"bench-dq-{tag}",
     )
-    ensure_topics(stack.bootstrap, topic_specs(settings))
+    ensure_topics(stack.kafka, topic_specs(settings))
     receipts = RegisterReceipts(open_register(stack.state), actor="router:bench")
     router = Router(
         settings,
-        stack.bootstrap,
+        stack.kafka,
         PrefectLauncher,
         heartbeat_dir=stack.state / "routers",
         receipts=receipts,
@@ -286,7 +296,7 @@ def produce_events(stack: Stack, args: argparse.Namespace, tag: str) -> list[Sam
     register = open_register(stack.state)
     samples: list[Sample] = []
     with running_router(stack, tag) as (router, topic):
-        publisher = EventPublisher(stack.bootstrap, topic, signing_key=None)
+        publisher = EventPublisher(stack.kafka, topic, signing_key=None)
         try:
             for n in range(args.events):
                 event = data_event(stack, tag, n)

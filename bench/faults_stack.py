@@ -22,6 +22,7 @@ from bench.common import REPO, Progress, Teardown
 
 if TYPE_CHECKING:
     from connectors.prefect_api import PrefectApi
+    from events.kafka_clients import KafkaConnection
     from infra.kafka_broker import KafkaBroker
     from infra.processes import ManagedProcess
     from schemas.events import AimsEvent
@@ -122,6 +123,13 @@ class Stack(Teardown):
 
         return PrefectApi(self.api_url, timeout=30)
 
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The benchmark's own (plaintext) broker, as every client here reaches it."""
+        if self.broker is None:
+            raise RuntimeError("the broker is not started")
+        return self.broker.connection
+
     def process_env(self, **extra: str) -> dict[str, str]:
         return {**self.env, **extra}
 
@@ -158,6 +166,7 @@ def start_stack(stack: Stack) -> None:
     from infra.kafka_broker import KafkaBroker
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
+    from infra.stack import kafka_security_variables
     from schemas.settings import AimsSettings, load_settings
 
     say, state = stack.say, stack.state
@@ -185,7 +194,9 @@ def start_stack(stack: Stack) -> None:
     stack.api_url = server.start()
     say(f"Prefect server ({stack.args.backend}) ready at {stack.api_url}")
 
-    env = dict(os.environ)
+    # Its processes reach this plaintext broker, whatever client security the environment names.
+    dropped = {variable.upper() for variable in kafka_security_variables()}
+    env = {key: value for key, value in os.environ.items() if key.upper() not in dropped}
     # The routers turn Prefect's client retries off themselves, the worker keeps them: as in the stack.
     env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
     env.update(prefect_client_env(state, stack.api_url))
@@ -202,7 +213,7 @@ def start_stack(stack: Stack) -> None:
     stack.env = env
     # Flows publish their outcome events on the default topic, as in the stack; no router reads it
     # here, so the runs counted are exactly the ones the phases' events started.
-    ensure_topics(stack.bootstrap, topic_specs(AimsSettings(state_dir=state)))
+    ensure_topics(stack.kafka, topic_specs(AimsSettings(state_dir=state)))
     start_worker(stack)
 
 
@@ -299,7 +310,7 @@ def new_phase(stack: Stack, name: str, base: list[AimsEvent], tag: str) -> Phase
         dead_letter_topic=f"{topic}.dlq",
         consumer_group=f"bench-faults-{tag}-{name}",
     )
-    ensure_topics(stack.bootstrap, topic_specs(settings))
+    ensure_topics(stack.kafka, topic_specs(settings))
     events = make_events(base, stack.args.events, f"{tag}-{name}", stack.args.subjects)
     return Phase(stack, name, events, settings)
 
@@ -309,7 +320,7 @@ def publish(phase: Phase) -> tuple[float, int]:
     from events.codec import encode_structured
     from events.kafka_clients import make_producer
 
-    producer = make_producer(phase.stack.bootstrap, client_id=f"bench-faults-{phase.name}")
+    producer = make_producer(phase.stack.kafka, client_id=f"bench-faults-{phase.name}")
     try:
         encoded = [(e.key.encode(), *encode_structured(e)) for e in phase.events]
         first = time.monotonic()

@@ -73,7 +73,7 @@ class DrainWatch:
                     self.runs = api.count_runs({"idempotency_key": {"any_": keys}})
                 try:
                     if admin is None:
-                        admin = make_admin(self.phase.stack.bootstrap, request_timeout_ms=5000)
+                        admin = make_admin(self.phase.stack.kafka, request_timeout_ms=5000)
                     offsets = admin.list_group_offsets(group).get(group, {})
                     self.committed = sum(o.offset for o in offsets.values() if o.offset >= 0)
                 except (KafkaError, OSError):

@@ -122,8 +122,10 @@ def _stopper(say: Progress, what: str, stop: Callable[[], object]) -> Callable[[
 
 
 def run_backend(args: argparse.Namespace) -> int:
+    from events.kafka_clients import KafkaConnection
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
+    from schemas.settings import load_settings
 
     backend = args.backend
     say = Progress(backend)
@@ -159,7 +161,8 @@ def run_backend(args: argparse.Namespace) -> int:
         ctx = Context(
             backend=backend,
             state=state,
-            bootstrap=args.bootstrap,
+            # The parent's broker: its cluster with the settings' security, or its plaintext broker.
+            kafka=KafkaConnection.from_settings(load_settings(), args.bootstrap),
             api_url=api_url,
             tag=time.strftime("%Y%m%d%H%M%S"),
             args=args,
@@ -247,6 +250,7 @@ def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result
 
 def run_all(args: argparse.Namespace) -> int:
     from infra.kafka_broker import KafkaBroker
+    from infra.stack import kafka_security_variables
     from schemas.settings import load_settings
 
     settings = load_settings()
@@ -255,6 +259,7 @@ def run_all(args: argparse.Namespace) -> int:
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     broker: KafkaBroker | None = None
     child: subprocess.Popen[bytes] | None = None
+    child_env = dict(os.environ)
 
     def on_term(signum: int, frame: object) -> None:
         if child is not None and child.poll() is None:
@@ -275,11 +280,14 @@ def run_all(args: argparse.Namespace) -> int:
             broker = KafkaBroker(root, settings.kafka_home)
             bootstrap = broker.start()
             say(f"Kafka: broker ready at {bootstrap}")
+            # The children talk to this plaintext broker, not with the environment's client security.
+            dropped = {variable.upper() for variable in kafka_security_variables()}
+            child_env = {key: value for key, value in os.environ.items() if key.upper() not in dropped}
         for backend in backends:
             result_path = root / f"result-{backend}.json"
             result_path.unlink(missing_ok=True)
             say(f"=== {backend}: a fresh child process ===")
-            child = subprocess.Popen(child_command(args, backend, bootstrap, result_path))
+            child = subprocess.Popen(child_command(args, backend, bootstrap, result_path), env=child_env)
             try:
                 code = child.wait()
             except KeyboardInterrupt:

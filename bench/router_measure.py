@@ -28,6 +28,7 @@ from bench.router_parts import (
 
 if TYPE_CHECKING:
     from connectors.prefect_api import FlowRunView, PrefectApi
+    from events.kafka_clients import KafkaConnection
     from infra.processes import ManagedProcess
     from schemas.events import AimsEvent
     from schemas.settings import AimsSettings
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 class Context:
     backend: str
     state: Path
-    bootstrap: str
+    kafka: KafkaConnection  # the brokers, with the settings' client security
     api_url: str
     tag: str
     args: argparse.Namespace
@@ -65,7 +66,7 @@ class Context:
 @contextlib.contextmanager
 def running_router(ctx: Context, phase: str) -> Iterator[tuple[RouterThread, AimsSettings]]:
     settings = ctx.settings(phase)
-    router = RouterThread(settings, ctx.bootstrap, f"bench-{phase}")
+    router = RouterThread(settings, ctx.kafka, f"bench-{phase}")
     try:
         router.start()
         yield router, settings
@@ -83,11 +84,11 @@ def start_worker(ctx: Context) -> ManagedProcess:
     from schemas.settings import AimsSettings
 
     # Flows publish their outcome events on the default topic, as in the stack.
-    ensure_topics(ctx.bootstrap, topic_specs(AimsSettings(state_dir=ctx.state)))
+    ensure_topics(ctx.kafka, topic_specs(AimsSettings(state_dir=ctx.state)))
     env = dict(os.environ)
     # Baseline suites drafted for the benchmark's datasets go to its state folder, not the repository.
     env["AIMS_SUITES_DIR"] = str(ctx.state / "suites")
-    env["KAFKA_BOOTSTRAP_SERVERS"] = ctx.bootstrap
+    env["KAFKA_BOOTSTRAP_SERVERS"] = ctx.kafka.bootstrap
     proc = ManagedProcess("worker", aims_command("worker"), ctx.state / "logs" / "worker.log", env)
     proc.start()
 
@@ -122,7 +123,7 @@ def measure_running(ctx: Context) -> dict[str, Any]:
     api = ctx.api()
     try:
         with running_router(ctx, "running") as (router, settings):
-            publisher = EventPublisher(ctx.bootstrap, settings.events_topic, signing_key=None)
+            publisher = EventPublisher(ctx.kafka, settings.events_topic, signing_key=None)
             try:
                 for i, event in enumerate(events):
                     produced[event.dedup_key] = time.time()
@@ -295,15 +296,15 @@ def measure_router(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[s
     settings = ctx.settings(f"throughput{round_no}")
     from events.topics import ensure_topics, topic_specs
 
-    ensure_topics(ctx.bootstrap, topic_specs(settings))
-    publisher = EventPublisher(ctx.bootstrap, settings.events_topic, signing_key=None)
+    ensure_topics(ctx.kafka, topic_specs(settings))
+    publisher = EventPublisher(ctx.kafka, settings.events_topic, signing_key=None)
     try:
         for event in events:
             publisher.publish(event)
     finally:
         publisher.close()
     ctx.say(f"  published {count} events to {settings.events_topic}; starting the router")
-    router = RouterThread(settings, ctx.bootstrap, f"bench-throughput{round_no}")
+    router = RouterThread(settings, ctx.kafka, f"bench-throughput{round_no}")
     try:
         router.start()
         ready = time.monotonic()
@@ -346,7 +347,7 @@ def measure_steady(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[s
     events = make_events(ctx.base_events, count + STEADY_WARMUP, f"steady{round_no}", ctx.tag)
     warmup, measured = events[:STEADY_WARMUP], events[STEADY_WARMUP:]
     produced: dict[str, float] = {}
-    producer = make_producer(ctx.bootstrap, client_id="bench-steady")
+    producer = make_producer(ctx.kafka, client_id="bench-steady")
     try:
         with running_router(ctx, f"steady{round_no}") as (router, settings):
 

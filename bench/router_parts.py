@@ -15,6 +15,7 @@ from bench.common import Progress
 
 if TYPE_CHECKING:
     from connectors.prefect_api import FlowRunView, PrefectApi
+    from events.kafka_clients import KafkaConnection
     from events.router import Router
     from schemas.events import AimsEvent
     from schemas.settings import AimsSettings
@@ -140,13 +141,13 @@ class TimedLauncher:
 class RouterThread:
     """`events.router.Router` with the real PrefectLauncher (timed), run in a thread of this process."""
 
-    def __init__(self, settings: AimsSettings, bootstrap: str, name: str) -> None:
+    def __init__(self, settings: AimsSettings, kafka: KafkaConnection, name: str) -> None:
         from events.router import Router
         from events.topics import ensure_topics, topic_specs
 
-        ensure_topics(bootstrap, topic_specs(settings))
+        ensure_topics(kafka, topic_specs(settings))
         self.launches: Launches = {}
-        self.router: Router = Router(settings, bootstrap, lambda: TimedLauncher(self.launches), name=name)
+        self.router: Router = Router(settings, kafka, lambda: TimedLauncher(self.launches), name=name)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"router-{name}", daemon=True)
 

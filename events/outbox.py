@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from connectors.register.store import Register
+    from events.kafka_clients import KafkaConnection
 
 log = logging.getLogger("aims.outbox")
 
@@ -96,22 +97,22 @@ class KafkaOutbox:
     """
 
     def __init__(
-        self, register: Register, bootstrap: str | None, client_id: str, signing_key: SecretStr | None
+        self, register: Register, kafka: KafkaConnection | None, client_id: str, signing_key: SecretStr | None
     ) -> None:
         self.register = register
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.client_id = client_id
         self.signing_key = signing_key
         self._producer: KafkaProducer | None = None
 
     def send(self, keys: Iterable[str], actor: str) -> int:
         keys = list(keys)
-        if not self.bootstrap or not keys:
+        if self.kafka is None or not keys:
             return 0
         if self._producer is None:
             from events.kafka_clients import make_producer
 
-            self._producer = make_producer(self.bootstrap, client_id=self.client_id)
+            self._producer = make_producer(self.kafka, client_id=self.client_id)
         return OutboxRelay(self.register, self._producer, actor, self.signing_key).send(keys)
 
     def close(self) -> None:

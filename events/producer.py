@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from events.codec import encode_binary, encode_structured
-from events.kafka_clients import make_producer
+from events.kafka_clients import KafkaConnection, make_producer
 from schemas.events import AimsEvent
 from schemas.signing import seal
 
@@ -23,7 +23,7 @@ Mode = Literal["structured", "binary"]
 class EventPublisher:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         producer: KafkaProducer | None = None,
         *,
@@ -32,7 +32,7 @@ class EventPublisher:
         # The key is a required argument, not looked up: every caller says whether it signs.
         self.topic = topic
         self._signing_key = signing_key
-        self._producer = producer or make_producer(bootstrap)
+        self._producer = producer or make_producer(kafka)
 
     def publish(self, event: AimsEvent, mode: Mode = "structured", timeout: float = 30) -> int:
         """Sign, send and wait for the broker's acknowledgement; return the partition.

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.prefect_runs import FlowRunLauncher
 from events.codec import Reason, Rejected, authenticate, decode
 from events.dead_letter import copy_size, dead_letter_headers, reference_letter
-from events.kafka_clients import MAX_REQUEST_BYTES, make_consumer, make_producer
+from events.kafka_clients import MAX_REQUEST_BYTES, KafkaConnection, make_consumer, make_producer
 from events.offsets import OffsetLedger
 from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
 from events.router_liveness import RouterLiveness
@@ -78,7 +78,7 @@ class Router(FlowRunChains, RouterLiveness):
     def __init__(
         self,
         settings: AimsSettings,
-        bootstrap: str,
+        kafka: KafkaConnection,
         launcher_factory: LauncherFactory,
         *,
         routes: Mapping[str, tuple[Route, ...]] = ROUTES,
@@ -89,7 +89,7 @@ class Router(FlowRunChains, RouterLiveness):
         outbox: OutboxRelay | None = None,
     ) -> None:
         self.settings = settings
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.routes = routes
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.stats = RouterStats()
@@ -152,9 +152,9 @@ class Router(FlowRunChains, RouterLiveness):
         launcher_cm = self._launcher_factory()
         self._launcher = self._call(launcher_cm.__aenter__()).result()
         self._gate = self._call(semaphore(self.settings.router_concurrency)).result()
-        consumer = make_consumer(self.bootstrap, self.settings.consumer_group, **self.consumer_options())
+        consumer = make_consumer(self.kafka, self.settings.consumer_group, **self.consumer_options())
         dlq = make_producer(
-            self.bootstrap, client_id=f"aims-router-dlq-{self.name}", max_block_ms=DEAD_LETTER_BLOCK_MS
+            self.kafka, client_id=f"aims-router-dlq-{self.name}", max_block_ms=DEAD_LETTER_BLOCK_MS
         )
         relay = threading.Thread(target=self._relay_outbox, name="router-outbox", daemon=True)
         relay.start()

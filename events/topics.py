@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.kafka_clients import make_admin
+from events.kafka_clients import KafkaConnection, make_admin
 from schemas.settings import AimsSettings
 
 
@@ -29,12 +29,12 @@ def topic_specs(settings: AimsSettings) -> list[TopicSpec]:
     ]
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+def ensure_topics(kafka: KafkaConnection, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Safe to repeat."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = make_admin(bootstrap)
+    admin = make_admin(kafka)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

@@ -5,6 +5,11 @@ Where the broker comes from, in this order:
 2. a Kafka installation (`KAFKA_HOME`): its `libs/` jars;
 3. otherwise the broker jars resolved from Maven Central by Maven, using `infra/kafka/pom.xml`,
    copied once into the state folder.
+
+It listens in plaintext, or with `security="sasl_ssl"` (AIMS_KAFKA_LOCAL_SECURITY) on a SASL_SSL
+listener: TLS with a certificate of a CA made in the state folder, SCRAM-SHA-512 users created when
+its storage is formatted (infra/kafka_tls.py). The controller's listener stays plaintext on 127.0.0.1:
+no client connects there.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import subprocess
 import threading
 import uuid
 from pathlib import Path
+from typing import Literal
 
+from events.kafka_clients import KafkaConnection, KafkaSecurity, make_admin
+from infra.kafka_tls import LocalTls, ensure_local_tls, forget_client_security
 from infra.processes import ManagedProcess, free_port, port_is_free, wait_until
 
 log = logging.getLogger("aims.kafka")
@@ -91,6 +99,7 @@ class KafkaBroker:
         kafka_home: Path | None = None,
         heap: str = "512m",
         libs_dir: Path | None = None,
+        security: Literal["plaintext", "sasl_ssl"] = "plaintext",
     ) -> None:
         self.state_dir = state_dir
         self.kafka_home = kafka_home
@@ -102,10 +111,25 @@ class KafkaBroker:
         self.process: ManagedProcess | None = None
         self.port = 0
         self.controller_port = 0
+        self.security = security
+        self.tls: LocalTls | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def listener(self) -> str:
+        return "SASL_SSL" if self.security == "sasl_ssl" else "PLAINTEXT"
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """How a client reaches this broker: its address and, for SASL_SSL, the local user and CA."""
+        return KafkaConnection(self.bootstrap, self.tls.client_security() if self.tls else KafkaSecurity())
+
+    def client_env(self) -> dict[str, str]:
+        """The KAFKA_* variables a process needs to reach this broker (the password by file)."""
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, **(self.tls.client_env() if self.tls else {})}
 
     def _classpath(self) -> str:
         if self.kafka_home is not None:
@@ -138,17 +162,23 @@ class KafkaBroker:
 
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
+        name = self.listener
+        security = self.tls.broker_properties() if self.tls else []
+        # It holds the broker's SCRAM password and keystore password when there is TLS: owner only.
+        config.touch(mode=0o600)
+        config.chmod(0o600)
         config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"listeners={name}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners={name}://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"inter.broker.listener.name={name}",
+                    f"listener.security.protocol.map={name}:{name},CONTROLLER:PLAINTEXT",
+                    *security,
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",
@@ -189,9 +219,18 @@ class KafkaBroker:
         self.home.mkdir(parents=True, exist_ok=True)
         classpath = self._classpath()
         self._choose_ports()
+        if self.security == "sasl_ssl":
+            self.tls = ensure_local_tls(self.home)
+        else:
+            forget_client_security(self.home)
         config = self._write_config()
+        formatted_for = self.home / "storage-security"
         if not (self.data_dir / "meta.properties").exists():
             cluster_id = self._random_cluster_id()
+            # The SCRAM users can only be written into a storage as it is formatted (KRaft). The
+            # arguments hold their passwords for the second the tool runs; only this user can see them.
+            users = self.tls.scram_users() if self.tls else []
+            scram = [arg for user in users for arg in ("--add-scram", user)]
             result = subprocess.run(
                 self._java(
                     classpath,
@@ -202,6 +241,7 @@ class KafkaBroker:
                     "-c",
                     str(config),
                     "--ignore-formatted",
+                    *scram,
                 ),
                 capture_output=True,
                 text=True,
@@ -211,6 +251,13 @@ class KafkaBroker:
                 raise BrokerUnavailable(
                     f"formatting the broker storage failed:\n{result.stdout}{result.stderr}"
                 )
+            formatted_for.write_text(self.security)
+        elif self.tls and not (formatted_for.exists() and formatted_for.read_text() == "sasl_ssl"):
+            raise BrokerUnavailable(
+                f"the broker storage in {self.data_dir} was formatted without SCRAM users, which KRaft "
+                "adds only when formatting: for AIMS_KAFKA_LOCAL_SECURITY=sasl_ssl use a new "
+                "AIMS_STATE_DIR, or delete that folder (its events and offsets go with it)"
+            )
         self.process = ManagedProcess(
             "kafka",
             self._java(classpath, "kafka.Kafka", str(config)),
@@ -236,13 +283,11 @@ class KafkaBroker:
     def _ready(self) -> bool:
         import socket
 
-        from kafka import KafkaAdminClient
-
         # A plain TCP check first: the admin client logs every refused connection loudly.
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             pass
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        admin = make_admin(self.connection, request_timeout_ms=3000)
         try:
             return bool(admin.describe_cluster().get("brokers"))
         finally:

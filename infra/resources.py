@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from connectors.register.store import Register
+    from events.kafka_clients import KafkaConnection
     from events.outbox import KafkaOutbox, OutboxRelay
     from gateway.desk import DecisionDesk
     from schemas.policy import Policy
@@ -30,22 +31,33 @@ def policy_if_any(settings: AimsSettings) -> Policy | None:
     return load_policy(path) if path.exists() else None
 
 
+def kafka_connection(settings: AimsSettings) -> KafkaConnection | None:
+    """The settings' cluster with their security (KAFKA_SECURITY_PROTOCOL…); None without a cluster."""
+    from events.kafka_clients import KafkaConnection
+
+    if not settings.kafka_bootstrap_servers:
+        return None
+    return KafkaConnection.from_settings(settings)
+
+
 def outbox_sender(
-    register: Register, bootstrap: str | None, client_id: str, signing_key: SecretStr | None
+    register: Register, kafka: KafkaConnection | None, client_id: str, signing_key: SecretStr | None
 ) -> KafkaOutbox:
     """Sends what a process staged right after its commit (flows, the gateway, the CLI, the demo),
     signed with the installation's event key (AIMS_EVENT_SIGNING_KEY)."""
     from events.outbox import KafkaOutbox
 
-    return KafkaOutbox(register, bootstrap, client_id=client_id, signing_key=signing_key)
+    return KafkaOutbox(register, kafka, client_id=client_id, signing_key=signing_key)
 
 
-def outbox_relay(register: Register, bootstrap: str, name: str, signing_key: SecretStr | None) -> OutboxRelay:
+def outbox_relay(
+    register: Register, kafka: KafkaConnection, name: str, signing_key: SecretStr | None
+) -> OutboxRelay:
     """The router's relay: sends whatever a process staged and could not send (DESIGN "Outbox")."""
     from events.kafka_clients import make_producer
     from events.outbox import OutboxRelay
 
-    producer = make_producer(bootstrap, client_id=f"aims-outbox-{name}")
+    producer = make_producer(kafka, client_id=f"aims-outbox-{name}")
     return OutboxRelay(register, producer, f"router:{name}", signing_key)
 
 
@@ -65,7 +77,7 @@ def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
         chat=slack_from_settings(settings),
         tracker=jira_from_settings(settings),
         outbox=outbox_sender(
-            register, settings.kafka_bootstrap_servers, "aims-flow-outbox", settings.event_signing_key
+            register, kafka_connection(settings), "aims-flow-outbox", settings.event_signing_key
         ),
     )
 
@@ -82,12 +94,11 @@ def gateway_desk(settings: AimsSettings) -> tuple[DecisionDesk, KafkaOutbox]:
     from gateway.desk import DecisionDesk
     from schemas.policy_file import load_policy
 
-    if not settings.kafka_bootstrap_servers:
+    kafka = kafka_connection(settings)
+    if kafka is None:
         raise RuntimeError("the gateway needs KAFKA_BOOTSTRAP_SERVERS (set by `aims up`)")
     register = open_register(settings)
-    outbox = outbox_sender(
-        register, settings.kafka_bootstrap_servers, "aims-gateway", settings.event_signing_key
-    )
+    outbox = outbox_sender(register, kafka, "aims-gateway", settings.event_signing_key)
     desk = DecisionDesk(
         register,
         lambda: load_policy(settings.policy_file),

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from events.kafka_clients import KafkaConnection
 from events.topics import ensure_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
@@ -60,7 +61,7 @@ from infra.stack_state import (
     withdraw_restart,
     write_restart_result,
 )
-from schemas.settings import AimsSettings
+from schemas.settings import FILE_SUFFIX, AimsSettings, env_names
 
 __all__ = [
     "COMPONENTS",
@@ -171,11 +172,24 @@ class LocalStack:
             )
         )
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        if self.broker is not None:
+            # The local broker's own user and CA, not whatever cluster the environment names.
+            # Settings read variables case-insensitively: so is the clean-up.
+            dropped = {variable.upper() for variable in kafka_security_variables()}
+            env = {key: value for key, value in env.items() if key.upper() not in dropped}
+            env.update(self.broker.client_env())
         # Every process of the stack signs (flows, gateway, the router's relay) and verifies (the
         # router) the system's own events with one key: the settings', else the state folder's.
         key = self.settings.event_signing_key or ensure_signing_key(self.state)
         env["AIMS_EVENT_SIGNING_KEY"] = key.get_secret_value()
         return env
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """How this stack's clients reach its broker, or the settings' cluster, with its security."""
+        if self.broker is not None:
+            return self.broker.connection
+        return KafkaConnection.from_settings(self.settings, self.bootstrap)
 
     def start(self, progress: Progress = print) -> StackInfo:
         self.state.mkdir(parents=True, exist_ok=True)
@@ -189,11 +203,14 @@ class LocalStack:
             progress(f"Kafka: using the existing cluster at {self.bootstrap}")
         else:
             progress("Kafka: starting a local KRaft broker…")
-            self.broker = KafkaBroker(self.state, self.settings.kafka_home)
+            self.broker = KafkaBroker(
+                self.state, self.settings.kafka_home, security=self.settings.kafka_local_security
+            )
             self.bootstrap = self.broker.start()
             self._backoff["kafka"].started(time.monotonic())
-            progress(f"Kafka: broker ready at {self.bootstrap}")
-        created = ensure_topics(self.bootstrap, topic_specs(self.settings))
+            security = self.broker.connection.security.describe()
+            progress(f"Kafka: broker ready at {self.bootstrap} ({security})")
+        created = ensure_topics(self.kafka, topic_specs(self.settings))
         progress(f"Kafka: topics ready ({', '.join(created) or 'already there'})")
         if self.settings.prefect_api_url:
             self.api_url = self.settings.prefect_api_url
@@ -398,7 +415,7 @@ class LocalStack:
         self._backoff["kafka"].started(time.monotonic())
         self.bootstrap = self.broker.restart(READY_TIMEOUT["kafka"], cancel=self._stopped)
         # Topics live in the data folder and survive; this matters only if that folder was lost.
-        ensure_topics(self.bootstrap, topic_specs(self.settings))
+        ensure_topics(self.kafka, topic_specs(self.settings))
         if self.bootstrap != before:
             self._moved(f"the broker moved from {before} to {self.bootstrap}", progress)
         pid = self.broker.process.pid if self.broker.process else "?"
@@ -476,3 +493,14 @@ class LocalStack:
             if info is not None and info.supervisor_pid == os.getpid():
                 StackInfo.path(self.state).unlink(missing_ok=True)
         progress("stack stopped")
+
+
+def kafka_security_variables() -> list[str]:
+    """Every variable the Kafka client security is read from (KAFKA_… and AIMS_KAFKA_…, and *_FILE)."""
+    names = [
+        variable
+        for name, field in AimsSettings.model_fields.items()
+        if name.startswith(("kafka_security", "kafka_sasl", "kafka_ssl"))
+        for variable in env_names(name, field)
+    ]
+    return names + [name + FILE_SUFFIX for name in names]

@@ -17,12 +17,39 @@ import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ENV_PREFIX = "AIMS_"
 MIN_SIGNING_KEY_CHARS = 32
+# A secret's variable with this suffix names a file holding the secret (as container platforms mount
+# them), read when the variable itself is unset.
+FILE_SUFFIX = "_FILE"
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
+def _kafka_alias(name: str) -> AliasChoices:
+    # As KAFKA_BOOTSTRAP_SERVERS: the plain Kafka name first, the project's prefixed one second.
+    return AliasChoices(f"KAFKA_{name}", f"AIMS_KAFKA_{name}")
+
+
+class SecretFile:
+    """A secret's `*_FILE` variable, read (and its error reported) when the settings are validated."""
+
+    def __init__(self, variable: str, path: str) -> None:
+        self.variable = variable
+        self.path = Path(path)
+
+    def read(self) -> str:
+        try:
+            # Mounted secrets usually end with a line break that is not part of the secret.
+            return self.path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ValueError(f"{self.variable}={self.path}: cannot read the secret file ({reason})") from None
 
 
 class AimsSettings(BaseModel):
@@ -197,6 +224,77 @@ class AimsSettings(BaseModel):
         "to now, either way. Jira retries a delivery with the same body for up to 30 minutes, hence 35.",
     )
 
+    # -- Kafka client security (every producer, consumer and admin client: events/kafka_clients.py) --
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT",
+        validation_alias=_kafka_alias("SECURITY_PROTOCOL"),
+        description="How clients talk to the brokers: PLAINTEXT (no authentication, no encryption: a "
+        "local broker only), SSL (TLS, optionally with a client certificate), SASL_PLAINTEXT, SASL_SSL.",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        "SCRAM-SHA-512",
+        validation_alias=_kafka_alias("SASL_MECHANISM"),
+        description="SASL mechanism for the SASL_* protocols. PLAIN sends the password itself: use it "
+        "only over TLS.",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, validation_alias=_kafka_alias("SASL_USERNAME"), description="The SASL user (principal)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None,
+        validation_alias=_kafka_alias("SASL_PASSWORD"),
+        description="The SASL user's password; or a file holding it in KAFKA_SASL_PASSWORD_FILE. Secret.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        validation_alias=_kafka_alias("SSL_CAFILE"),
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset: the system's "
+        "trust store.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None,
+        validation_alias=_kafka_alias("SSL_CERTFILE"),
+        description="PEM client certificate (chain), for brokers that authenticate clients by TLS.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, validation_alias=_kafka_alias("SSL_KEYFILE"), description="PEM private key of that certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None,
+        validation_alias=_kafka_alias("SSL_KEY_PASSWORD"),
+        description="Password of an encrypted client key (or KAFKA_SSL_KEY_PASSWORD_FILE). Secret.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True,
+        validation_alias=_kafka_alias("SSL_CHECK_HOSTNAME"),
+        description="Check that the broker's certificate names the host connected to. Turn off only "
+        "for a broker whose certificate cannot name its address.",
+    )
+    kafka_local_security: Literal["plaintext", "sasl_ssl"] = Field(
+        "plaintext",
+        description="How the broker `aims up` and the tests start listens: plaintext on 127.0.0.1, or "
+        "SASL_SSL with a CA, certificates and SCRAM users generated in the state folder.",
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _secret_files_are_read(cls, value: Any) -> Any:
+        # A *_FILE variable is read here, so a missing file is an error naming the variable.
+        return value.read() if isinstance(value, SecretFile) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> AimsSettings:
+        # Caught when a process starts, not as an authentication failure at the first connection.
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither")
+        return self
+
     @field_validator("event_signing_key")
     @classmethod
     def _signing_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -263,12 +361,24 @@ def environment_values(model: type[BaseModel], environ: Mapping[str, str]) -> di
     folded = {key.lower(): value for key, value in environ.items()}
     values: dict[str, Any] = {}
     for name, field in model.model_fields.items():
-        for variable in env_names(name, field):
+        variables = env_names(name, field)
+        for variable in variables:
             if variable.lower() in folded:
                 raw = folded[variable.lower()]
                 values[name] = json.loads(raw) if _structured(field.annotation) else raw
                 break
+        else:
+            if _secret(field.annotation):
+                for variable in variables:
+                    file_variable = variable + FILE_SUFFIX
+                    if file_variable.lower() in folded:
+                        values[name] = SecretFile(file_variable, folded[file_variable.lower()])
+                        break
     return values
+
+
+def _secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
 
 
 def load_settings(**overrides: object) -> AimsSettings:

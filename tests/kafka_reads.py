@@ -6,20 +6,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from events.kafka_clients import make_admin, make_consumer, make_producer
+from events.kafka_clients import KafkaConnection, make_admin, make_consumer, make_producer
+from infra.kafka_broker import KafkaBroker
 
 
 class KafkaReads:
     """The session stack's Kafka side, for checking outcomes (offsets committed, records written)."""
 
-    bootstrap: str
+    broker: KafkaBroker
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The session's broker as its clients reach it (on loopback; SASL_SSL when the session runs so)."""
+        return self.broker.connection
 
     def start_group_at_end(self, group: str, topic: str) -> None:
         """Commit the topic's end offsets for `group`: a router in it then sees only later events
         (for tests that route the topic the flows publish to, which earlier tests filled)."""
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        consumer = make_consumer(self.bootstrap, group)
+        consumer = make_consumer(self.kafka, group)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
@@ -30,7 +36,7 @@ class KafkaReads:
 
     def committed_by_partition(self, group: str) -> dict[int, int]:
         """The committed offset of each partition a consumer group has committed."""
-        admin = make_admin(self.bootstrap)
+        admin = make_admin(self.kafka)
         try:
             offsets = admin.list_group_offsets(group).get(group, {})
         finally:
@@ -44,7 +50,7 @@ class KafkaReads:
     def end_offsets(self, topic: str) -> int:
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
@@ -56,7 +62,7 @@ class KafkaReads:
         """Every record of a topic from the start, waiting until at least `expected` arrived."""
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         records: list[Any] = []
         try:
             parts = consumer.partitions_for_topic(topic) or set()
@@ -84,7 +90,7 @@ class KafkaReads:
         """
         from kafka.structs import TopicPartition
 
-        consumer = make_consumer(self.bootstrap, None)
+        consumer = make_consumer(self.kafka, None)
         found: list[Any] = []
         try:
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
@@ -111,7 +117,7 @@ class KafkaReads:
     def publish_raw(
         self, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
     ) -> None:
-        producer = make_producer(self.bootstrap)
+        producer = make_producer(self.kafka)
         try:
             futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
             producer.flush(30)

@@ -53,7 +53,8 @@ class SessionStack(KafkaReads):
     def __init__(self, state: Path, libs_dir: Path, data_root: Path | None = None) -> None:
         self.state = state
         self.data_root = data_root
-        self.broker = KafkaBroker(state, libs_dir=libs_dir)
+        # AIMS_KAFKA_LOCAL_SECURITY=sasl_ssl runs the whole session over SASL_SSL, as `aims up` would.
+        self.broker = KafkaBroker(state, libs_dir=libs_dir, security=AimsSettings().kafka_local_security)
         # The session's server requires an auth string, as the one `aims up` starts does.
         self.prefect_auth = SecretStr(f"aims-tests:{secrets.token_hex(16)}")
         self.server = PrefectServer(state, auth=self.prefect_auth)
@@ -76,7 +77,7 @@ class SessionStack(KafkaReads):
         # The in-process routers of the tests use the Prefect SDK: point it here before import.
         os.environ.update(prefect_client_env(self.state, self.api_url, auth=self.prefect_auth))
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"  # as `aims router` runs it
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        os.environ.update(self.broker.client_env())  # the address, and the user and CA with SASL_SSL
         # As `aims up` hands its processes the installation's key: the worker's flows sign what they
         # publish, the in-process routers check it (they read it through AimsSettings).
         os.environ["AIMS_EVENT_SIGNING_KEY"] = EVENT_SIGNING_KEY
@@ -92,7 +93,7 @@ class SessionStack(KafkaReads):
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
-        ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
+        ensure_topics(self.kafka, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
         self.start_fakes(policy)
         self.start_worker()
 
@@ -188,7 +189,7 @@ class SessionStack(KafkaReads):
         )
 
     def create_topics(self, names: dict[str, str]) -> None:
-        ensure_topics(self.bootstrap, topic_specs(self.settings(names)))
+        ensure_topics(self.kafka, topic_specs(self.settings(names)))
 
     def api(self) -> PrefectApi:
         return PrefectApi(self.api_url, auth=self.prefect_auth)
@@ -197,7 +198,7 @@ class SessionStack(KafkaReads):
         """A publisher that sends as the system does (the CLI, the demo): urn:aims: events signed."""
         from events.producer import EventPublisher
 
-        return EventPublisher(self.bootstrap, topic, signing_key=signing_key())
+        return EventPublisher(self.kafka, topic, signing_key=signing_key())
 
     def register(self) -> Register:
         """The register the session's flows and routers write (SQLite in the session's state folder)."""
@@ -218,14 +219,14 @@ class SessionStack(KafkaReads):
         from events.router import Router
 
         relay = (
-            OutboxRelay(self.register(), make_producer(self.bootstrap), "router:test", signing_key())
+            OutboxRelay(self.register(), make_producer(self.kafka), "router:test", signing_key())
             if outbox
             else None
         )
 
         router = Router(
             self.settings(names, **overrides),
-            self.bootstrap,
+            self.kafka,
             PrefectLauncher,
             heartbeat_dir=self.state / "routers",
             receipts=RegisterReceipts(self.register(), actor="router:test"),

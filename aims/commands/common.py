@@ -47,6 +47,12 @@ def cli_settings() -> AimsSettings:
         stored = stored_signing_key(settings.state_path)
         if stored is not None:
             settings = settings.model_copy(update={"event_signing_key": stored})
+    # Likewise the local broker's user and CA, when `aims up` started it with SASL_SSL (the file is
+    # infra.kafka_tls.CLIENT_FILE; looked for first, so that other commands import no TLS code).
+    if settings.kafka_bootstrap_servers is None and (settings.state_path / "kafka" / "client.json").exists():
+        from infra.kafka_tls import with_local_security
+
+        settings = with_local_security(settings)
     return settings
 
 
@@ -211,7 +217,7 @@ def send_now(
     try:
         endpoints = resolve(settings)
         outbox = outbox_sender(
-            open_register(settings), endpoints.bootstrap, "aims-cli", settings.event_signing_key
+            open_register(settings), endpoints.kafka, "aims-cli", settings.event_signing_key
         )
         try:
             sent = outbox.send(keys, "cli")

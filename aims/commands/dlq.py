@@ -14,8 +14,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     from aims.endpoints import resolve
 
     settings = cli_settings()
-    bootstrap = resolve(settings).bootstrap
-    letters = list(read_dead_letters(settings, bootstrap))
+    kafka = resolve(settings).kafka
+    letters = list(read_dead_letters(settings, kafka))
     if args.dlq_command == "list":
         if args.reason:
             letters = [d for d in letters if d.reason == args.reason]
@@ -57,7 +57,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         chosen = [by_position[p] for p in positions]
     else:
         raise CliError("say what to replay: PARTITION:OFFSET … or --all [--reason R]")
-    count = replay(settings, bootstrap, chosen)
+    count = replay(settings, kafka, chosen)
     print(f"replayed {count} dead letter(s) to {settings.events_topic}")
     return 0
 

@@ -29,9 +29,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from schemas.signing import SigningKeyMissing
 
     endpoints = resolve(settings)
-    publisher = EventPublisher(
-        endpoints.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
-    )
+    publisher = EventPublisher(endpoints.kafka, settings.events_topic, signing_key=settings.event_signing_key)
     try:
         partition = publisher.publish(event, mode="binary" if args.binary else "structured")
     except SigningKeyMissing as exc:

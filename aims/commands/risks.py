@@ -252,7 +252,7 @@ def cmd_risks_reassess(args: argparse.Namespace) -> int:
     endpoints = resolve(settings)
     try:
         publisher = EventPublisher(
-            endpoints.bootstrap, settings.events_topic, signing_key=settings.event_signing_key
+            endpoints.kafka, settings.events_topic, signing_key=settings.event_signing_key
         )
         try:
             partition = publisher.publish(event)

@@ -216,18 +216,18 @@ def cmd_router(args: argparse.Namespace) -> int:
     from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
-    ensure_topics(endpoints.bootstrap, topic_specs(settings))
+    ensure_topics(endpoints.kafka, topic_specs(settings))
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     register = open_register(settings)
     router = Router(
         settings,
-        endpoints.bootstrap,
+        endpoints.kafka,
         PrefectLauncher,
         heartbeat_dir=settings.state_path / "routers",
         name=name,
         receipts=RegisterReceipts(register, actor=f"router:{name}"),
         coalesce_seconds=coalesce_seconds,
-        outbox=outbox_relay(register, endpoints.bootstrap, name, settings.event_signing_key),
+        outbox=outbox_relay(register, endpoints.kafka, name, settings.event_signing_key),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())

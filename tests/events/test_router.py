@@ -6,13 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.prefect_runs import PrefectLauncher
+from events.kafka_clients import KafkaConnection
 from events.router import Router
 from schemas.settings import AimsSettings
 
 
 def _router(**settings: int) -> Router:
     # Nothing is started: the launcher factory is only called by run().
-    return Router(AimsSettings(**settings), "127.0.0.1:9", PrefectLauncher, name="r1")
+    return Router(AimsSettings(**settings), KafkaConnection("127.0.0.1:9"), PrefectLauncher, name="r1")
 
 
 def test_a_crashed_routers_partitions_wait_seconds_not_kafkas_45() -> None:

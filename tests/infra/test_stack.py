@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from aims.cli import main
+from events.kafka_clients import KafkaConnection
 from infra.processes import ManagedProcess, pid_alive, port_is_free
 from infra.stack import (
     COMPONENTS,
@@ -295,6 +296,13 @@ class FakeBroker:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(5)
+
+    @property
+    def connection(self) -> KafkaConnection:
+        return KafkaConnection(self.bootstrap)
+
+    def client_env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
 
 @pytest.fixture

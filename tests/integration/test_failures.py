@@ -171,7 +171,7 @@ def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
     with _router_mid_batch(stack, topics, "term") as (router, keys):
         assert router.stop(timeout=60) == 0, router.failure()
         _assert_committed_were_accepted(stack, topics, keys)
-        admin = make_admin(stack.bootstrap)
+        admin = make_admin(stack.kafka)
         group = topics["AIMS_CONSUMER_GROUP"]
         members = admin.describe_groups([group])[group]["members"]
         admin.close()
@@ -270,7 +270,7 @@ def _largest_accepted(stack: SessionStack, topic: str, key: bytes) -> int:
     """The largest value the broker takes in one record with this key: a record at its very limit."""
     from kafka.errors import MessageSizeTooLargeError
 
-    producer = make_producer(stack.bootstrap, max_request_size=2 * BROKER_LIMIT, retries=0)
+    producer = make_producer(stack.kafka, max_request_size=2 * BROKER_LIMIT, retries=0)
     try:
         size = BROKER_LIMIT - 40
         while True:
@@ -289,7 +289,7 @@ def test_records_at_the_size_limit_are_dead_lettered_and_their_partition_goes_on
     key = f"limit-{uuid.uuid4().hex[:6]}"
     topic = topics["AIMS_EVENTS_TOPIC"]
     at_limit = _largest_accepted(stack, topic, key.encode())
-    big = make_producer(stack.bootstrap, max_request_size=2 * BROKER_LIMIT)
+    big = make_producer(stack.kafka, max_request_size=2 * BROKER_LIMIT)
     try:
         big.send(topic, key=key.encode(), value=b"y" * (at_limit - 5)).get(timeout=30)
     finally:

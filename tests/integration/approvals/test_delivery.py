@@ -135,7 +135,7 @@ def test_socket_mode_takes_the_same_clicks_without_a_public_url(stack: SessionSt
         slack_bot_token=fake.bot_token,  # type: ignore[arg-type]
         slack_api_url=fake.base_url,
     )
-    relay = OutboxRelay(stack.register(), make_producer(stack.bootstrap), "gateway:test", signing_key())
+    relay = OutboxRelay(stack.register(), make_producer(stack.kafka), "gateway:test", signing_key())
     desk = DecisionDesk(
         stack.register(),
         lambda: load_policy(stack.state / "policy.yaml"),

@@ -1,0 +1,223 @@
+"""How clients authenticate to the brokers and encrypt what they send, and what to fix when they can't.
+
+kafka-python retries a failed TLS handshake until its bootstrap timeout (30 s) and then says only
+"Unable to bootstrap"; a refused SASL password is raised, but as a bare error code. The client factory
+(events/kafka_clients.py) therefore builds the TLS context itself (a bad CA or key file fails at once),
+tries one TLS handshake before building a TLS client (an untrusted certificate fails at once), and
+raises `KafkaSecurityError` with the setting to fix.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from schemas.settings import AimsSettings, KafkaSaslMechanism, KafkaSecurityProtocol
+
+# The pre-flight handshake's limit: a broker that does not answer at all is not a security problem,
+# and is left to the client's own retries.
+PROBE_TIMEOUT_S = 5.0
+SASL_SETTINGS = "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+
+
+class MaskedSecret(str):
+    """A secret handed to kafka-python: the string itself, but `repr` (which kafka-python uses when it
+    logs its whole configuration at DEBUG, e.g. "Starting KafkaAdminClient with configuration")
+    shows stars."""
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+class KafkaSecurityError(RuntimeError):
+    """The brokers refused this client's credentials, or it did not trust theirs. Names the setting."""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """The security settings of every client (schemas/settings.py: KAFKA_SECURITY_PROTOCOL and on)."""
+
+    protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    key_password: SecretStr | None = field(default=None, repr=False)
+    check_hostname: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: AimsSettings) -> KafkaSecurity:
+        return cls(
+            protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            key_password=settings.kafka_ssl_key_password,
+            check_hostname=settings.kafka_ssl_check_hostname,
+        )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def describe(self) -> str:
+        """What a person needs to recognise this security by; never a secret."""
+        parts: list[str] = [self.protocol]
+        if self.uses_sasl:
+            parts.append(f"{self.sasl_mechanism} as {self.username}")
+        if self.uses_tls:
+            parts.append(f"CA {self.cafile or 'from the system trust store'}")
+        return ", ".join(parts)
+
+    def client_options(self) -> dict[str, Any]:
+        """kafka-python's keyword arguments for this security. They hold secrets: never log them."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.uses_sasl:
+            if self.username is None or self.password is None:
+                raise KafkaSecurityError(f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs {SASL_SETTINGS}")
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": MaskedSecret(self.password.get_secret_value()),
+            }
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context()
+        return options
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """kafka-python's own recipe (kafka.net.transport), built once so a bad file fails here."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = self.check_hostname
+        try:
+            if self.cafile is not None:
+                context.load_verify_locations(str(self.cafile))
+            else:
+                context.load_default_certs()
+        except (OSError, ssl.SSLError) as exc:
+            raise KafkaSecurityError(
+                f"KAFKA_SSL_CAFILE={self.cafile}: not a readable PEM CA file ({exc})"
+            ) from None
+        if self.certfile is not None:
+            try:
+                context.load_cert_chain(
+                    certfile=str(self.certfile),
+                    keyfile=str(self.keyfile) if self.keyfile else None,
+                    password=self.key_password.get_secret_value() if self.key_password else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise KafkaSecurityError(
+                    f"KAFKA_SSL_CERTFILE={self.certfile} with KAFKA_SSL_KEYFILE={self.keyfile}: cannot "
+                    f"load the client certificate and key ({exc}); check them and KAFKA_SSL_KEY_PASSWORD"
+                ) from None
+        return context
+
+
+def probe_tls(
+    bootstrap: str, security: KafkaSecurity, context: ssl.SSLContext, timeout: float = PROBE_TIMEOUT_S
+) -> None:
+    """One TLS handshake with the first bootstrap server that answers; raise if it is a security failure.
+
+    A server that does not answer is left to the client's retries (a broker restarting is not an
+    error). Only the handshake is tried: SASL follows inside kafka-python, which raises a refused
+    password itself.
+    """
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout)
+        except OSError:
+            continue
+        try:
+            with context.wrap_socket(raw, server_hostname=host.rstrip(".")):
+                return
+        except ssl.SSLCertVerificationError as exc:
+            raise KafkaSecurityError(f"Kafka at {host}:{port}: {untrusted(exc, security)}") from None
+        except ssl.SSLError as exc:
+            raise KafkaSecurityError(
+                f"Kafka at {host}:{port}: the TLS handshake failed ({exc.reason or exc}): does this listener "
+                f"speak {security.protocol}? Check KAFKA_SECURITY_PROTOCOL and KAFKA_BOOTSTRAP_SERVERS"
+            ) from None
+        except OSError:
+            continue  # closed mid-handshake: the client's retries will tell
+        finally:
+            raw.close()
+
+
+def speaks_tls(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the first bootstrap server that answers completes a TLS handshake (trusted or not).
+
+    Asked only after a plaintext client could not bootstrap: a TLS listener then explains why.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only "is this TLS?": nothing is sent over it
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout)
+        except OSError:
+            continue
+        try:
+            with context.wrap_socket(raw, server_hostname=host.rstrip(".")):
+                return True
+        except OSError:
+            return False
+        finally:
+            raw.close()
+    return False
+
+
+def untrusted(exc: ssl.SSLCertVerificationError, security: KafkaSecurity) -> str:
+    reason = str(exc.verify_message or exc.reason or exc)
+    if "hostname" in reason.lower() or "ip address" in reason.lower():
+        return (
+            f"the broker's certificate does not name the address connected to ({reason}): list the "
+            "brokers in KAFKA_BOOTSTRAP_SERVERS by a name their certificates carry"
+        )
+    trust = f"KAFKA_SSL_CAFILE={security.cafile}" if security.cafile else "the system trust store"
+    return (
+        f"the broker's certificate is not trusted ({reason}) by {trust}: set KAFKA_SSL_CAFILE to the "
+        "CA that signed the brokers' certificates"
+    )
+
+
+def refused(exc: BaseException, security: KafkaSecurity) -> str | None:
+    """The setting to fix when kafka-python raised a security failure; None for any other failure."""
+    from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError
+
+    if isinstance(exc, SaslAuthenticationFailedError):
+        return (
+            f"the brokers refused user {security.username!r} with {security.sasl_mechanism}: check "
+            f"{SASL_SETTINGS} and KAFKA_SASL_MECHANISM"
+        )
+    if isinstance(exc, UnsupportedSaslMechanismError):
+        return f"the brokers do not offer {security.sasl_mechanism} ({exc}): check KAFKA_SASL_MECHANISM"
+    return None
+
+
+def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """`host:port,[v6]:port` as (host, port) pairs; a missing port is Kafka's 9092."""
+    addresses = []
+    for item in (part.strip() for part in bootstrap.split(",")):
+        if not item:
+            continue
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        else:
+            host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
+        addresses.append((host, int(port) if port.isdigit() else 9092))
+    return addresses
