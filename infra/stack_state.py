@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from schemas.settings import MIN_SIGNING_KEY_CHARS
+from connectors.register.keys import audit_key_path, ensure_key, stored_key
 
 # What `aims restart` can name, in start order.
 COMPONENTS: tuple[str, ...] = ("kafka", "prefect-server", "worker", "router", "gateway")
@@ -165,7 +164,7 @@ def take_restart_result(state_dir: Path, request_id: str) -> RestartResult | Non
     return RestartResult(ok=bool(data.get("ok")), message=str(data.get("message", "")))
 
 
-# -- the key that signs the system's own events (schemas.signing) ----------------------------------
+# -- the keys made in the state folder: the events' signing key, the audit log's key -------------
 
 SIGNING_KEY_FILE = "event-signing.key"
 
@@ -176,11 +175,7 @@ def signing_key_path(state_dir: Path) -> Path:
 
 def stored_signing_key(state_dir: Path) -> SecretStr | None:
     """The key `aims up` keeps in the state folder, if it made one (AIMS_EVENT_SIGNING_KEY wins)."""
-    try:
-        text = signing_key_path(state_dir).read_text().strip()
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    return SecretStr(text) if len(text) >= MIN_SIGNING_KEY_CHARS else None
+    return stored_key(signing_key_path(state_dir))
 
 
 def ensure_signing_key(state_dir: Path) -> SecretStr:
@@ -189,17 +184,14 @@ def ensure_signing_key(state_dir: Path) -> SecretStr:
     Kept across `aims down`, so that events signed before a restart (in the topic, or in the outbox)
     still verify, and so that the CLI run beside the stack signs with the same key.
     """
-    found = stored_signing_key(state_dir)
-    if found is not None:
-        return found
-    path = signing_key_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    # O_EXCL with mode 0600: the key is never readable by others, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    tmp.replace(path)
-    key = stored_signing_key(state_dir)
-    assert key is not None
-    return key
+    return ensure_key(signing_key_path(state_dir))
+
+
+def ensure_audit_key(state_dir: Path) -> SecretStr:
+    """The state folder's audit key, made on first use like the signing key.
+
+    Kept across `aims down`: the log's keyed entries verify only with it. Beside the register file
+    on a laptop, which protects against edits through the database (a PostgreSQL register, a copied
+    file) rather than against someone who owns the machine: production sets AIMS_AUDIT_KEY(_FILE).
+    """
+    return ensure_key(audit_key_path(state_dir))

@@ -125,6 +125,26 @@ class AimsSettings(BaseModel):
         "the same for every process of one installation; `aims up` creates one in the state folder "
         "when it is unset. Secret.",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 that chains the register's audit log, kept outside the "
+        "database so that whoever can write the database cannot re-chain the log. At least 32 "
+        "characters, the same for every process of one installation; once an entry was written with "
+        "it, writing without it is refused. `aims up` creates one in the state folder when it is unset. "
+        "Secret.",
+    )
+    audit_key_file: Path | None = Field(
+        None,
+        description="A file holding the audit key (a mounted secret); read when AIMS_AUDIT_KEY is unset.",
+    )
+    audit_anchors_topic: str = Field(
+        "aims.audit.anchors",
+        description="Append-only topic where the routers publish the audit log's head (seq and HMAC) "
+        "that `aims audit verify` checks the log against.",
+    )
+    audit_anchor_seconds: float = Field(
+        300, ge=1, le=24 * 3600, description="How often a router publishes the audit head when it moved (s)."
+    )
     dq_password: SecretStr | None = Field(
         None,
         description="Password of the SQL data sources whose `credentials` name this setting in the "
@@ -186,7 +206,19 @@ class AimsSettings(BaseModel):
         "to now, either way. Jira retries a delivery with the same body for up to 30 minutes, hence 35.",
     )
 
-    @field_validator("event_signing_key")
+    @model_validator(mode="before")
+    @classmethod
+    def _audit_key_from_file(cls, values: Any) -> Any:
+        # AIMS_AUDIT_KEY wins; the file is read once, here, when the settings are built.
+        if isinstance(values, dict) and not values.get("audit_key") and values.get("audit_key_file"):
+            path = Path(values["audit_key_file"])
+            try:
+                values = {**values, "audit_key": path.read_text(encoding="utf-8").strip()}
+            except OSError as exc:
+                raise ValueError(f"audit_key_file: cannot read {path}: {exc.strerror}") from None
+        return values
+
+    @field_validator("event_signing_key", "audit_key")
     @classmethod
     def _signing_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         # A short key can be guessed offline from one signed event; the message never quotes it.

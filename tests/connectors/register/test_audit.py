@@ -7,10 +7,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from connectors.register.audit import GENESIS, entry_hash, verify_chain
+from connectors.register.audit import GENESIS, entry_hash, jcs, text_entry_hash, verify_chain
 from connectors.register.store import Register
+from connectors.register.tables import audit_log
 from schemas import records as r
 from tests.records import sample
 
@@ -48,13 +49,14 @@ def test_an_edited_entry_is_reported(register: Register) -> None:
 
 def test_an_edited_snapshot_is_reported_even_with_a_recomputed_hash_of_its_own(register: Register) -> None:
     populate(register)
-    with register.reader() as uow:
-        entry = uow.audit_entries()[1]
-    forged = {**entry.model_dump(), "after": {**(entry.after or {}), "outcome": {"registered": False}}}
-    forged["hash"] = entry_hash(forged)
-    params = {"after": json.dumps(forged["after"]), "hash": forged["hash"]}
+    with register.engine.connect() as conn:
+        entry = dict(conn.execute(select(audit_log).where(audit_log.c.seq == 2)).mappings().one())
+    after = {**json.loads(entry["after_text"]), "outcome": {"registered": False}}
+    forged = {**entry, "after_text": jcs(after)}
+    forged["hash"] = text_entry_hash(forged, None)  # the register has no key: plain SHA-256 entries
+    params = {"after": forged["after_text"], "hash": forged["hash"]}
     with register.engine.connect() as conn, conn.begin():
-        conn.execute(text("UPDATE audit_log SET after = :after, hash = :hash WHERE seq = 2"), params)
+        conn.execute(text("UPDATE audit_log SET after_text = :after, hash = :hash WHERE seq = 2"), params)
     problem = register.verify_audit().problem
     # Its own hash checks out now, but the next entry no longer follows it.
     assert problem is not None and (problem.seq, problem.kind) == (3, "reordered")
