@@ -26,7 +26,11 @@ MIN_SIGNING_KEY_CHARS = 32
 
 
 class AimsSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True, populate_by_name=True)
+    # hide_input_in_errors: a refused key (too short) must not appear in the traceback of a process
+    # that fails to start, nor in its log.
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, validate_default=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     def __init__(self, **values: Any) -> None:
         # Keyword arguments win over the environment, as pydantic-settings ordered its sources.
