@@ -27,7 +27,7 @@ from connectors.register.audit import (
     verify_chain,
     verify_segment,
 )
-from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log, entity_named
+from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log
 
 LastState = dict[tuple[str, str], tuple[int, bytes | None]]
 
@@ -95,11 +95,11 @@ def _remember(rows: Iterator[Mapping[str, Any]], last: LastState) -> Iterator[Ma
 def _digest(entity_name: str, after: dict[str, Any] | None) -> bytes | None:
     if after is None:
         return None
-    try:
-        entity = entity_named(entity_name)
-    except KeyError:
-        return _state_digest(after)
-    return _state_digest(_as_now(entity, after))
+    entity = _BY_NAME.get(entity_name)
+    return _state_digest(after if entity is None else _as_now(entity, after))
+
+
+_BY_NAME = {entity.name: entity for entity in ENTITIES.values()}
 
 
 def _state_digest(value: Any) -> bytes:

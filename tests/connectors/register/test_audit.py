@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from connectors.register.audit import GENESIS, entry_hash, jcs, text_entry_hash, verify_chain
+from connectors.register.audit import GENESIS, HeadRow, entry_hash, jcs, text_entry_hash, verify_chain
 from connectors.register.store import Register
 from connectors.register.tables import audit_log
 from schemas import records as r
@@ -176,3 +176,51 @@ def test_any_deletion_or_swap_is_caught(data: st.DataObject) -> None:
 @pytest.mark.parametrize("head", [None, (0, GENESIS)])
 def test_an_empty_log_verifies(head: tuple[int, str] | None) -> None:
     assert verify_chain([], head).ok
+
+
+KEY = b"k" * 32
+
+
+def _keyed_chain(n: int) -> list[dict[str, object]]:
+    rows, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        row: dict[str, object] = {
+            "seq": seq,
+            "at": f"2026-12-05T00:00:{seq:02d}+00:00",
+            "actor": "t",
+            "action": "update",
+            "entity": "evidence",
+            "entity_id": f"k#{seq}",
+            "encoding": "jcs",
+            "before_text": jcs({"n": seq - 1}),
+            "after_text": jcs({"n": seq}),
+            "prev_hash": prev,
+        }
+        row["hash"] = text_entry_hash(row, KEY)
+        rows.append(row)
+        prev = str(row["hash"])
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 10),
+    data=st.data(),
+    field=st.sampled_from(["at", "actor", "action", "entity", "entity_id", "before_text", "after_text"]),
+    value=st.one_of(st.text(max_size=8), st.integers(), st.floats(allow_nan=False)),
+)
+def test_any_single_change_to_a_keyed_entry_is_caught_even_with_its_plain_hash_recomputed(
+    n: int, data: st.DataObject, field: str, value: object
+) -> None:
+    rows = _keyed_chain(n)
+    head = HeadRow(n, str(rows[-1]["hash"]), keyed_from=1)
+    assert verify_chain(rows, head, key=KEY).ok
+    victim = data.draw(st.integers(0, n - 1))
+    new = jcs({"n": value}) if field.endswith("_text") else str(value)
+    if rows[victim][field] == new:
+        return
+    forged = {**rows[victim], field: new}
+    forged["hash"] = text_entry_hash(forged, None)  # the forger has no key
+    tampered = [*rows[:victim], forged, *rows[victim + 1 :]]
+    problem = verify_chain(tampered, head, key=KEY).problem
+    assert problem is not None and problem.seq == victim + 1
