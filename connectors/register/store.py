@@ -158,7 +158,7 @@ class Register:
         """
         from connectors.register.verify import verify_register
 
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             return verify_register(conn, self._key_bytes(), anchors, batch)
 
     def audit_head(self) -> HeadRow | None:
@@ -172,8 +172,19 @@ class Register:
         """Whether the entries after `start` (a seq and hash already vouched for) chain up to `upto`."""
         from connectors.register.verify import check_since
 
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             return check_since(conn, self._key_bytes(), start, upto)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One read transaction that sees one state of the database across its statements: the head
+        and the log's batches, read one after another while writers go on, must agree. (SQLite's
+        read transaction in WAL mode is a snapshot; PostgreSQL needs REPEATABLE READ for one.)"""
+        conn = self.engine.connect()
+        if self.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn, conn.begin():
+            yield conn
 
     @contextmanager
     def _writer(self) -> Iterator[Connection]:

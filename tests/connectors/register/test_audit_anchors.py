@@ -219,3 +219,23 @@ def test_a_legacy_log_verifies_after_the_migration_and_is_sealed_by_the_first_ke
         )
     problem = blank.verify_audit().problem
     assert problem is not None and (problem.seq, problem.kind) == (2, "reordered")
+
+
+def test_entries_committed_while_the_log_is_being_read_do_not_look_like_tampering(
+    keyed: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.register import verify
+
+    write(keyed, 3)
+    batches = verify._batches
+
+    def interleaved(*args: Any, **kwargs: Any) -> Any:
+        for i, row in enumerate(batches(*args, **kwargs)):
+            if i == 1:
+                write(keyed, 2)  # another process commits between two batches
+            yield row
+
+    monkeypatch.setattr(verify, "_batches", interleaved)
+    report = keyed.verify_audit(batch=1)
+    assert report.ok, report.problem
+    assert report.entries == 4  # the state at the start of the check
