@@ -69,13 +69,15 @@ def test_awkward_numbers_in_an_audited_record_verify(register: Register) -> None
     assert logged is not None and same_number(profile, logged["profile"])
 
 
+# PostgreSQL's text and JSONB cannot hold U+0000 at all (the record's own JSONB column refuses it).
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**64)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
 
