@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -103,9 +104,22 @@ _BY_NAME = {entity.name: entity for entity in ENTITIES.values()}
 
 
 def _state_digest(value: Any) -> bytes:
-    # JCS on both sides of the comparison: the same numbers compare equal however a database
-    # wrote them back (JSONB turned 1.7e+18 into 1700000000000000000).
-    return hashlib.sha256(jcs(value).encode()).digest()
+    # JCS on both sides of the comparison, integral doubles beyond 2**53 as the integers they write:
+    # the same numbers compare equal however a database wrote them back (JSONB turned the float
+    # 1e+22 into the integer 10000000000000000000000, which JCS would write differently).
+    return hashlib.sha256(jcs(_integral(value)).encode()).digest()
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) > 2**53:
+        # The integer its shortest decimal form denotes (what JSONB stores and JCS writes), not the
+        # double's exact binary value: -4.865909381259369e16 is ...690 in text, ...688 in binary.
+        return int(Decimal(repr(value)))
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _as_now(entity: Entity, after: dict[str, Any]) -> dict[str, Any]:
