@@ -59,6 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"aims: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from connectors.register.store import RegisterError
+
+        # A register problem the user can act on (unavailable, no audit key to write a keyed log
+        # with): its message says what to do; a traceback would bury it.
+        if not isinstance(exc, RegisterError):
+            raise
+        print(f"aims: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

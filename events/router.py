@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from kafka.structs import TopicPartition
 
     from connectors.register.receipts import ReceiptLog
+    from events.anchors import AnchorPublisher
     from events.outbox import OutboxRelay
 
 log = logging.getLogger("aims.router")
@@ -87,6 +88,7 @@ class Router(FlowRunChains, RouterLiveness):
         receipts: ReceiptLog | None = None,
         coalesce_seconds: float = 0.0,
         outbox: OutboxRelay | None = None,
+        anchors: AnchorPublisher | None = None,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
@@ -97,6 +99,7 @@ class Router(FlowRunChains, RouterLiveness):
         self._receipts = receipts
         self.coalesce_seconds = coalesce_seconds
         self._outbox = outbox
+        self._anchors = anchors
         self._heartbeat_dir = heartbeat_dir
         self._stop = threading.Event()
         self._ready = threading.Event()

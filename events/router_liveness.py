@@ -23,6 +23,7 @@ from events.router_work import RouterStats, Work
 if TYPE_CHECKING:
     from kafka.structs import TopicPartition
 
+    from events.anchors import AnchorPublisher
     from events.outbox import OutboxRelay
 
 log = logging.getLogger("aims.router")
@@ -33,6 +34,7 @@ class RouterLiveness:
     stats: RouterStats
     _stop: threading.Event
     _outbox: OutboxRelay | None
+    _anchors: AnchorPublisher | None
     _heartbeat_dir: Path | None
     _last_beat: float
     _last_summary: float
@@ -63,14 +65,28 @@ class RouterLiveness:
     OUTBOX_AGE = 30.0
 
     def _relay_outbox(self) -> None:
-        while self._outbox is not None and not self._stop.wait(self.OUTBOX_EVERY):
-            try:
-                sent = self._outbox.send(older_than=self.OUTBOX_AGE)
-            except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
-                log.warning("outbox relay failed: %s", exc)
-                continue
-            if sent:
-                log.info("relayed %d event(s) a flow run left in the outbox", sent)
+        # The audit anchors ride on this thread: periodic, off the consumer loop, and the publisher
+        # decides itself whether its interval has passed.
+        while (self._outbox is not None or self._anchors is not None) and not self._stop.wait(
+            self.OUTBOX_EVERY
+        ):
+            if self._outbox is not None:
+                try:
+                    sent = self._outbox.send(older_than=self.OUTBOX_AGE)
+                except Exception as exc:  # noqa: BLE001 - the register may be away; the rows wait for the next pass
+                    log.warning("outbox relay failed: %s", exc)
+                else:
+                    if sent:
+                        log.info("relayed %d event(s) a flow run left in the outbox", sent)
+            self._publish_anchor()
+
+    def _publish_anchor(self) -> None:
+        if self._anchors is None:
+            return
+        try:
+            self._anchors.tick()
+        except Exception as exc:  # noqa: BLE001 - Kafka or the register may be away; the next pass retries
+            log.warning("publishing the audit anchor failed: %s", exc)
 
     # -- liveness ----------------------------------------------------------------------------
 

@@ -26,6 +26,14 @@ def topic_specs(settings: AimsSettings) -> list[TopicSpec]:
             settings.replication_factor,
             (("retention.ms", str(90 * 24 * 3600 * 1000)), ("max.message.bytes", "2097152")),
         ),
+        # The audit log's anchors: kept forever and never compacted, the record outside the register
+        # that a rewrite of the register cannot reach (production: deny deletes on it by ACL).
+        TopicSpec(
+            settings.audit_anchors_topic,
+            1,
+            settings.replication_factor,
+            (("retention.ms", "-1"), ("retention.bytes", "-1"), ("cleanup.policy", "delete")),
+        ),
     ]
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from connectors.register.store import Register
+    from events.anchors import AnchorPublisher
     from events.kafka_clients import KafkaConnection
     from events.outbox import KafkaOutbox, OutboxRelay
     from gateway.desk import DecisionDesk
@@ -59,6 +60,27 @@ def outbox_relay(
 
     producer = make_producer(kafka, client_id=f"aims-outbox-{name}")
     return OutboxRelay(register, producer, f"router:{name}", signing_key)
+
+
+def anchor_publisher(
+    register: Register, kafka: KafkaConnection, name: str, settings: AimsSettings
+) -> AnchorPublisher | None:
+    """The router's publisher of audit anchors; None (and a warning) when the register has no audit key:
+    an anchor's tag needs it, and an unkeyed log could be re-chained whatever was published."""
+    import logging
+
+    from events.anchors import AnchorPublisher
+    from events.kafka_clients import make_producer
+
+    if register.audit_key is None:
+        logging.getLogger("aims.anchors").warning(
+            "no AIMS_AUDIT_KEY: the audit log is not keyed and its head is not anchored outside the register"
+        )
+        return None
+    producer = make_producer(kafka, client_id=f"aims-anchors-{name}")
+    return AnchorPublisher(
+        register, producer, settings.audit_anchors_topic, register.audit_key, settings.audit_anchor_seconds
+    )
 
 
 def flow_runtime(settings: AimsSettings | None = None) -> Runtime:

@@ -50,6 +50,7 @@ from infra.stack_state import (
     RestartResult,
     StackInfo,
     control_dir,
+    ensure_audit_key,
     ensure_prefect_auth,
     ensure_signing_key,
     parse_component,
@@ -182,6 +183,9 @@ class LocalStack:
         # router) the system's own events with one key: the settings', else the state folder's.
         key = self.settings.event_signing_key or ensure_signing_key(self.state)
         env["AIMS_EVENT_SIGNING_KEY"] = key.get_secret_value()
+        # Likewise the audit log's key: every process that writes the register chains with it.
+        audit_key = self.settings.audit_key or ensure_audit_key(self.state)
+        env["AIMS_AUDIT_KEY"] = audit_key.get_secret_value()
         return env
 
     @property

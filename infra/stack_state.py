@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from schemas.settings import MIN_SIGNING_KEY_CHARS
+from connectors.register.keys import audit_key_path, ensure_key, read_secret, stored_key, write_secret
 
 # What `aims restart` can name, in start order.
 COMPONENTS: tuple[str, ...] = ("kafka", "prefect-server", "worker", "router", "gateway")
@@ -167,29 +167,11 @@ def take_restart_result(state_dir: Path, request_id: str) -> RestartResult | Non
     return RestartResult(ok=bool(data.get("ok")), message=str(data.get("message", "")))
 
 
-# -- secrets `aims up` makes in the state folder, when the settings name none -------------------------
+# -- secrets made in the state folder when the settings name none: keys, the Prefect login ----------
 
 SIGNING_KEY_FILE = "event-signing.key"
 PREFECT_AUTH_FILE = "prefect-api.auth"
 PREFECT_AUTH_USER = "aims"
-
-
-def _stored_secret(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-
-
-def _write_secret(path: Path, value: str) -> None:
-    """Write `value` to `path` readable by its owner only, unless a file is there already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    # O_EXCL with mode 0600: the secret is never readable by others, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    tmp.replace(path)
 
 
 def signing_key_path(state_dir: Path) -> Path:
@@ -198,8 +180,7 @@ def signing_key_path(state_dir: Path) -> Path:
 
 def stored_signing_key(state_dir: Path) -> SecretStr | None:
     """The key `aims up` keeps in the state folder, if it made one (AIMS_EVENT_SIGNING_KEY wins)."""
-    text = _stored_secret(signing_key_path(state_dir))
-    return SecretStr(text) if text is not None and len(text) >= MIN_SIGNING_KEY_CHARS else None
+    return stored_key(signing_key_path(state_dir))
 
 
 def ensure_signing_key(state_dir: Path) -> SecretStr:
@@ -208,12 +189,17 @@ def ensure_signing_key(state_dir: Path) -> SecretStr:
     Kept across `aims down`, so that events signed before a restart (in the topic, or in the outbox)
     still verify, and so that the CLI run beside the stack signs with the same key.
     """
-    found = stored_signing_key(state_dir)
-    if found is None:
-        _write_secret(signing_key_path(state_dir), secrets.token_hex(32))
-        found = stored_signing_key(state_dir)
-    assert found is not None
-    return found
+    return ensure_key(signing_key_path(state_dir))
+
+
+def ensure_audit_key(state_dir: Path) -> SecretStr:
+    """The state folder's audit key, made on first use like the signing key.
+
+    Kept across `aims down`: the log's keyed entries verify only with it. Beside the register file
+    on a laptop, which protects against edits through the database (a PostgreSQL register, a copied
+    file) rather than against someone who owns the machine: production sets AIMS_AUDIT_KEY(_FILE).
+    """
+    return ensure_key(audit_key_path(state_dir))
 
 
 def prefect_auth_path(state_dir: Path) -> Path:
@@ -222,7 +208,7 @@ def prefect_auth_path(state_dir: Path) -> Path:
 
 def stored_prefect_auth(state_dir: Path) -> SecretStr | None:
     """The local Prefect server's `user:password`, if `aims up` made one (PREFECT_API_AUTH_STRING wins)."""
-    text = _stored_secret(prefect_auth_path(state_dir))
+    text = read_secret(prefect_auth_path(state_dir))
     return SecretStr(text) if text is not None and ":" in text else None
 
 
@@ -233,7 +219,7 @@ def ensure_prefect_auth(state_dir: Path) -> SecretStr:
     """
     found = stored_prefect_auth(state_dir)
     if found is None:
-        _write_secret(prefect_auth_path(state_dir), f"{PREFECT_AUTH_USER}:{secrets.token_hex(32)}")
+        write_secret(prefect_auth_path(state_dir), f"{PREFECT_AUTH_USER}:{secrets.token_hex(32)}")
         found = stored_prefect_auth(state_dir)
     assert found is not None
     return found

@@ -163,6 +163,22 @@ class AimsSettings(BaseModel):
         "the same for every process of one installation; `aims up` creates one in the state folder "
         "when it is unset. Secret.",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 that chains the register's audit log, kept outside the "
+        "database so that whoever can write the database cannot re-chain the log. At least 32 "
+        "characters, the same for every process of one installation; once an entry was written with "
+        "it, writing without it is refused. `aims up` creates one in the state folder when it is unset; "
+        "or a file holding it in AIMS_AUDIT_KEY_FILE. Secret.",
+    )
+    audit_anchors_topic: str = Field(
+        "aims.audit.anchors",
+        description="Append-only topic where the routers publish the audit log's head (seq and HMAC) "
+        "that `aims audit verify` checks the log against.",
+    )
+    audit_anchor_seconds: float = Field(
+        300, ge=1, le=24 * 3600, description="How often a router publishes the audit head when it moved (s)."
+    )
     dq_password: SecretStr | None = Field(
         None,
         description="Password of the SQL data sources whose `credentials` name this setting in the "
@@ -295,7 +311,7 @@ class AimsSettings(BaseModel):
             raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither")
         return self
 
-    @field_validator("event_signing_key")
+    @field_validator("event_signing_key", "audit_key")
     @classmethod
     def _signing_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         # A short key can be guessed offline from one signed event; the message never quotes it.

@@ -212,7 +212,7 @@ def cmd_router(args: argparse.Namespace) -> int:
     from connectors.register.receipts import RegisterReceipts
     from events.router import Router
     from events.topics import ensure_topics, topic_specs
-    from infra.resources import outbox_relay
+    from infra.resources import anchor_publisher, outbox_relay
     from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
@@ -228,6 +228,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         receipts=RegisterReceipts(register, actor=f"router:{name}"),
         coalesce_seconds=coalesce_seconds,
         outbox=outbox_relay(register, endpoints.kafka, name, settings.event_signing_key),
+        anchors=anchor_publisher(register, endpoints.kafka, name, settings),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: router.stop())

@@ -11,11 +11,15 @@ if TYPE_CHECKING:
 
 def open_register(settings: AimsSettings, migrate: bool = True) -> Register:
     """The register the settings name, its schema brought up to date unless `migrate` is False."""
+    from connectors.register.keys import stored_audit_key
     from connectors.register.legacy import import_legacy_evidence
     from connectors.register.store import Register
 
     url = settings.database_url.get_secret_value() if settings.database_url else None
-    register = Register.for_state(settings.state_path, url)
+    # AIMS_AUDIT_KEY(_FILE), else the key the local stack made in the state folder: every process
+    # beside the stack (CLI, demo, flows) chains the audit log with the same key.
+    key = settings.audit_key or stored_audit_key(settings.state_path)
+    register = Register.for_state(settings.state_path, url, key)
     if migrate:
         register.ensure_schema()
         import_legacy_evidence(register, settings.state_path)

@@ -12,27 +12,32 @@ import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.register.audit import (
     GENESIS,
+    TEXT,
     AuditProblem,
     AuditReport,
+    HeadRow,
     canonical_json,
-    entry_hash,
-    verify_chain,
+    entry_view,
+    jcs,
+    text_entry_hash,
 )
 from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log, entity_for
 from schemas import records as r
 from schemas.trail import AuditEntry, EventReceived, EvidenceRecord, OutboxMessage
+
+if TYPE_CHECKING:
+    from connectors.register.anchors import AnchorSet
 
 R = TypeVar("R", bound=r.Record)
 
@@ -67,16 +72,25 @@ def display_url(url: str) -> str:
 
 
 class Register:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_key: SecretStr | None = None) -> None:
         self.url = normalize_url(url)
         self.engine = _engine(self.url)
+        # The key of the audit log's HMAC (AIMS_AUDIT_KEY), kept outside the database. Without it the
+        # register writes plain SHA-256 entries until some process with the key has written once;
+        # after that it refuses to write, since an unkeyed entry would break the keyed chain.
+        self.audit_key = audit_key
 
     @classmethod
-    def for_state(cls, state_dir: Path, database_url: str | None = None) -> Register:
+    def for_state(
+        cls, state_dir: Path, database_url: str | None = None, audit_key: SecretStr | None = None
+    ) -> Register:
         if database_url:
-            return cls(database_url)
+            return cls(database_url, audit_key)
         state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{state_dir / 'register.sqlite'}")
+        return cls(f"sqlite:///{state_dir / 'register.sqlite'}", audit_key)
+
+    def _key_bytes(self) -> bytes | None:
+        return self.audit_key.get_secret_value().encode() if self.audit_key is not None else None
 
     @property
     def dialect(self) -> str:
@@ -128,7 +142,7 @@ class Register:
         if not actor.strip():
             raise ValueError("every register write names its actor (a flow run, a router, a person)")
         with self._writer() as conn:
-            yield UnitOfWork(conn, actor)
+            yield UnitOfWork(conn, actor, self._key_bytes())
 
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:
@@ -136,23 +150,42 @@ class Register:
         with self.engine.connect() as conn, conn.begin():
             yield UnitOfWork(conn, actor=None)
 
-    def verify_audit(self) -> AuditReport:
-        """Check the hash chain, then that every register row is what its last audit entry says.
+    def verify_audit(self, anchors: AnchorSet | None = None, batch: int = 500) -> AuditReport:
+        """Check the hash chain (keyed entries against the audit key, the head against the published
+        `anchors`), then that every register row is what its last audit entry says.
 
-        The second half catches rows edited, added or deleted in the database behind the register's back.
+        The log is read in batches of `batch` entries, so memory does not grow with its length. The
+        second half catches rows edited, added or deleted in the database behind the register's back.
         """
+        from connectors.register.verify import verify_register
+
+        with self._snapshot() as conn:
+            return verify_register(conn, self._key_bytes(), anchors, batch)
+
+    def audit_head(self) -> HeadRow | None:
+        """The head row: newest seq, its hash, and the first keyed entry."""
+        from connectors.register.verify import read_head
+
         with self.engine.connect() as conn:
-            head_row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
-            rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).mappings()
-            report = verify_chain(
-                (AuditEntry.model_validate(dict(row)) for row in rows),
-                (head_row.seq, head_row.hash) if head_row else None,
-            )
-            if report.ok:
-                problem = _check_rows(conn)
-                if problem is not None:
-                    report = replace(report, problem=problem)
-            return report
+            return read_head(conn)
+
+    def check_audit_since(self, start: tuple[int, str] | None, upto: HeadRow) -> AuditProblem | None:
+        """Whether the entries after `start` (a seq and hash already vouched for) chain up to `upto`."""
+        from connectors.register.verify import check_since
+
+        with self._snapshot() as conn:
+            return check_since(conn, self._key_bytes(), start, upto)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One read transaction that sees one state of the database across its statements: the head
+        and the log's batches, read one after another while writers go on, must agree. (SQLite's
+        read transaction in WAL mode is a snapshot; PostgreSQL needs REPEATABLE READ for one.)"""
+        conn = self.engine.connect()
+        if self.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn, conn.begin():
+            yield conn
 
     @contextmanager
     def _writer(self) -> Iterator[Connection]:
@@ -165,48 +198,6 @@ class Register:
             raise RegisterError(
                 f"the register at {display_url(self.url)} is unavailable: {exc.orig}"
             ) from exc
-
-
-def _as_now(entity: Entity, after: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A logged record as the record type reads it today.
-
-    Entries written before a migration added a field lack it; the row then holds the field's
-    default, which is what the record type fills in too. Values that were logged stay as logged.
-    """
-    if after is None:
-        return None
-    try:
-        return entity.record.model_validate(after).model_dump(mode="json")
-    except ValidationError:
-        return after
-
-
-def _check_rows(conn: Connection) -> AuditProblem | None:
-    """Replay the log's last `after` per record and compare it with the rows as stored."""
-    last: dict[tuple[str, str], tuple[int, dict[str, Any] | None]] = {}
-    for seq, entity, entity_id, after in conn.execute(
-        select(audit_log.c.seq, audit_log.c.entity, audit_log.c.entity_id, audit_log.c.after).order_by(
-            audit_log.c.seq
-        )
-    ):
-        last[(entity, entity_id)] = (seq, after)
-    for entity in ENTITIES.values():
-        seen: set[str] = set()
-        for row in conn.execute(select(entity.table)).mappings():
-            record = entity.record.model_validate(dict(row))
-            entity_id = " / ".join(str(getattr(record, k)) for k in entity.key)
-            seen.add(entity_id)
-            what = f"{entity.name} {entity_id!r}"
-            logged = last.get((entity.name, entity_id))
-            if logged is None:
-                return AuditProblem(0, "unlogged row", f"{what} was written without an audit entry")
-            if canonical_json(record.model_dump(mode="json")) != canonical_json(_as_now(entity, logged[1])):
-                return AuditProblem(logged[0], "row altered", f"{what} differs from what this entry recorded")
-        for (name, entity_id), (seq, after) in last.items():
-            if name == entity.name and after is not None and entity_id not in seen:
-                what = f"{entity.name} {entity_id!r}"
-                return AuditProblem(seq, "row deleted", f"{what} is logged but no longer stored")
-    return None
 
 
 @functools.cache
@@ -275,10 +266,11 @@ def _alembic_config(conn: Connection) -> Any:
 
 
 class UnitOfWork:
-    def __init__(self, conn: Connection, actor: str | None) -> None:
+    def __init__(self, conn: Connection, actor: str | None, audit_key: bytes | None = None) -> None:
         self.conn = conn
         self.actor = actor
-        self._head: tuple[int, str] | None = None
+        self._audit_key = audit_key
+        self._head: tuple[int, str, int | None] | None = None
         self.systems = Repository(self, r.AISystem)
         self.model_versions = Repository(self, r.ModelVersion)
         self.datasets = Repository(self, r.Dataset)
@@ -313,7 +305,7 @@ class UnitOfWork:
             query = query.where(audit_log.c.entity == entity)
         if entity_id is not None:
             query = query.where(audit_log.c.entity_id == entity_id)
-        return [AuditEntry.model_validate(dict(row)) for row in self.conn.execute(query).mappings()]
+        return [entry_view(dict(row)) for row in self.conn.execute(query).mappings()]
 
     def append_audit(
         self,
@@ -326,11 +318,21 @@ class UnitOfWork:
         if self.actor is None:
             raise RegisterError("this is a read-only view of the register; open a unit of work to write")
         if self._head is None:
-            row = self.conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+            row = self.conn.execute(
+                select(audit_head.c.seq, audit_head.c.hash, audit_head.c.keyed_from)
+            ).first()
             if row is None:
                 self.conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-            self._head = (row.seq, row.hash) if row else (0, GENESIS)
-        seq, prev_hash = self._head[0] + 1, self._head[1]
+            self._head = (row.seq, row.hash, row.keyed_from) if row else (0, GENESIS, None)
+        last_seq, prev_hash, keyed_from = self._head
+        seq = last_seq + 1
+        if keyed_from is None and self._audit_key is not None:
+            keyed_from = seq  # the first keyed entry: everything before it is sealed by its link
+        elif keyed_from is not None and self._audit_key is None:
+            raise RegisterError(
+                f"the audit log is keyed from entry {keyed_from}: this process has no audit key to "
+                "write with; set AIMS_AUDIT_KEY (or AIMS_AUDIT_KEY_FILE) to the installation's key"
+            )
         fields: dict[str, Any] = {
             "seq": seq,
             "at": datetime.now(UTC).isoformat(timespec="microseconds"),
@@ -338,15 +340,20 @@ class UnitOfWork:
             "action": action,
             "entity": entity.name,
             "entity_id": entity_id,
-            "before": before,
-            "after": after,
+            "encoding": TEXT,
+            "before_text": None if before is None else jcs(before),
+            "after_text": None if after is None else jcs(after),
             "prev_hash": prev_hash,
         }
-        fields["hash"] = entry_hash(fields)
+        fields["hash"] = text_entry_hash(fields, self._audit_key if keyed_from is not None else None)
         self.conn.execute(insert(audit_log).values(**fields))
-        self.conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=fields["hash"]))
-        self._head = (seq, fields["hash"])
-        return AuditEntry.model_validate(fields)
+        self.conn.execute(
+            update(audit_head)
+            .where(audit_head.c.id == 1)
+            .values(seq=seq, hash=fields["hash"], keyed_from=keyed_from)
+        )
+        self._head = (seq, fields["hash"], keyed_from)
+        return entry_view(fields)
 
 
 class Repository(Generic[R]):

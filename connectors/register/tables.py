@@ -184,10 +184,16 @@ audit_log = Table(
     Column("action", String(10), nullable=False),
     Column("entity", String(40), nullable=False),
     Column("entity_id", Text, nullable=False),
+    # Legacy entries (before migration 0011) keep before/after here; newer ones leave these NULL.
     Column("before", JsonColumn, nullable=True),
     Column("after", JsonColumn, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # "jcs": before/after are the RFC 8785 text below, and the hash covers exactly those bytes
+    # (JSONB rewrote numbers such as 1.7e+18, so hashing its read-back caused false alarms).
+    Column("encoding", String(10), nullable=True),
+    Column("before_text", Text, nullable=True),
+    Column("after_text", Text, nullable=True),
     Index(None, "entity", "entity_id"),
 )
 
@@ -198,6 +204,9 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+    # The first entry hashed with the audit key (HMAC); NULL while none is. The anchors published
+    # outside the database repeat it, so moving it to pass keyed entries off as plain is caught.
+    Column("keyed_from", Integer, nullable=True),
 )
 
 

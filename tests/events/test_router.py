@@ -57,3 +57,29 @@ def test_a_broker_outage_is_what_the_router_names_even_while_a_launch_is_refused
     router._out_of_trouble("kafka")
     router._out_of_trouble("register")
     assert router.holding_on() == "prefect"
+
+
+class Anchors:
+    """Stands in for events.anchors.AnchorPublisher: counts its ticks, fails the first one."""
+
+    def __init__(self, router: Router) -> None:
+        self.router, self.ticks = router, 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise ConnectionError("broker away")  # logged; the next pass tries again
+        if self.ticks == 3:
+            self.router.stop()
+
+
+def test_the_relay_thread_publishes_the_audit_anchor_each_pass_and_survives_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = Router(AimsSettings(), "127.0.0.1:9", PrefectLauncher, name="r1")
+    anchors = Anchors(router)
+    router._anchors = anchors  # type: ignore[assignment]
+    router.OUTBOX_EVERY = 0.01
+    router._relay_outbox()  # returns once stopped: no outbox, anchors only
+    assert anchors.ticks == 3
+    assert "publishing the audit anchor failed: broker away" in caplog.text

@@ -462,3 +462,27 @@ def test_the_stacks_processes_and_the_cli_share_one_signing_key_kept_in_the_stat
     # The installation's own key, when the environment names one, is what every process gets.
     monkeypatch.setenv("AIMS_EVENT_SIGNING_KEY", "k" * 40)
     assert LocalStack(AimsSettings(state_dir=tmp_path)).child_env()["AIMS_EVENT_SIGNING_KEY"] == "k" * 40
+
+
+def test_the_stacks_processes_and_the_register_share_one_audit_key_kept_in_the_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from connectors.register import open_register
+
+    monkeypatch.delenv("AIMS_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("AIMS_AUDIT_KEY_FILE", raising=False)
+    env = LocalStack(AimsSettings(state_dir=tmp_path)).child_env()
+    key_file = tmp_path / "audit.key"
+    key = env["AIMS_AUDIT_KEY"]
+    assert key == key_file.read_text().strip() and len(key) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key != env["AIMS_EVENT_SIGNING_KEY"]  # one key, one purpose
+    assert LocalStack(AimsSettings(state_dir=tmp_path)).child_env()["AIMS_AUDIT_KEY"] == key
+    # A process beside the stack (the CLI, the demo) opens the register with the same key.
+    register = open_register(AimsSettings(state_dir=tmp_path), migrate=False)
+    assert register.audit_key is not None and register.audit_key.get_secret_value() == key
+    register.close()
+    monkeypatch.setenv("AIMS_AUDIT_KEY", "a" * 40)
+    assert LocalStack(AimsSettings(state_dir=tmp_path)).child_env()["AIMS_AUDIT_KEY"] == "a" * 40

@@ -7,10 +7,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from connectors.register.audit import GENESIS, entry_hash, verify_chain
+from connectors.register.audit import GENESIS, HeadRow, entry_hash, jcs, text_entry_hash, verify_chain
 from connectors.register.store import Register
+from connectors.register.tables import audit_log
 from schemas import records as r
 from schemas.trail import AuditEntry, EvidenceRecord
 from tests.records import sample
@@ -49,13 +50,14 @@ def test_an_edited_entry_is_reported(register: Register) -> None:
 
 def test_an_edited_snapshot_is_reported_even_with_a_recomputed_hash_of_its_own(register: Register) -> None:
     populate(register)
-    with register.reader() as uow:
-        entry = uow.audit_entries()[1]
-    forged = {**entry.model_dump(), "after": {**(entry.after or {}), "outcome": {"registered": False}}}
-    forged["hash"] = entry_hash(forged)
-    params = {"after": json.dumps(forged["after"]), "hash": forged["hash"]}
+    with register.engine.connect() as conn:
+        entry = dict(conn.execute(select(audit_log).where(audit_log.c.seq == 2)).mappings().one())
+    after = {**json.loads(entry["after_text"]), "outcome": {"registered": False}}
+    forged = {**entry, "after_text": jcs(after)}
+    forged["hash"] = text_entry_hash(forged, None)  # the register has no key: plain SHA-256 entries
+    params = {"after": forged["after_text"], "hash": forged["hash"]}
     with register.engine.connect() as conn, conn.begin():
-        conn.execute(text("UPDATE audit_log SET after = :after, hash = :hash WHERE seq = 2"), params)
+        conn.execute(text("UPDATE audit_log SET after_text = :after, hash = :hash WHERE seq = 2"), params)
     problem = register.verify_audit().problem
     # Its own hash checks out now, but the next entry no longer follows it.
     assert problem is not None and (problem.seq, problem.kind) == (3, "reordered")
@@ -175,3 +177,51 @@ def test_any_deletion_or_swap_is_caught(data: st.DataObject) -> None:
 @pytest.mark.parametrize("head", [None, (0, GENESIS)])
 def test_an_empty_log_verifies(head: tuple[int, str] | None) -> None:
     assert verify_chain([], head).ok
+
+
+KEY = b"k" * 32
+
+
+def _keyed_chain(n: int) -> list[dict[str, object]]:
+    rows, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        row: dict[str, object] = {
+            "seq": seq,
+            "at": f"2026-12-05T00:00:{seq:02d}+00:00",
+            "actor": "t",
+            "action": "update",
+            "entity": "evidence",
+            "entity_id": f"k#{seq}",
+            "encoding": "jcs",
+            "before_text": jcs({"n": seq - 1}),
+            "after_text": jcs({"n": seq}),
+            "prev_hash": prev,
+        }
+        row["hash"] = text_entry_hash(row, KEY)
+        rows.append(row)
+        prev = str(row["hash"])
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 10),
+    data=st.data(),
+    field=st.sampled_from(["at", "actor", "action", "entity", "entity_id", "before_text", "after_text"]),
+    value=st.one_of(st.text(max_size=8), st.integers(), st.floats(allow_nan=False, allow_infinity=False)),
+)
+def test_any_single_change_to_a_keyed_entry_is_caught_even_with_its_plain_hash_recomputed(
+    n: int, data: st.DataObject, field: str, value: object
+) -> None:
+    rows = _keyed_chain(n)
+    head = HeadRow(n, str(rows[-1]["hash"]), keyed_from=1)
+    assert verify_chain(rows, head, key=KEY).ok
+    victim = data.draw(st.integers(0, n - 1))
+    new = jcs({"n": value}) if field.endswith("_text") else str(value)
+    if rows[victim][field] == new:
+        return
+    forged = {**rows[victim], field: new}
+    forged["hash"] = text_entry_hash(forged, None)  # the forger has no key
+    tampered = [*rows[:victim], forged, *rows[victim + 1 :]]
+    problem = verify_chain(tampered, head, key=KEY).problem
+    assert problem is not None and problem.seq == victim + 1

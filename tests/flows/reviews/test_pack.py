@@ -184,6 +184,9 @@ def test_operations_and_audit(seeded: Seeded) -> None:
     )
     assert audit.figures["audit_log_intact"] == "yes"
     assert audit.figures["audit_log_entries"] == seeded.one("select count(*) from audit_log")
+    # The anchor a review publishes: `aims audit verify --anchor SEQ:HASH` checks the log against it.
+    head = seeded.one("select seq from audit_head"), seeded.one("select hash from audit_head")
+    assert audit.figures["audit_log_anchor"] == f"{head[0]}:{head[1]}"
 
 
 def test_opportunities_come_from_the_evidence(seeded: Seeded) -> None:
