@@ -2,12 +2,16 @@
 
 A decision goes through `flows.commands.handle` (a `DecideApproval` command), the path a Slack click
 takes: the approver's group, separation of duties and quorum are checked, and every attempt is recorded.
+The command line proves its operator by the OS login (`common.operator_login`), recorded beside
+`--by`: the policy's `people` say which logins may decide as whom, and `--by` someone the login does
+not map to is refused (and recorded).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from aims.commands import common
 from aims.commands.common import (
     AddCommand,
     cli_settings,
@@ -90,13 +94,20 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     from flows.approvals.commands import DecideApproval
     from flows.commands import Actor, Context, cli_text, handle
     from schemas.payloads import Decision, DecisionChannel, Text
+    from schemas.people import by_login
 
     settings = cli_settings()
-    approver = identity(args.by, "who decides")
+    login = common.operator_login()
     reason = validated(Text, args.reason, "--reason") if args.reason is not None else ""
     policy = load_policy(settings, "check who may decide")
+    if args.by is not None:
+        approver = identity(args.by, "who decides")
+    elif login is not None and len(mine := by_login(policy.people, login)) == 1:
+        approver = mine[0]  # the one person the policy maps this login to
+    else:
+        raise CliError(f"cannot tell who decides on login {login!r}: pass --by EMAIL")
     command = DecideApproval(
-        actor=Actor(approver, DecisionChannel.cli),
+        actor=Actor(approver, DecisionChannel.cli, login),
         approval_id=args.id,
         decision=Decision(args.decision),
         reason=reason,
@@ -138,7 +149,10 @@ def add_commands(add: AddCommand) -> None:
         )
         decide.add_argument("id", metavar="ID")
         decide.add_argument(
-            "--by", metavar="EMAIL", help="who decides, as the policy lists them (default: login)"
+            "--by",
+            metavar="EMAIL",
+            help="who decides, as the policy lists them: a person your OS login may decide as "
+            "(people: EMAIL: logins); default: the one person your login maps to",
         )
         decide.add_argument(
             "--reason", metavar="TEXT", required=verb == "reject", help="why (required to reject)"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from flows.approvals.rules import Attempt, Refused, authority, check, same_person
 from schemas.payloads import Decision, DecisionChannel, RiskLevel
+from schemas.people import by_name
 from schemas.policy import Policy
 from schemas.records import Approval
 from tests.people import AISHA, TOM
@@ -40,7 +41,10 @@ def request_by(submitter: str, policy: Policy) -> Approval:
 
 
 def approve_as(approver: str) -> Attempt:
-    return Attempt("approval-sod", approver, Decision.approve, DecisionChannel.slack, "", T0)
+    """A signed Slack click by `approver`: the Slack user id the policy pins to them."""
+    person = by_name(example_policy().people, approver)
+    assert person is not None and person.slack is not None
+    return Attempt("approval-sod", approver, Decision.approve, DecisionChannel.slack, "", T0, person.slack)
 
 
 def verdict(submitter: str, approver: str, policy: Policy) -> object:

@@ -1,0 +1,153 @@
+"""Only authenticated people decide, and separation of duties reaches people (issue 20, points 3-4).
+
+Outcomes on a real register (SQLite): the decisions recorded, accepted or refused with their
+reasons, the events staged, and the tally. The first two tests are the attacks found on main.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from connectors.register.store import Register
+from flows.approvals.commands import DecideApproval
+from flows.approvals.rules import authority, tally
+from flows.commands import Actor, Context, handle
+from gateway.app import create_app
+from gateway.desk import DecisionDesk
+from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
+from schemas.policy import Policy
+from schemas.records import Approval, ApprovalDecision
+from schemas.settings import AimsSettings
+from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request
+from tests.gateway.desk import RecordingChat
+from tests.people import AISHA, DEV, MARIA, SAM, TOM
+
+TOPIC = "aims.events"
+SLACK_SECRET = "who-decides-slack-secret"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def request(approval_id: str, level: RiskLevel, submitted_by: str, policy: Policy) -> Approval:
+    """A pending approval as request-approval records it for `level`, submitted by `submitted_by`."""
+    rule = policy.approvals[level]
+    return Approval(
+        id=approval_id,
+        subject=f"model-version:credit-scoring/{approval_id}",
+        system="credit-scoring",
+        requested_decision="go-live",
+        risk_level=level,
+        approver_group=",".join(rule.groups),
+        quorum=rule.quorum,
+        context={
+            "groups": list(rule.groups),
+            "distinct_groups": rule.distinct_groups,
+            "separation_of_duties": rule.separation_of_duties,
+            "submitted_by": submitted_by,
+        },
+        requested_by=submitted_by,
+        requested_at=NOW - timedelta(hours=1),
+        due_at=NOW + timedelta(hours=24),
+    )
+
+
+@pytest.fixture
+def register(sqlite_register: Register) -> Register:
+    return sqlite_register
+
+
+def add(register: Register, approval: Approval) -> None:
+    with register.unit_of_work("test") as uow:
+        uow.approvals.add(approval)
+
+
+def decisions(register: Register, approval_id: str) -> list[ApprovalDecision]:
+    with register.reader() as uow:
+        return uow.decisions.find(approval_id=approval_id, order_by="decided_at")
+
+
+def outcome(register: Register, approval_id: str, policy: Policy) -> ApprovalOutcome | None:
+    with register.reader() as uow:
+        approval = uow.approvals.one(approval_id)
+        accepted = uow.decisions.find(approval_id=approval_id, accepted=True, order_by="decided_at")
+    return tally(authority(approval, policy), accepted).outcome
+
+
+def staged(register: Register) -> int:
+    with register.reader() as uow:
+        return len(uow.outbox.find())
+
+
+def from_the_form(approval_id: str, approver: str, step: int) -> DecideApproval:
+    """What request-approval's `take_input` makes of the Prefect UI's resume form: a typed name."""
+    return DecideApproval(
+        actor=Actor(approver, DecisionChannel.prefect_ui),
+        approval_id=approval_id,
+        decision=Decision.approve,
+        reason="looks fine",
+        delivery=("run-1", f"decision-{step}", "ui"),
+    )
+
+
+# -- the attacks ------------------------------------------------------------------------------------
+
+
+def test_the_resume_form_typed_with_two_approvers_addresses_approves_nothing(
+    register: Register, policy: Policy
+) -> None:
+    """Critical: quorum 2 from compliance and executive. Two resumes of the waiting run, each with
+    another approver's address typed in, must not make it approved."""
+    add(register, request("approval-crit", RiskLevel.critical, DEV, policy))
+    ctx = Context(register, policy, TOPIC)
+    verdicts = [handle(from_the_form("approval-crit", who, i), ctx) for i, who in enumerate((MARIA, SAM))]
+    assert [v.status for v in verdicts] == ["refused", "refused"]
+    recorded = decisions(register, "approval-crit")
+    assert [(d.decided_by, d.channel, d.accepted) for d in recorded] == [
+        (MARIA, "prefect-ui", False),
+        (SAM, "prefect-ui", False),
+    ]
+    assert all("Prefect UI's resume form cannot prove who is deciding" in (d.refusal or "") for d in recorded)
+    assert outcome(register, "approval-crit", policy) is None
+    assert staged(register) == 0  # nothing announced: the waiting run is not resumed by a refusal
+
+
+def slack_click(http: TestClient, user_id: str, approval_id: str) -> str:
+    payload = block_actions_payload(
+        user_id=user_id,
+        user_name="someone",
+        channel_id="C1",
+        message_ts="1.000001",
+        action_id="approval.approve",
+        value=approval_id,
+        response_url="http://127.0.0.1:9/hook",
+    )
+    body, headers = signed_interaction_request(payload, SLACK_SECRET)
+    answer: str = http.post("/slack/interactions", content=body, headers=headers).json()["status"]
+    return answer
+
+
+@pytest.fixture
+def slack(register: Register, policy: Policy) -> Iterator[TestClient]:
+    """The gateway: a signed Slack click by Tom (model-risk) is Tom's, as Slack's directory says."""
+    chat = RecordingChat({TOM: "UTOMBE0001", AISHA: "UAISHA0001"})
+    desk = DecisionDesk(register, lambda: policy, TOPIC, lambda keys: None, chat, None)
+    settings = AimsSettings(slack_signing_secret=SLACK_SECRET)  # type: ignore[arg-type]
+    with TestClient(create_app(settings, desk, time.time)) as http:
+        yield http
+
+
+def test_a_member_of_the_submitting_team_may_not_approve_by_a_signed_click(
+    register: Register, policy: Policy, slack: TestClient
+) -> None:
+    """The model's owner is the team `model-risk` (an approver group, a team of the policy): Tom is
+    in it, so his signed click must be refused; Aisha's would be too, for the same reason."""
+    add(register, request("approval-team", RiskLevel.medium, "model-risk", policy))
+    assert slack_click(slack, "UTOMBE0001", "approval-team") == "refused"
+    [tom] = decisions(register, "approval-team")
+    assert tom.decided_by == TOM and not tom.accepted
+    assert "separation of duties" in (tom.refusal or "") and "model-risk" in (tom.refusal or "")
+    assert outcome(register, "approval-team", policy) is None and staged(register) == 0
