@@ -5,6 +5,8 @@ Not a test module: import the names. A comment says what each one may do, so a t
 
 from __future__ import annotations
 
+from hypothesis import strategies as st
+
 # model-risk: approvers of medium and high risks; incident responders
 AISHA = "aisha.khan@northwind.example"
 TOM = "tom.becker@northwind.example"
@@ -19,3 +21,15 @@ SAM = "sam.okafor@northwind.example"
 DEV = "dev@northwind.example"
 # not in the policy at all
 OUTSIDER = "someone@else.example"
+
+
+# Any spelling a person or a directory might produce: each letter's case flipped at will, and spaces,
+# tabs or line breaks around it.
+SPACES = st.text(alphabet=" \t\r\n", max_size=4)
+
+
+@st.composite
+def spellings(draw: st.DrawFn, name: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    cased = "".join(c.upper() if flip else c.lower() for c, flip in zip(name, flips, strict=True))
+    return draw(SPACES) + cased + draw(SPACES)

@@ -6,26 +6,33 @@ reasons, the events staged, and the tally. The first two tests are the attacks f
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
+from aims.cli import main
+from aims.commands import common
 from connectors.register.store import Register
 from flows.approvals.commands import DecideApproval
 from flows.approvals.rules import authority, tally
-from flows.commands import Actor, Context, handle
+from flows.commands import Actor, Context, Verdict, handle
 from gateway.app import create_app
 from gateway.desk import DecisionDesk
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.policy import Policy
+from schemas.policy_file import load_policy
 from schemas.records import Approval, ApprovalDecision
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import block_actions_payload, signed_interaction_request
 from tests.gateway.desk import RecordingChat
 from tests.people import AISHA, DEV, MARIA, SAM, TOM
+from tests.resources import EXAMPLE_POLICY
 
 TOPIC = "aims.events"
 SLACK_SECRET = "who-decides-slack-secret"
@@ -151,3 +158,128 @@ def test_a_member_of_the_submitting_team_may_not_approve_by_a_signed_click(
     assert tom.decided_by == TOM and not tom.accepted
     assert "separation of duties" in (tom.refusal or "") and "model-risk" in (tom.refusal or "")
     assert outcome(register, "approval-team", policy) is None and staged(register) == 0
+
+
+# -- the command line: the operator's OS login, mapped by the policy -------------------------------
+
+
+def policy_file(tmp_path: Path, policy: Policy, **decisions: object) -> Path:
+    """The example policy with other `decisions` settings, written where the CLI reads it."""
+    data = policy.model_dump(mode="json")
+    data["decisions"] |= decisions
+    data["approvals"]["low"] = {"groups": ["model-risk"], "quorum": 1}
+    data["slas"]["low"] = {"decision_hours": 24}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register: Register) -> Path:
+    for name in list(os.environ):
+        if name.startswith(("AIMS_", "KAFKA_", "PREFECT_")):
+            monkeypatch.delenv(name)
+    # No stack runs in this state folder: nothing is sent, the outbox keeps what is staged.
+    monkeypatch.setenv("AIMS_STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def decide_as(
+    login: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> str:
+    monkeypatch.setattr(common, "operator_login", lambda: login)
+    code = main(["approvals", *argv])
+    out, err = capsys.readouterr()
+    return f"{code}:{out}{err}"
+
+
+def test_the_cli_decides_only_as_a_person_its_login_maps_to(
+    cli: Path,
+    register: Register,
+    policy: Policy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AIMS_POLICY_FILE", str(policy_file(cli, policy, cli_any_login=False)))
+    add(register, request("approval-cli", RiskLevel.high, DEV, policy))
+    # Aisha's login (akhan) speaking for Tom: refused, and the login is on the record.
+    as_tom = decide_as("akhan", monkeypatch, capsys, "approve", "approval-cli", "--by", TOM)
+    assert as_tom.startswith("2:") and "OS login 'akhan' may not decide as tom.becker" in as_tom
+    # Without --by, the one person the login maps to; with it, the same person in capitals.
+    assert decide_as("akhan", monkeypatch, capsys, "approve", "approval-cli").startswith("0:")
+    again = decide_as("akhan", monkeypatch, capsys, "approve", "approval-cli", "--by", AISHA.upper())
+    assert again.startswith("0:") and "nothing changed" in again
+    unknown = decide_as("root", monkeypatch, capsys, "approve", "approval-cli")
+    assert unknown.startswith("2:") and "pass --by" in unknown
+    recorded = decisions(register, "approval-cli")
+    assert [(d.decided_by, d.credential, d.accepted, d.authenticated) for d in recorded] == [
+        (TOM, "akhan", False, None),
+        (AISHA, "akhan", True, True),
+    ]
+    assert outcome(register, "approval-cli", policy) is None  # 1 of 2
+
+
+def test_the_demo_setting_lets_any_login_decide_marked_unauthenticated(
+    cli: Path,
+    register: Register,
+    policy: Policy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert policy.decisions.cli_any_login  # the example policy, for `make demo`
+    monkeypatch.setenv("AIMS_POLICY_FILE", str(EXAMPLE_POLICY))
+    add(register, request("approval-demo", RiskLevel.medium, DEV, policy))
+    done = decide_as("whoever", monkeypatch, capsys, "approve", "approval-demo", "--by", AISHA)
+    assert done.startswith("0:")
+    [aisha] = decisions(register, "approval-demo")
+    assert (aisha.credential, aisha.accepted, aisha.authenticated) == ("whoever", True, False)
+    with register.reader() as uow:
+        [event] = [m.event for m in uow.outbox.find()]
+    assert event["data"]["approver"] == AISHA and event["data"]["authenticated"] is False
+
+
+# -- the Prefect UI's form: low-risk only, where the policy allows it --------------------------------
+
+
+def test_the_form_decides_low_risk_only_where_the_policy_allows_it_marked_unauthenticated(
+    tmp_path: Path, register: Register, policy: Policy
+) -> None:
+    lenient = load_policy(policy_file(tmp_path, policy, prefect_ui="low-risk"))
+    add(register, request("approval-low", RiskLevel.low, DEV, lenient))
+    add(register, request("approval-medium", RiskLevel.medium, DEV, lenient))
+    ctx = Context(register, lenient, TOPIC)
+    low = handle(from_the_form("approval-low", AISHA, 0), ctx)
+    medium = handle(from_the_form("approval-medium", AISHA, 0), ctx)
+    assert low.accepted and medium.refused
+    assert "allows it for low-risk approvals only" in medium.message
+    [accepted] = decisions(register, "approval-low")
+    assert (accepted.channel, accepted.credential, accepted.authenticated) == ("prefect-ui", None, False)
+    assert outcome(register, "approval-low", lenient) is ApprovalOutcome.approved
+    # Still checked like any decision: a name outside the groups is refused.
+    outsider = handle(from_the_form("approval-low", MARIA, 1), ctx)
+    assert outsider.refused and "not in approver group(s) model-risk" in outsider.message
+
+
+# -- Jira: the signed account id, mapped by the policy -----------------------------------------------
+
+
+def test_a_jira_account_the_policy_does_not_map_decides_nothing(register: Register, policy: Policy) -> None:
+    add(register, request("approval-jira", RiskLevel.medium, DEV, policy))
+    ctx = Context(register, policy, TOPIC)
+
+    def moved_by(account: str) -> Verdict:
+        return handle(
+            DecideApproval(
+                actor=Actor(AISHA, DecisionChannel.jira, account),
+                approval_id="approval-jira",
+                decision=Decision.approve,
+                delivery=("jira", "MRC-1", account, "1"),
+            ),
+            ctx,
+        )
+
+    # A profile showing Aisha's address, on an account that is not hers: refused.
+    stranger = moved_by("712020:someone-else")
+    assert stranger.refused and "is not mapped to aisha.khan@northwind.example" in stranger.message
+    assert moved_by(policy.people[AISHA].jira or "").accepted
+    assert outcome(register, "approval-jira", policy) is ApprovalOutcome.approved
