@@ -195,7 +195,7 @@ def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
 
 def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) -> list[str]:
     """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
-    from aims.commands.common import operator_login
+    from aims.login import operator_login
     from connectors.register import open_register
     from flows.approvals.commands import DecideApproval, requested_event
     from flows.commands import Actor, Context, handle

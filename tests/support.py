@@ -25,6 +25,7 @@ from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
 from schemas.settings import AimsSettings
 from tests.jira_workflow import add_incident_workflow
+from tests.people import prove_people
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
@@ -62,6 +63,7 @@ class SessionStack:
         # Policy member → Slack user id; Jira API token per member (the fakes' workspace and site).
         self.slack_users: dict[str, str] = {}
         self.jira_tokens: dict[str, str] = {}
+        self.jira_accounts: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -86,10 +88,11 @@ class SessionStack:
         # session's temporary folder; SQL sources are declared by the tests that use them.
         if self.data_root is not None:
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
+        self.start_fakes(policy)
+        prove_people(policy, self.slack_users, self.jira_accounts)
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
         ensure_topics(self.bootstrap, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
-        self.start_fakes(policy)
         self.start_worker()
 
     def start_fakes(self, policy: dict[str, Any]) -> None:
@@ -105,7 +108,9 @@ class SessionStack:
         for email in sorted(people):
             self.slack_users[email] = self.slack.add_user(email)
             self.jira_tokens[email] = f"jira-token-{email.split('@')[0]}"
-            self.jira.add_user(email, email.split("@")[0].replace(".", " ").title(), self.jira_tokens[email])
+            self.jira_accounts[email] = self.jira.add_user(
+                email, email.split("@")[0].replace(".", " ").title(), self.jira_tokens[email]
+            )
         self.jira.add_user(JIRA_BOT, "AIMS", JIRA_BOT_TOKEN)
         for group in policy["approver_groups"].values():
             if group.get("jira_project"):

@@ -2,7 +2,7 @@
 
 A decision goes through `flows.commands.handle` (a `DecideApproval` command), the path a Slack click
 takes: the approver's group, separation of duties and quorum are checked, and every attempt is recorded.
-The command line proves its operator by the OS login (`common.operator_login`), recorded beside
+The command line proves its operator by the OS login (`aims.login.operator_login`), recorded beside
 `--by`: the policy's `people` say which logins may decide as whom, and `--by` someone the login does
 not map to is refused (and recorded).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from aims.commands import common
+from aims import login as os_login
 from aims.commands.common import (
     AddCommand,
     cli_settings,
@@ -97,7 +97,7 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     from schemas.people import by_login
 
     settings = cli_settings()
-    login = common.operator_login()
+    login = os_login.operator_login()
     reason = validated(Text, args.reason, "--reason") if args.reason is not None else ""
     policy = load_policy(settings, "check who may decide")
     if args.by is not None:

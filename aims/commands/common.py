@@ -126,27 +126,6 @@ def utc_time(moment: datetime | None) -> str:
 # -- who is acting ---------------------------------------------------------------------------------
 
 
-def operator_login() -> str | None:
-    """The OS login running this command, which the policy maps to the people it may decide as.
-
-    The effective user's account name, not `getpass.getuser()` first: that reads LOGNAME and USER
-    before the account, and anyone sets those. Where there are no POSIX accounts (Windows), what
-    `getpass` says.
-    """
-    import getpass
-    import os
-
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError, AttributeError):
-        try:
-            return getpass.getuser()
-        except (OSError, KeyError, ImportError):
-            return None
-
-
 def identity(by: str | None, what: str, placeholder: str = "EMAIL") -> str:
     """--by, or the login name when it is not given, checked as a name (the one `--by` rule).
 

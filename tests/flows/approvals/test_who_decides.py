@@ -16,8 +16,8 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
+from aims import login as os_login
 from aims.cli import main
-from aims.commands import common
 from connectors.register.store import Register
 from flows.approvals.commands import DecideApproval
 from flows.approvals.rules import authority, tally
@@ -187,7 +187,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register: Register) -> 
 def decide_as(
     login: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
 ) -> str:
-    monkeypatch.setattr(common, "operator_login", lambda: login)
+    monkeypatch.setattr(os_login, "operator_login", lambda: login)
     code = main(["approvals", *argv])
     out, err = capsys.readouterr()
     return f"{code}:{out}{err}"
