@@ -218,6 +218,12 @@ def decide_approvals(settings: AimsSettings, bootstrap: str, since: datetime) ->
                 for a in uow.approvals.find(status="pending", order_by="requested_at")
                 if a.requested_at >= since
             ]
+        if waiting and policy.decisions.cli_any_login:
+            print(
+                f"  (as OS login {login}: the policy's decisions.cli_any_login, unsafe and for the demo "
+                "only, lets it decide as anyone; each decision is recorded as unauthenticated)",
+                flush=True,
+            )
         for approval in waiting:
             for who in demo_approvers(approval, policy):
                 command = DecideApproval(

@@ -115,7 +115,7 @@ def where_to_decide(approval: Approval) -> str:
     """Which channels count, raw: only those that prove who decides (send it through an escape)."""
     return (
         "Decide with the buttons below, the Approve/Reject transitions of the Jira issue, or "
-        f"`aims approvals approve|reject {approval.id}` on a login the policy maps to you. "
+        f"aims approvals approve|reject {approval.id} on a login the policy maps to you. "
         + form_note(approval)
     )
 

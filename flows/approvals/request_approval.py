@@ -3,7 +3,8 @@
 DESIGN decision 4. The run records (or adopts) the pending approval, posts it to the approver
 groups' Slack channels with Approve/Reject buttons and files a Jira issue with Approve/Reject
 transitions, then suspends with `wait_for_input(DecisionInput)`: no process is held while people
-think, and the Prefect UI shows the run as waiting, with a form to resume it.
+think, and the Prefect UI shows the run as waiting, with a form to resume it. The form proves
+nobody: what is typed there is recorded as refused unless the policy allows it for low risk.
 
 Every resume re-executes the flow from the start. Each side effect is therefore keyed by the
 approval id in the register (and its task result persisted), so nothing is posted twice; the
