@@ -28,8 +28,6 @@ from schemas.people import Decisions, Person, PrefectUi, by_name, person_key, sa
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
 
-__all__ = ["same_person"]  # re-exported: the demo and older callers import it from here
-
 DEADLINE = "aims:deadline"
 WHERE_TO_DECIDE = (
     "decide with the buttons in Slack, the Approve/Reject transitions of the Jira issue, or "
@@ -101,6 +99,17 @@ def submitters(policy: Policy, owner: str | None) -> Submitters:
     )
 
 
+def still_submitters(context: Mapping[str, Any], today: Submitters) -> Submitters:
+    """Today's resolution, and what the request recorded: someone who has left the submitting team
+    since is still a submitter of this request, and an extra approver once asked for stays asked."""
+    recorded = {
+        person_key(p): f"{p} was among the submitters when the approval was requested"
+        for p in context.get("submitters") or ()
+    }
+    extra = max(today.extra, int(context.get("extra_approvers") or 0))
+    return Submitters({**recorded, **today.people}, extra, today.note or context.get("submitter_note"))
+
+
 @dataclass(frozen=True)
 class Authority:
     """Who may decide one approval, and what a decision needs."""
@@ -138,11 +147,11 @@ def authority(approval: Approval, policy: Policy) -> Authority:
     ctx = approval.context
     return Authority(
         seats={k: frozenset(v) for k, v in seats.items()},
+        submitters=still_submitters(ctx, submitters(policy, ctx.get("submitted_by"))),
         groups=tuple(dict.fromkeys(groups)),
         quorum=approval.quorum,
         distinct_groups=bool(ctx.get("distinct_groups", False)),
         separation_of_duties=bool(ctx.get("separation_of_duties", True)),
-        submitters=submitters(policy, ctx.get("submitted_by")),
         people=policy.people,
         decisions=policy.decisions,
     )

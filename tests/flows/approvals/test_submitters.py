@@ -175,3 +175,12 @@ def test_the_policy_refuses_one_slack_or_jira_id_for_two_people() -> None:
     text = str(raised.value)
     assert "'UAISHA0001' is another person's already" in text
     assert "spelled otherwise" in text
+
+
+def test_who_left_the_submitting_team_since_the_request_still_may_not_approve() -> None:
+    medium = request(RiskLevel.medium, "ml-platform")
+    data = example_policy().model_dump(mode="json")
+    data["teams"]["ml-platform"]["members"] = [DEV]  # Li moved on after the request
+    later = Policy.model_validate(data)
+    refused = check(medium, authority(medium, later), [], click(LI))
+    assert isinstance(refused, Refused) and "was among the submitters" in refused.why
