@@ -81,7 +81,10 @@ def cmd_approvals_show(args: argparse.Namespace) -> int:
     for d in decisions:
         refused = f" REFUSED: {d.refusal}" if not d.accepted else ""
         when = f"{d.decided_at:%Y-%m-%d %H:%M}"
-        print(f"  {when} {d.decided_by} via {d.channel}: {d.decision} — {d.reason}{refused}")
+        # What proved the person (Slack id, Jira account, OS login), and a decision nobody proved.
+        proof = f" [{d.credential}]" if d.credential else ""
+        proof += " UNAUTHENTICATED" if d.authenticated is False else ""
+        print(f"  {when} {d.decided_by} via {d.channel}{proof}: {d.decision} — {d.reason}{refused}")
     if notices:
         print(f"\nnotices ({len(notices)}):")
         for n in notices:

@@ -236,6 +236,8 @@ def test_the_demo_setting_lets_any_login_decide_marked_unauthenticated(
     with register.reader() as uow:
         [event] = [m.event for m in uow.outbox.find()]
     assert event["data"]["approver"] == AISHA and event["data"]["authenticated"] is False
+    shown = decide_as("whoever", monkeypatch, capsys, "show", "approval-demo")
+    assert f"{AISHA} via cli [whoever] UNAUTHENTICATED: approve" in shown
 
 
 # -- the Prefect UI's form: low-risk only, where the policy allows it --------------------------------
