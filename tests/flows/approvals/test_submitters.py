@@ -184,3 +184,33 @@ def test_who_left_the_submitting_team_since_the_request_still_may_not_approve() 
     later = Policy.model_validate(data)
     refused = check(medium, authority(medium, later), [], click(LI))
     assert isinstance(refused, Refused) and "was among the submitters" in refused.why
+
+
+def test_a_request_by_event_records_who_its_submitter_is_and_what_follows() -> None:
+    from flows.approvals.request_approval import new_approval  # imports Prefect: not at collection time
+    from schemas.events import ApprovalRequestedEvent
+
+    def asked(requested_by: str) -> Approval:
+        event = ApprovalRequestedEvent.model_validate(
+            {
+                "specversion": "1.0",
+                "id": "approval-e:requested",
+                "source": "urn:aims:tests",
+                "time": T0.isoformat(),
+                "data": {
+                    "approval_id": "approval-e",
+                    "subject": "model-version:credit-scoring/7",
+                    "requested_decision": "go-live",
+                    "risk_level": "high",
+                    "requested_by": requested_by,
+                },
+            }
+        )
+        return new_approval(event, example_policy())
+
+    team = asked("ml-platform").context
+    assert team["submitters"] == sorted([DEV, LI]) and team["extra_approvers"] == 0
+    assert "submitted by ml-platform" in team["submitter_note"]
+    nobody = asked("release-bot").context
+    assert nobody["submitters"] == [] and nobody["extra_approvers"] == 1
+    assert "'release-bot' is no person or team of the policy" in nobody["submitter_note"]
