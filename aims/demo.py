@@ -95,7 +95,7 @@ def sample_events(demo_dir: Path) -> list[AimsEvent]:
                 version="7",
                 source_uri="models:/credit-risk-gbm/7",
                 run_id=f"run-{run}",
-                owner="ml-platform@bank.example",
+                owner="ml-platform",
                 intended_use="Pre-screen consumer loan applications",
                 risk_tier=RiskTier.high,
                 training_datasets=[DatasetRef(dataset_id="loan-applications", version="2026-11-27")],
@@ -175,27 +175,30 @@ def _review_to_join(settings: AimsSettings, policy: Policy) -> bool:
 
 
 def demo_approvers(approval: Approval, policy: Policy) -> list[str]:
-    """Enough of the approval's group members for its quorum, a group at a time, never the submitter."""
-    from flows.approvals.rules import same_person
+    """Enough of the approval's group members for what it needs (its quorum, one more when its
+    submitter is nobody the policy knows), a group at a time, never a submitter (a team's members)."""
+    from flows.approvals.rules import authority
+    from schemas.people import person_key
 
-    submitter = approval.context.get("submitted_by")
+    rules = authority(approval, policy)
     pools = [
-        [m for m in policy.approver_groups[g].members if not same_person(m, submitter)]
+        [m for m in policy.approver_groups[g].members if person_key(m) not in rules.submitters.people]
         for g in approval.groups
         if g in policy.approver_groups
     ]
     chosen: list[str] = []
-    while len(chosen) < approval.quorum and any(pools):
+    while len(chosen) < rules.needed and any(pools):
         for pool in pools:
             while pool and pool[0] in chosen:
                 pool.pop(0)
-            if pool and len(chosen) < approval.quorum:
+            if pool and len(chosen) < rules.needed:
                 chosen.append(pool.pop(0))
     return chosen
 
 
 def decide_approvals(settings: AimsSettings, kafka: KafkaConnection, since: datetime) -> list[str]:
     """Approve what this demo's assessments asked for, on the CLI's path; the keys of the waiting runs."""
+    from aims.login import operator_login
     from connectors.register import open_register
     from flows.approvals.commands import DecideApproval, requested_event
     from flows.commands import Actor, Context, handle
@@ -205,6 +208,9 @@ def decide_approvals(settings: AimsSettings, kafka: KafkaConnection, since: date
     from schemas.policy_file import load_policy
 
     policy = load_policy(settings.policy_file)
+    # The demo plays the approvers on the command line: as its operator's OS login, which the
+    # example policy does not know (`decisions.cli_any_login`, unsafe and recorded as unauthenticated).
+    login = operator_login()
     register = open_register(settings)
     outbox = outbox_sender(register, kafka, "aims-demo", settings.event_signing_key)
     keys: list[str] = []
@@ -215,10 +221,16 @@ def decide_approvals(settings: AimsSettings, kafka: KafkaConnection, since: date
                 for a in uow.approvals.find(status="pending", order_by="requested_at")
                 if a.requested_at >= since
             ]
+        if waiting and policy.decisions.cli_any_login:
+            print(
+                f"  (as OS login {login}: the policy's decisions.cli_any_login, unsafe and for the demo "
+                "only, lets it decide as anyone; each decision is recorded as unauthenticated)",
+                flush=True,
+            )
         for approval in waiting:
             for who in demo_approvers(approval, policy):
                 command = DecideApproval(
-                    actor=Actor(who, DecisionChannel.cli),
+                    actor=Actor(who, DecisionChannel.cli, login),
                     approval_id=approval.id,
                     decision=Decision.approve,
                     reason="approved in the demo",

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor", type=int, default=300)
     args = parser.parse_args(argv)
     progress = Progress("gateway")
-    policy = load_policy(POLICY)
+    # Slack ids become the policy's people through users.lookupByEmail (below): the example policy's
+    # pinned ids are the fictional workspace's, not the fake's.
+    policy = load_policy(POLICY).model_copy(update={"people": {}})
     members = sorted({m for g in policy.approver_groups.values() for m in g.members})
 
     with tempfile.TemporaryDirectory() as state:

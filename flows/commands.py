@@ -34,11 +34,13 @@ Status = Literal["accepted", "duplicate", "refused", "ignored"]
 
 @dataclass(frozen=True)
 class Actor:
-    """Who gave the command: the policy's name for them (an email, or `slack:<id>` when unknown)
-    and the channel that authenticated them."""
+    """Who gave the command: the policy's name for them (an email, or `slack:<id>` when unknown),
+    the channel that authenticated them and what it proved (`credential`: the Slack user id, the
+    Jira account id, the OS login; None when the channel proves nobody, as the Prefect UI's form)."""
 
     name: str
     channel: DecisionChannel
+    credential: str | None = None
 
     @property
     def label(self) -> str:

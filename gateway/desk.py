@@ -19,6 +19,7 @@ from gateway.jira_dispatch import JiraDispatch
 from gateway.payloads import BlockActions, JiraWebhook, SlackUser
 from gateway.slack_actions import Click, clicked
 from schemas.payloads import DecisionChannel
+from schemas.people import by_slack
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
@@ -63,9 +64,12 @@ class DecisionDesk:
         return verdict
 
     def slack_person(self, user: SlackUser) -> str:
-        """The policy's name (email) of a Slack user, found by looking the members up by email."""
+        """The policy's name (email) of a Slack user: the person the policy pins the id to, or else
+        the one Slack's directory gives that (verified) e-mail address."""
+        policy = self.policy()
+        if (pinned := by_slack(policy.people, user.id)) is not None:
+            return pinned
         if user.id not in self._slack_people and self.chat is not None:
-            policy = self.policy()
             people = {m for g in policy.approver_groups.values() for m in g.members}
             people |= {
                 w for s in policy.slas.values() for step in s.escalation for w in step.notify if "@" in w
@@ -87,7 +91,7 @@ class DecisionDesk:
         person = self.slack_person(payload.user)
         if person.startswith("slack:") and row.owner_may_act:
             person = self._action_owner(action.value, payload.user.id) or person
-        click = Click(payload, action, action.value, Actor(person, DecisionChannel.slack))
+        click = Click(payload, action, action.value, Actor(person, DecisionChannel.slack, payload.user.id))
         verdict = self.handle(row.command(click))
         outcome = answered(verdict, self.send)
         slack_reply(outcome, verdict, self.chat, payload.response_url)

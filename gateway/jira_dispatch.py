@@ -38,6 +38,7 @@ from flows.reviews.commands import ISSUE_LABEL as REVIEW_LABEL
 from gateway.answers import Outcome, answered, ignored, jira_reply
 from gateway.payloads import JiraChange, JiraWebhook
 from schemas.payloads import Decision, DecisionChannel, IncidentUpdateKind
+from schemas.people import by_jira
 from schemas.policy import IncidentStage
 
 if TYPE_CHECKING:
@@ -152,12 +153,22 @@ class JiraDispatch:
             issue=hook.issue.key,
             subject=record,
             changes=tuple(moved),
-            actor=Actor(hook.user.emailAddress or hook.user.accountId, DecisionChannel.jira),
+            actor=Actor(
+                self.person(hook.user.accountId, hook.user.emailAddress),
+                DecisionChannel.jira,
+                hook.user.accountId,
+            ),
             comment=hook.comment.body if hook.comment else "",
             at=datetime.fromtimestamp(hook.timestamp / 1000, UTC) if hook.timestamp else datetime.now(UTC),
             delivery=hook.changelog.id or str(hook.timestamp),
         )
         return self.kinds[kind](move)
+
+    def person(self, account_id: str, email: str | None) -> str:
+        """Who the signed account is: the person the policy maps the account id to; otherwise the
+        profile's e-mail, which incident and review updates still take and approvals do not
+        (`flows.approvals.rules.identify`)."""
+        return by_jira(self.policy().people, account_id) or email or account_id
 
     def approval(self, move: Move) -> Outcome:
         decided = [c for c in move.changes if (c.toString or "").lower() in DECISIONS]

@@ -302,6 +302,7 @@ class ApprovalDecisionSubmitted(Payload):
     channel: DecisionChannel = Field(description="Where the decision was made.")
     reason: str = Field("", max_length=10_000, description="Why, in the approver's words.")
     decided_at: AwareDatetime = Field(description="When the approver decided.")
+    authenticated: bool = Field(True, description="False: no channel proved who decided (policy allowed).")
 
 
 class DecisionSummary(Payload):
@@ -310,6 +311,7 @@ class DecisionSummary(Payload):
     channel: DecisionChannel = Field(description="Where.")
     reason: str = Field("", max_length=10_000, description="Why, in their words.")
     decided_at: AwareDatetime = Field(description="When.")
+    authenticated: bool = Field(True, description="False: no channel proved who decided (policy allowed).")
 
 
 class ApprovalDecided(Payload):
@@ -337,13 +339,15 @@ class ApprovalDecided(Payload):
 class DecisionInput(BaseModel):
     """What a waiting request-approval run takes to resume: the Prefect UI renders it as a form.
 
-    From the UI, fill in who you are, your decision and why; it is checked like a Slack click.
-    The router fills `decision_id` for a decision already validated and recorded elsewhere.
+    The form cannot prove who fills it in: a decision typed here is recorded as refused, unless the
+    policy (`decisions.prefect_ui: low-risk`) lets it decide low-risk approvals, marked unauthenticated.
+    Decide in Slack, Jira or with `aims approvals`. The router fills `decision_id` for a decision
+    already validated and recorded elsewhere.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    approver: Name = Field(description="Your email, as the policy's approver groups list it.")
+    approver: Name = Field(description="Your email; the form cannot prove it (see above).")
     decision: Decision = Field(description="approve or reject (expire is the deadline's only).")
     reason: str = Field("", max_length=10_000, description="Why; a rejection needs a reason.")
     channel: DecisionChannel = Field(DecisionChannel.prefect_ui, description="Leave as prefect-ui.")

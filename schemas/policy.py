@@ -25,6 +25,7 @@ from pydantic import (
 
 from schemas.data_sources import DataSource, SizeLimits, SourceId
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
+from schemas.people import Decisions, Person, Team, duplicate_ids, person_key
 from schemas.policy_base import (
     ControlId,
     GroupName,
@@ -400,6 +401,18 @@ class Policy(PolicyModel):
     statement_of_applicability: StatementOfApplicability = Field(
         default_factory=StatementOfApplicability, description="Exclusions from Annex A, justified."
     )
+    people: Mapping[Name, Person] = Field(
+        default_factory=dict,
+        description="How each channel proves a person (by the name groups list): Slack user id, Jira "
+        "account id, OS logins.",
+    )
+    teams: Mapping[GroupName, Team] = Field(
+        default_factory=dict,
+        description="Teams that submit models: separation of duties excludes every member.",
+    )
+    decisions: Decisions = Field(
+        default_factory=Decisions, description="What channels that prove nobody may decide."
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
@@ -423,6 +436,12 @@ class Policy(PolicyModel):
         for i, group in enumerate(self.incidents.responders):
             if group not in groups:
                 problems.append((("incidents", "responders", i), f"no approver group {group!r}"))
+        names: dict[str, str] = {}
+        for name in self.people:
+            if names.setdefault(person_key(name), name) != name:
+                problems.append((("people", name), f"is {names[person_key(name)]!r} spelled otherwise"))
+        for name, field, value in duplicate_ids(self.people):
+            problems.append((("people", name, field), f"{value!r} is another person's already"))
         for level in self.levels_needing_approval():
             for section, present in (("approvals", self.approvals), ("slas", self.slas)):
                 if level not in present:

@@ -252,6 +252,9 @@ class ApprovalDecision(Record):
     accepted: bool = Field(True, description="False when the person was not allowed to decide.")
     refusal: str | None = None
     decided_at: AwareDatetime = Field(default_factory=utcnow)
+    # None on decisions recorded before 0011, so their audit entries still verify.
+    credential: str | None = Field(None, description="What the channel proved: Slack id, Jira account, login")
+    authenticated: bool | None = Field(None, description="False: accepted, though nobody was proven")
 
 
 class ApprovalNotice(Record):

@@ -27,6 +27,7 @@ from infra.processes import ManagedProcess, wait_until
 from schemas.settings import AimsSettings
 from tests.jira_workflow import add_incident_workflow
 from tests.kafka_reads import KafkaReads
+from tests.people import prove_people
 
 if TYPE_CHECKING:
     from connectors.register.store import Register
@@ -67,6 +68,7 @@ class SessionStack(KafkaReads):
         # Policy member → Slack user id; Jira API token per member (the fakes' workspace and site).
         self.slack_users: dict[str, str] = {}
         self.jira_tokens: dict[str, str] = {}
+        self.jira_accounts: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -91,10 +93,11 @@ class SessionStack(KafkaReads):
         # session's temporary folder; SQL sources are declared by the tests that use them.
         if self.data_root is not None:
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
+        self.start_fakes(policy)
+        prove_people(policy, self.slack_users, self.jira_accounts)
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         os.environ["AIMS_POLICY_FILE"] = str(self.state / "policy.yaml")
         ensure_topics(self.kafka, topic_specs(AimsSettings(state_dir=self.state)))  # where flows publish
-        self.start_fakes(policy)
         self.start_worker()
 
     def start_fakes(self, policy: dict[str, Any]) -> None:
@@ -110,7 +113,9 @@ class SessionStack(KafkaReads):
         for email in sorted(people):
             self.slack_users[email] = self.slack.add_user(email)
             self.jira_tokens[email] = f"jira-token-{email.split('@')[0]}"
-            self.jira.add_user(email, email.split("@")[0].replace(".", " ").title(), self.jira_tokens[email])
+            self.jira_accounts[email] = self.jira.add_user(
+                email, email.split("@")[0].replace(".", " ").title(), self.jira_tokens[email]
+            )
         self.jira.add_user(JIRA_BOT, "AIMS", JIRA_BOT_TOKEN)
         for group in policy["approver_groups"].values():
             if group.get("jira_project"):

@@ -2,12 +2,16 @@
 
 A decision goes through `flows.commands.handle` (a `DecideApproval` command), the path a Slack click
 takes: the approver's group, separation of duties and quorum are checked, and every attempt is recorded.
+The command line proves its operator by the OS login (`aims.login.operator_login`), recorded beside
+`--by`: the policy's `people` say which logins may decide as whom, and `--by` someone the login does
+not map to is refused (and recorded).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from aims import login as os_login
 from aims.commands.common import (
     AddCommand,
     cli_settings,
@@ -77,7 +81,10 @@ def cmd_approvals_show(args: argparse.Namespace) -> int:
     for d in decisions:
         refused = f" REFUSED: {d.refusal}" if not d.accepted else ""
         when = f"{d.decided_at:%Y-%m-%d %H:%M}"
-        print(f"  {when} {d.decided_by} via {d.channel}: {d.decision} — {d.reason}{refused}")
+        # What proved the person (Slack id, Jira account, OS login), and a decision nobody proved.
+        proof = f" [{d.credential}]" if d.credential else ""
+        proof += " UNAUTHENTICATED" if d.authenticated is False else ""
+        print(f"  {when} {d.decided_by} via {d.channel}{proof}: {d.decision} — {d.reason}{refused}")
     if notices:
         print(f"\nnotices ({len(notices)}):")
         for n in notices:
@@ -90,13 +97,20 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
     from flows.approvals.commands import DecideApproval
     from flows.commands import Actor, Context, cli_text, handle
     from schemas.payloads import Decision, DecisionChannel, Text
+    from schemas.people import by_login
 
     settings = cli_settings()
-    approver = identity(args.by, "who decides")
+    login = os_login.operator_login()
     reason = validated(Text, args.reason, "--reason") if args.reason is not None else ""
     policy = load_policy(settings, "check who may decide")
+    if args.by is not None:
+        approver = identity(args.by, "who decides")
+    elif login is not None and len(mine := by_login(policy.people, login)) == 1:
+        approver = mine[0]  # the one person the policy maps this login to
+    else:
+        raise CliError(f"cannot tell who decides on login {login!r}: pass --by EMAIL")
     command = DecideApproval(
-        actor=Actor(approver, DecisionChannel.cli),
+        actor=Actor(approver, DecisionChannel.cli, login),
         approval_id=args.id,
         decision=Decision(args.decision),
         reason=reason,
@@ -138,7 +152,10 @@ def add_commands(add: AddCommand) -> None:
         )
         decide.add_argument("id", metavar="ID")
         decide.add_argument(
-            "--by", metavar="EMAIL", help="who decides, as the policy lists them (default: login)"
+            "--by",
+            metavar="EMAIL",
+            help="who decides, as the policy lists them: a person your OS login may decide as "
+            "(people: EMAIL: logins); default: the one person your login maps to",
         )
         decide.add_argument(
             "--reason", metavar="TEXT", required=verb == "reject", help="why (required to reject)"

@@ -102,6 +102,13 @@ def run_policy_check(path: Path, out: TextIO) -> int:
         f"{len(policy.statement_of_applicability.exclusions)} Annex A exclusion(s))",
         file=out,
     )
+    if policy.decisions.cli_any_login:
+        print(
+            "warning: decisions.cli_any_login is on: any OS login may decide approvals as anyone with "
+            "`aims approvals --by` (recorded as unauthenticated). For a local demo only: switch it off "
+            "and list each person's logins under people before this policy guards anything.",
+            file=out,
+        )
     return 0
 
 

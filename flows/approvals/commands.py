@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check
+from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check, identify
 from flows.commands import Command, Context, Verdict, attempt_key, handles
 from schemas.events import ApprovalDecisionSubmittedEvent, ApprovalRequestedEvent
 from schemas.payloads import ApprovalDecisionSubmitted, ApprovalRequested, Decision
@@ -55,6 +55,7 @@ class DecideApproval(Command):
             channel=self.actor.channel,
             reason=self.reason,
             at=self.at,
+            credential=self.actor.credential,
         )
 
 
@@ -78,6 +79,7 @@ def decision_event(decision: ApprovalDecision) -> ApprovalDecisionSubmittedEvent
             channel=decision.channel,
             reason=decision.reason,
             decided_at=decision.decided_at,
+            authenticated=decision.authenticated is not False,
         ),
     )
 
@@ -119,7 +121,8 @@ def _submit(uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refus
     if approval is None:
         return Verdict.refusal(f"there is no approval {attempt.approval_id!r}")
     accepted = uow.decisions.find(approval_id=approval.id, accepted=True, order_by="decided_at")
-    verdict = check(approval, authority(approval, policy), accepted, attempt)
+    rules = authority(approval, policy)
+    verdict = check(approval, rules, accepted, attempt)
     if isinstance(verdict, Duplicate):
         return Verdict("duplicate", f"already recorded: {verdict.existing.decision}", record=verdict.existing)
     if isinstance(verdict, Refused):
@@ -133,6 +136,7 @@ def _submit(uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refus
             accepted=False,
             refusal=verdict.why,
             decided_at=attempt.at,
+            credential=attempt.credential,
         )
         fresh = uow.decisions.add_if_absent(refused)
         return Verdict.refusal(verdict.why, logged=True, fresh=fresh, record=refused)
@@ -144,6 +148,9 @@ def _submit(uow: UnitOfWork, policy: Policy, attempt: Attempt, topic: str, refus
         decision=attempt.decision.value,
         reason=attempt.reason,
         decided_at=attempt.at,
+        credential=attempt.credential,
+        # `check` passed, so `identify` said True or False (accepted though nobody was proven).
+        authenticated=identify(approval, rules, attempt) is True,
     )
     uow.decisions.add(decision)
     keys = stage(uow, [decision_event(decision)], topic)

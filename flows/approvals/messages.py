@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.text import Escape, jira_text, mrkdwn, mrkdwn_line, plain
-from schemas.payloads import ApprovalOutcome
+from schemas.payloads import ApprovalOutcome, RiskLevel
 from schemas.records import Approval, ApprovalDecision
 
 APPROVE_ACTION = "approval.approve"
@@ -80,15 +80,44 @@ def risk_lines(approval: Approval, escape: Escape) -> list[str]:
     return lines
 
 
+def needed(approval: Approval) -> int:
+    """Approvers needed: the quorum, plus one when the submitter resolved to nobody (rules.submitters)."""
+    ctx = approval.context
+    extra = int(ctx.get("extra_approvers") or 0) if ctx.get("separation_of_duties", True) else 0
+    return approval.quorum + extra
+
+
 def facts(approval: Approval) -> list[tuple[str, str]]:
-    return [
+    rows = [
         ("Subject", approval.subject),
         ("Decision", approval.requested_decision),
         ("Risk level", approval.risk_level.value if approval.risk_level else "—"),
-        ("Approvers", f"{approval.quorum} of {', '.join(approval.groups)}"),
+        ("Approvers", f"{needed(approval)} of {', '.join(approval.groups)}"),
         ("Due", _when(approval.due_at)),
         ("Requested by", approval.requested_by),
     ]
+    if note := approval.context.get("submitter_note"):
+        rows.append(("Separation of duties", str(note)))
+    return rows
+
+
+def form_note(approval: Approval) -> str:
+    """What the Prefect UI's resume form counts for, raw (send it through an escape)."""
+    form = (
+        "counts only where the policy allows it for low-risk approvals, marked unauthenticated"
+        if approval.risk_level is RiskLevel.low
+        else "is refused"
+    )
+    return f"The Prefect UI's resume form cannot tell who you are: a decision typed there {form}."
+
+
+def where_to_decide(approval: Approval) -> str:
+    """Which channels count, raw: only those that prove who decides (send it through an escape)."""
+    return (
+        "Decide with the buttons below, the Approve/Reject transitions of the Jira issue, or "
+        f"aims approvals approve|reject {approval.id} on a login the policy maps to you. "
+        + form_note(approval)
+    )
 
 
 def _fields(approval: Approval) -> dict[str, Any]:
@@ -103,6 +132,7 @@ def request_blocks(approval: Approval, progress: str) -> Blocks:
     if lines := risk_lines(approval, mrkdwn_line):
         blocks.append({"type": "section", "text": _text("\n".join(lines))})
     blocks += [
+        {"type": "context", "elements": [_text(mrkdwn_line(where_to_decide(approval)))]},
         {
             "type": "input",
             "block_id": REASON_BLOCK,
@@ -206,7 +236,9 @@ def issue_description(approval: Approval) -> str:
         "",
         f"To decide: use the *{JIRA_APPROVE}* or *{JIRA_REJECT}* transition (add a comment with your "
         "reason; a rejection needs one), or the buttons in Slack, or "
-        f"{{{{aims approvals approve\\|reject {jira_text(approval.id)} --reason ...}}}}.",
+        f"{{{{aims approvals approve\\|reject {jira_text(approval.id)} --reason ...}}}} on a login the "
+        "policy maps to you. Jira counts your transition when the policy maps your Jira account to you.",
+        jira_text(form_note(approval)),
         f"Approval id: {jira_text(approval.id)}",
     ]
     return "\n".join(lines)

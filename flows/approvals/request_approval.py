@@ -3,7 +3,8 @@
 DESIGN decision 4. The run records (or adopts) the pending approval, posts it to the approver
 groups' Slack channels with Approve/Reject buttons and files a Jira issue with Approve/Reject
 transitions, then suspends with `wait_for_input(DecisionInput)`: no process is held while people
-think, and the Prefect UI shows the run as waiting, with a form to resume it.
+think, and the Prefect UI shows the run as waiting, with a form to resume it. The form proves
+nobody: what is typed there is recorded as refused unless the policy allows it for low risk.
 
 Every resume re-executes the flow from the start. Each side effect is therefore keyed by the
 approval id in the register (and its task result persisted), so nothing is posted twice; the
@@ -32,7 +33,7 @@ from flows.approvals.messages import (
     progress_blocks,
     request_blocks,
 )
-from flows.approvals.rules import Tally, authority, tally
+from flows.approvals.rules import Tally, authority, submitters, tally
 from flows.commands import Actor, Context, handle
 from flows.evidence import (
     actor,
@@ -100,6 +101,8 @@ def new_approval(event: ApprovalRequestedEvent, policy: Policy) -> Approval:
             "distinct_groups": rule.distinct_groups,
             "separation_of_duties": rule.separation_of_duties,
             "submitted_by": data.requested_by,
+            # Who that is, as people, and what follows if nobody: for the record and the messages.
+            **submitters(policy, data.requested_by).context(),
             "summary": data.summary,
         },
         requested_by=data.requested_by,
@@ -193,7 +196,8 @@ def standing(approval_id: str, policy: Policy) -> tuple[Approval, Tally]:
 
 
 def take_input(approval_id: str, received: DecisionInput, key: str, policy: Policy) -> None:
-    """A decision typed into the Prefect UI's resume form goes through the same checks as a click."""
+    """A decision typed into the Prefect UI's resume form goes through the same checks as a click;
+    the form proves nobody, so the command carries no credential (refused unless the policy allows)."""
     logger = get_run_logger()
     if received.decision_id is not None:
         # Validated and recorded on its way here (Slack, Jira, the CLI, the deadline); the tally reads
@@ -257,6 +261,7 @@ def decided_event(
                     channel=d.channel,
                     reason=d.reason,
                     decided_at=d.decided_at,
+                    authenticated=d.authenticated is not False,
                 )
                 for d in accepted
                 if d.decision != "expire"

@@ -19,6 +19,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.approvals.commands import requested_event
+from flows.approvals.rules import submitters
 from flows.evidence import (
     actor,
     artifact_key,
@@ -159,6 +160,7 @@ def request_approval(
     residual = {s.category: s.residual_level for s in scores}
     still_above = [g.category for g in crossed if policy.needs_approval(residual[g.category])]
     versions = uow.model_versions.find(system=system, order_by="registered_at")
+    owner = versions[-1].submitted_by if versions else None
     approval = Approval(
         id=f"approval-{aid}",
         subject=f"risk-assessment:{aid}",
@@ -173,8 +175,10 @@ def request_approval(
             "groups": list(rule.groups),
             "distinct_groups": rule.distinct_groups,
             "separation_of_duties": rule.separation_of_duties,
-            # Separation of duties: whoever submitted the model may not approve its risks.
-            "submitted_by": versions[-1].submitted_by if versions else None,
+            # Separation of duties: whoever submitted the model may not approve its risks; a team
+            # is its members, and an owner the policy does not know costs one more approver.
+            "submitted_by": owner,
+            **submitters(policy, owner).context(),
             "risks": [
                 {
                     "category": g.category,

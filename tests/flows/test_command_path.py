@@ -71,7 +71,7 @@ def register(tmp_path: Path) -> Iterator[Register]:
 def test_a_decision_is_recorded_once_and_a_refusal_once_per_delivery(register: Register) -> None:
     ctx = Context(register, POLICY, TOPIC)
     outsider = DecideApproval(
-        actor=Actor(DEV, DecisionChannel.slack),
+        actor=Actor(DEV, DecisionChannel.slack, POLICY.people[DEV].slack),
         approval_id="approval-1",
         decision=Decision.approve,
         delivery=("slack", "approval-1", "UDEV", "1.1"),
@@ -81,7 +81,9 @@ def test_a_decision_is_recorded_once_and_a_refusal_once_per_delivery(register: R
     assert again.refused and not again.fresh  # the redelivery: recorded once, answered once
     assert "not in approver group(s) model-risk" in first.reasons[0]
     mine = DecideApproval(
-        actor=Actor(AISHA, DecisionChannel.jira), approval_id="approval-1", decision=Decision.approve
+        actor=Actor(AISHA, DecisionChannel.jira, POLICY.people[AISHA].jira),
+        approval_id="approval-1",
+        decision=Decision.approve,
     )
     accepted = handle(mine, ctx)
     assert accepted.accepted and accepted.reply == "your approval recorded" and len(accepted.keys) == 1
@@ -188,7 +190,8 @@ def hook(key: str, labels: list[str] | None, to: str, by: str = AISHA, comment: 
     return {
         "timestamp": int(time.time() * 1000),
         "webhookEvent": "jira:issue_updated",
-        "user": {"accountId": "acct-1", "emailAddress": by},
+        # The account id the policy maps to `by`: Jira's proof of who moved the issue.
+        "user": {"accountId": POLICY.people[by].jira, "emailAddress": by},
         "issue": issue,
         "changelog": {"id": "9", "items": [{"field": "status", "fromString": "Triaged", "toString": to}]},
         "comment": {"body": comment},

@@ -25,6 +25,7 @@ from schemas.policy import Policy
 from schemas.settings import AimsSettings
 from tests.fakes.slack_signing import signed_interaction_request
 from tests.people import AISHA, DEV, MARIA, SAM
+from tests.resources import example_policy
 
 SLACK_SECRET = "unit-slack-secret"
 JIRA_SECRET = "unit-jira-secret"
@@ -129,9 +130,13 @@ def jira_hook(
     *,
     issue: str = "AIINC-1",
     from_status: str = "Triaged",
-    account: str = "acct-1",
+    account: str | None = None,
     changelog: str = "1",
 ) -> dict[str, Any]:
+    """A webhook signed for `account`: by default the Jira account the example policy maps to `user`
+    (Jira's proof of who moved the issue), or one it maps to nobody."""
+    person = example_policy().people.get(user)
+    account = account or (person.jira if person else None) or "acct-1"
     hook: dict[str, Any] = {
         "timestamp": int(time.time() * 1000),
         "webhookEvent": "jira:issue_updated",

@@ -28,6 +28,7 @@ from tests.fakes.slack_signing import block_actions_payload, signed_interaction_
 from tests.gateway.desk import JIRA_SECRET, SLACK_SECRET, open_gateway
 from tests.people import AISHA
 from tests.records import waiting_approval
+from tests.resources import example_policy
 
 
 @pytest.fixture
@@ -137,7 +138,12 @@ def jira_hook(user: str, to: str, comment: str | None = None, changelog: str = "
         "timestamp": int(time.time() * 1000),
         "webhookEvent": "jira:issue_updated",
         "issue_event_type_name": "issue_generic",
-        "user": {"accountId": "acct-1", "displayName": "Someone", "emailAddress": user},
+        # The account id the policy maps to `user` (example_policy): Jira's proof of who moved it.
+        "user": {
+            "accountId": example_policy().people[user].jira,
+            "displayName": "Someone",
+            "emailAddress": user,
+        },
         "issue": {"id": "10001", "key": "MRC-1", "fields": {"status": {"name": to}}},
         "changelog": {
             "id": changelog,

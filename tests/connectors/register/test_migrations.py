@@ -16,13 +16,13 @@ from tests.records import sample
 def test_from_empty_to_head_matches_the_tables(blank: Register) -> None:
     assert blank.revision() is None
     blank.migrate()
-    assert blank.revision() == "0011"
+    assert blank.revision() == "0012"
     assert set(metadata.tables) <= set(inspect(blank.engine).get_table_names())
     with blank.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], f"the tables and the migrations disagree; add a migration: {diff}"
     blank.migrate()  # a second run is a no-op
-    assert blank.revision() == "0011"
+    assert blank.revision() == "0012"
 
 
 def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
@@ -59,9 +59,9 @@ def test_upgrade_keeps_the_rows_written_before_it(blank: Register) -> None:
 
 def test_ensure_schema_migrates_only_when_behind(blank: Register) -> None:
     blank.ensure_schema()
-    assert blank.revision() == "0011"
+    assert blank.revision() == "0012"
     blank.ensure_schema()
-    assert blank.revision() == "0011"
+    assert blank.revision() == "0012"
 
 
 def test_rows_logged_before_a_migration_added_fields_still_verify(blank: Register) -> None:
@@ -128,3 +128,26 @@ def test_reviews_and_findings_logged_before_0009_still_verify(blank: Register) -
 
 def logged_id(record: r.Record) -> str:
     return str(record.model_dump()["id"])
+
+
+def test_decisions_logged_before_0012_still_verify(blank: Register) -> None:
+    """0012 gave approval decisions `credential` and `authenticated` (both default None): decisions
+    recorded before say nothing about what proved their person, and stay verifiable."""
+    from sqlalchemy import insert
+
+    from connectors.register.tables import entity_for
+
+    blank.migrate("0011")
+    decision = sample(r.ApprovalDecision)
+    added = {"credential", "authenticated"}
+    with blank.unit_of_work("before-0012") as uow:
+        entity = entity_for(r.ApprovalDecision)
+        row = {k: v for k, v in decision.model_dump().items() if k not in added}
+        uow.conn.execute(insert(entity.table).values(**row))
+        logged = decision.model_dump(mode="json", exclude=added)
+        uow.append_audit("insert", entity, decision.id, None, logged)
+    blank.migrate()
+    assert blank.verify_audit().problem is None
+    with blank.reader() as uow:
+        stored = uow.decisions.one(decision.id)
+    assert (stored.credential, stored.authenticated) == (None, None)

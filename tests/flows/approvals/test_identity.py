@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
-from hypothesis import strategies as st
 
 from flows.approvals.rules import Attempt, Refused, authority, check, same_person
 from schemas.payloads import Decision, DecisionChannel, RiskLevel
+from schemas.people import by_name
 from schemas.policy import Policy
 from schemas.records import Approval
-from tests.people import AISHA, TOM
+from tests.people import AISHA, TOM, spellings
 from tests.resources import example_policy
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -40,7 +40,10 @@ def request_by(submitter: str, policy: Policy) -> Approval:
 
 
 def approve_as(approver: str) -> Attempt:
-    return Attempt("approval-sod", approver, Decision.approve, DecisionChannel.slack, "", T0)
+    """A signed Slack click by `approver`: the Slack user id the policy pins to them."""
+    person = by_name(example_policy().people, approver)
+    assert person is not None and person.slack is not None
+    return Attempt("approval-sod", approver, Decision.approve, DecisionChannel.slack, "", T0, person.slack)
 
 
 def verdict(submitter: str, approver: str, policy: Policy) -> object:
@@ -60,18 +63,6 @@ def test_the_approver_spelled_in_capitals_with_spaces_is_still_the_submitter(pol
 
 def test_another_member_of_the_group_may_approve(policy: Policy) -> None:
     assert verdict(f" {TOM.upper()} ", AISHA, policy) is None
-
-
-# Any spelling a person or a directory might produce: each letter's case flipped at will, and spaces,
-# tabs or line breaks around it.
-SPACES = st.text(alphabet=" \t\r\n", max_size=4)
-
-
-@st.composite
-def spellings(draw: st.DrawFn, email: str) -> str:
-    flips = draw(st.lists(st.booleans(), min_size=len(email), max_size=len(email)))
-    cased = "".join(c.upper() if flip else c.lower() for c, flip in zip(email, flips, strict=True))
-    return draw(SPACES) + cased + draw(SPACES)
 
 
 @given(submitter=spellings(TOM), approver=spellings(TOM))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from flows.approvals.rules import Attempt, Duplicate, Refused, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
+from schemas.people import by_name
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
 from tests.people import AISHA, CLAIRE, DEV, JON, LI, MARIA, SAM, TOM
@@ -43,8 +44,15 @@ def approval(level: RiskLevel, policy: Policy | None = None, **changes: object) 
     return base.model_copy(update=changes)
 
 
+def clicked_by(who: str) -> str:
+    """The Slack user id a signed click by `who` carries: the one the policy pins to them."""
+    person = by_name(example_policy().people, who)
+    return person.slack if person is not None and person.slack else "UNOBODY001"
+
+
 def attempt(who: str, decision: Decision = Decision.approve, reason: str = "", **kw: object) -> Attempt:
-    fields = {"channel": DecisionChannel.slack, "at": T0 + timedelta(hours=1), **kw}
+    fields = {"channel": DecisionChannel.slack, "at": T0 + timedelta(hours=1), "credential": clicked_by(who)}
+    fields |= kw
     return Attempt("approval-x", who, decision, reason=reason, **fields)  # type: ignore[arg-type]
 
 

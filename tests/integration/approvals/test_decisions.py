@@ -4,7 +4,7 @@ its own process, and the Slack and Jira fakes on loopback (started with the sess
 Each test asks for an approval with an approval-requested event on the default events topic; this
 module's router routes that topic from its end. The request-approval run posts to Slack and Jira
 and suspends; decisions come in as a signed Slack click, a Jira transition (its webhook), the CLI or
-the Prefect API the UI uses, and the router resumes the run.
+the Prefect API the UI uses (which proves nobody and is refused), and the router resumes the run.
 """
 
 from __future__ import annotations
@@ -114,13 +114,14 @@ def test_reject_with_a_jira_transition_is_recorded_once(
     assert decided[0]["data"]["outcome"] == "rejected" and decided[0]["data"]["approved"] is False
 
 
-def test_quorum_of_two_from_the_cli_and_the_prefect_ui(
+def test_quorum_of_two_from_the_cli_and_slack_while_the_prefect_ui_form_decides_nothing(
     stack: SessionStack, router: Any, gateway: str
 ) -> None:
     from prefect.client.orchestration import get_client
 
     approval_id = request(stack, "high")
     run_id = wait_state(stack, approval_id, {"Suspended"})
+    # The session's policy maps the OS login running the tests to its people (tests.people.prove_people).
     cli = stack.aims("approvals", "approve", approval_id, "--by", AISHA, "--reason", "Model card reviewed")
     assert cli.returncode == 0, cli.stderr
     assert "approval recorded" in cli.stdout and "sent" in cli.stdout
@@ -133,8 +134,9 @@ def test_quorum_of_two_from_the_cli_and_the_prefect_ui(
     )
     wait_state(stack, approval_id, {"Suspended"})
     assert approval(stack, approval_id).status == "pending"
-    # The Prefect UI resumes through the API with the form's input. The session's SQLite server may
-    # answer 503 "database is locked" under load, and this client does not retry: the user would.
+    # The Prefect UI resumes through the API with the form's input, which proves nobody: the attempt
+    # is recorded as refused and the run waits again. The session's SQLite server may answer 503
+    # "database is locked" under load, and this client does not retry: the user would.
     from prefect.exceptions import PrefectHTTPStatusError
 
     with get_client(sync_client=True) as client:
@@ -149,15 +151,30 @@ def test_quorum_of_two_from_the_cli_and_the_prefect_ui(
                 if exc.response.status_code != 503 or attempt == 4:
                     raise
                 time.sleep(1)
+    form = poll(
+        lambda: [d for d in decisions(stack, approval_id) if d.channel == "prefect-ui"],
+        90,
+        "the form's attempt to be recorded",
+    )
+    assert [(d.decided_by, d.accepted) for d in form] == [(MARIA, False)]
+    assert "Prefect UI's resume form cannot prove who is deciding" in (form[0].refusal or "")
+    assert wait_state(stack, approval_id, {"Suspended"}) == run_id
+    assert approval(stack, approval_id).status == "pending"
+    # Maria decides where she is proven: a signed click in her group's channel.
+    compliance = request_message(stack, approval_id, channel="compliance-approvals")
+    assert click(stack, gateway, compliance, MARIA, "approve", "Compliance ok").json()["status"] == "accepted"
     assert wait_state(stack, approval_id, {"Completed"}) == run_id
     accepted = [d for d in decisions(stack, approval_id) if d.accepted]
-    assert sorted((d.decided_by, d.channel) for d in accepted) == [(AISHA, "cli"), (MARIA, "prefect-ui")]
+    assert sorted((d.decided_by, d.channel, d.authenticated) for d in accepted) == [
+        (AISHA, "cli", True),
+        (MARIA, "slack", True),
+    ]
     assert approval(stack, approval_id).status == "approved"
     # Deciding again from the CLI is a duplicate, not a second decision.
     again = stack.aims("approvals", "approve", approval_id, "--by", AISHA)
     assert again.returncode == 0 and "nothing changed" in again.stdout
     shown = stack.aims("approvals", "show", approval_id)
-    assert "prefect-ui" in shown.stdout and "cli" in shown.stdout
+    assert "prefect-ui" in shown.stdout and "REFUSED" in shown.stdout and "cli" in shown.stdout
 
 
 def test_critical_needs_two_approvers_from_different_groups(
