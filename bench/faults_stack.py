@@ -162,11 +162,11 @@ def prepare_state(state: Path, say: Progress) -> None:
 
 
 def start_stack(stack: Stack) -> None:
+    from events.kafka_security import without_kafka_security
     from events.topics import ensure_topics, topic_specs
     from infra.kafka_broker import KafkaBroker
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
-    from infra.stack import kafka_security_variables
     from schemas.settings import AimsSettings, load_settings
 
     say, state = stack.say, stack.state
@@ -195,8 +195,7 @@ def start_stack(stack: Stack) -> None:
     say(f"Prefect server ({stack.args.backend}) ready at {stack.api_url}")
 
     # Its processes reach this plaintext broker, whatever client security the environment names.
-    dropped = {variable.upper() for variable in kafka_security_variables()}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in dropped}
+    env = without_kafka_security(os.environ)
     # The routers turn Prefect's client retries off themselves, the worker keeps them: as in the stack.
     env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
     env.update(prefect_client_env(state, stack.api_url))

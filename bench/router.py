@@ -249,8 +249,8 @@ def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result
 
 
 def run_all(args: argparse.Namespace) -> int:
+    from events.kafka_security import without_kafka_security
     from infra.kafka_broker import KafkaBroker
-    from infra.stack import kafka_security_variables
     from schemas.settings import load_settings
 
     settings = load_settings()
@@ -281,8 +281,7 @@ def run_all(args: argparse.Namespace) -> int:
             bootstrap = broker.start()
             say(f"Kafka: broker ready at {bootstrap}")
             # The children talk to this plaintext broker, not with the environment's client security.
-            dropped = {variable.upper() for variable in kafka_security_variables()}
-            child_env = {key: value for key, value in os.environ.items() if key.upper() not in dropped}
+            child_env = without_kafka_security(os.environ)
         for backend in backends:
             result_path = root / f"result-{backend}.json"
             result_path.unlink(missing_ok=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from schemas.settings import AimsSettings, KafkaSaslMechanism, KafkaSecurityProtocol
+from schemas.settings import FILE_SUFFIX, AimsSettings, KafkaSaslMechanism, KafkaSecurityProtocol, env_names
 
 # The pre-flight handshake's limit: a broker that does not answer at all is not a security problem,
 # and is left to the client's own retries.
@@ -221,3 +222,22 @@ def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
             host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
         addresses.append((host, int(port) if port.isdigit() else 9092))
     return addresses
+
+
+def kafka_security_variables() -> list[str]:
+    """Every variable the Kafka client security is read from (KAFKA_… and AIMS_KAFKA_…, and *_FILE)."""
+    names = [
+        variable
+        for name, field in AimsSettings.model_fields.items()
+        if name.startswith(("kafka_security", "kafka_sasl", "kafka_ssl"))
+        for variable in env_names(name, field)
+    ]
+    return names + [name + FILE_SUFFIX for name in names]
+
+
+def without_kafka_security(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without any Kafka client security: for processes that talk to a local broker of their own,
+    not to whatever cluster the environment names. Settings read variables case-insensitively: so is
+    the clean-up."""
+    dropped = {variable.upper() for variable in kafka_security_variables()}
+    return {key: value for key, value in env.items() if key.upper() not in dropped}

@@ -23,18 +23,20 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from events.kafka_clients import KafkaConnection
+from events.kafka_security import without_kafka_security
 from events.topics import ensure_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import Cancelled, ManagedProcess, wait_until
 from infra.stack_processes import (
     STOP_ORDER,
+    Backoff,
     Progress,
     StackProcess,
     aims_command,
@@ -62,7 +64,7 @@ from infra.stack_state import (
     withdraw_restart,
     write_restart_result,
 )
-from schemas.settings import FILE_SUFFIX, AimsSettings, env_names
+from schemas.settings import AimsSettings
 
 __all__ = [
     "COMPONENTS",
@@ -103,33 +105,6 @@ READY_TIMEOUT: dict[str, float] = {
     "router": 90,
     "gateway": 60,
 }
-
-
-@dataclass
-class Backoff:
-    """When a component that died may be started again: at once, unless it keeps dying.
-
-    A component that ran `stable_after` seconds before dying starts again at once; each further
-    death within that time doubles the wait (from `base`, at most `cap` seconds).
-    """
-
-    base: float = 2.0
-    cap: float = 60.0
-    stable_after: float = 60.0
-    failures: int = 0
-    started_at: float = 0.0
-
-    def started(self, now: float) -> None:
-        self.started_at = now
-
-    def died(self, now: float) -> float:
-        """Record a death at `now`; returns the seconds to wait before the next start."""
-        if now - self.started_at >= self.stable_after:
-            self.failures = 0
-        self.failures += 1
-        if self.failures == 1:
-            return 0.0
-        return float(min(self.cap, self.base * 2 ** (self.failures - 2)))
 
 
 class NotManaged(RuntimeError):
@@ -175,9 +150,7 @@ class LocalStack:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         if self.broker is not None:
             # The local broker's own user and CA, not whatever cluster the environment names.
-            # Settings read variables case-insensitively: so is the clean-up.
-            dropped = {variable.upper() for variable in kafka_security_variables()}
-            env = {key: value for key, value in env.items() if key.upper() not in dropped}
+            env = without_kafka_security(env)
             env.update(self.broker.client_env())
         # Every process of the stack signs (flows, gateway, the router's relay) and verifies (the
         # router) the system's own events with one key: the settings', else the state folder's.
@@ -497,14 +470,3 @@ class LocalStack:
             if info is not None and info.supervisor_pid == os.getpid():
                 StackInfo.path(self.state).unlink(missing_ok=True)
         progress("stack stopped")
-
-
-def kafka_security_variables() -> list[str]:
-    """Every variable the Kafka client security is read from (KAFKA_… and AIMS_KAFKA_…, and *_FILE)."""
-    names = [
-        variable
-        for name, field in AimsSettings.model_fields.items()
-        if name.startswith(("kafka_security", "kafka_sasl", "kafka_ssl"))
-        for variable in env_names(name, field)
-    ]
-    return names + [name + FILE_SUFFIX for name in names]

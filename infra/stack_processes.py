@@ -1,5 +1,6 @@
 """The processes started from a state folder: finding them (even those started by hand) and stopping
-them in order, with pids checked against their command lines so a recycled pid is never signalled.
+them in order, with pids checked against their command lines so a recycled pid is never signalled;
+and how long a component that keeps dying waits before its next start (`Backoff`).
 """
 
 from __future__ import annotations
@@ -126,3 +127,30 @@ def stop_processes(found: Iterable[StackProcess], progress: Progress = print, ti
             progress(
                 f"{component}: pid {', '.join(map(str, stubborn))} ignored SIGTERM for {timeout:.0f}s; killed"
             )
+
+
+@dataclass
+class Backoff:
+    """When a component that died may be started again: at once, unless it keeps dying.
+
+    A component that ran `stable_after` seconds before dying starts again at once; each further
+    death within that time doubles the wait (from `base`, at most `cap` seconds).
+    """
+
+    base: float = 2.0
+    cap: float = 60.0
+    stable_after: float = 60.0
+    failures: int = 0
+    started_at: float = 0.0
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+
+    def died(self, now: float) -> float:
+        """Record a death at `now`; returns the seconds to wait before the next start."""
+        if now - self.started_at >= self.stable_after:
+            self.failures = 0
+        self.failures += 1
+        if self.failures == 1:
+            return 0.0
+        return float(min(self.cap, self.base * 2 ** (self.failures - 2)))
