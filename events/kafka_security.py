@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +135,9 @@ def probe_tls(
     """One TLS handshake with the first bootstrap server that answers; raise if it is a security failure.
 
     A server that does not answer is left to the client's retries (a broker restarting is not an
-    error). Only the handshake is tried: SASL follows inside kafka-python, which raises a refused
-    password itself.
+    error). With SASL, one login follows over that connection (`sasl_login`): kafka-python 3.0.12
+    loses the broker's refusal on a TLS connection and retries a wrong password until its bootstrap
+    timeout, as if the broker were away.
     """
     for host, port in bootstrap_addresses(bootstrap):
         try:
@@ -143,7 +145,11 @@ def probe_tls(
         except OSError:
             continue
         try:
-            with context.wrap_socket(raw, server_hostname=host.rstrip(".")):
+            with context.wrap_socket(raw, server_hostname=host.rstrip(".")) as tls:
+                if security.uses_sasl:
+                    problem = sasl_login(tls, security)
+                    if problem is not None:
+                        raise KafkaSecurityError(f"Kafka at {host}:{port}: {problem}")
                 return
         except ssl.SSLCertVerificationError as exc:
             raise KafkaSecurityError(f"Kafka at {host}:{port}: {untrusted(exc, security)}") from None
@@ -156,6 +162,98 @@ def probe_tls(
             continue  # closed mid-handshake: the client's retries will tell
         finally:
             raw.close()
+
+
+# -- one SASL login, as a client's first requests (Kafka protocol: SaslHandshake v1, SaslAuthenticate v0) --
+
+_SASL_HANDSHAKE, _SASL_AUTHENTICATE = 17, 36
+_UNSUPPORTED_SASL_MECHANISM, _SASL_AUTHENTICATION_FAILED = 33, 58
+_MAX_RESPONSE_BYTES = 64 * 1024  # SASL answers are a few hundred bytes; more is not a broker talking
+
+
+def sasl_login(sock: socket.socket, security: KafkaSecurity) -> str | None:
+    """Log in once on a connected (and TLS-wrapped) socket: what to fix if the broker refuses, else None.
+
+    Anything other than a clear refusal (a broker that closes, answers oddly or slowly) returns None:
+    the real client then tries, and reports it in its own words.
+    """
+    from kafka.net.sasl.scram import ScramClient
+
+    assert security.username is not None and security.password is not None  # settings require both
+    mechanism = security.sasl_mechanism
+    try:
+        error, offered = _handshake(sock, mechanism)
+        if error == _UNSUPPORTED_SASL_MECHANISM:
+            return (
+                f"the brokers do not offer {mechanism} (they offer {', '.join(offered) or 'none'}): "
+                "check KAFKA_SASL_MECHANISM"
+            )
+        if error:
+            return None
+        password = security.password.get_secret_value()
+        if mechanism == "PLAIN":
+            error = _authenticate(sock, 2, b"\0" + security.username.encode() + b"\0" + password.encode())[0]
+        else:
+            scram = ScramClient(security.username, password, mechanism)
+            error, server_first = _authenticate(sock, 2, scram.first_message())
+            if not error:
+                scram.process_server_first_message(server_first)
+                error = _authenticate(sock, 3, scram.final_message())[0]
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+    if error == _SASL_AUTHENTICATION_FAILED:
+        return (
+            f"the brokers refused user {security.username!r} with {mechanism}: check {SASL_SETTINGS} "
+            "and KAFKA_SASL_MECHANISM"
+        )
+    return None
+
+
+def _handshake(sock: socket.socket, mechanism: str) -> tuple[int, list[str]]:
+    body = _call(sock, _SASL_HANDSHAKE, 1, 1, _string(mechanism))
+    (error, count), at = struct.unpack_from(">hi", body), 6
+    offered = []
+    for _ in range(min(count, 16)):
+        (length,) = struct.unpack_from(">h", body, at)
+        offered.append(body[at + 2 : at + 2 + length].decode("utf-8", "replace"))
+        at += 2 + length
+    return error, offered
+
+
+def _authenticate(sock: socket.socket, correlation: int, auth: bytes) -> tuple[int, bytes]:
+    body = _call(sock, _SASL_AUTHENTICATE, 0, correlation, struct.pack(">i", len(auth)) + auth)
+    (error, message_length), at = struct.unpack_from(">hh", body), 4
+    at += max(message_length, 0)  # the broker's message: the caller words its own
+    (length,) = struct.unpack_from(">i", body, at)
+    return error, body[at + 4 : at + 4 + max(length, 0)]
+
+
+def _call(sock: socket.socket, api_key: int, version: int, correlation: int, body: bytes) -> bytes:
+    # Request header v1 (api key, version, correlation id, client id); the response header is v0.
+    request = struct.pack(">hhi", api_key, version, correlation) + _string("aims-login-probe") + body
+    sock.sendall(struct.pack(">i", len(request)) + request)
+    (size,) = struct.unpack(">i", _read(sock, 4))
+    if not 4 <= size <= _MAX_RESPONSE_BYTES:
+        raise ValueError(f"not a Kafka response of {size} bytes")
+    response = _read(sock, size)
+    if struct.unpack_from(">i", response)[0] != correlation:
+        raise ValueError("the response answers another request")
+    return response[4:]
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
 
 
 def speaks_tls(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
