@@ -18,11 +18,12 @@ Pure: no Prefect, no Kafka. The register and the policy are handed in (`Context`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from schemas.controls import first_control, shown
 from schemas.payloads import DecisionChannel
 
 if TYPE_CHECKING:
@@ -156,7 +157,43 @@ def handle(command: Command, ctx: Context) -> Verdict:
         raise TypeError(
             f"no handler for {type(command).__name__}: mark its handler @handles({type(command).__name__})"
         )
+    problem = _control_in(command)
+    if problem is not None:
+        # Before anything is recorded: PostgreSQL cannot hold U+0000 in a text column (the attempt's
+        # record failed and the gateway answered 500), and the others steer terminals and readers.
+        return Verdict.refusal(problem)
     return handler(command, ctx)
+
+
+def _control_in(command: Command) -> str | None:
+    """What a command's text carries that no record may: a control character (free text keeps its line
+    breaks and tabs, as `Text` does), named by field and written out, never echoed."""
+    for where, text, allowed in _texts(command, type(command).__name__):
+        found = first_control(text, allowed)
+        if found is not None:
+            at, ch = found
+            return f"{where} must not contain control characters, got {shown(ch)} at character {at + 1}"
+    return None
+
+
+def _texts(value: object, where: str) -> Iterator[tuple[str, str, str]]:
+    if isinstance(value, str):
+        yield where, value, "\n\r\t"
+    elif isinstance(value, Actor):
+        # Names and credentials are one-line identities: no control character at all.
+        for name, text in (("name", value.name), ("credential", value.credential)):
+            if text:
+                yield f"{where}.{name}", text, ""
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            if f.name != "delivery":  # what identifies the delivery: hashed, never stored
+                yield from _texts(getattr(value, f.name), f.name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _texts(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(item, f"{where}[{key!r}]")
 
 
 def attempt_key(*parts: str) -> str:

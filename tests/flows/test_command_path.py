@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from aims.cli import main
@@ -122,6 +124,36 @@ def test_review_results_stated_at_once_are_one_verdict_with_a_part_each(register
         attempts = uow.review_results.find(review_id=REVIEW)
     assert [d["decision"] for d in review.results] == ["Keep the v2 scorer"]
     assert sorted(a.accepted for a in attempts) == [False, True, True]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(max_size=20).flatmap(
+        lambda t: st.sampled_from(["\x00", "\x1b", "\u202e", "\u2028", "\x7f"]).map(lambda c: t + c + t)
+    )
+)
+def test_a_control_character_in_any_command_text_is_refused_and_nothing_recorded(
+    register: Register, text: str
+) -> None:
+    ctx = Context(register, POLICY, TOPIC)
+    with register.reader() as uow:
+        before = uow.audit_entries()
+    decision = DecideApproval(
+        actor=Actor(AISHA, DecisionChannel.jira, POLICY.people[AISHA].jira),
+        approval_id="approval-1",
+        decision=Decision.reject,
+        reason=text,
+    )
+    result = Result(REVIEW, ResultKind.decision, CLAIRE, "jira", text=text, at=NOW)
+    results = RecordReviewResults(
+        actor=Actor(CLAIRE, DecisionChannel.jira), review_id=REVIEW, results=(result,)
+    )
+    for command, where in ((decision, "reason"), (results, "text")):
+        verdict = handle(command, ctx)
+        assert verdict.refused and not verdict.logged, verdict
+        assert where in verdict.message and "control characters" in verdict.message
+    with register.reader() as uow:
+        assert uow.audit_entries() == before  # nothing written, not even the refusal
 
 
 # -- the CLI answers from the verdict --------------------------------------------------------------
