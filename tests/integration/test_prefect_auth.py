@@ -49,7 +49,7 @@ def test_a_request_without_the_auth_string_is_refused(stack: SessionStack) -> No
 def test_with_it_an_event_becomes_a_completed_run_that_the_cli_reads(
     stack: SessionStack, topics: dict[str, str]
 ) -> None:
-    event = model_event()
+    event = model_event(version=uuid.uuid4().hex[:8])  # the session register is shared: a version of its own
     publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     # The router creates the run through the Prefect SDK, the worker's flow-run process runs it; both
     # authenticate with the string from their environment, and the project's client (wait_for_runs)
