@@ -24,7 +24,7 @@ from infra.deployments import served, worker_ready
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import ManagedProcess, wait_until
-from schemas.settings import AimsSettings
+from schemas.settings import AimsSettings, environment_values
 from tests.jira_workflow import add_incident_workflow
 from tests.kafka_reads import KafkaReads
 from tests.people import prove_people
@@ -54,8 +54,12 @@ class SessionStack(KafkaReads):
     def __init__(self, state: Path, libs_dir: Path, data_root: Path | None = None) -> None:
         self.state = state
         self.data_root = data_root
-        # AIMS_KAFKA_LOCAL_SECURITY=sasl_ssl runs the whole session over SASL_SSL, as `aims up` would.
-        self.broker = KafkaBroker(state, libs_dir=libs_dir, security=AimsSettings().kafka_local_security)
+        # The session runs as a production installation does: its broker on SASL_SSL (SCRAM over TLS)
+        # and its Prefect server behind an auth string. AIMS_KAFKA_LOCAL_SECURITY=plaintext runs the
+        # broker in plaintext instead (`aims up`'s default, which test_cli_stack covers either way).
+        asked = "kafka_local_security" in environment_values(AimsSettings, os.environ)
+        security = AimsSettings().kafka_local_security if asked else "sasl_ssl"
+        self.broker = KafkaBroker(state, libs_dir=libs_dir, security=security)
         # The session's server requires an auth string, as the one `aims up` starts does.
         self.prefect_auth = SecretStr(f"aims-tests:{secrets.token_hex(16)}")
         self.server = PrefectServer(state, auth=self.prefect_auth)
