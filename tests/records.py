@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from schemas import records as r
+from schemas.payloads import RiskLevel
 from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage
 from tests.people import DEV
+
+if TYPE_CHECKING:
+    from schemas.policy import Policy
 
 R = TypeVar("R", bound=r.Record)
 
@@ -346,5 +350,34 @@ def waiting_approval(approval_id: str, requested_at: datetime, **changes: object
         requested_by="flow:reassess-risk",
         requested_at=requested_at,
         due_at=requested_at + timedelta(hours=120),
+    )
+    return approval.model_copy(update=changes)
+
+
+def requested_approval(
+    level: RiskLevel, owner: str, policy: Policy, at: datetime, **changes: object
+) -> r.Approval:
+    """An approval as request-approval records it: the policy's rule for `level`, and the people
+    `owner` (the model's submitter) resolves to; a model version's go-live, asked at `at`."""
+    from flows.approvals.rules import submitters
+
+    rule = policy.approvals[level]
+    approval = r.Approval(
+        id=f"approval-{level.value}",
+        subject="model-version:credit-scoring/7",
+        system="credit-scoring",
+        requested_decision="go-live",
+        risk_level=level,
+        approver_group=",".join(rule.groups),
+        quorum=rule.quorum,
+        context={
+            "distinct_groups": rule.distinct_groups,
+            "separation_of_duties": rule.separation_of_duties,
+            "submitted_by": owner,
+            **submitters(policy, owner).context(),
+        },
+        requested_by="flow:onboard-model",
+        requested_at=at,
+        due_at=at + timedelta(hours=24),
     )
     return approval.model_copy(update=changes)

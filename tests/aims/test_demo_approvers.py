@@ -8,34 +8,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aims.demo import demo_approvers
-from flows.approvals.rules import Attempt, authority, check, submitters, tally
+from flows.approvals.rules import Attempt, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
 from tests.people import DEV, LI
+from tests.records import requested_approval
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def asked(level: RiskLevel, owner: str, policy: Policy) -> Approval:
-    rule = policy.approvals[level]
-    return Approval(
-        id=f"approval-{level.value}",
+    # What the demo's reassessment asks for: the acceptance of a risk.
+    return requested_approval(
+        level,
+        owner,
+        policy,
+        T0,
         subject="risk-assessment:demo",
-        system="credit-scoring",
         requested_decision="risk-acceptance",
-        risk_level=level,
-        approver_group=",".join(rule.groups),
-        quorum=rule.quorum,
-        context={
-            "distinct_groups": rule.distinct_groups,
-            "separation_of_duties": rule.separation_of_duties,
-            "submitted_by": owner,
-            **submitters(policy, owner).context(),
-        },
         requested_by="flow:reassess-risk",
-        requested_at=T0,
-        due_at=T0 + timedelta(hours=24),
     )
 
 

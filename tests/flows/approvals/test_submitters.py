@@ -13,12 +13,13 @@ from hypothesis import given
 from pydantic import ValidationError
 
 from flows.approvals.messages import facts, issue_description, request_blocks
-from flows.approvals.rules import Attempt, Refused, authority, check, submitters, tally
+from flows.approvals.rules import Attempt, Refused, authority, check, tally
 from schemas.payloads import ApprovalOutcome, Decision, DecisionChannel, RiskLevel
 from schemas.people import by_name
 from schemas.policy import Policy
 from schemas.records import Approval, ApprovalDecision
 from tests.people import AISHA, CLAIRE, DEV, JON, LI, MARIA, SAM, TOM, spellings
+from tests.records import requested_approval
 from tests.resources import example_policy
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -26,26 +27,7 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 def request(level: RiskLevel, owner: str, policy: Policy | None = None) -> Approval:
     """As request-approval records it: the rule of `level` and what the owner resolves to."""
-    policy = policy or example_policy()
-    rule = policy.approvals[level]
-    return Approval(
-        id=f"approval-{level.value}",
-        subject="model-version:credit-scoring/7",
-        system="credit-scoring",
-        requested_decision="go-live",
-        risk_level=level,
-        approver_group=",".join(rule.groups),
-        quorum=rule.quorum,
-        context={
-            "distinct_groups": rule.distinct_groups,
-            "separation_of_duties": rule.separation_of_duties,
-            "submitted_by": owner,
-            **submitters(policy, owner).context(),
-        },
-        requested_by="flow:onboard-model",
-        requested_at=T0,
-        due_at=T0 + timedelta(hours=24),
-    )
+    return requested_approval(level, owner, policy or example_policy(), T0)
 
 
 def click(who: str, decision: Decision = Decision.approve, slack_id: str | None = None) -> Attempt:
