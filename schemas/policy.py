@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from schemas.data_sources import DataSource, SizeLimits, SourceId
+from schemas.mlflow import MlflowIntake
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
 from schemas.people import Decisions, Person, Team, duplicate_ids, person_key
 from schemas.policy_base import (
@@ -413,6 +414,10 @@ class Policy(PolicyModel):
     decisions: Decisions = Field(
         default_factory=Decisions, description="What channels that prove nobody may decide."
     )
+    mlflow: MlflowIntake = Field(
+        default_factory=MlflowIntake,
+        description="What MLflow's registered models, aliases and logged datasets are in AIMS terms.",
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
@@ -442,6 +447,10 @@ class Policy(PolicyModel):
                 problems.append((("people", name), f"is {names[person_key(name)]!r} spelled otherwise"))
         for name, field, value in duplicate_ids(self.people):
             problems.append((("people", name, field), f"{value!r} is another person's already"))
+        for i, location in enumerate(self.mlflow.dataset_locations):
+            if location.source not in self.data_sources:
+                loc = ("mlflow", "dataset_locations", i, "source")
+                problems.append((loc, f"no data source {location.source!r} in data_sources"))
         for level in self.levels_needing_approval():
             for section, present in (("approvals", self.approvals), ("slas", self.slas)):
                 if level not in present:

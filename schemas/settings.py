@@ -206,6 +206,19 @@ class AimsSettings(BaseModel):
         None, description="The secret of the Jira webhook that calls the gateway (X-Hub-Signature)."
     )
     jira_issue_type: str = Field("Task", min_length=1, description="Issue type of approval issues.")
+    mlflow_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The secret of the MLflow webhook that calls the gateway (X-MLflow-Signature); "
+        "unset: the gateway refuses MLflow deliveries. Create the webhook with the same secret.",
+    )
+    mlflow_webhook_window_seconds: int = Field(
+        300,
+        ge=60,
+        le=24 * 3600,
+        description="Replay window of MLflow webhooks: the signed X-MLflow-Timestamp must be this close "
+        "to now, either way. MLflow's retries of a delivery resend its first timestamp (3 retries, "
+        "1-4 s apart, 30 s timeout each by default), so keep it above a few minutes.",
+    )
     gateway_host: str = Field("127.0.0.1", description="Where `aims gateway` listens.")
     gateway_port: int = Field(8787, ge=0, le=65535, description="Port of `aims gateway` (0: any free one).")
     # The gateway's caps (gateway/limits.py) apply before any signature is checked: a signature needs

@@ -132,6 +132,12 @@ CASES: dict[str, Case] = {
         "A.10: not used",
         "invalid key",
     ),
+    "an MLflow dataset location in no data source": (
+        lambda t: t + "mlflow:\n  dataset_locations:\n    - {prefix: 's3://lake/', source: lake}\n",
+        "mlflow.dataset_locations[0].source",
+        "- {prefix: 's3://lake/', source: lake}",
+        "no data source 'lake' in data_sources",
+    ),
     "Art. 73 special deadline above the general one": (
         lambda t: t + "regulatory:\n  art73:\n    general_days: 15\n    death_days: 20\n",
         "regulatory.art73.death_days",
