@@ -7,6 +7,10 @@
   against the replay window (`AIMS_JIRA_WEBHOOK_WINDOW_SECONDS`); the issue's kind (approval,
   incident, review) says what its status move is (gateway/jira_dispatch.py). Webhooks of our own
   transitions are ignored.
+- `POST /mlflow/webhook`: MLflow 3.x model-registry webhooks (gateway/mlflow_hooks.py): the
+  `X-MLflow-Signature` over delivery id, timestamp and body, then the signed timestamp against the
+  replay window (`AIMS_MLFLOW_WEBHOOK_WINDOW_SECONDS`), then the body; the MLflow desk records each
+  delivery once per delivery id (a replay gets 409) with the events it makes (gateway/mlflow_desk.py).
 - `GET /healthz`.
 
 Before any of that, the caps of gateway/limits.py: body size (413), body time (408) and requests in
@@ -34,6 +38,7 @@ from pydantic import ValidationError
 from gateway.answers import Outcome, run_later
 from gateway.desk import DecisionDesk
 from gateway.limits import Limits
+from gateway.mlflow_hooks import Ignored, Refusal, read_delivery
 from gateway.payloads import BlockActions, JiraWebhook
 from gateway.signatures import jira_signature_ok, jira_timestamp_fresh, slack_signature_ok
 
@@ -101,6 +106,20 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
             return JSONResponse({"error": "stale or missing timestamp"}, 401)
         return reply(await run_in_threadpool(desk.jira, hook))
 
+    async def mlflow_webhook(request: Request) -> Response:
+        secret = settings.mlflow_webhook_secret
+        if secret is None:
+            return JSONResponse({"error": "set AIMS_MLFLOW_WEBHOOK_SECRET to accept MLflow webhooks"}, 503)
+        body = await request.body()
+        window = settings.mlflow_webhook_window_seconds
+        read = read_delivery(secret.get_secret_value(), request.headers, body, clock(), window)
+        if isinstance(read, Refusal):
+            log.warning("MLflow delivery refused (%s): %s", request.client, read.reason)
+            return JSONResponse({"error": read.reason}, read.status)
+        if isinstance(read, Ignored):
+            return JSONResponse({"ignored": "not a model-registry event"})
+        return reply(await run_in_threadpool(desk.mlflow, read))
+
     async def healthz(request: Request) -> Response:
         def check() -> dict[str, Any]:
             with desk.register.reader() as uow:
@@ -125,6 +144,7 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
         routes=[
             Route("/slack/interactions", slack_interactions, methods=["POST"]),
             Route("/jira/webhook", jira_webhook, methods=["POST"]),
+            Route("/mlflow/webhook", mlflow_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

@@ -1,4 +1,5 @@
-"""The gateway's desk: a verified Slack click or Jira webhook → a command → `flows.commands.handle`.
+"""The gateway's desk: a verified Slack click or Jira webhook → a command → `flows.commands.handle`
+(and, beside it, the MLflow desk for model-registry webhooks: gateway/mlflow_desk.py).
 
 The desk names the person (Slack's signed user, looked up by the policy's emails; Jira's signed
 webhook user), finds the command in the Slack action table (`gateway.slack_actions`) or by the Jira
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from flows.commands import Actor, Command, Context, Verdict, handle
 from gateway.answers import Outcome, answered, ignored, slack_reply
 from gateway.jira_dispatch import JiraDispatch
+from gateway.mlflow_desk import MlflowDesk
 from gateway.payloads import BlockActions, JiraWebhook, SlackUser
 from gateway.slack_actions import Click, clicked
 from schemas.payloads import DecisionChannel
@@ -23,6 +25,7 @@ from schemas.people import by_slack
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
+    from connectors.mlflow_registry import VersionFactsSource
     from connectors.register.store import Register
     from connectors.slack import Chat
     from schemas.policy import Policy
@@ -41,6 +44,7 @@ class DecisionDesk:
         send: Callable[[list[str]], object],
         chat: Chat | None,
         tracker: IssueTracker | None,
+        registry: VersionFactsSource | None = None,
     ) -> None:
         self.register = register
         self.policy = policy
@@ -49,6 +53,8 @@ class DecisionDesk:
         self.chat = chat
         self.tracker = tracker
         self.jira_dispatch = JiraDispatch(register, policy, tracker, self.handle, send)
+        # MLflow's deliveries are no human input: they record registry changes, not decisions.
+        self.mlflow = MlflowDesk(register, policy, topic, send, registry)
         self._slack_people: dict[str, str] = {}
 
     def handle(self, command: Command) -> Verdict:

@@ -111,6 +111,7 @@ def gateway_desk(settings: AimsSettings) -> tuple[DecisionDesk, KafkaOutbox]:
     the policy file counts from the next click, without a restart.
     """
     from connectors.jira_issues import jira_from_settings
+    from connectors.mlflow_registry import registry_from_settings
     from connectors.register import open_register
     from connectors.slack import slack_from_settings
     from gateway.desk import DecisionDesk
@@ -128,5 +129,6 @@ def gateway_desk(settings: AimsSettings) -> tuple[DecisionDesk, KafkaOutbox]:
         lambda keys: outbox.send(keys, "gateway"),
         slack_from_settings(settings),
         jira_from_settings(settings),
+        registry_from_settings(settings),
     )
     return desk, outbox

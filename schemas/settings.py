@@ -211,6 +211,14 @@ class AimsSettings(BaseModel):
         description="The secret of the MLflow webhook that calls the gateway (X-MLflow-Signature); "
         "unset: the gateway refuses MLflow deliveries. Create the webhook with the same secret.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow's tracking server, asked who registered a new version, its registered "
+        "model's tags and its run's datasets; unset: only what the webhook carries is known.",
+    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        None, description="Bearer token for that server (as MLflow's MLFLOW_TRACKING_TOKEN), if it needs one."
+    )
     mlflow_webhook_window_seconds: int = Field(
         300,
         ge=60,

@@ -73,3 +73,27 @@ class AuditEntry(Record):
     after: dict[str, Any] | None
     prev_hash: str
     hash: str
+
+
+class WebhookDelivery(Record):
+    """A webhook delivery from a model registry the gateway took, once per sender#delivery id.
+
+    Recorded whatever became of it (onboarded, an unmapped candidate, an alias or tag change, a
+    deployment without approval, ignored), so a replayed delivery id is refused and an unmapped
+    model stays visible (`aims mlflow`) instead of being dropped.
+    """
+
+    key: str = Field(description="<sender>#<delivery id>: X-MLflow-Delivery-Id for MLflow.")
+    sender: str = Field(description="Who sent it: mlflow.")
+    kind: str = Field(description="<entity>.<action>, e.g. model_version.created.")
+    subject: str = Field(description="The registered model, and /<version> where the delivery names one.")
+    ai_system: str | None = Field(None, description="The AI system it was mapped to, if any.")
+    outcome: str = Field(
+        description="onboarded, unmapped, recorded, deployed-without-approval or ignored (see flows/models)."
+    )
+    reasons: list[str] = Field(default_factory=list, description="Why it is unmapped or a finding.")
+    notes: list[str] = Field(default_factory=list, description="What the intake noticed on the way.")
+    data: dict[str, Any] = Field(default_factory=dict, description="The delivery's data, as parsed.")
+    event_key: str | None = Field(None, description="source#id of the event it produced, if any.")
+    sent_at: AwareDatetime = Field(description="When the sender built the delivery (its signed timestamp).")
+    received_at: AwareDatetime = Field(default_factory=utcnow)

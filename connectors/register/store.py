@@ -34,7 +34,7 @@ from connectors.register.audit import (
 )
 from connectors.register.tables import ENTITIES, Entity, audit_head, audit_log, entity_for
 from schemas import records as r
-from schemas.trail import AuditEntry, EventReceived, EvidenceRecord, OutboxMessage
+from schemas.trail import AuditEntry, EventReceived, EvidenceRecord, OutboxMessage, WebhookDelivery
 
 if TYPE_CHECKING:
     from connectors.register.anchors import AnchorSet
@@ -295,6 +295,7 @@ class UnitOfWork:
         self.events = Repository(self, EventReceived)
         self.evidence = Repository(self, EvidenceRecord)
         self.outbox = Repository(self, OutboxMessage)
+        self.webhook_deliveries = Repository(self, WebhookDelivery)
 
     def repository(self, record: type[R]) -> Repository[R]:
         return Repository(self, record)

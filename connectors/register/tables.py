@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from schemas import records as r
-from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage
+from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage, WebhookDelivery
 
 metadata = MetaData(
     naming_convention={
@@ -174,6 +174,7 @@ _entity("interested_party_need", r.InterestedPartyNeed, index=(("recorded_at",),
 _entity("event_received", EventReceived, key=("key",), index=(("subject", "type"),))
 _entity("outbox", OutboxMessage, key=("key",), index=(("sent_at",),))
 _entity("evidence", EvidenceRecord, key=("event_key", "flow"), index=(("recorded_at",),))
+_entity("webhook_delivery", WebhookDelivery, key=("key",), index=(("subject",), ("outcome",)))
 
 audit_log = Table(
     "audit_log",

@@ -16,17 +16,37 @@ datasets). The policy's `mlflow` section says what that is in AIMS terms:
 A version that cannot become a complete payload (no system, no owner, no run, a name our contract
 refuses) is an `Unmapped` candidate with every reason, to be recorded and shown, never dropped.
 
-Pure: no Prefect, no Kafka, no I/O.
+Setting a deployment alias (the policy's `deployment_aliases`) on a version that is not cleared
+(no risk assessment of it, a blocking one, or an approval not granted) is an incident-grade finding:
+an incident is reported, so it is triaged, tracked and reviewed like any other (`deployment_finding`).
+
+Pure: no Prefect, no Kafka, no I/O of its own (the register is handed in).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from schemas.events import IncidentReportedEvent, ModelVersionRegisteredEvent
 from schemas.mlflow import MlflowIntake, ModelVersionCreated, VersionFacts
-from schemas.payloads import DatasetRef, ModelVersionRegistered
+from schemas.payloads import (
+    DatasetRef,
+    IncidentCategory,
+    IncidentReported,
+    ModelVersionRegistered,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from connectors.register.store import UnitOfWork
+
+# The CloudEvents source of what the gateway makes of MLflow's deliveries.
+SOURCE = "urn:aims:gateway:mlflow"
+REPORTER = "mlflow-webhook"
 
 # Logged input contexts that are no training data (mlflow.data.context).
 NOT_TRAINING = frozenset({"eval", "evaluation", "test", "testing", "validation", "inference"})
@@ -124,3 +144,62 @@ def intake(created: ModelVersionCreated, facts: VersionFacts, policy: MlflowInta
         found = tuple(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return Unmapped(created.name, created.version, system, found, tuple(notes))
     return Onboarding(payload, tuple(notes))
+
+
+def registered_event(payload: ModelVersionRegistered, at: datetime) -> ModelVersionRegisteredEvent:
+    """The event of a new version. Its id is the version's, so two webhooks (or two deliveries) for
+    one version are one event to the outbox and the router (`source#id`)."""
+    return ModelVersionRegisteredEvent(
+        specversion="1.0",
+        id=f"{payload.name}/{payload.version}",
+        source=SOURCE,
+        time=at,
+        data=payload,
+    )
+
+
+def version_id(ai_system: str, name: str, version: str) -> str:
+    # As onboard-model records it (flows/models/onboard_model.model_version_id).
+    return f"{ai_system}/{name}/{version}"
+
+
+def not_cleared(uow: UnitOfWork, ai_system: str, name: str, version: str) -> str | None:
+    """Why the version may not go live, or None when it may: its latest risk assessment exists, does
+    not block deployment, and any approval it asked for was granted."""
+    vid = version_id(ai_system, name, version)
+    found = uow.assessments.find(evidence=vid, order_by="assessed_at", descending=True, limit=1)
+    if not found:
+        return f"version {vid} has no risk assessment"
+    assessment = found[0]
+    if assessment.approval_id is not None:
+        approval = uow.approvals.get(assessment.approval_id)
+        status = approval.status if approval is not None else "missing"
+        if status != "approved":
+            return f"the approval {assessment.approval_id} of version {vid} is {status}, not approved"
+    if assessment.blocked:
+        return f"risk assessment {assessment.id} of version {vid} blocks its deployment"
+    return None
+
+
+def deployment_finding(
+    ai_system: str, name: str, version: str, alias: str, why: str, at: datetime, delivery_id: str
+) -> IncidentReportedEvent:
+    """The incident a deployment alias on an uncleared version is: a control failure (8.1, A.6.2.5)."""
+    return IncidentReportedEvent(
+        specversion="1.0",
+        id=f"deployed-without-approval/{delivery_id}",
+        source=SOURCE,
+        time=at,
+        data=IncidentReported(
+            ai_system=ai_system,
+            severity=Severity.high,
+            category=IncidentCategory.other,
+            description=(
+                f"MLflow alias {alias!r} (a deployment alias of the policy) was set on {name} version "
+                f"{version} without a granted approval: {why}."
+            ),
+            reporter=REPORTER,
+            occurred_at=at,
+            detected_at=at,
+        ),
+    )
