@@ -13,6 +13,7 @@ from aims.commands import (
     impact,
     incidents,
     iso,
+    mlflow,
     parties,
     register,
     reviews,
@@ -24,7 +25,21 @@ from aims.commands.common import Handler
 from aims.errors import CliError
 
 # In the order `aims --help` lists them: operating the stack, events, then the register's resources.
-GROUPS = (stack, events, dlq, systems, risks, impact, approvals, incidents, register, reviews, parties, iso)
+GROUPS = (
+    stack,
+    events,
+    dlq,
+    systems,
+    risks,
+    impact,
+    approvals,
+    incidents,
+    register,
+    reviews,
+    parties,
+    mlflow,
+    iso,
+)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from schemas import records as r
 from schemas.payloads import RiskLevel
-from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage
+from schemas.trail import EventReceived, EvidenceRecord, OutboxMessage, WebhookDelivery
 from tests.people import DEV
 
 if TYPE_CHECKING:
@@ -303,6 +303,20 @@ def every_record() -> list[r.Record]:
             event={"specversion": "1.0", "id": "validated:loans@1", "data": {"verdict": "passed"}},
             created_at=T0,
             sent_at=later,
+        ),
+        WebhookDelivery(
+            key="mlflow#6f1c2d3e-0000-4000-8000-000000000001",
+            sender="mlflow",
+            kind="model_version.created",
+            subject="side-project/2",
+            ai_system=None,
+            outcome="unmapped",
+            reasons=["no AI system: the policy's mlflow.models does not map 'side-project'"],
+            notes=[],
+            data={"name": "side-project", "version": "2", "tags": {}},
+            event_key=None,
+            sent_at=T0,
+            received_at=later,
         ),
     ]
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from connectors.register.store import Register
 from schemas import records as r
+from schemas.trail import WebhookDelivery
 from tests.aims.runner import aims_process as aims
 from tests.records import every_record, sample
 from tests.resources import migrated_register
@@ -82,3 +83,15 @@ def test_an_empty_register_says_how_it_fills(tmp_path: Path) -> None:
     from connectors.register.store import head_revision
 
     assert upgrade.returncode == 0 and f"→ {head_revision()}" in upgrade.stdout
+
+
+def test_mlflow_lists_the_unmapped_candidates_with_why(state: Path) -> None:
+    unmapped = aims(state, "mlflow", "--outcome", "unmapped")
+    assert unmapped.returncode == 0, unmapped.stderr
+    assert "side-project/2" in unmapped.stdout and "no AI system" in unmapped.stdout
+    listed = json.loads(aims(state, "mlflow", "list", "--json").stdout)
+    assert listed == [sample(WebhookDelivery).model_dump(mode="json")]
+    assert (
+        "no MLflow deliveries with outcome onboarded"
+        in aims(state, "mlflow", "--outcome", "onboarded").stdout
+    )
