@@ -48,6 +48,8 @@ EVENT_SIGNING_KEY = "event-signing-key-for-tests-0123456789abcdef"
 
 
 FILES_SOURCE = "test-files"  # the session policy's files data source (roots: the base temp folder)
+MLFLOW_MODEL = "mlflow-it-model"  # the session policy maps it to MLFLOW_SYSTEM (mlflow.models)
+MLFLOW_SYSTEM = "mlflow-it"
 
 
 class SessionStack(KafkaReads):
@@ -97,6 +99,14 @@ class SessionStack(KafkaReads):
         # session's temporary folder; SQL sources are declared by the tests that use them.
         if self.data_root is not None:
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
+            # The MLflow runs of tests/integration/test_mlflow_intake.py log their datasets there too.
+            policy["mlflow"]["dataset_locations"] = [{"prefix": f"{self.data_root}/", "source": FILES_SOURCE}]
+        # The model the MLflow intake test registers through MLflow's client, mapped as a policy would.
+        policy["mlflow"]["models"][MLFLOW_MODEL] = {
+            "ai_system": MLFLOW_SYSTEM,
+            "owner": "ml-platform",
+            "intended_use": "Exercise the MLflow intake in the integration tests",
+        }
         self.start_fakes(policy)
         prove_people(policy, self.slack_users, self.jira_accounts)
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
