@@ -10,8 +10,11 @@ STAMP  := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -
 UV_VERSION := 0.13.9
 # The unit tests on the lowest versions pyproject.toml allows, in a virtualenv of their own.
 LOWEST := .venv-lowest
+# MLflow for the integration tests' real tracking server: apart, as its pins clash with ours.
+MLFLOW_VENV  := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell cat requirements-mlflow.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
+.PHONY: setup mlflow-venv demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
 
 setup: $(STAMP)
 
@@ -23,19 +26,26 @@ $(STAMP): pyproject.toml $(LOCKS)
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+mlflow-venv: $(MLFLOW_STAMP)
+
+$(MLFLOW_STAMP): requirements-mlflow.lock $(STAMP)
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(BIN)/uv pip sync -q --python $(MLFLOW_VENV)/bin/python requirements-mlflow.lock
+	rm -f $(MLFLOW_VENV)/.installed-* && touch $@
+
 demo: setup            ## start the local stack, emit one event of each type, follow the runs
 	$(BIN)/aims demo $(DEMO_ARGS)
 
 up: setup              ## the stack in the foreground until Ctrl-C
 	$(BIN)/aims up
 
-test: setup            ## every test: unit, property and integration (real Kafka, real Prefect)
+test: setup mlflow-venv  ## every test: unit, property and integration (real Kafka, real Prefect)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: setup
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-integration: setup
+integration: setup mlflow-venv
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 # Resolved afresh on every run (a few seconds): each direct dependency at the lowest version its bound
@@ -74,6 +84,7 @@ lock:                  ## re-resolve both locks after changing pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra postgres --python-version 3.11 -o requirements.lock
 	$(BIN)/uv pip compile -q pyproject.toml --extra postgres --extra dev -c requirements.lock \
 		--python-version 3.11 -o requirements-dev.lock
+	$(BIN)/uv pip compile -q requirements-mlflow.in --python-version 3.11 -o requirements-mlflow.lock
 
 clean:
 	rm -rf .aims .pytest_cache .mypy_cache .ruff_cache
