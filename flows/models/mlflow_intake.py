@@ -119,9 +119,9 @@ def intake(created: ModelVersionCreated, facts: VersionFacts, policy: MlflowInta
     owner = (facts.user_id or "").strip() or (mapped.owner if mapped is not None else None)
     if owner is None:
         reasons.append("no owner: MLflow names no user who registered it and the policy maps no owner")
-    intended_use = (
-        mapped.intended_use if mapped is not None else (created.description or facts.model_description or "")
-    ).strip()
+    # The registered model's description is about the model; the version's, about this candidate.
+    described = facts.model_description or created.description or ""
+    intended_use = (mapped.intended_use if mapped is not None else described).strip()
     if not intended_use:
         reasons.append("no intended use: neither the policy nor the model's description states one")
     if created.run_id is None:
