@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from connectors.mlflow_registry import RegistryUnavailable
@@ -205,3 +207,43 @@ def test_a_prompt_delivery_is_answered_and_ignored(hooked: Hooked) -> None:
     answer = hooked.post(*delivery(SECRET, "prompt", "created", {"name": "p", "tags": {}}))
     assert answer.status_code == 200 and "ignored" in answer.json()
     assert hooked.counts() == (0, 0)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+model_entities = st.sampled_from(
+    ["model_version", "model_version_tag", "model_version_alias", "registered_model"]
+)
+model_actions = st.sampled_from(["created", "set", "deleted", "updated"])
+names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+shaped = st.fixed_dictionaries(
+    {"name": names, "version": st.from_regex(r"\A[0-9]{1,3}\Z") | names},
+    optional={
+        "source": names,
+        "run_id": st.none() | st.just(RUN),
+        "alias": names,
+        "key": names,
+        "value": names,
+        "tags": st.dictionaries(names, names, max_size=2),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entity=model_entities, action=model_actions, data=shaped | json_values)
+def test_any_signed_delivery_is_recorded_once_or_refused_with_nothing_recorded(
+    hooked: Hooked, entity: str, action: str, data: Any
+) -> None:
+    before = hooked.counts()
+    body, headers = delivery(SECRET, entity, action, data)
+    answer = hooked.post(body, headers)
+    if answer.status_code == 200:
+        assert answer.json()["status"] in {"onboarded", "unmapped", "recorded", "deployed-without-approval"}
+        assert hooked.counts()[0] == before[0] + 1
+        assert hooked.post(body, headers).status_code == 409  # and only once
+    else:
+        assert answer.status_code == 400 and answer.json()["error"], answer.text
+        assert hooked.counts() == before
