@@ -150,15 +150,14 @@ class MlflowDesk:
         if isinstance(data, ModelVersionAliasCreated):
             return self._alias(uow, delivery, data, policy)
         version = getattr(data, "version", None)
-        return Entry(
-            f"{data.name}/{version}" if version else data.name, "recorded", self._system(uow, data.name)
-        )
+        subject = f"{data.name}/{version}" if version else data.name
+        return Entry(subject, "recorded", self._system(uow, policy, data.name))
 
     def _alias(
         self, uow: UnitOfWork, delivery: Delivery, data: ModelVersionAliasCreated, policy: Policy
     ) -> Entry:
         subject = f"{data.name}/{data.version}"
-        system = self._system(uow, data.name, data.version)
+        system = self._system(uow, policy, data.name, data.version)
         if not policy.mlflow.is_deployment(data.alias):
             return Entry(subject, "recorded", system)
         if system is None:
@@ -174,7 +173,7 @@ class MlflowDesk:
         )
         return Entry(subject, "deployed-without-approval", system, [why_not], [], [event])
 
-    def _system(self, uow: UnitOfWork, name: str, version: str | None = None) -> str | None:
+    def _system(self, uow: UnitOfWork, policy: Policy, name: str, version: str | None = None) -> str | None:
         """The AI system a model's versions were onboarded under, else the policy's mapping."""
         if version is not None:
             found = uow.model_versions.find(model_name=name, version=version, limit=1)
@@ -182,7 +181,7 @@ class MlflowDesk:
             found = uow.model_versions.find(model_name=name, limit=1)
         if found:
             return found[0].system
-        mapped = self.policy().mlflow.mapping(name)
+        mapped = policy.mlflow.mapping(name)
         return mapped.ai_system if mapped is not None else None
 
 
