@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,13 +139,9 @@ def probe_tls(
     loses the broker's refusal on a TLS connection and retries a wrong password until its bootstrap
     timeout, as if the broker were away.
     """
-    for host, port in bootstrap_addresses(bootstrap):
+    for host, port, raw in _answering(bootstrap, timeout):
         try:
-            raw = socket.create_connection((host, port), timeout=timeout)
-        except OSError:
-            continue
-        try:
-            with context.wrap_socket(raw, server_hostname=host.rstrip(".")) as tls:
+            with raw, context.wrap_socket(raw, server_hostname=host.rstrip(".")) as tls:
                 if security.uses_sasl:
                     problem = sasl_login(tls, security)
                     if problem is not None:
@@ -160,8 +156,6 @@ def probe_tls(
             ) from None
         except OSError:
             continue  # closed mid-handshake: the client's retries will tell
-        finally:
-            raw.close()
 
 
 # -- one SASL login, as a client's first requests (Kafka protocol: SaslHandshake v1, SaslAuthenticate v0) --
@@ -264,19 +258,24 @@ def speaks_tls(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # only "is this TLS?": nothing is sent over it
+    for host, _, raw in _answering(bootstrap, timeout):
+        try:
+            with raw, context.wrap_socket(raw, server_hostname=host.rstrip(".")):
+                return True
+        except OSError:
+            return False
+    return False
+
+
+def _answering(bootstrap: str, timeout: float) -> Iterator[tuple[str, int, socket.socket]]:
+    """Each bootstrap server that accepts a connection, in order, with that connection (the caller
+    closes it); a server that does not answer is skipped, left to the client's own retries."""
     for host, port in bootstrap_addresses(bootstrap):
         try:
             raw = socket.create_connection((host, port), timeout=timeout)
         except OSError:
             continue
-        try:
-            with context.wrap_socket(raw, server_hostname=host.rstrip(".")):
-                return True
-        except OSError:
-            return False
-        finally:
-            raw.close()
-    return False
+        yield host, port, raw
 
 
 def untrusted(exc: ssl.SSLCertVerificationError, security: KafkaSecurity) -> str:

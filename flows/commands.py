@@ -168,7 +168,7 @@ def handle(command: Command, ctx: Context) -> Verdict:
 def _control_in(command: Command) -> str | None:
     """What a command's text carries that no record may: a control character (free text keeps its line
     breaks and tabs, as `Text` does), named by field and written out, never echoed."""
-    for where, text, allowed in _texts(command, type(command).__name__):
+    for where, text, allowed in _texts(command, ""):
         found = first_control(text, allowed)
         if found is not None:
             at, ch = found
@@ -187,7 +187,7 @@ def _texts(value: object, where: str) -> Iterator[tuple[str, str, str]]:
     elif is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
             if f.name != "delivery":  # what identifies the delivery: hashed, never stored
-                yield from _texts(getattr(value, f.name), f.name)
+                yield from _texts(getattr(value, f.name), f"{where}.{f.name}" if where else f.name)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             yield from _texts(item, f"{where}[{i}]")

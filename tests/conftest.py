@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from connectors.register.store import Register
+from events.kafka_security import kafka_security_variables
 from infra.postgres import PostgresServer, PostgresUnavailable
 from schemas.policy import Policy
 from tests.resources import example_policy, migrated_register
@@ -29,6 +30,7 @@ from tests.support import SessionStack
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_SKIPPED: list[str] = []
+KAFKA_SECURITY_VARIABLES = kafka_security_variables()
 
 
 def required_in_ci() -> bool:
@@ -45,6 +47,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # PREFECT_API_URL left the in-process routers on an ephemeral API (a "stopped" Prefect then
     # stopped nothing). Before the tests mirrored the tree, tests/integration sorted first anyway.
     items.sort(key=lambda item: 0 if "integration" in item.path.parts else 1)
+
+
+@pytest.fixture(autouse=True)
+def no_kafka_security_outside_integration(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the integration tests, no Kafka client security in the environment.
+
+    The session stack exports its SASL_SSL broker's user, password file and CA for the in-process
+    routers of the integration tests, which run first: a unit test that reads the settings must see
+    a machine without them, as it would when run alone.
+    """
+    if request.node.get_closest_marker("integration") is None:
+        for variable in KAFKA_SECURITY_VARIABLES:
+            monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture(scope="session")

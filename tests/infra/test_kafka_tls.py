@@ -36,7 +36,12 @@ def test_processes_get_the_password_by_file_never_in_their_environment(tmp_path:
     assert read.kafka_sasl_password.get_secret_value() == tls.secret(CLIENT_USER)
 
 
-def test_the_cli_beside_a_sasl_ssl_stack_uses_its_broker_security(tmp_path: Path) -> None:
+def test_the_cli_beside_a_sasl_ssl_stack_uses_its_broker_security(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Beside the stack means no cluster of one's own (the session stack exports its broker's address).
+    for variable in ("KAFKA_BOOTSTRAP_SERVERS", "AIMS_KAFKA_BOOTSTRAP_SERVERS"):
+        monkeypatch.delenv(variable, raising=False)
     ensure_local_tls(tmp_path / "kafka")
     stored = stored_client_security(tmp_path / "kafka")
     assert stored is not None and stored.username == CLIENT_USER

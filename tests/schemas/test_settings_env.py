@@ -98,6 +98,9 @@ def test_a_password_file_is_read_when_the_password_is_unset(
 
 
 def test_every_secret_takes_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The variables themselves win over their files: unset here (the session stack sets the token).
+    for variable in ("AIMS_SLACK_BOT_TOKEN", "AIMS_EVENTS_TOPIC"):
+        monkeypatch.delenv(variable, raising=False)
     (tmp_path / "token").write_text("xoxb-from-file")
     monkeypatch.setenv("AIMS_SLACK_BOT_TOKEN_FILE", str(tmp_path / "token"))
     assert AimsSettings().slack_bot_token == SecretStr("xoxb-from-file")
