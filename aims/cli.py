@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from aims.commands import (
     approvals,
+    datasets,
     dlq,
+    dq,
     events,
     impact,
     incidents,
@@ -30,6 +32,8 @@ GROUPS = (
     events,
     dlq,
     systems,
+    datasets,
+    dq,
     risks,
     impact,
     approvals,

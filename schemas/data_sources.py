@@ -77,6 +77,14 @@ class FileSource(PolicyModel):
         "refused. Never the state folder, nor a folder containing it.",
     )
     description: str | None = Field(None, max_length=500)
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        max_length=320,
+        pattern=r"^\S(.*\S)?$",
+        description="Who owns the datasets read from this source (an e-mail address, as `people` lists "
+        "it): asked to review each drafted baseline suite (`aims dq accept-baseline`), in Slack when set up.",
+    )
     limits: LimitOverrides = Field(default_factory=LimitOverrides, description="This source's caps.")
 
     @field_validator("roots")
@@ -106,6 +114,14 @@ class SqlSource(PolicyModel):
         (), max_length=10_000, description="Tables events may name (schema.table); empty: any table."
     )
     description: str | None = Field(None, max_length=500)
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        max_length=320,
+        pattern=r"^\S(.*\S)?$",
+        description="Who owns the datasets read from this source (an e-mail address, as `people` lists "
+        "it): asked to review each drafted baseline suite (`aims dq accept-baseline`), in Slack when set up.",
+    )
     limits: LimitOverrides = Field(default_factory=LimitOverrides, description="This source's caps.")
 
     @field_validator("url")

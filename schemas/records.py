@@ -108,7 +108,11 @@ class DatasetVersion(Record):
     change_kind: str | None = None
     produced_by: str | None = Field(None, description="Pipeline or person that produced it.")
     provenance: dict[str, Any] = Field(default_factory=dict, description="Source, lineage, event key.")
-    status: str = Field("received", description="received, checked, accepted, rejected or superseded.")
+    status: str = Field(
+        "received",
+        description="received, accepted, rejected, superseded, or provisional: checked only against a "
+        "drafted (not yet accepted) baseline suite, so never a drift reference.",
+    )
     received_at: AwareDatetime = Field(default_factory=utcnow)
     profile: dict[str, Any] | None = Field(
         None, description="Column statistics of this version: the drift reference for the next one."
@@ -128,6 +132,29 @@ class DataQualityResult(Record):
     drift: dict[str, Any] = Field(default_factory=dict, description="Per-column drift scores.")
     flow_run_id: str | None = None
     checked_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SuiteReview(Record):
+    """The review of a dataset's drafted baseline suite (A.7.4): the one reminder its owner gets per
+    drafted suite, and every attempt to accept it as the reviewed suite (accepted or refused, why)."""
+
+    id: str = Field(
+        description="<dataset>:reminder:<round> or <dataset>:accepted:<round> (round: acceptances "
+        "before it); refused-<hash> for a refused attempt."
+    )
+    dataset: str
+    kind: str = Field(description="reminder or acceptance.")
+    suite_version: str = Field(description="The version of the drafted suite reviewed.")
+    suite_sha256: str | None = Field(None, description="SHA-256 of the suite file as it was accepted.")
+    reviewed_version: str | None = Field(None, description="The version the reviewed suite was given.")
+    by: str | None = Field(None, description="Who accepted; for a reminder, the owner asked (None: nobody).")
+    channel: str = Field(description="cli for an acceptance; slack or register for a reminder.")
+    credential: str | None = Field(None, description="What proved the person: the OS login.")
+    authenticated: bool | None = Field(None, description="False: accepted, though nobody was proven.")
+    accepted: bool = True
+    refusal: str | None = None
+    note: str = Field("", description="What the reminder said, or why it reached nobody.")
+    at: AwareDatetime = Field(default_factory=utcnow)
 
 
 # -- risk -----------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ def gx_validation_result(outcome: CheckOutcome) -> tuple[Any, Any]:
             )
         )
     stats = outcome.statistics
-    run_id = RunIdentifier(run_name=_path_safe(outcome.data_version or "check"), run_time=outcome.checked_at)
-    suite_name = _path_safe(outcome.dataset)
+    run_id = RunIdentifier(run_name=path_safe(outcome.data_version or "check"), run_time=outcome.checked_at)
+    suite_name = path_safe(outcome.dataset)
     value = ExpectationSuiteValidationResult(
         success=stats.unsuccessful == 0,  # as GX has it; the verdict is among the batch markers
         results=results,
@@ -85,10 +85,10 @@ def gx_validation_result(outcome: CheckOutcome) -> tuple[Any, Any]:
     key = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
         run_id=run_id,
-        batch_identifier=_path_safe(f"{outcome.dataset}-{outcome.checked_at:%Y%m%dT%H%M%S%fZ}"),
+        batch_identifier=path_safe(f"{outcome.dataset}-{outcome.checked_at:%Y%m%dT%H%M%S%fZ}"),
     )
     return key, value
 
 
-def _path_safe(text: str) -> str:
+def path_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:100] or "_"

@@ -276,6 +276,7 @@ class UnitOfWork:
         self.datasets = Repository(self, r.Dataset)
         self.dataset_versions = Repository(self, r.DatasetVersion)
         self.data_quality = Repository(self, r.DataQualityResult)
+        self.suite_reviews = Repository(self, r.SuiteReview)
         self.risks = Repository(self, r.Risk)
         self.risk_versions = Repository(self, r.RiskVersion)
         self.assessments = Repository(self, r.RiskAssessment)

@@ -155,6 +155,7 @@ _entity("model_version", r.ModelVersion, unique=(("system", "model_name", "versi
 _entity("dataset", r.Dataset, key=("name",))
 _entity("dataset_version", r.DatasetVersion, unique=(("dataset", "version"),))
 _entity("data_quality_result", r.DataQualityResult, index=(("dataset_version_id",),))
+_entity("suite_review", r.SuiteReview, index=(("dataset",),))
 _entity("risk", r.Risk, index=(("system",),))
 _entity("risk_version", r.RiskVersion, unique=(("risk_id", "version"),))
 _entity("risk_assessment", r.RiskAssessment, index=(("system",),))

@@ -11,18 +11,21 @@ every AI system trained on the dataset; a data-quality-validated event goes out 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect import flow, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
 
+from flows.data_quality.artifacts import publish_tables
 from flows.data_quality.drift import compare_profiles
+from flows.data_quality.reminders import remind_owner
 from flows.data_quality.results import validated_event, version_id
+from flows.data_quality.suite_review import ACCEPTED, PROVISIONAL, reference_of, version_status
+from flows.data_quality.views import label
 from flows.evidence import (
     actor,
-    artifact_key,
     evidence_record,
     publish_summary,
     reassessment_request,
@@ -76,7 +79,8 @@ def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
         resolved = resolve(data, current().optional_policy, settings)
         named, notice = resolved.named, resolved.notice
         engine = GxEngine()
-        reference = last_accepted_profile(data.dataset_id, data.version)
+        accepted = last_accepted(data.dataset_id, data.version)
+        reference = DatasetProfile.model_validate(accepted.profile) if accepted is not None else None
         with engine.read(resolved.target) as read:
             baseline = not path.is_file()
             if baseline:
@@ -106,7 +110,8 @@ def run_expectations(event: DataChangedEvent) -> dict[str, Any]:
         "baseline": baseline,
         "outcome": outcome,
         "profile": profile,
-        "reference": reference if isinstance(reference, DatasetProfile) else None,
+        "reference": reference,
+        "reference_version": accepted.version if accepted is not None else None,
     }
 
 
@@ -119,15 +124,11 @@ def _fingerprint(read: Any) -> dict[str, Any]:
     return {"location": read.display, "fingerprint": "sql table"}
 
 
-def last_accepted_profile(dataset: str, before_version: str) -> DatasetProfile | None:
-    from schemas.suites import DatasetProfile
-
+def last_accepted(dataset: str, before_version: str) -> DatasetVersion | None:
+    """The drift reference: the last accepted version (never a provisional one, `suite_review.py`)."""
     with register().reader() as uow:
-        versions = uow.dataset_versions.find(dataset=dataset, status="accepted", order_by="received_at")
-    for v in reversed(versions):
-        if v.version != before_version and v.profile and v.profile.get("rows"):
-            return DatasetProfile.model_validate(v.profile)
-    return None
+        versions = uow.dataset_versions.find(dataset=dataset, status=ACCEPTED, order_by="received_at")
+    return reference_of(versions, before_version)
 
 
 def users_of(uow: UnitOfWork, dataset: str) -> list[str]:
@@ -215,6 +216,42 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     policy = current().optional_policy
     limits = policy.data_quality if policy is not None else DataQuality()
     checked = run_expectations(event)
+    judged = assess(event, checked, limits)
+    summary, outcome, verdict = judged.summary, judged.outcome, judged.verdict
+    keys = record_outcome(
+        FLOW, event, summary, judged.records, judged.nonconformity, judged.validated, judged.reason
+    )
+    if outcome is not None:
+        # After the record: the Data Docs site is built from the register, this result included.
+        publish_tables(event, outcome, judged.drift)
+    send_outbox(FLOW, keys)
+    if outcome is not None and judged.provisional:
+        remind_owner(data.dataset_id, data.version, checked["suite"], outcome.suite_version)
+    publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What a check found, as the flow records and announces it (`assess`)."""
+
+    verdict: Verdict
+    summary: dict[str, Any]
+    records: list[Record]
+    nonconformity: Nonconformity | None
+    validated: DataQualityValidatedEvent
+    reason: ReassessmentReason
+    drift: dict[str, Any]
+    outcome: CheckOutcome | None
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.summary.get("provisional"))
+
+
+def assess(event: DataChangedEvent, checked: dict[str, Any], limits: DataQuality) -> Assessment:
+    """The verdict of what `run_expectations` found, and the records and events that say it. No I/O."""
+    data = event.data
     summary: dict[str, Any] = {
         "dataset": data.dataset_id,
         "version": data.version,
@@ -266,14 +303,14 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         if reference is not None and reference.rows and profile.rows:
             drift = compare_profiles(reference, profile, limits, checked["drift_columns"])
         failed_critical = [
-            _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "critical"
+            label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "critical"
         ]
         if profile.rows == 0 and not checked["baseline"]:
             # Whatever the suite says about row counts: nothing was checked, so nothing passed.
             failed_critical.append(EMPTY)
             summary["finding"] = "the dataset has no rows; check the pipeline that produced this version"
         failed_warning = [
-            _label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "warning"
+            label(e.expectation, e.kwargs) for e in outcome.failures() if e.severity == "warning"
         ]
         drifted = sorted(c for c, f in drift.items() if f["level"] != "none")
         critical_drift = any(f["level"] == "critical" for f in drift.values())
@@ -285,7 +322,10 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             verdict = Verdict.warning
         else:
             verdict = Verdict.passed
-        status = "rejected" if verdict is Verdict.failed else "accepted"
+        # Checked against a drafted suite only: provisional, never the drift reference.
+        status = version_status(verdict, outcome.suite_status)
+        if status == PROVISIONAL:
+            summary["provisional"] = "checked against a drafted suite nobody accepted yet"
         records.append(
             version.model_copy(update={"status": status, "profile": profile.model_dump(mode="json")})
         )
@@ -302,7 +342,8 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
                     "location": outcome.location,
                     "duration_seconds": outcome.duration_seconds,
                     "suite_status": outcome.suite_status.value,
-                    "reference": "last accepted version" if reference else "none (first version)",
+                    "reference": "last accepted version" if reference else "none (no accepted version yet)",
+                    "reference_version": checked["reference_version"] if reference else None,
                 },
                 expectations=[e.model_dump(mode="json") for e in outcome.expectations],
                 drift=drift,
@@ -341,18 +382,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     # Drift alone is the one failure that is not the data's own fault; everything else is quality.
     only_drift = drifted and not failed_critical and "unavailable" not in checked
     reason = ReassessmentReason.drift if only_drift else ReassessmentReason.data_quality_failure
-    keys = record_outcome(FLOW, event, summary, records, nonconformity, validated, reason)
-    if outcome_or_none is not None:
-        # After the record: the Data Docs site is built from the register, this result included.
-        publish_tables(event, outcome_or_none, drift)
-    send_outbox(FLOW, keys)
-    publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary)
-    return summary
-
-
-def _label(expectation: str, kwargs: dict[str, Any]) -> str:
-    column = kwargs.get("column")
-    return f"{expectation}({column})" if column else expectation
+    return Assessment(verdict, summary, records, nonconformity, validated, reason, drift, outcome_or_none)
 
 
 @task(name="record-check")
@@ -404,73 +434,3 @@ def reassessments(
         reassessment_request(FLOW, f"reassess:{result_id}:{system}", system, reason, result_id, details)
         for system in systems
     ]
-
-
-def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any]) -> None:
-    data = event.data
-    rows = [
-        {
-            "expectation": _label(e.expectation, e.kwargs),
-            "severity": e.severity.value,
-            "success": e.success,
-            "observed": str(e.observed_value)[:80] if e.observed_value is not None else "",
-            "unexpected": e.unexpected_count if e.unexpected_count is not None else "",
-            "sample": ", ".join(str(v) for v in e.unexpected_sample[:5]),
-            "error": e.exception or "",
-        }
-        for e in outcome.expectations
-    ]
-    key = artifact_key(FLOW, data.dataset_id)
-    create_table_artifact(
-        table=rows, key=f"{key}-expectations", description=f"{data.dataset_id} {data.version}"
-    )
-    if drift:
-        drift_rows = [{"column": c, **{k: v for k, v in f.items()}} for c, f in sorted(drift.items())]
-        create_table_artifact(table=drift_rows, key=f"{key}-drift", description="Drift against the reference")
-    docs = build_docs(data.dataset_id)
-    if docs is not None:
-        create_link_artifact(link=docs.as_uri(), link_text="Data Docs", key=f"{key}-data-docs")
-
-
-def build_docs(dataset: str) -> Path | None:
-    """The dataset's Data Docs site in the state folder, from every result the register holds."""
-    from connectors.great_expectations import GxEngine
-    from schemas.suites import CheckOutcome
-
-    with register().reader() as uow:
-        results = uow.data_quality.find(order_by="checked_at")
-        versions = {v.id: v for v in uow.dataset_versions.find(dataset=dataset)}
-    outcomes = []
-    for r in results:
-        v = versions.get(r.dataset_version_id)
-        if v is None or "engine" not in r.statistics:
-            continue
-        outcomes.append(
-            CheckOutcome.model_validate(
-                {
-                    "dataset": dataset,
-                    "suite_version": r.suite_version,
-                    "suite_status": r.statistics.get("suite_status", "reviewed"),
-                    "data_version": v.version,
-                    "location": r.statistics["location"],
-                    "engine": r.statistics["engine"],
-                    "verdict": r.verdict if r.verdict in ("passed", "failed", "warning") else "passed",
-                    "statistics": {
-                        k: r.statistics[k]
-                        for k in ("evaluated", "successful", "unsuccessful", "success_percent")
-                    },
-                    "expectations": r.expectations,
-                    "checked_at": r.checked_at,
-                    "duration_seconds": r.statistics.get("duration_seconds", 0.0),
-                }
-            )
-        )
-    if not outcomes:
-        return None
-    from schemas.file_names import id_path
-
-    settings = run_settings()
-    # The dataset id comes from the event; the site is rebuilt (old pages removed) in this folder,
-    # so it must be the dataset's own and inside data-docs/.
-    site = id_path(settings.state_path / "data-docs", dataset)
-    return GxEngine().build_data_docs(site, outcomes)

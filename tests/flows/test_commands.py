@@ -28,6 +28,7 @@ from flows.commands import (
     handle,
     handles,
 )
+from flows.data_quality.commands import AcceptBaseline
 from flows.incidents.commands import UpdateIncident
 from flows.incidents.messages import SLACK_ACTIONS
 from flows.incidents.rules import Update
@@ -52,7 +53,7 @@ def every_command_class() -> set[type[Command]]:
 
 
 def test_every_command_has_one_row_in_the_handler_table() -> None:
-    assert every_command_class() == {DecideApproval, UpdateIncident, RecordReviewResults}
+    assert every_command_class() == {DecideApproval, UpdateIncident, RecordReviewResults, AcceptBaseline}
     assert set(HANDLERS) == every_command_class()
 
 
