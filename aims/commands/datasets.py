@@ -30,7 +30,10 @@ def dataset_document(
     results = [r for v in versions for r in uow.data_quality.find(dataset_version_id=v.id)]
     reviews = uow.suite_reviews.find(dataset=name)
     owner = owner_of(dataset.owner, versions, policy.data_sources if policy is not None else {})
-    suite = suite_info(suite_file(settings.suites_dir, name))
+    try:
+        suite = suite_info(suite_file(settings.suites_dir, name))
+    except ValueError as exc:  # a dataset id from an event that can name no suite file
+        suite = {"path": None, "status": "invalid", "version": None, "expectations": 0, "problem": str(exc)}
     return dataset_view(dataset, versions, results, reviews, suite, owner)
 
 
@@ -75,7 +78,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             for d in docs
         ],
         ["dataset", "owner", "suite", "versions", "latest", "status", "verdict", "reference", "provisional"],
-        [28, 30, 16, 8, 16, 11, 10, 16, 11],
+        [28, 30, 24, 8, 16, 11, 10, 16, 11],
     )
     return 0
 
@@ -106,27 +109,22 @@ def _show(doc: dict[str, Any], as_json: bool) -> int:
                 v["status"],
                 v["verdict"],
                 f"{v['suite_version'] or '—'} ({v['suite_status'] or '—'})",
-                v["failed_critical"],
-                v["failed_warning"],
+                f"{len(v['failed_critical'])} critical, {len(v['failed_warning'])} warning",
                 v["drifted"],
                 v["reference_version"],
                 v["result"],
             )
             for v in doc["versions"]
         ],
-        [
-            "version",
-            "status",
-            "verdict",
-            "suite",
-            "failed (critical)",
-            "failed (warning)",
-            "drift",
-            "vs",
-            "result",
-        ],
-        [16, 11, 10, 22, 40, 40, 24, 16, 40],
+        ["version", "status", "verdict", "suite", "failed", "drift in", "vs", "result"],
+        [16, 11, 10, 24, 22, 30, 16, 40],
     )
+    for v in doc["versions"]:
+        for severity in ("critical", "warning"):
+            for expectation in v[f"failed_{severity}"]:
+                print(f"  {cell(v['version'], 40)}: {severity} {cell(expectation, 200)}")
+    if doc["reviews"]:
+        print("\nsuite review:")
     for r in doc["reviews"]:
         what = "reminded" if r["kind"] == "reminder" else "accepted" if r["accepted"] else "REFUSED"
         why = f": {r['refusal']}" if r["refusal"] else f": {r['note']}" if r["note"] else ""

@@ -233,7 +233,12 @@ def cmd_dq_accept(args: argparse.Namespace) -> int:
     else:
         raise CliError(f"cannot tell who accepts on login {login!r}: pass --by EMAIL")
     register = open_register(settings)
-    path = suite_file(settings.suites_dir, dataset)
+    try:
+        path = suite_file(settings.suites_dir, dataset)
+    except ValueError:
+        raise CliError(
+            f"{dataset!r} can have no suite file: nothing to accept (nothing was recorded)"
+        ) from None
     with register.reader() as uow:
         if uow.datasets.get(dataset) is None:
             raise CliError(
