@@ -123,8 +123,6 @@ def accept_baseline(command: AcceptBaseline, ctx: Context) -> Verdict:
             }
         )
         uow.suite_reviews.add(accepted)
-        if dataset.suite != str(path):
-            uow.datasets.update(name, suite=str(path))
         # Last, inside the unit of work: a file that cannot be written rolls the record back.
         dump_suite(reviewed, path)
     return Verdict(
