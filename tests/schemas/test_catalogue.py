@@ -163,6 +163,7 @@ def test_implementations_for() -> None:
     assert [i.name for i in catalogue.implementations_for("A.7.4")] == [
         "check-data-quality",
         "data_quality_result",
+        "suite_review",
     ]
     assert "event-router" in [i.name for i in catalogue.implementations_for("A.6.2.8")]
     assert catalogue.implementations_for("A.4.6") == []  # human resources: organisational
