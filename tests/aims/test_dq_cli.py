@@ -42,8 +42,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Bench:
         name = {"csv": f"{dataset}.csv", "parquet": f"{dataset}.parquet", "table": dataset.replace("-", "_")}
         bench.check(dataset, "1", put(name[kind], rows()))
         bench.check(dataset, "2", put(name[kind], bad_rows()))
-    for dataset in ("to-accept", "to-check"):
+    for dataset in ("to-accept", "to-check", "short"):
         bench.check(dataset, "1", bench.csv(f"{dataset}.csv", rows()))
+    bench.check("short", "2", bench.csv("short-2.csv", rows(20)))  # fewer rows than the draft allows
     bench.build_docs("loans")
     return bench
 
@@ -118,6 +119,14 @@ def test_dq_show_has_failed_expectations_observed_values_and_samples(
     assert shown.code == 0 and "sample: 150" in shown.out
     # A value from the data is shown, never obeyed: the escape is written out.
     assert "\x1b" not in shown.out and "\\x1b[2J" in shown.out
+
+
+def test_dq_show_has_the_observed_value_of_an_aggregate_expectation(aims: Any, unchanged: None) -> None:
+    view = json.loads(aims("dq", "show", "short@2", "--json").out)
+    (failed,) = view["failed"]
+    assert failed["expectation"] == "expect_table_row_count_to_be_between" and failed["observed"] == 20
+    shown = aims("dq", "show", "short@2")
+    assert "warning  expect_table_row_count_to_be_between observed 20" in shown.out
 
 
 def test_dq_show_names_the_data_docs_page_of_the_check(aims: Any, unchanged: None) -> None:
@@ -263,7 +272,7 @@ def test_accept_baseline_records_who_and_when_and_the_suite_becomes_reviewed(aim
 # -- hypothesis on the arguments ---------------------------------------------------------------------
 
 WORDS = st.text(max_size=30)
-KNOWN = {*DATASETS, "to-accept", "to-check"}
+KNOWN = {*DATASETS, "to-accept", "to-check", "short"}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
