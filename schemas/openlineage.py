@@ -17,8 +17,9 @@ too (a dataset facet in `facets`, an `outputFacets` entry of the dataset a job w
 dataset's facets are read from all three places, `inputFacets` first.
 
 The policy's `openlineage` section maps datasets (a namespace and a name prefix) to the policy's data
-sources, in the shape of `mlflow.dataset_locations` (longest prefix wins) plus the namespace: the rest
-of the name is the path (file source) or table (SQL source) in it. Pure models: no I/O.
+sources, in the shape of `mlflow.dataset_locations` (longest prefix wins) plus the namespace and
+where in the source the prefix points (`under`): that and the rest of the name are the path (file
+source) or table (SQL source) in it. Pure models: no I/O.
 """
 
 from __future__ import annotations
@@ -218,16 +219,23 @@ class RunEvent(_Read):
 
 
 class LineageLocation(DatasetLocation):
-    """OpenLineage datasets in `namespace` whose name starts with `prefix` are data of `source`; the
-    rest of the name is the path (file source) or table (SQL source) in it."""
+    """OpenLineage datasets in `namespace` whose name starts with `prefix` are data of `source`: the
+    path (file source) or table (SQL source) in it is `under` followed by the rest of the name."""
 
     namespace: LineageName = Field(
         description="The datasets' OpenLineage namespace as the producer names it: 'file', "
         "'s3://lake', 'postgres://db:5432'."
     )
-    prefix: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^\S+$")] = Field(
-        description="The start of the dataset names, e.g. '/srv/lake/' or 'warehouse.'; what follows "
-        "it is the path or table inside the source."
+    prefix: Annotated[str, Field(max_length=MAX_NAME, pattern=r"^\S*$")] = Field(
+        description="The start of the dataset names, e.g. '/srv/lake/' or 'warehouse.' ('' for every "
+        "name in the namespace, as the keys of one bucket); what follows it is the path or table "
+        "inside the source."
+    )
+    under: Annotated[str, Field(max_length=MAX_NAME, pattern=r"^\S*$")] = Field(
+        "",
+        description="What `prefix` stands for inside the source: '' for its root (a files source's "
+        "root, a database's tables), 'loans/' for a folder under the root, 'public.' for a schema. "
+        "The path or table is this followed by the rest of the dataset's name.",
     )
     dataset: Name | None = Field(
         None,

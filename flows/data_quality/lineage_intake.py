@@ -4,7 +4,8 @@ What each run transition becomes:
 
 - COMPLETE: every output dataset the policy's `openlineage.dataset_locations` maps (namespace and
   longest name prefix) to a data source is a data-changed event for it (→ check-data-quality): the
-  rest of the name is the path (file source) or table (SQL source) in that source, the version is the
+  location's `under` and the rest of the name are the path (file source) or table (SQL source) in
+  that source, the version is the
   dataset's `version` facet or else the run id, the change kind follows its `lifecycleStateChange`
   facet, the row count its `outputStatistics` (or `dataQualityMetrics`) facet. The event id is made of
   the run id and the dataset, so a repeated delivery is the same event to the outbox and the router.
@@ -140,7 +141,8 @@ def _output(
     location = policy.openlineage.location_of(dataset.namespace, dataset.name)
     if location is None:
         return seen | {"reason": f"{where}: no openlineage.dataset_locations entry maps it"}, None
-    inside = dataset.name[len(location.prefix) :]
+    rest = dataset.name[len(location.prefix) :]
+    inside = location.under + rest if rest else ""
     source = policy.data_sources[location.source]  # the policy checks every location's source
     is_files = isinstance(source, FileSource)
     if not inside or (is_files and (inside.startswith("/") or ".." in PurePosixPath(inside).parts)):
