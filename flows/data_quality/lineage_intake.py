@@ -5,7 +5,8 @@ What each run transition becomes:
 - COMPLETE: every output dataset the policy's `openlineage.dataset_locations` maps (namespace and
   longest name prefix) to a data source is a data-changed event for it (→ check-data-quality): the
   location's `under` and the rest of the name are the path (file source) or table (SQL source) in
-  that source, the version is the
+  that source, the dataset is the location's `dataset` (else that path with '/' read as '.', or
+  that table), the version is the
   dataset's `version` facet or else the run id, the change kind follows its `lifecycleStateChange`
   facet, the row count its `outputStatistics` (or `dataQualityMetrics`) facet. The event id is made of
   the run id and the dataset, so a repeated delivery is the same event to the outbox and the router.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
@@ -38,6 +39,7 @@ from schemas.data_sources import FileSource
 from schemas.events import DataChangedEvent
 from schemas.openlineage import Dataset, EventType, Facets, RunEvent
 from schemas.payloads import ChangeKind, DataChanged
+from schemas.suites import suite_file
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
@@ -148,6 +150,16 @@ def _output(
     if not inside or (is_files and (inside.startswith("/") or ".." in PurePosixPath(inside).parts)):
         why = f"{where}: names no {'file' if is_files else 'table'} inside data source {location.source!r}"
         return seen | {"reason": why}, None
+    # The dataset id names its suite file (schemas/suites.py): a folder's '/' reads as '.'.
+    dataset_id = location.dataset or inside.replace("/", ".")
+    try:
+        suite_file(Path("suites"), dataset_id)
+    except ValueError:
+        why = (
+            f"{where}: {dataset_id!r} cannot be a dataset id (letters, digits, '.', '_', '-'): "
+            "name one with the location's `dataset`"
+        )
+        return seen | {"reason": why}, None
     facets = dataset.read_facets()
     statistics, metrics = facets.outputStatistics, facets.dataQualityMetrics
     rows = statistics.rowCount if statistics is not None else None
@@ -156,7 +168,7 @@ def _output(
     state = facets.lifecycleStateChange
     try:
         payload = DataChanged(
-            dataset_id=location.dataset or inside,
+            dataset_id=dataset_id,
             source=location.source,
             path=inside if is_files else None,
             table=None if is_files else inside,

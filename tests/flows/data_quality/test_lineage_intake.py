@@ -50,6 +50,13 @@ def test_a_table_of_a_sql_source_and_the_facets_it_carries() -> None:
     assert (data.version, data.change_kind, data.row_count) == ("snapshot-42", ChangeKind.created, 500)
 
 
+def test_a_folder_reads_as_dots_in_the_dataset_id_which_names_its_suite() -> None:
+    (event,) = intake(run_event(outputs=[output("/srv/lake/daily/scores.csv")]), POLICY).events
+    assert (event.data.dataset_id, event.data.path) == ("daily.scores.csv", "daily/scores.csv")
+    got = intake(run_event(outputs=[output("/srv/lake/my scores.csv")]), POLICY)
+    assert got.events == [] and "'my scores.csv' cannot be a dataset id" in got.reasons[0]
+
+
 @pytest.mark.parametrize("place", ["inputFacets", "outputFacets", "facets"])
 def test_data_quality_facets_are_kept_wherever_the_client_puts_them(place: str) -> None:
     dataset = output("/srv/lake/scores.csv")
