@@ -56,7 +56,7 @@ def read_event(
         shown = json.dumps(encoding[:40])
         return Refusal(415, f"Content-Encoding {shown} is not taken: send the JSON plain or gzip-compressed")
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         return Refusal(400, f"not JSON: {str(exc)[:_ERROR_CHARS]}")
     if not isinstance(raw, dict):
@@ -95,6 +95,11 @@ def gunzip(body: bytes, max_bytes: int) -> bytes:
     if not inflater.eof:
         raise ValueError("Content-Encoding gzip, but the body is cut short")
     return out
+
+
+def _no_constant(name: str) -> object:
+    # Python's json reads NaN and Infinity, which are no JSON (and which the audit log cannot hash).
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _errors(exc: ValidationError) -> str:

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from schemas.controls import first_control, shown
 from schemas.fields import NAME_PATTERN, Name
@@ -39,6 +39,9 @@ MAX_NAME: Final = 2048  # dataset names are paths and qualified table names: lon
 MAX_DATASETS: Final = 500
 MAX_ASSERTIONS: Final = 2000
 MAX_COLUMNS: Final = 2000
+# The register's audit log hashes RFC 8785 JSON, which holds integers up to 2**53 - 1 and no NaN or
+# infinity: counts beyond it are refused here, not at the commit.
+MAX_COUNT: Final = 2**53 - 1
 
 
 def _one_line(value: str) -> str:
@@ -89,18 +92,18 @@ class DataQualityAssertions(_Read):
 
 
 class ColumnMetrics(_Read):
-    nullCount: int | None = Field(None, ge=0)  # the spec's field names
-    distinctCount: int | None = Field(None, ge=0)
-    count: float | None = None
-    min: float | None = None
-    max: float | None = None
+    nullCount: int | None = Field(None, ge=0, le=MAX_COUNT)  # the spec's field names
+    distinctCount: int | None = Field(None, ge=0, le=MAX_COUNT)
+    count: FiniteFloat | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
 
 class DataQualityMetrics(_Read):
     """`dataQualityMetrics`: the producer's own measures of the dataset."""
 
-    rowCount: int | None = Field(None, ge=0)
-    bytes: int | None = Field(None, ge=0)
+    rowCount: int | None = Field(None, ge=0, le=MAX_COUNT)
+    bytes: int | None = Field(None, ge=0, le=MAX_COUNT)
     columnMetrics: Annotated[dict[Said, ColumnMetrics], Field(max_length=MAX_COLUMNS)] = Field(
         default_factory=dict
     )
@@ -109,8 +112,8 @@ class DataQualityMetrics(_Read):
 class OutputStatistics(_Read):
     """`outputStatistics`: what a job wrote to an output dataset."""
 
-    rowCount: int | None = Field(None, ge=0)
-    size: int | None = Field(None, ge=0)
+    rowCount: int | None = Field(None, ge=0, le=MAX_COUNT)
+    size: int | None = Field(None, ge=0, le=MAX_COUNT)
 
 
 class DatasetVersion(_Read):

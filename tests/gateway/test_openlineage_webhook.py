@@ -154,6 +154,25 @@ def _gzipped(body: dict[str, Any]) -> bytes:
         (event_body(eventTime="2026-12-05T12:00:00"), KEY, {}, 400, "eventTime"),
         (event_body(outputs=[output("/srv/lake/a\x1b[2J.csv")]), KEY, {}, 400, "control characters"),
         (event_body(job={"namespace": "p"}), KEY, {}, 400, "job.name"),
+        (json.dumps(event_body()).replace('"inputs": []', '"inputs": NaN').encode(), KEY, {}, 400, "NaN"),
+        (
+            event_body(outputs=[output("/srv/lake/a.csv", dataQualityMetrics={"rowCount": 2**60})]),
+            KEY,
+            {},
+            400,
+            "rowCount",
+        ),
+        (
+            event_body(
+                outputs=[
+                    output("/srv/lake/a.csv", dataQualityMetrics={"columnMetrics": {"a": {"min": "NaN"}}})
+                ]
+            ),
+            KEY,
+            {},
+            400,
+            "finite",
+        ),
         (
             event_body(outputs=[output("/srv/lake/a.csv", dataQualityAssertions={"assertions": "all good"})]),
             KEY,
@@ -181,6 +200,9 @@ def _gzipped(body: dict[str, Any]) -> bytes:
         "naive eventTime",
         "control characters",
         "no job name",
+        "NaN",
+        "count beyond JSON's integers",
+        "NaN as text",
         "malformed assertions facet",
     ],
 )
@@ -295,6 +317,19 @@ datasets = st.fixed_dictionaries(
         ),
         "outputFacets": st.fixed_dictionaries(
             {"outputStatistics": st.fixed_dictionaries({"rowCount": st.integers(-2, 10**6)})}
+        ),
+        # Numbers the register's canonical JSON cannot hold (NaN, infinities, beyond 2**53) included.
+        "inputFacets": st.fixed_dictionaries(
+            {
+                "dataQualityMetrics": st.fixed_dictionaries(
+                    {
+                        "rowCount": st.integers() | st.floats(),
+                        "columnMetrics": st.dictionaries(
+                            names, st.fixed_dictionaries({"min": st.floats()}), max_size=2
+                        ),
+                    }
+                )
+            }
         ),
     },
 )
