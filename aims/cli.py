@@ -15,6 +15,7 @@ from aims.commands import (
     impact,
     incidents,
     iso,
+    lineage,
     mlflow,
     parties,
     register,
@@ -42,6 +43,7 @@ GROUPS = (
     reviews,
     parties,
     mlflow,
+    lineage,
     iso,
 )
 

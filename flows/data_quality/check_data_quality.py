@@ -20,6 +20,7 @@ from prefect import flow, task
 
 from flows.data_quality.artifacts import publish_tables
 from flows.data_quality.drift import compare_profiles
+from flows.data_quality.lineage_intake import external_summary, run_of
 from flows.data_quality.reminders import remind_owner
 from flows.data_quality.results import validated_event, version_id
 from flows.data_quality.suite_review import ACCEPTED, PROVISIONAL, reference_of, version_status
@@ -216,6 +217,9 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     policy = current().optional_policy
     limits = policy.data_quality if policy is not None else DataQuality()
     checked = run_expectations(event)
+    if run_of(event) is not None:
+        with register().reader() as uow:
+            checked["external"] = external_summary(uow, event)
     judged = assess(event, checked, limits)
     summary, outcome, verdict = judged.summary, judged.outcome, judged.verdict
     keys = record_outcome(
@@ -263,6 +267,8 @@ def assess(event: DataChangedEvent, checked: dict[str, Any], limits: DataQuality
     }
     if checked.get("notice"):
         summary["notice"] = checked["notice"]
+    # The producer's own assertions (OpenLineage facets), kept beside this check's verdict.
+    summary.update(checked.get("external", {}))
     result_id = version_id(data.dataset_id, data.version)
     records: list[Record] = [Dataset(name=data.dataset_id, suite=checked.get("suite"))]
     provenance = {"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count}
