@@ -1,0 +1,134 @@
+"""Write an AI system's register state back onto its MLflow model versions (issue 21, "written back").
+
+Started by every risk-assessed and approval-decided event. The decision is already in the register
+when this runs: the run reads the system's versions, assessments and approvals, computes what MLflow
+should say (`flows.models.mlflow_writeback`, pure) and brings MLflow there — the aims.* tags and the
+policy's approved alias — then records what it wrote as evidence. Each MLflow call is retried by the
+connector; the writing task and the run are retried on top; a run that still fails is a failed run
+in the Prefect UI, and any later run (or a re-run) converges, since nothing depends on the event but
+the system it names.
+
+Skipped, with the reason recorded, when no tracking server is set (AIMS_MLFLOW_TRACKING_URI), when
+the policy writes nothing back, or when none of the system's versions came from MLflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+
+from flows.evidence import actor, evidence_record, load_policy, publish_summary, register, run_settings
+from flows.models.mlflow_writeback import Links, Plan, alias_step, from_mlflow, plan, tag_changes
+from flows.runtime import current
+from schemas.events import ApprovalDecidedEvent, RiskAssessedEvent
+
+FLOW = "write-back-to-mlflow"
+
+
+def system_of(event: RiskAssessedEvent | ApprovalDecidedEvent) -> str | None:
+    """The AI system the event concerns; an approval names it, or its register row does."""
+    data = event.data
+    if data.ai_system is not None:
+        return data.ai_system
+    approval_id = getattr(data, "approval_id", None)
+    with register().reader() as uow:
+        approval = uow.approvals.get(approval_id) if approval_id else None
+    return approval.system if approval is not None else None
+
+
+@task(name="plan-write-back")
+def plan_for(system: str) -> Plan | str:
+    """What MLflow should say of the system's versions, or why nothing is written."""
+    policy = load_policy().mlflow.write_back
+    if not policy.tags and policy.approved_alias is None:
+        return "the policy's mlflow.write_back sets neither tags nor an approved alias"
+    settings = run_settings()
+    api = settings.prefect_api_url
+    links = Links(
+        prefect_ui=api.removesuffix("/").removesuffix("/api") if api else None, jira=settings.jira_url
+    )
+    with register().reader() as uow:
+        versions = uow.model_versions.find(system=system)
+        if not any(from_mlflow(v) for v in versions):
+            return f"no version of {system} came from MLflow"
+        found = plan(
+            versions,
+            uow.assessments.find(system=system),
+            uow.approvals.find(system=system),
+            policy.approved_alias,
+            links,
+        )
+    if not policy.tags:
+        return Plan(tuple(), found.aliases)
+    return found
+
+
+@task(name="write-to-mlflow", retries=3, retry_delay_seconds=[5, 15, 30])
+def apply(wanted: Plan) -> dict[str, Any]:
+    """Bring MLflow to `wanted`; what was changed. Reads first, so a repeat changes nothing."""
+    mlflow = current().mlflow
+    assert mlflow is not None  # the flow checked
+    tags_set: list[str] = []
+    for version in wanted.versions:
+        changes = tag_changes(version.tags, mlflow.version_tags(version.name, version.version))
+        for key, value in sorted(changes.items()):
+            mlflow.set_version_tag(version.name, version.version, key, value)
+        tags_set += [f"{version.version_id} {k}={v}" for k, v in sorted(changes.items())]
+    aliases: list[str] = []
+    for alias in wanted.aliases:
+        step = alias_step(alias, mlflow.aliases(alias.name))
+        if step is None:
+            continue
+        if step.version is None:
+            mlflow.delete_alias(step.name, step.alias)
+            aliases.append(f"{step.name} @{step.alias} taken away ({step.why})")
+        else:
+            mlflow.set_alias(step.name, step.alias, step.version)
+            aliases.append(f"{step.name} @{step.alias} → version {step.version} ({step.why})")
+    return {"tags_set": tags_set, "aliases": aliases}
+
+
+def outcome_of(system: str, wanted: Plan, written: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ai_system": system,
+        "written": True,
+        "versions": [v.version_id for v in wanted.versions] or [a.name for a in wanted.aliases],
+        "cleared": [v.version_id for v in wanted.versions if v.not_cleared is None],
+        "not_cleared": [v.not_cleared for v in wanted.versions if v.not_cleared is not None],
+        "alias_targets": {f"{a.name}@{a.alias}": a.version for a in wanted.aliases},
+        "tags_set": written["tags_set"],
+        "aliases_changed": written["aliases"],
+    }
+
+
+@task(name="record-write-back")
+def record(event: RiskAssessedEvent | ApprovalDecidedEvent, outcome: dict[str, Any]) -> None:
+    """The evidence of what was written; a repeat of the same event adds nothing (keyed by event)."""
+    with register().unit_of_work(actor(FLOW)) as uow:
+        uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
+
+
+@flow(
+    name=FLOW,
+    description="Write an AI system's assessment and approval state onto its MLflow model versions.",
+    retries=2,
+    retry_delay_seconds=30,
+)
+def write_back_to_mlflow(event: RiskAssessedEvent | ApprovalDecidedEvent) -> dict[str, Any]:
+    system = system_of(event)
+    wanted: Plan | str
+    if system is None:
+        wanted = "the event names no AI system and its approval is not in the register"
+    elif current().mlflow is None:
+        wanted = "no MLflow tracking server is set (AIMS_MLFLOW_TRACKING_URI)"
+    else:
+        wanted = plan_for(system)
+    if isinstance(wanted, str):
+        outcome: dict[str, Any] = {"ai_system": system, "written": False, "why": wanted}
+    else:
+        assert system is not None
+        outcome = outcome_of(system, wanted, apply(wanted))
+        publish_summary(FLOW, f"Written back to MLflow: {system}", event, outcome)
+    record(event, outcome)
+    return outcome
