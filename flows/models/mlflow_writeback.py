@@ -21,16 +21,22 @@ The gateway's finding (`mlflow_intake.not_cleared`) applies the same rule, so th
 never raises a finding, and the same alias set by hand before approval does.
 
 Everything is recomputed from the register each time, never from the event that prompted it: runs
-in any order, repeated or concurrent, converge on the same state. Pure: no Prefect, Kafka or I/O.
+in any order, repeated or concurrent, converge on the same state. No Prefect or Kafka, and no I/O of
+its own: the register's unit of work and MLflow's registry (`Writer`) are handed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from schemas.records import Approval, ModelVersion, RiskAssessment
+
+if TYPE_CHECKING:
+    from connectors.register.store import UnitOfWork
+    from schemas.mlflow import MlflowWriteBack
+    from schemas.settings import AimsSettings
 
 TAG_ASSESSMENT: Final = "aims.assessment"
 TAG_RESIDUAL: Final = "aims.risk.highest_residual"
@@ -59,6 +65,12 @@ class Links:
         if self.jira is None or not key:
             return None
         return f"{self.jira.rstrip('/')}/browse/{key}"
+
+
+def links_of(settings: AimsSettings) -> Links:
+    """The Prefect UI is its API's address without /api (as `aims status` shows it); Jira's site."""
+    api = settings.prefect_api_url
+    return Links(prefect_ui=api.rstrip("/").removesuffix("/api") if api else None, jira=settings.jira_url)
 
 
 @dataclass(frozen=True)
@@ -219,3 +231,74 @@ def tag_changes(wanted: Mapping[str, str], now: Mapping[str, str]) -> dict[str, 
 
 def _number(version: ModelVersion) -> int:
     return int(version.version) if version.version.isdigit() else -1
+
+
+class Writer(Protocol):
+    """MLflow's registry as the write-back uses it (connectors.mlflow_registry.MlflowRegistry)."""
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]: ...
+
+    def aliases(self, name: str) -> dict[str, str]: ...
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+
+def plan_of(uow: UnitOfWork, system: str, policy: MlflowWriteBack, links: Links) -> Plan | str:
+    """The plan of the system's versions from the register, or why nothing is written."""
+    if not policy.tags and policy.approved_alias is None:
+        return "the policy's mlflow.write_back sets neither tags nor an approved alias"
+    versions = uow.model_versions.find(system=system)
+    if not any(from_mlflow(v) for v in versions):
+        return f"no version of {system} came from MLflow"
+    found = plan(
+        versions,
+        uow.assessments.find(system=system),
+        uow.approvals.find(system=system),
+        policy.approved_alias,
+        links,
+    )
+    return found if policy.tags else Plan((), found.aliases)
+
+
+def write(mlflow: Writer, wanted: Plan, dry_run: bool = False) -> dict[str, list[str]]:
+    """Bring MLflow to `wanted` (reading first, so a repeat writes nothing); what was (or, dry, would
+    be) changed."""
+    tags_set: list[str] = []
+    for version in wanted.versions:
+        changes = tag_changes(version.tags, mlflow.version_tags(version.name, version.version))
+        for key, value in sorted(changes.items()):
+            if not dry_run:
+                mlflow.set_version_tag(version.name, version.version, key, value)
+            tags_set.append(f"{version.version_id} {key}={value}")
+    aliases: list[str] = []
+    for alias in wanted.aliases:
+        step = alias_step(alias, mlflow.aliases(alias.name))
+        if step is None:
+            continue
+        if step.version is None:
+            if not dry_run:
+                mlflow.delete_alias(step.name, step.alias)
+            aliases.append(f"{step.name} @{step.alias} taken away ({step.why})")
+        else:
+            if not dry_run:
+                mlflow.set_alias(step.name, step.alias, step.version)
+            aliases.append(f"{step.name} @{step.alias} → version {step.version} ({step.why})")
+    return {"tags_set": tags_set, "aliases": aliases}
+
+
+def outcome_of(system: str, wanted: Plan, written: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The evidence of a write-back: what the register said and what was changed in MLflow."""
+    return {
+        "ai_system": system,
+        "written": True,
+        "versions": [v.version_id for v in wanted.versions] or [a.name for a in wanted.aliases],
+        "cleared": [v.version_id for v in wanted.versions if v.not_cleared is None],
+        "not_cleared": [v.not_cleared for v in wanted.versions if v.not_cleared is not None],
+        "alias_targets": {f"{a.name}@{a.alias}": a.version for a in wanted.aliases},
+        "tags_set": written["tags_set"],
+        "aliases_changed": written["aliases"],
+    }

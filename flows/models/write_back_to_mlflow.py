@@ -19,7 +19,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.evidence import actor, evidence_record, load_policy, publish_summary, register, run_settings
-from flows.models.mlflow_writeback import Links, Plan, alias_step, from_mlflow, plan, tag_changes
+from flows.models.mlflow_writeback import Plan, links_of, outcome_of, plan_of, write
 from flows.runtime import current
 from schemas.events import ApprovalDecidedEvent, RiskAssessedEvent
 
@@ -40,66 +40,16 @@ def system_of(event: RiskAssessedEvent | ApprovalDecidedEvent) -> str | None:
 @task(name="plan-write-back")
 def plan_for(system: str) -> Plan | str:
     """What MLflow should say of the system's versions, or why nothing is written."""
-    policy = load_policy().mlflow.write_back
-    if not policy.tags and policy.approved_alias is None:
-        return "the policy's mlflow.write_back sets neither tags nor an approved alias"
-    settings = run_settings()
-    api = settings.prefect_api_url
-    links = Links(
-        prefect_ui=api.removesuffix("/").removesuffix("/api") if api else None, jira=settings.jira_url
-    )
     with register().reader() as uow:
-        versions = uow.model_versions.find(system=system)
-        if not any(from_mlflow(v) for v in versions):
-            return f"no version of {system} came from MLflow"
-        found = plan(
-            versions,
-            uow.assessments.find(system=system),
-            uow.approvals.find(system=system),
-            policy.approved_alias,
-            links,
-        )
-    if not policy.tags:
-        return Plan(tuple(), found.aliases)
-    return found
+        return plan_of(uow, system, load_policy().mlflow.write_back, links_of(run_settings()))
 
 
 @task(name="write-to-mlflow", retries=3, retry_delay_seconds=[5, 15, 30])
-def apply(wanted: Plan) -> dict[str, Any]:
+def apply(wanted: Plan) -> dict[str, list[str]]:
     """Bring MLflow to `wanted`; what was changed. Reads first, so a repeat changes nothing."""
     mlflow = current().mlflow
     assert mlflow is not None  # the flow checked
-    tags_set: list[str] = []
-    for version in wanted.versions:
-        changes = tag_changes(version.tags, mlflow.version_tags(version.name, version.version))
-        for key, value in sorted(changes.items()):
-            mlflow.set_version_tag(version.name, version.version, key, value)
-        tags_set += [f"{version.version_id} {k}={v}" for k, v in sorted(changes.items())]
-    aliases: list[str] = []
-    for alias in wanted.aliases:
-        step = alias_step(alias, mlflow.aliases(alias.name))
-        if step is None:
-            continue
-        if step.version is None:
-            mlflow.delete_alias(step.name, step.alias)
-            aliases.append(f"{step.name} @{step.alias} taken away ({step.why})")
-        else:
-            mlflow.set_alias(step.name, step.alias, step.version)
-            aliases.append(f"{step.name} @{step.alias} → version {step.version} ({step.why})")
-    return {"tags_set": tags_set, "aliases": aliases}
-
-
-def outcome_of(system: str, wanted: Plan, written: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ai_system": system,
-        "written": True,
-        "versions": [v.version_id for v in wanted.versions] or [a.name for a in wanted.aliases],
-        "cleared": [v.version_id for v in wanted.versions if v.not_cleared is None],
-        "not_cleared": [v.not_cleared for v in wanted.versions if v.not_cleared is not None],
-        "alias_targets": {f"{a.name}@{a.alias}": a.version for a in wanted.aliases},
-        "tags_set": written["tags_set"],
-        "aliases_changed": written["aliases"],
-    }
+    return write(mlflow, wanted)
 
 
 @task(name="record-write-back")
