@@ -6,7 +6,8 @@ should say (`flows.models.mlflow_writeback`, pure) and brings MLflow there — t
 policy's approved alias — then records what it wrote as evidence. Each MLflow call is retried by the
 connector; the writing task and the run are retried on top; a run that still fails is a failed run
 in the Prefect UI, and any later run (or a re-run) converges, since nothing depends on the event but
-the system it names.
+the system it names. After writing, the run reads the register again and writes once more if it
+changed meanwhile, so a slower run never leaves an older state behind a newer one.
 
 Skipped, with the reason recorded, when no tracking server is set (AIMS_MLFLOW_TRACKING_URI), when
 the policy writes nothing back, or when none of the system's versions came from MLflow.
@@ -14,6 +15,7 @@ the policy writes nothing back, or when none of the system's versions came from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, task
@@ -78,7 +80,26 @@ def write_back_to_mlflow(event: RiskAssessedEvent | ApprovalDecidedEvent) -> dic
         outcome: dict[str, Any] = {"ai_system": system, "written": False, "why": wanted}
     else:
         assert system is not None
-        outcome = outcome_of(system, wanted, apply(wanted))
+        outcome = outcome_of(system, wanted, converge(wanted, lambda: plan_for(system), apply))
         publish_summary(FLOW, f"Written back to MLflow: {system}", event, outcome)
     record(event, outcome)
     return outcome
+
+
+def converge(
+    wanted: Plan,
+    replan: Callable[[], Plan | str],
+    write: Callable[[Plan], dict[str, list[str]]],
+    passes: int = 3,
+) -> dict[str, list[str]]:
+    """Write, then read the register again (`replan`): a decision recorded while this run wrote (and
+    whose own run may have finished first) would otherwise be overwritten by this run's older plan."""
+    written: dict[str, list[str]] = {"tags_set": [], "aliases": []}
+    for _ in range(passes):
+        for key, changes in write(wanted).items():
+            written[key] += changes
+        again = replan()
+        if isinstance(again, str) or again == wanted:
+            break
+        wanted = again
+    return written

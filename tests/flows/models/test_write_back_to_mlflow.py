@@ -123,7 +123,7 @@ def run(event: RiskAssessedEvent | ApprovalDecidedEvent) -> dict[str, Any]:
     assert system is not None
     wanted = wb.plan_for.fn(system)
     assert not isinstance(wanted, str), wanted
-    outcome = wb.outcome_of(system, wanted, wb.apply.fn(wanted))
+    outcome = wb.outcome_of(system, wanted, wb.converge(wanted, lambda: wb.plan_for.fn(system), wb.apply.fn))
     wb.record.fn(event, outcome)
     return outcome
 
@@ -181,3 +181,24 @@ def test_a_system_without_mlflow_versions_is_skipped(register: Register, runtime
     import flows.models.write_back_to_mlflow as wb
 
     assert wb.plan_for.fn("never-seen") == "no version of never-seen came from MLflow"
+
+
+def test_a_decision_recorded_while_the_run_writes_is_written_in_the_same_run(
+    register: Register, runtime: Runtime, mlflow: RecordingMlflow
+) -> None:
+    """A run planned on 'pending'; the approval lands while it writes: its second pass moves the alias,
+    so a slower run never leaves the older state behind the newer one."""
+    import flows.models.write_back_to_mlflow as wb
+
+    seed(register, "pending")
+    stale = wb.plan_for.fn(SYSTEM)
+    assert not isinstance(stale, str)
+
+    def write_then_approve(wanted: Any) -> dict[str, list[str]]:
+        written = wb.apply.fn(wanted)
+        with register.unit_of_work("test") as uow:
+            uow.approvals.update("approval-ra-1", status="approved")
+        return written
+
+    wb.converge(stale, lambda: wb.plan_for.fn(SYSTEM), write_then_approve)
+    assert mlflow.alias_of == {ALIAS: "1"} and mlflow.tags["1"]["aims.approval"] == "approved"
