@@ -13,6 +13,7 @@ from aims.commands import (
     impact,
     incidents,
     iso,
+    lineage,
     mlflow,
     parties,
     register,
@@ -38,6 +39,7 @@ GROUPS = (
     reviews,
     parties,
     mlflow,
+    lineage,
     iso,
 )
 

@@ -11,6 +11,11 @@
   `X-MLflow-Signature` over delivery id, timestamp and body, then the signed timestamp against the
   replay window (`AIMS_MLFLOW_WEBHOOK_WINDOW_SECONDS`), then the body; the MLflow desk records each
   delivery once per delivery id (a replay gets 409) with the events it makes (gateway/mlflow_desk.py).
+- `POST /api/v1/lineage`: OpenLineage events from a pipeline's HTTP transport
+  (gateway/openlineage_hooks.py): the bearer key (`AIMS_OPENLINEAGE_API_KEY`), the gzip body
+  decompressed within the body cap, then the run event; the OpenLineage desk records each run
+  transition once, with the data-changed events of a finished run's mapped outputs
+  (gateway/openlineage_desk.py).
 - `GET /healthz`.
 
 Before any of that, the caps of gateway/limits.py: body size (413), body time (408) and requests in
@@ -39,6 +44,9 @@ from gateway.answers import Outcome, run_later
 from gateway.desk import DecisionDesk
 from gateway.limits import Limits
 from gateway.mlflow_hooks import Ignored, Refusal, read_delivery
+from gateway.openlineage_hooks import PATH as OPENLINEAGE_PATH
+from gateway.openlineage_hooks import Ignored as LineageIgnored
+from gateway.openlineage_hooks import read_event
 from gateway.payloads import BlockActions, JiraWebhook
 from gateway.signatures import jira_signature_ok, jira_timestamp_fresh, slack_signature_ok
 
@@ -120,6 +128,20 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
             return JSONResponse({"ignored": "not a model-registry event"})
         return reply(await run_in_threadpool(desk.mlflow, read))
 
+    async def openlineage(request: Request) -> Response:
+        key = settings.openlineage_api_key
+        if key is None:
+            return JSONResponse({"error": "set AIMS_OPENLINEAGE_API_KEY to accept OpenLineage events"}, 503)
+        body = await request.body()
+        read = read_event(key.get_secret_value(), request.headers, body, settings.gateway_max_body_bytes)
+        if isinstance(read, Refusal):
+            log.warning("OpenLineage event refused (%s): %s", request.client, read.reason)
+            headers = {"WWW-Authenticate": "Bearer"} if read.status == 401 else None
+            return JSONResponse({"error": read.reason}, read.status, headers=headers)
+        if isinstance(read, LineageIgnored):
+            return JSONResponse({"ignored": read.what})
+        return reply(await run_in_threadpool(desk.openlineage, read))
+
     async def healthz(request: Request) -> Response:
         def check() -> dict[str, Any]:
             with desk.register.reader() as uow:
@@ -145,6 +167,7 @@ def create_app(settings: AimsSettings, desk: DecisionDesk, clock: Callable[[], f
             Route("/slack/interactions", slack_interactions, methods=["POST"]),
             Route("/jira/webhook", jira_webhook, methods=["POST"]),
             Route("/mlflow/webhook", mlflow_webhook, methods=["POST"]),
+            Route(OPENLINEAGE_PATH, openlineage, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

@@ -1,5 +1,6 @@
 """The gateway's desk: a verified Slack click or Jira webhook → a command → `flows.commands.handle`
-(and, beside it, the MLflow desk for model-registry webhooks: gateway/mlflow_desk.py).
+(and, beside it, the MLflow desk for model-registry webhooks, gateway/mlflow_desk.py, and the
+OpenLineage desk for pipelines' run events, gateway/openlineage_desk.py).
 
 The desk names the person (Slack's signed user, looked up by the policy's emails; Jira's signed
 webhook user), finds the command in the Slack action table (`gateway.slack_actions`) or by the Jira
@@ -18,6 +19,7 @@ from flows.commands import Actor, Command, Context, Verdict, handle
 from gateway.answers import Outcome, answered, ignored, slack_reply
 from gateway.jira_dispatch import JiraDispatch
 from gateway.mlflow_desk import MlflowDesk
+from gateway.openlineage_desk import OpenLineageDesk
 from gateway.payloads import BlockActions, JiraWebhook, SlackUser
 from gateway.slack_actions import Click, clicked
 from schemas.payloads import DecisionChannel
@@ -55,6 +57,8 @@ class DecisionDesk:
         self.jira_dispatch = JiraDispatch(register, policy, tracker, self.handle, send)
         # MLflow's deliveries are no human input: they record registry changes, not decisions.
         self.mlflow = MlflowDesk(register, policy, topic, send, registry)
+        # OpenLineage's run events likewise: finished outputs to check, not decisions.
+        self.openlineage = OpenLineageDesk(register, policy, topic, send)
         self._slack_people: dict[str, str] = {}
 
     def handle(self, command: Command) -> Verdict:

@@ -141,7 +141,7 @@ class MlflowDesk:
     def _entry(self, uow: UnitOfWork, delivery: Delivery, facts: VersionFacts, policy: Policy) -> Entry:
         data = delivery.data
         if isinstance(data, ModelVersionCreated):
-            result = intake(data, facts, policy.mlflow)
+            result = intake(data, facts, policy.mlflow, policy.people)
             subject = f"{data.name}/{data.version}"
             if isinstance(result, Onboarding):
                 event = registered_event(result.payload, delivery.timestamp)

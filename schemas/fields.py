@@ -54,6 +54,10 @@ def _names_a_file(ident: str) -> str:
 # An id the flows name files or folders after (schemas/file_names.py): refused here, at the event,
 # rather than when a run gets to writing them.
 FileId = Annotated[Name, AfterValidator(_names_a_file)]
+# A dataset's id names its suite file as it is (`<suites>/<id>.yaml`, schemas/suites.suite_file),
+# which people edit and review: letters, digits, '.', '_' and '-', starting with a letter or digit.
+DATASET_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+DatasetId = Annotated[FileId, Field(pattern=DATASET_ID_PATTERN)]
 # A path inside a data source; whether it stays inside is decided against the real root, not here.
 RelativePath = Annotated[
     str, Field(min_length=1, max_length=1024, pattern=NAME_PATTERN), AfterValidator(_no_controls(""))

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.data_sources import SourceId
 from schemas.fields import Name, Text
@@ -41,8 +41,20 @@ MAX_SOURCE: Final = 65_535
 VersionNumber = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="A model version number.")]
 RunId = Annotated[str, Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$", description="An MLflow run id.")]
 Alias = Annotated[Name, Field(max_length=MAX_ALIAS)]
-TagKey = Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY)]
-TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
+
+
+def _no_nul(value: str) -> str:
+    # MLflow's own store accepts NUL in a tag; PostgreSQL's text and JSONB cannot hold it, so a
+    # delivery carrying one would fail the register's write instead of being refused with a reason.
+    if "\x00" in value:
+        raise ValueError(f"must not contain NUL (\\x00), got one at character {value.index(chr(0)) + 1}")
+    return value
+
+
+# Text from MLflow that the register keeps as it is: anything but NUL.
+MlflowText = Annotated[str, AfterValidator(_no_nul)]
+TagKey = Annotated[MlflowText, Field(min_length=1, max_length=MAX_TAG_KEY)]
+TagValue = Annotated[MlflowText, Field(max_length=MAX_TAG_VALUE)]
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)]
 
 
@@ -80,7 +92,7 @@ class RegisteredModelCreated(_Data):
 class ModelVersionCreated(_Data):
     name: Name = Field(description="The registered model's name.")
     version: VersionNumber
-    source: str = Field(min_length=1, max_length=MAX_SOURCE, description="Where its artifacts are.")
+    source: MlflowText = Field(min_length=1, max_length=MAX_SOURCE, description="Where its artifacts are.")
     # None for a version registered from a path rather than from a run.
     run_id: RunId | None = None
     tags: Tags = Field(default_factory=dict)
@@ -168,14 +180,14 @@ class LoggedDataset(_Data):
     name: Name
     digest: Name | None = Field(None, max_length=36, description="MLflow's content digest: its version.")
     source_type: Name | None = None
-    source_uri: str | None = Field(None, max_length=MAX_SOURCE, description="Where it was read from.")
+    source_uri: MlflowText | None = Field(None, max_length=MAX_SOURCE, description="Where it was read from.")
     context: Name | None = Field(None, description="The input's mlflow.data.context tag: training, eval…")
 
 
 class VersionFacts(_Data):
     """What the registry knows of a version beyond its webhook: read from MLflow, so still untrusted."""
 
-    user_id: str | None = Field(
+    user_id: MlflowText | None = Field(
         None, max_length=256, description="Who registered it; empty when MLflow runs without authentication."
     )
     model_tags: Tags = Field(default_factory=dict, description="The registered model's tags.")

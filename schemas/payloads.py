@@ -17,6 +17,7 @@ from pydantic import (
 
 # The field types and location shapes are part of the payload contract: importable from here too.
 from schemas.fields import NAME_PATTERN as NAME_PATTERN
+from schemas.fields import DatasetId as DatasetId
 from schemas.fields import FileId as FileId
 from schemas.fields import Name as Name
 from schemas.fields import Payload as Payload
@@ -72,7 +73,10 @@ class DataChanged(Payload):
     """A dataset that feeds AI systems changed: a data source of the policy, and a path or table in it
     (never where to connect: DESIGN.md, trust boundaries). The check resolves it, refusing the rest."""
 
-    dataset_id: FileId = Field(description="Identifier of the dataset in the AIMS register.")
+    dataset_id: DatasetId = Field(
+        description="Identifier of the dataset in the AIMS register; its suite file is named after it "
+        "(letters, digits, '.', '_', '-')."
+    )
     source: Name | None = Field(None, description="A data source of the policy's data_sources.")
     path: RelativePath | None = Field(None, description="A file source's file, relative to its root.")
     table: Name | None = Field(None, description="A SQL source's table, optionally schema-qualified.")

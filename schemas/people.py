@@ -28,6 +28,10 @@ JiraAccountId = Annotated[
     str,
     Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9:_-]{0,127}$", description="A Jira account id, e.g. 712020:a1b2…"),
 ]
+# MLflow's user names (its auth app's, often e-mail addresses), as the registry records `user_id`.
+MlflowUser = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_.@+-]{1,254}$", description="An MLflow user name, e.g. lwei.")
+]
 # POSIX login names; no wildcard: the unsafe "any login" is one loud setting (`decisions`), not a pattern.
 Login = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$", description="An OS login name.")]
 
@@ -47,6 +51,11 @@ class Person(PolicyModel):
     )
     jira: JiraAccountId | None = Field(
         None, description="Their Jira account id: only a webhook signed for it decides for them in Jira."
+    )
+    mlflow: MlflowUser | None = Field(
+        None,
+        description="Their MLflow user name: a model version MLflow says they registered is theirs, so they "
+        "do not approve it (without it, a version registered by an e-mail address is that person's).",
     )
     logins: Annotated[tuple[Login, ...], AfterValidator(distinct)] = Field(
         (), description="OS logins that may decide as them with `aims approvals approve|reject --by`."
@@ -94,16 +103,22 @@ def by_jira(people: Mapping[str, Person], account_id: str) -> str | None:
     return next((n for n, p in people.items() if p.jira is not None and p.jira == account_id.strip()), None)
 
 
+def by_mlflow(people: Mapping[str, Person], user: str) -> str | None:
+    """The person the policy pins this MLflow user name to, if any."""
+    return next((n for n, p in people.items() if p.mlflow is not None and p.mlflow == user.strip()), None)
+
+
 def by_login(people: Mapping[str, Person], login: str) -> list[str]:
     """The people an OS login may decide as (several only where the policy says so, e.g. a test bench)."""
     return [n for n, p in people.items() if login in p.logins]
 
 
 def duplicate_ids(people: Mapping[str, Person]) -> Iterable[tuple[str, str, str]]:
-    """(person, field, value) for every Slack or Jira id another person holds already: one id, one person."""
+    """(person, field, value) for every Slack, Jira or MLflow id another person holds already: one id,
+    one person."""
     seen: dict[tuple[str, str], str] = {}
     for name, person in people.items():
-        for field, value in (("slack", person.slack), ("jira", person.jira)):
+        for field, value in (("slack", person.slack), ("jira", person.jira), ("mlflow", person.mlflow)):
             if value is None:
                 continue
             if (field, value) in seen:

@@ -25,6 +25,7 @@ from pydantic import (
 
 from schemas.data_sources import DataSource, SizeLimits, SourceId
 from schemas.mlflow import MlflowIntake
+from schemas.openlineage import OpenLineageIntake
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
 from schemas.people import Decisions, Person, Team, duplicate_ids, person_key
 from schemas.policy_base import (
@@ -418,6 +419,10 @@ class Policy(PolicyModel):
         default_factory=MlflowIntake,
         description="What MLflow's registered models, aliases and logged datasets are in AIMS terms.",
     )
+    openlineage: OpenLineageIntake = Field(
+        default_factory=OpenLineageIntake,
+        description="Which OpenLineage output datasets are which data source's (run events in).",
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
@@ -451,6 +456,10 @@ class Policy(PolicyModel):
             if location.source not in self.data_sources:
                 loc = ("mlflow", "dataset_locations", i, "source")
                 problems.append((loc, f"no data source {location.source!r} in data_sources"))
+        for i, lineage in enumerate(self.openlineage.dataset_locations):
+            if lineage.source not in self.data_sources:
+                loc = ("openlineage", "dataset_locations", i, "source")
+                problems.append((loc, f"no data source {lineage.source!r} in data_sources"))
         for level in self.levels_needing_approval():
             for section, present in (("approvals", self.approvals), ("slas", self.slas)):
                 if level not in present:

@@ -227,6 +227,12 @@ class AimsSettings(BaseModel):
         "to now, either way. MLflow's retries of a delivery resend its first timestamp (3 retries, "
         "1-4 s apart, 30 s timeout each by default), so keep it above a few minutes.",
     )
+    openlineage_api_key: SecretStr | None = Field(
+        None,
+        description="The key OpenLineage clients send (HTTP transport, auth type api_key: "
+        "`Authorization: Bearer <key>`) to the gateway's /api/v1/lineage; unset: the gateway refuses "
+        "OpenLineage events. Or a file holding it in AIMS_OPENLINEAGE_API_KEY_FILE. Secret.",
+    )
     gateway_host: str = Field("127.0.0.1", description="Where `aims gateway` listens.")
     gateway_port: int = Field(8787, ge=0, le=65535, description="Port of `aims gateway` (0: any free one).")
     # The gateway's caps (gateway/limits.py) apply before any signature is checked: a signature needs

@@ -54,6 +54,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from schemas.fields import DATASET_ID_PATTERN
 from schemas.yaml_source import YamlProblem, YamlSourceError, load_model
 
 try:  # libyaml's emitter when PyYAML was built with it; the pure-Python one otherwise
@@ -258,7 +259,7 @@ class Suite(SuiteModel):
 
 def suite_file(folder: Path, dataset: str) -> Path:
     """Where the suite of `dataset` lives: `<folder>/<dataset>.yaml`."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", dataset):
+    if not re.match(DATASET_ID_PATTERN, dataset):
         raise ValueError(f"{dataset!r} cannot name a suite file")
     return folder / f"{dataset}.yaml"
 

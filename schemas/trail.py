@@ -76,24 +76,36 @@ class AuditEntry(Record):
 
 
 class WebhookDelivery(Record):
-    """A webhook delivery from a model registry the gateway took, once per sender#delivery id.
+    """A webhook delivery the gateway took (MLflow's model registry, OpenLineage run events), once per
+    sender#delivery id.
 
     Recorded whatever became of it (onboarded, an unmapped candidate, an alias or tag change, a
-    deployment without approval, ignored), so a replayed delivery id is refused and an unmapped
-    model stays visible (`aims mlflow`) instead of being dropped.
+    deployment without approval, a data change, ignored), so a replayed delivery is refused and an
+    unmapped model or dataset stays visible (`aims mlflow`, `aims lineage`) instead of being dropped.
     """
 
-    key: str = Field(description="<sender>#<delivery id>: X-MLflow-Delivery-Id for MLflow.")
-    sender: str = Field(description="Who sent it: mlflow.")
-    kind: str = Field(description="<entity>.<action>, e.g. model_version.created.")
-    subject: str = Field(description="The registered model, and /<version> where the delivery names one.")
+    key: str = Field(
+        description="<sender>#<delivery id>: X-MLflow-Delivery-Id for MLflow, <runId>.<eventType> for "
+        "OpenLineage."
+    )
+    sender: str = Field(description="Who sent it: mlflow or openlineage.")
+    kind: str = Field(description="<entity>.<action>, e.g. model_version.created; openlineage.<eventType>.")
+    subject: str = Field(
+        description="The registered model, and /<version> where the delivery names one; the OpenLineage "
+        "job (<namespace>/<name>)."
+    )
     ai_system: str | None = Field(None, description="The AI system it was mapped to, if any.")
     outcome: str = Field(
-        description="onboarded, unmapped, recorded, deployed-without-approval or ignored (see flows/models)."
+        description="onboarded, unmapped, recorded, deployed-without-approval or ignored (see flows/models); "
+        "data-changed, unmapped or recorded for OpenLineage (flows/data_quality/lineage_intake.py)."
     )
     reasons: list[str] = Field(default_factory=list, description="Why it is unmapped or a finding.")
     notes: list[str] = Field(default_factory=list, description="What the intake noticed on the way.")
     data: dict[str, Any] = Field(default_factory=dict, description="The delivery's data, as parsed.")
-    event_key: str | None = Field(None, description="source#id of the event it produced, if any.")
+    event_key: str | None = Field(
+        None,
+        description="source#id of the (first) event it produced, if any; an OpenLineage run's "
+        "events are under data.outputs[].event_key.",
+    )
     sent_at: AwareDatetime = Field(description="When the sender built the delivery (its signed timestamp).")
     received_at: AwareDatetime = Field(default_factory=utcnow)

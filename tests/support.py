@@ -108,6 +108,9 @@ class SessionStack(KafkaReads):
             policy["data_sources"] = {FILES_SOURCE: {"kind": "files", "roots": [str(self.data_root)]}}
             # The MLflow runs of tests/integration/test_mlflow_intake.py log their datasets there too.
             policy["mlflow"]["dataset_locations"] = [{"prefix": f"{self.data_root}/", "source": FILES_SOURCE}]
+            # And the OpenLineage outputs of tests/integration/test_openlineage_intake.py ("file" datasets).
+            location = {"namespace": "file", "prefix": f"{self.data_root}/", "source": FILES_SOURCE}
+            policy["openlineage"] = {"dataset_locations": [location]}
         # The model the MLflow intake test registers through MLflow's client, mapped as a policy would.
         for model, system in [
             (MLFLOW_MODEL, MLFLOW_SYSTEM),

@@ -19,6 +19,7 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows.data_quality.drift import compare_profiles
+from flows.data_quality.lineage_intake import external_summary, run_of
 from flows.data_quality.results import validated_event, version_id
 from flows.evidence import (
     actor,
@@ -226,6 +227,10 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     }
     if checked.get("notice"):
         summary["notice"] = checked["notice"]
+    if run_of(event) is not None:
+        # The producer's own assertions (OpenLineage facets), kept beside this check's verdict.
+        with register().reader() as uow:
+            summary.update(external_summary(uow, event))
     result_id = version_id(data.dataset_id, data.version)
     records: list[Record] = [Dataset(name=data.dataset_id, suite=checked.get("suite"))]
     provenance = {"event_key": event.dedup_key, "source": event.source, "row_count": data.row_count}

@@ -7,8 +7,11 @@ datasets). The policy's `mlflow` section says what that is in AIMS terms:
 - the AI system: the policy's mapping of the registered-model name wins; else the system tag on the
   version, else on the registered model. A tag is set by whoever may edit the model, the policy is
   reviewed: where they disagree the policy wins and the disagreement is noted.
-- the owner (the submitter, kept out of approving it): the MLflow user who registered it; MLflow
-  without authentication records none, and then the policy's owner of the model answers for it.
+- the owner (the submitter, kept out of approving it): the person the policy pins the MLflow user
+  who registered it to (`people.<name>.mlflow`), else that user name as MLflow gives it (an e-mail
+  address is then the person of that address; any other name makes the approval ask one more
+  approver, flows/approvals/rules.submitters). MLflow without authentication records no user, and
+  then the policy's owner of the model answers for it.
 - the training datasets: the run's logged inputs whose context is training (or unstated), each at its
   digest; one logged from a location under none of the policy's data sources is kept (it was trained
   on) and noted, since its quality cannot be checked.
@@ -26,6 +29,7 @@ Pure: no Prefect, no Kafka, no I/O of its own (the register is handed in).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -47,9 +51,11 @@ from schemas.payloads import (
     ModelVersionRegistered,
     Severity,
 )
+from schemas.people import by_mlflow, by_name
 
 if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
+    from schemas.people import Person
 
 # The CloudEvents source of what the gateway makes of MLflow's deliveries.
 SOURCE = "urn:aims:gateway:mlflow"
@@ -111,7 +117,28 @@ def training_datasets(facts: VersionFacts, policy: MlflowIntake) -> tuple[list[D
     return list(refs.values()), notes
 
 
-def intake(created: ModelVersionCreated, facts: VersionFacts, policy: MlflowIntake) -> Onboarding | Unmapped:
+def registered_by(user_id: str | None, people: Mapping[str, Person]) -> tuple[str | None, list[str]]:
+    """The person (or, failing that, the MLflow user name) who registered a version, and any note."""
+    user = (user_id or "").strip()
+    if not user:
+        return None, []
+    person = by_mlflow(people, user)
+    if person is not None:
+        return person, []
+    if people and by_name(people, user) is None:
+        return user, [
+            f"MLflow user {user!r} is no person of the policy (people.<name>.mlflow): separation of "
+            "duties cannot tell who they are"
+        ]
+    return user, []
+
+
+def intake(
+    created: ModelVersionCreated,
+    facts: VersionFacts,
+    policy: MlflowIntake,
+    people: Mapping[str, Person] | None = None,
+) -> Onboarding | Unmapped:
     """The model-version-registered payload of a new version, or why there is none."""
     system, notes = ai_system_of(created, facts, policy)
     mapped = policy.mapping(created.name)
@@ -123,7 +150,9 @@ def intake(created: ModelVersionCreated, facts: VersionFacts, policy: MlflowInta
             f"no AI system: the policy's mlflow.models does not map {created.name!r} and no "
             f"{policy.system_tag!r} tag names one"
         )
-    owner = (facts.user_id or "").strip() or (mapped.owner if mapped is not None else None)
+    user, user_notes = registered_by(facts.user_id, people or {})
+    notes += user_notes
+    owner = user or (mapped.owner if mapped is not None else None)
     if owner is None:
         reasons.append("no owner: MLflow names no user who registered it and the policy maps no owner")
     # The registered model's description is about the model; the version's, about this candidate.

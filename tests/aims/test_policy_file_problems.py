@@ -144,6 +144,14 @@ CASES: dict[str, Case] = {
         "approved_alias: staging",
         "'staging' is not one of deployment_aliases (production, champion)",
     ),
+    "an OpenLineage dataset location in no data source": (
+        lambda t: (
+            t + "openlineage:\n  dataset_locations:\n    - {namespace: file, prefix: /lake/, source: lake}\n"
+        ),
+        "openlineage.dataset_locations[0].source",
+        "- {namespace: file, prefix: /lake/, source: lake}",
+        "no data source 'lake' in data_sources",
+    ),
     "Art. 73 special deadline above the general one": (
         lambda t: t + "regulatory:\n  art73:\n    general_days: 15\n    death_days: 20\n",
         "regulatory.art73.death_days",

@@ -73,6 +73,8 @@ names = st.lists(_word, min_size=1, max_size=3).map(" ".join).filter(lambda s: l
 # A `Text`: any characters but controls (line breaks and tabs are kept).
 _free = st.characters(blacklist_categories=("Cs",)).filter(lambda ch: ch in "\n\r\t" or not is_control(ch))
 texts = st.text(_free, min_size=1, max_size=200)
+# A `DatasetId`: it names the dataset's suite file as it is.
+dataset_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,40}\Z")
 # A free-text reason: may be empty.
 reasons = st.text(_free, max_size=200)
 offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
@@ -121,7 +123,7 @@ def data_data() -> st.SearchStrategy[dict[str, Any]]:
     )
     return st.fixed_dictionaries(
         {
-            "dataset_id": names,
+            "dataset_id": dataset_ids,
             "location": locations,
             "version": names,
             "change_kind": st.sampled_from(list(ChangeKind)).map(str),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -234,6 +234,15 @@ shaped = st.fixed_dictionaries(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entity=model_entities, action=model_actions, data=shaped | json_values)
+# Found by this test on PostgreSQL: a NUL in a tag reached the register's JSONB and failed the write (500).
+@example(
+    entity="model_version_tag", action="set", data={"name": "m", "version": "1", "key": "\x00", "value": "v"}
+)
+@example(
+    entity="model_version",
+    action="created",
+    data={"name": "m", "version": "1", "source": "s3://x\x00", "run_id": RUN, "description": "a\x00"},
+)
 def test_any_signed_delivery_is_recorded_once_or_refused_with_nothing_recorded(
     hooked: Hooked, entity: str, action: str, data: Any
 ) -> None:

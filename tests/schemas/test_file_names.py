@@ -82,6 +82,8 @@ def test_events_whose_ids_name_folders_refuse_dot_only_ids_at_intake(
     model: type[Payload], field: str
 ) -> None:
     example = next(d.example for d in DECLARATIONS if d.payload is model)
-    with pytest.raises(ValidationError, match="cannot name a file"):
+    # A dataset id also names its suite file as it is, so it is held to that file's pattern too
+    # (tests/schemas/test_events.py); a review id is only ever escaped into a file name.
+    with pytest.raises(ValidationError, match=r"cannot name a file|should match pattern"):
         model.model_validate({**example, field: ".."})
-    assert getattr(model.model_validate({**example, field: "a/b"}), field) == "a/b"
+    assert getattr(model.model_validate({**example, field: "a.b"}), field) == "a.b"

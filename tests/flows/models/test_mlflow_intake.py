@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from flows.approvals.rules import submitters
 from flows.models.mlflow_intake import Onboarding, Unmapped, intake
 from schemas.mlflow import LoggedDataset, MlflowIntake, ModelVersionCreated, VersionFacts
 from schemas.payloads import DatasetRef
+from schemas.people import Person
+from schemas.policy import Policy
+from tests.resources import example_policy
 
 POLICY = MlflowIntake.model_validate(
     {
@@ -113,7 +119,7 @@ def test_a_source_uri_our_contract_refuses_makes_an_unmapped_candidate() -> None
     tag=st.none() | st.from_regex(r"\A[a-z][a-z0-9-]{0,30}\Z"),
     user=st.none() | st.just("") | st.emails(),
     run=st.none() | st.just(RUN),
-    description=st.none() | st.text(max_size=40),
+    description=st.none() | st.text(st.characters(exclude_characters="\x00"), max_size=40),
 )
 def test_intake_always_answers_and_never_loses_the_version(
     name: str, tag: str | None, user: str | None, run: str | None, description: str | None
@@ -127,3 +133,42 @@ def test_intake_always_answers_and_never_loses_the_version(
         assert got.payload.ai_system == ("credit-scoring" if name == "credit-scoring" else tag)
     else:
         assert (got.name, got.version) == (name, "3") and got.reasons
+
+
+PEOPLE = {
+    "li.wei@northwind.example": Person(mlflow="lwei"),
+    "tom.becker@northwind.example": Person(mlflow="tom.becker@northwind.example"),
+}
+
+
+def test_the_mlflow_user_who_registered_it_is_the_person_the_policy_pins_that_user_to() -> None:
+    # MLflow's auth app names users by its own user names; separation of duties compares people.
+    got = intake(created(), VersionFacts(user_id="lwei"), POLICY, PEOPLE)
+    assert isinstance(got, Onboarding), got
+    assert got.payload.owner == "li.wei@northwind.example"
+    assert not got.notes, got.notes
+
+
+def test_an_mlflow_user_the_policy_does_not_know_stays_the_owner_and_is_noted() -> None:
+    got = intake(created(), VersionFacts(user_id="night-batch"), POLICY, PEOPLE)
+    assert isinstance(got, Onboarding), got
+    assert got.payload.owner == "night-batch"
+    assert any("night-batch" in n and "no person of the policy" in n for n in got.notes), got.notes
+
+
+def test_a_person_pinned_to_an_mlflow_user_may_not_approve_what_they_registered() -> None:
+    data = example_policy().model_dump(mode="json")
+    data["people"]["li.wei@northwind.example"]["mlflow"] = "lwei"
+    policy = Policy.model_validate(data)
+    got = intake(created(), VersionFacts(user_id="lwei"), policy.mlflow, policy.people)
+    assert isinstance(got, Onboarding), got
+    who = submitters(policy, got.payload.owner)
+    assert "li.wei@northwind.example" in who.people and who.extra == 0, who
+
+
+def test_one_mlflow_user_is_one_person() -> None:
+    data = example_policy().model_dump(mode="json")
+    data["people"]["li.wei@northwind.example"]["mlflow"] = "lwei"
+    data["people"]["tom.becker@northwind.example"]["mlflow"] = "lwei"
+    with pytest.raises(ValidationError, match="'lwei' is another person's already"):
+        Policy.model_validate(data)
