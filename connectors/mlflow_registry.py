@@ -5,11 +5,16 @@ description, but not who registered it, the registered model's own tags (where t
 usually is) nor what the run was trained on. Three reads add them: model-versions/get (user_id),
 registered-models/get (tags, description) and runs/get (inputs.dataset_inputs).
 
-Only GETs, each repeated on transport errors, 429 and 5xx with doubling, jittered backoff (a
-Retry-After is respected); answers are read up to a cap, since a run's datasets carry their schema
-and profile. What MLflow answers is untrusted like the webhook itself and validated as it is.
-The token (AIMS_MLFLOW_TRACKING_TOKEN, sent as MLflow's clients send MLFLOW_TRACKING_TOKEN) is
-never logged.
+The write-back (issue 21, "written back") uses four more calls: model-versions/set-tag, a
+registered-models/alias POST (set) and DELETE (take away), and registered-models/get's `aliases`
+(where each alias points). Each is idempotent by nature: setting a tag or an alias to what it is
+changes nothing, and deleting an alias that is gone is a no-op in MLflow (a 404 for it is success).
+
+Every call is repeated on transport errors, 429 and 5xx with doubling, jittered backoff (a
+Retry-After is respected), through one loop (`_call`); answers are read up to a cap, since a run's
+datasets carry their schema and profile. What MLflow answers is untrusted like the webhook itself
+and validated as it is. The token (AIMS_MLFLOW_TRACKING_TOKEN, sent as MLflow's clients send
+MLFLOW_TRACKING_TOKEN) is never logged.
 """
 
 from __future__ import annotations
@@ -45,8 +50,22 @@ class VersionFactsSource(Protocol):
     def facts(self, name: str, version: str, run_id: str | None) -> VersionFacts: ...
 
 
+class RegistryWriter(Protocol):
+    """What the write-back flow reads and writes in MLflow's model registry."""
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]: ...
+
+    def aliases(self, name: str) -> dict[str, str]: ...
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+
 class MlflowRegistry:
-    """The REST reads above, against one tracking server."""
+    """The REST calls above, against one tracking server."""
 
     def __init__(
         self,
@@ -91,17 +110,60 @@ class MlflowRegistry:
             # A list or a string where the API documents an object.
             raise RegistryAnswerInvalid("MLflow's answer is not shaped as its API documents") from None
 
+    # -- the write-back --------------------------------------------------------------------------
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]:
+        """The version's tags as MLflow holds them now."""
+        found = self._get("/api/2.0/mlflow/model-versions/get", {"name": name, "version": version})
+        tags = _object(found.get("model_version")).get("tags") or []
+        return _pairs(tags, "key", "value")
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """The registered model's aliases → the version each points at."""
+        found = self._get("/api/2.0/mlflow/registered-models/get", {"name": name})
+        aliases = _object(found.get("registered_model")).get("aliases") or []
+        return _pairs(aliases, "alias", "version")
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        body = {"name": name, "version": version, "key": key, "value": value}
+        self._call("POST", "/api/2.0/mlflow/model-versions/set-tag", json_body=body)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        body = {"name": name, "alias": alias, "version": version}
+        self._call("POST", "/api/2.0/mlflow/registered-models/alias", json_body=body)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        # MLflow reads a DELETE's fields from its JSON body (only a GET's from the query).
+        body = {"name": name, "alias": alias}
+        self._call("DELETE", "/api/2.0/mlflow/registered-models/alias", json_body=body, absent_ok=True)
+
+    # -- one retry loop for every call --------------------------------------------------------
+
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._call("GET", path, params=params)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, str] | None = None,
+        absent_ok: bool = False,
+    ) -> dict[str, Any]:
+        """One call, repeated on transport errors, 429 and 5xx; `absent_ok`: a 404 is success (what
+        was to be taken away is not there)."""
         delay = 0.5
         for attempt in range(self._attempts):
             last = attempt == self._attempts - 1
             try:
-                with self._http.stream("GET", path, params=params) as response:
+                with self._http.stream(method, path, params=params, json=json_body) as response:
                     if response.status_code in RETRIED and not last:
                         wait = _retry_after(response) or delay * (0.5 + random.random())
                     else:
                         if response.status_code in RETRIED:
                             raise RegistryUnavailable(f"MLflow answered {response.status_code} to {path}")
+                        if response.status_code == 404 and absent_ok:
+                            return {}
                         if response.status_code != 200:
                             # 404 too: the version was deleted since, or the URI names another server.
                             raise RegistryAnswerInvalid(f"MLflow answered {response.status_code} to {path}")
@@ -143,6 +205,24 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return answer
 
 
+def _object(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RegistryAnswerInvalid("MLflow's answer is not shaped as its API documents")
+    return value
+
+
+def _pairs(items: Any, key: str, value: str) -> dict[str, str]:
+    """[{key: k, value: v}, …] as {k: v}; anything else is an answer MLflow's API does not give."""
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get(key), str) and isinstance(i.get(value, ""), str)
+        for i in items
+    ):
+        raise RegistryAnswerInvalid("MLflow's answer is not shaped as its API documents")
+    return {i[key]: i.get(value, "") for i in items}
+
+
 def _dataset(dataset_input: Any) -> dict[str, Any]:
     """One `dataset_inputs` item as a LoggedDataset's fields (validated by the caller)."""
     if not isinstance(dataset_input, dict):
@@ -177,6 +257,7 @@ __all__ = [
     "MlflowRegistry",
     "RegistryAnswerInvalid",
     "RegistryUnavailable",
+    "RegistryWriter",
     "VersionFactsSource",
     "registry_from_settings",
 ]

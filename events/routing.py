@@ -70,8 +70,9 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
         Route(f"request-approval/{DEPLOYMENT}", decision_input, tag=approval_tag, resume=True),
     ),
     DATA_QUALITY_VALIDATED: (),
-    RISK_ASSESSED: (),
-    APPROVAL_DECIDED: (),
+    # What the register now says is written back onto the system's MLflow versions (tags, alias).
+    RISK_ASSESSED: (Route(f"write-back-to-mlflow/{DEPLOYMENT}"),),
+    APPROVAL_DECIDED: (Route(f"write-back-to-mlflow/{DEPLOYMENT}"),),
     # Recorded and checked before it is announced; the run shows it in Slack and Jira.
     INCIDENT_UPDATED: (Route(f"track-incident/{DEPLOYMENT}"),),
     # Scheduled reviews come from the deployment's schedule; requested ones from here. The review id

@@ -57,6 +57,7 @@ class FlowSpec:
 # In the order of the catalogue (schemas/iso42001.yaml), activity by activity.
 FLOWS: tuple[FlowSpec, ...] = (
     FlowSpec("onboard-model", "flows.models.onboard_model", "onboard_model"),
+    FlowSpec("write-back-to-mlflow", "flows.models.write_back_to_mlflow", "write_back_to_mlflow"),
     FlowSpec(
         "check-data-quality",
         "flows.data_quality.check_data_quality",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from connectors.jira_issues import IssueTracker
+    from connectors.mlflow_registry import RegistryWriter
     from connectors.register.store import Register
     from connectors.slack import Chat
     from schemas.policy import Policy
@@ -46,6 +47,8 @@ class Runtime:
     tracker: IssueTracker | None = None
     # None where no broker is configured: staged rows then wait for the router's relay.
     outbox: OutboxSender | None = None
+    # MLflow's model registry (AIMS_MLFLOW_TRACKING_URI), for the write-back; None when not set.
+    mlflow: RegistryWriter | None = None
     _policy: tuple[Policy | None] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

@@ -86,6 +86,7 @@ def anchor_publisher(
 def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
     """What a flow-run process uses: opens the register (schema checked) and builds the clients."""
     from connectors.jira_issues import jira_from_settings
+    from connectors.mlflow_registry import registry_from_settings
     from connectors.register import open_register
     from connectors.slack import slack_from_settings
     from schemas.settings import load_settings
@@ -101,6 +102,7 @@ def flow_runtime(settings: AimsSettings | None = None) -> Runtime:
         outbox=outbox_sender(
             register, kafka_connection(settings), "aims-flow-outbox", settings.event_signing_key
         ),
+        mlflow=registry_from_settings(settings),
     )
 
 

@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.data_sources import SourceId
 from schemas.fields import Name, Text
-from schemas.policy_base import PolicyModel
+from schemas.policy_base import PolicyModel, fail
 
 # MLflow's own limits (mlflow/utils/validation.py, 3.17): anything longer did not come from MLflow.
 MAX_TAG_KEY: Final = 250
@@ -218,8 +218,24 @@ class DatasetLocation(PolicyModel):
     source: SourceId = Field(description="A data source of `data_sources`.")
 
 
+class MlflowWriteBack(PolicyModel):
+    """What AIMS writes back on the MLflow model versions it governs (issue 21: written back)."""
+
+    tags: bool = Field(
+        True,
+        description="Set the aims.* tags (assessment, highest residual risk, approval status, links) on "
+        "each version that came from MLflow, after each assessment and approval decision.",
+    )
+    approved_alias: Alias | None = Field(
+        None,
+        description="An alias of `deployment_aliases` that AIMS moves to the newest cleared version (its "
+        "latest assessment's approval granted or not needed, nothing pending for the system) and takes "
+        "away while the system is blocked. None: AIMS never touches aliases.",
+    )
+
+
 class MlflowIntake(PolicyModel):
-    """How model-registry webhooks from MLflow become events (issue 21)."""
+    """How model-registry webhooks from MLflow become events, and what is written back (issue 21)."""
 
     system_tag: TagKey = Field(
         "aims.ai_system",
@@ -239,6 +255,31 @@ class MlflowIntake(PolicyModel):
     dataset_locations: Annotated[tuple[DatasetLocation, ...], Field(max_length=200)] = Field(
         (), description="Where logged training datasets live, per data source (longest prefix wins)."
     )
+
+    write_back: MlflowWriteBack = Field(
+        default_factory=MlflowWriteBack,
+        description="Tags and the approved alias AIMS sets on MLflow's versions (needs "
+        "AIMS_MLFLOW_TRACKING_URI).",
+    )
+
+    @model_validator(mode="after")
+    def _approved_alias_is_watched(self) -> MlflowIntake:
+        # The alias AIMS moves must be one the gateway watches: set by hand before approval, it is then
+        # reported as a deployment without approval; any other alias would gate nothing.
+        alias = self.write_back.approved_alias
+        if alias is not None and not self.is_deployment(alias):
+            listed = ", ".join(self.deployment_aliases) or "none"
+            fail(
+                "mlflow",
+                [
+                    (
+                        ("write_back", "approved_alias"),
+                        f"{alias!r} is not one of deployment_aliases ({listed}): setting it by hand "
+                        "would go unnoticed",
+                    )
+                ],
+            )
+        return self
 
     def mapping(self, model: str) -> RegisteredModel | None:
         return self.models.get(model)

@@ -3,6 +3,7 @@
     MLFLOW_PYTHON tests/mlflow_client.py TRACKING_URI webhook URL SECRET
     MLFLOW_PYTHON tests/mlflow_client.py TRACKING_URI register NAME DATASET_URI [TAG=VALUE …]
     MLFLOW_PYTHON tests/mlflow_client.py TRACKING_URI alias NAME ALIAS VERSION
+    MLFLOW_PYTHON tests/mlflow_client.py TRACKING_URI version NAME VERSION
 
 Prints one JSON object (what was made) on stdout. Not a test module: MLflow lives in its own virtual
 environment (its pins clash with ours), so the tests drive it through this script rather than
@@ -69,6 +70,10 @@ def main(argv: list[str]) -> None:
     elif command == "alias":
         client.set_registered_model_alias(args[0], args[1], args[2])
         made = {"alias": args[1]}
+    elif command == "version":
+        # What MLflow holds of a version now: its tags and the aliases pointing at it.
+        found = client.get_model_version(args[0], args[1])
+        made = {"tags": dict(found.tags), "aliases": sorted(found.aliases)}
     else:
         raise SystemExit(f"unknown command {command!r}")
     print(json.dumps(made))

@@ -34,10 +34,11 @@ FLOWS_BY_TYPE = MappingProxyType(
         APPROVAL_DECISION_SUBMITTED: ((), ("request-approval",)),
         INCIDENT_UPDATED: (("track-incident",), ()),
         REVIEW_REQUESTED: (("hold-management-review",), ()),
-        # Outcome events: recorded, start nothing.
+        # Written back onto the system's MLflow versions (issue 21).
+        RISK_ASSESSED: (("write-back-to-mlflow",), ()),
+        APPROVAL_DECIDED: (("write-back-to-mlflow",), ()),
+        # An outcome event: recorded, starts nothing.
         DATA_QUALITY_VALIDATED: ((), ()),
-        RISK_ASSESSED: ((), ()),
-        APPROVAL_DECIDED: ((), ()),
     }
 )
 

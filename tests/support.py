@@ -50,6 +50,13 @@ EVENT_SIGNING_KEY = "event-signing-key-for-tests-0123456789abcdef"
 FILES_SOURCE = "test-files"  # the session policy's files data source (roots: the base temp folder)
 MLFLOW_MODEL = "mlflow-it-model"  # the session policy maps it to MLFLOW_SYSTEM (mlflow.models)
 MLFLOW_SYSTEM = "mlflow-it"
+# The write-back tests' models (mapped like MLFLOW_MODEL), each its own AI system, so one test's
+# pending approvals never hold another's versions; and the alias AIMS moves on approval.
+MLFLOW_WRITTEN_MODEL = "mlflow-wb-model"
+MLFLOW_WRITTEN_SYSTEM = "mlflow-wb"
+MLFLOW_HAND_MODEL = "mlflow-hand-model"
+MLFLOW_HAND_SYSTEM = "mlflow-hand"
+MLFLOW_APPROVED_ALIAS = "production"
 
 
 class SessionStack(KafkaReads):
@@ -105,11 +112,18 @@ class SessionStack(KafkaReads):
             location = {"namespace": "file", "prefix": f"{self.data_root}/", "source": FILES_SOURCE}
             policy["openlineage"] = {"dataset_locations": [location]}
         # The model the MLflow intake test registers through MLflow's client, mapped as a policy would.
-        policy["mlflow"]["models"][MLFLOW_MODEL] = {
-            "ai_system": MLFLOW_SYSTEM,
-            "owner": "ml-platform",
-            "intended_use": "Exercise the MLflow intake in the integration tests",
-        }
+        for model, system in [
+            (MLFLOW_MODEL, MLFLOW_SYSTEM),
+            (MLFLOW_WRITTEN_MODEL, MLFLOW_WRITTEN_SYSTEM),
+            (MLFLOW_HAND_MODEL, MLFLOW_HAND_SYSTEM),
+        ]:
+            policy["mlflow"]["models"][model] = {
+                "ai_system": system,
+                "owner": "ml-platform",
+                "intended_use": "Exercise the MLflow intake in the integration tests",
+            }
+        # Written back only where a test points the worker at an MLflow server (test_mlflow_intake).
+        policy["mlflow"]["write_back"] = {"tags": True, "approved_alias": MLFLOW_APPROVED_ALIAS}
         self.start_fakes(policy)
         prove_people(policy, self.slack_users, self.jira_accounts)
         (self.state / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))

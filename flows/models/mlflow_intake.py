@@ -20,8 +20,9 @@ A version that cannot become a complete payload (no system, no owner, no run, a 
 refuses) is an `Unmapped` candidate with every reason, to be recorded and shown, never dropped.
 
 Setting a deployment alias (the policy's `deployment_aliases`) on a version that is not cleared
-(no risk assessment of it, a blocking one, or an approval not granted) is an incident-grade finding:
-an incident is reported, so it is triaged, tracked and reviewed like any other (`deployment_finding`).
+(no risk assessment of it, an approval not granted, or one of its system's pending) is an
+incident-grade finding: an incident is reported, so it is triaged, tracked and reviewed like any
+other (`deployment_finding`).
 
 Pure: no Prefect, no Kafka, no I/O of its own (the register is handed in).
 """
@@ -35,6 +36,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from flows.models.mlflow_writeback import (
+    approval_status,
+    governing,
+    pending_risk_approvals,
+    why_not_cleared,
+)
 from schemas.events import IncidentReportedEvent, ModelVersionRegisteredEvent
 from schemas.mlflow import MlflowIntake, ModelVersionCreated, VersionFacts
 from schemas.payloads import (
@@ -193,21 +200,15 @@ def version_id(ai_system: str, name: str, version: str) -> str:
 
 
 def not_cleared(uow: UnitOfWork, ai_system: str, name: str, version: str) -> str | None:
-    """Why the version may not go live, or None when it may: its latest risk assessment exists, does
-    not block deployment, and any approval it asked for was granted."""
+    """Why the version may not go live, or None when it may: its governing risk assessment exists,
+    any approval it asked for was granted, and no risk approval of the system is pending now (the
+    write-back's rule, `mlflow_writeback`, so the alias AIMS moves itself is never a finding)."""
     vid = version_id(ai_system, name, version)
-    found = uow.assessments.find(evidence=vid, order_by="assessed_at", descending=True, limit=1)
-    if not found:
-        return f"version {vid} has no risk assessment"
-    assessment = found[0]
-    if assessment.approval_id is not None:
-        approval = uow.approvals.get(assessment.approval_id)
-        status = approval.status if approval is not None else "missing"
-        if status != "approved":
-            return f"the approval {assessment.approval_id} of version {vid} is {status}, not approved"
-    if assessment.blocked:
-        return f"risk assessment {assessment.id} of version {vid} blocks its deployment"
-    return None
+    ids = frozenset(v.id for v in uow.model_versions.find(system=ai_system)) | {vid}
+    assessment = governing(uow.assessments.find(system=ai_system), vid, ids)
+    approvals = uow.approvals.find(system=ai_system)
+    status = approval_status(assessment, {a.id: a for a in approvals})
+    return why_not_cleared(vid, assessment, status, pending_risk_approvals(approvals))
 
 
 def deployment_finding(

@@ -138,6 +138,12 @@ CASES: dict[str, Case] = {
         "- {prefix: 's3://lake/', source: lake}",
         "no data source 'lake' in data_sources",
     ),
+    "an MLflow approved alias that is no deployment alias": (
+        lambda t: t + "mlflow:\n  write_back:\n    approved_alias: staging\n",
+        "mlflow.write_back.approved_alias",
+        "approved_alias: staging",
+        "'staging' is not one of deployment_aliases (production, champion)",
+    ),
     "an OpenLineage dataset location in no data source": (
         lambda t: (
             t + "openlineage:\n  dataset_locations:\n    - {namespace: file, prefix: /lake/, source: lake}\n"

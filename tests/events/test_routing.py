@@ -11,7 +11,6 @@ import pytest
 from events.routing import DEPLOYMENT, ROUTES, Route, routes_for
 from flows.catalog import flow_names
 from schemas.events import (
-    APPROVAL_DECIDED,
     APPROVAL_DECISION_SUBMITTED,
     APPROVAL_REQUESTED,
     DATA_CHANGED,
@@ -21,7 +20,6 @@ from schemas.events import (
     INCIDENT_UPDATED,
     MODEL_VERSION_REGISTERED,
     REVIEW_REQUESTED,
-    RISK_ASSESSED,
     RISK_REASSESSMENT_REQUESTED,
     AimsEvent,
     example,
@@ -173,8 +171,8 @@ RESUME_ROUTES = [(event_type, route) for event_type, route in ALL_ROUTES if rout
 def test_every_event_type_is_in_the_table_and_only_outcomes_start_nothing() -> None:
     assert set(ROUTES) == set(EVENT_CLASSES)
     record_only = {t for t in EVENT_CLASSES if not routes_for(t)}
-    # Review requests wait in the register for the management-review flow (issue 8).
-    assert record_only == {DATA_QUALITY_VALIDATED, RISK_ASSESSED, APPROVAL_DECIDED}
+    # Assessments and decisions are written back to MLflow (issue 21); a validation is an outcome only.
+    assert record_only == {DATA_QUALITY_VALIDATED}
     assert set(EVENTS) == set(EVENT_CLASSES) - record_only
 
 
