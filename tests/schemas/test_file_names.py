@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.events import DECLARATIONS
+from schemas.events import DATA_CHANGED, DECLARATIONS, parse_event
 from schemas.file_names import id_file_name, id_path
 from schemas.payloads import DataChanged, Payload, ReviewRequested
+from tests.factories import raw_event
 
 # Any text an event or a request can carry, lone surrogates included (JSON allows "\ud800").
 ids = st.text(min_size=1, max_size=300).filter(lambda s: bool(s.strip(".")))
@@ -83,7 +84,24 @@ def test_events_whose_ids_name_folders_refuse_dot_only_ids_at_intake(
 ) -> None:
     example = next(d.example for d in DECLARATIONS if d.payload is model)
     # A dataset id also names its suite file as it is, so it is held to that file's pattern too
-    # (tests/schemas/test_events.py); a review id is only ever escaped into a file name.
+    # (below); a review id is only ever escaped into a file name.
     with pytest.raises(ValidationError, match=r"cannot name a file|should match pattern"):
         model.model_validate({**example, field: ".."})
     assert getattr(model.model_validate({**example, field: "a.b"}), field) == "a.b"
+
+
+@pytest.mark.parametrize("dataset_id", ["lineage/loans.csv", "¡", "-leading-dash", "loans csv"])
+def test_a_data_change_names_a_dataset_its_suite_file_can_be_named_after(dataset_id: str) -> None:
+    # The check names the dataset's suite file after its id (schemas/suites.suite_file): an id that
+    # cannot name one crashed the check's run instead of being refused here, with its reason.
+    event = raw_event(DATA_CHANGED)
+    event["data"]["dataset_id"] = dataset_id
+    with pytest.raises(ValidationError, match="dataset_id"):
+        parse_event(event)
+
+
+@pytest.mark.parametrize("dataset_id", ["loans", "loan-applications", "lake.loans_2026", "L0ans"])
+def test_a_data_change_of_a_suite_nameable_dataset_is_taken(dataset_id: str) -> None:
+    event = raw_event(DATA_CHANGED)
+    event["data"]["dataset_id"] = dataset_id
+    assert parse_event(event).data.dataset_id == dataset_id
