@@ -48,6 +48,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "reviews": ("hold-management-review",),
 }
 Progress = Callable[[str], None]
+# Deadlines and plans fixed inside the period may fall after it: they are kept (an incident's
+# reporting deadline is part of its clock); every other later time is not.
+DEADLINES = frozenset({"reporting_due_at", "due_at", "meeting_at"})
 
 
 def _quiet(_: str) -> None:
@@ -147,7 +150,13 @@ def clipped(row: dict[str, Any], scope: Scope) -> dict[str, Any]:
         return row
     later = []
     for name, value in row.items():
-        if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and value[10:11] == "T":
+        if (
+            name not in DEADLINES
+            and isinstance(value, str)
+            and len(value) >= 19
+            and value[4:5] == "-"
+            and value[10:11] == "T"
+        ):
             try:
                 moment = aware(datetime.fromisoformat(value))
             except ValueError:
