@@ -17,7 +17,10 @@ from aims.commands.common import AddCommand, cli_settings, iso_date, load_policy
 from aims.errors import CliError
 
 if TYPE_CHECKING:
-    from flows.evidence_bundle.gather import Scope
+    from aims.soa import SoaRow
+    from flows.evidence_bundle.gather import Bundle, Scope
+    from schemas.catalogue import Catalogue
+    from schemas.policy import Policy
     from schemas.settings import AimsSettings
 
 
@@ -69,7 +72,6 @@ def _audit_key(settings: AimsSettings) -> bytes:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from aims.commands.register import audit_anchors, parse_anchor
-    from aims.soa import EvidenceStat, render_soa_markdown, soa_csv_row, statement_of_applicability
     from flows.evidence_bundle.archive import BundleExists, seal, write_atomically
     from flows.evidence_bundle.gather import audit_section, gather
     from schemas.catalogue import load_catalogue
@@ -103,18 +105,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             )
     finally:
         register.close()
-    stats = {i: EvidenceStat(n, last) for i, (n, last) in bundle.evidence_stats().items()}
-    try:
-        rows = statement_of_applicability(catalogue, stats, policy.statement_of_applicability.exclusions)
-    except ValueError as exc:
-        raise CliError(f"the policy's statement_of_applicability: {exc}") from None
-    chosen = {c["id"] for c in bundle.controls}
-    rows = [row for row in rows if row.id in chosen]
-    bundle.with_soa([_soa_row(row) for row in rows])
-    bundle.texts["statement-of-applicability.csv"] = _csv([soa_csv_row(row) for row in rows])
-    bundle.texts["statement-of-applicability.md"] = render_soa_markdown(
-        rows, organisation=policy.organisation, generated_at=now, policy_version=policy.version
-    )
+    rows = attach_soa(bundle, catalogue, policy, now)
     progress(f"statement of applicability: {len(rows)} controls")
     progress(f"attachments (Data Docs, review packs): {len(bundle.attachments)}")
     data = seal(bundle, key)
@@ -139,7 +130,27 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _soa_row(row: Any) -> dict[str, Any]:
+def attach_soa(bundle: Bundle, catalogue: Catalogue, policy: Policy, now: datetime) -> list[SoaRow]:
+    """The Statement of Applicability of the bundle's controls, its evidence counted in the period
+    as `aims controls` counts it over all time, as rows in the index and as CSV and Markdown files."""
+    from aims.soa import EvidenceStat, render_soa_markdown, soa_csv_row, statement_of_applicability
+
+    stats = {i: EvidenceStat(n, last) for i, (n, last) in bundle.evidence_stats().items()}
+    try:
+        rows = statement_of_applicability(catalogue, stats, policy.statement_of_applicability.exclusions)
+    except ValueError as exc:
+        raise CliError(f"the policy's statement_of_applicability: {exc}") from None
+    chosen = {c["id"] for c in bundle.controls}
+    rows = [row for row in rows if row.id in chosen]
+    bundle.with_soa([_soa_row(row) for row in rows])
+    bundle.texts["statement-of-applicability.csv"] = _csv([soa_csv_row(row) for row in rows])
+    bundle.texts["statement-of-applicability.md"] = render_soa_markdown(
+        rows, organisation=policy.organisation, generated_at=now, policy_version=policy.version
+    )
+    return rows
+
+
+def _soa_row(row: SoaRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "title": row.title,

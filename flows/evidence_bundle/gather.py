@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from connectors.register.store import UnitOfWork
 
 ROUTER = "event-router"
+AUDIT_LOG = "audit_log"
 OWN_TIME = "the record's own time: evidence records carry no period of their own yet"
 # The topic sections, and what in the catalogue implements each: with --control, a section is kept
 # when one of these names gives evidence for a chosen control.
@@ -203,12 +204,15 @@ def _evidence_item(record: EvidenceRecord) -> dict[str, Any]:
 def _written(uow: UnitOfWork, scope: Scope) -> dict[str, tuple[int, datetime | None]]:
     """Records written in the period per entity (the audit log's inserts), and the latest time."""
     counts: dict[str, tuple[int, datetime | None]] = {}
-    query = select(audit_log.c.entity, audit_log.c.at).where(audit_log.c.action == "insert")
-    for entity, at in uow.conn.execute(query):
+    query = select(audit_log.c.entity, audit_log.c.action, audit_log.c.at)
+    for entity, action, at in uow.conn.execute(query):
         moment = _moment(at)
-        if moment in scope:
-            count, last = counts.get(entity, (0, None))
-            counts[entity] = (count + 1, _later(last, moment))
+        if moment is None or moment not in scope:
+            continue
+        # The audit log implements what it records: every write, as `aims controls` counts it.
+        for name in (entity, AUDIT_LOG) if action == "insert" else (AUDIT_LOG,):
+            count, last = counts.get(name, (0, None))
+            counts[name] = (count + 1, _later(last, moment))
     return counts
 
 
