@@ -127,3 +127,15 @@ def test_controls_narrow_the_bundle_to_their_sections(register: Register) -> Non
     assert len(bundle.sections["incidents"]) == count(register, "SELECT count(*) FROM incident")
     assert len(bundle.sections["data-quality"]) == count(register, "SELECT count(*) FROM data_quality_result")
     assert bundle.sections["approvals"] == [] and bundle.sections["risks"] == []
+
+
+def test_over_all_time_the_evidence_per_control_is_what_aims_controls_counts(register: Register) -> None:
+    from aims.coverage import evidence_by_id
+
+    bundle, _ = bundle_of(register, Scope())
+    with register.reader() as uow:
+        expected = evidence_by_id(uow, load_catalogue())
+    for control, (n, last) in bundle.evidence_stats().items():
+        stat = expected.get(control)
+        assert n == (stat.count if stat else 0), control
+        assert last == (stat.last_at if stat else None), control
