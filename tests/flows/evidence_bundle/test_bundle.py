@@ -139,3 +139,60 @@ def test_over_all_time_the_evidence_per_control_is_what_aims_controls_counts(reg
         stat = expected.get(control)
         assert n == (stat.count if stat else 0), control
         assert last == (stat.last_at if stat else None), control
+
+
+def test_data_docs_and_review_packs_travel_in_the_bundle(register: Register, tmp_path: Path) -> None:
+    from connectors.great_expectations.data_docs import path_safe
+    from flows.evidence_bundle.archive import bundle_files
+    from flows.evidence_bundle.gather import gather
+    from schemas.file_names import id_path
+    from tests.flows.evidence_bundle.seeding import HOSTILE
+
+    with register.reader() as uow:
+        version = uow.dataset_versions.find()[0]
+    docs_root = tmp_path / "data-docs"
+    site = id_path(docs_root, version.dataset)
+    page = site / "validations" / "suite" / path_safe(version.version) / "result.html"
+    page.parent.mkdir(parents=True)
+    (site / "index.html").write_text("<p>site</p>", encoding="utf-8")
+    page.write_text("<p>result</p>", encoding="utf-8")
+    pack = tmp_path / "reviews" / "scheduled_previous+x" / "pack.html"
+    pack.parent.mkdir(parents=True)
+    pack.write_text("<p>pack</p>", encoding="utf-8")
+    with register.unit_of_work("test") as uow:
+        uow.reviews.update("scheduled:previous", files={"html": str(pack), "markdown": HOSTILE})
+    with register.reader() as uow:
+        bundle = gather(
+            uow,
+            load_catalogue(),
+            Scope(),
+            now=NOW,
+            organisation="N",
+            audit={"anchor_text": "1:x"},
+            docs_root=docs_root,
+        )
+    inside = f"data-docs/{site.name}"
+    assert bundle.attachments[f"{inside}/index.html"] == site / "index.html"
+    linked = [i for i in bundle.sections["data-quality"] if i["result"]["dataset_version_id"] == version.id]
+    assert linked and all(
+        i["data_docs"] == f"{inside}/validations/suite/{page.parent.name}/result.html" for i in linked
+    )
+    review = next(i for i in bundle.sections["reviews"] if i["review"]["id"] == "scheduled:previous")
+    assert review["files"] == {
+        "html": "reviews/scheduled_previous+x/pack.html"
+    }  # a path that is no file is left out
+    assert bundle.attachments["reviews/scheduled_previous+x/pack.html"] == pack
+    del bundle.audit["anchor_text"]
+    bundle.audit.update(
+        head={"seq": 1, "hash": "x", "keyed_from": 1},
+        anchor_text="1:x",
+        entries=1,
+        intact=True,
+        problem=None,
+        anchors_checked=0,
+        anchors=[],
+        anchors_note="",
+    )
+    files = bundle_files(bundle)
+    assert files["reviews/scheduled_previous+x/pack.html"] == b"<p>pack</p>"
+    assert f'href="{inside}/validations/suite/' in files["index.html"].decode()
