@@ -202,7 +202,8 @@ def _evidence_item(record: EvidenceRecord) -> dict[str, Any]:
 
 
 def _written(uow: UnitOfWork, scope: Scope) -> dict[str, tuple[int, datetime | None]]:
-    """Records written in the period per entity (the audit log's inserts), and the latest time."""
+    """Records written in the period per entity (the audit log's inserts) and every write (under
+    `audit_log`), each with the latest time."""
     counts: dict[str, tuple[int, datetime | None]] = {}
     query = select(audit_log.c.entity, audit_log.c.action, audit_log.c.at)
     for entity, action, at in uow.conn.execute(query):
