@@ -12,6 +12,7 @@ from aims.commands import (
     dlq,
     dq,
     events,
+    evidence,
     impact,
     incidents,
     iso,
@@ -45,6 +46,7 @@ GROUPS = (
     mlflow,
     lineage,
     iso,
+    evidence,
 )
 
 

@@ -114,11 +114,15 @@ def markdown(pack: ReviewPack) -> str:
 # -- HTML ------------------------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
+def html_text(value: object) -> str:
+    """Any value as HTML text, every character that means something in HTML escaped (quotes too)."""
     return escape(str(value), quote=True)
 
 
-def _html_table(columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> str:
+_e = html_text
+
+
+def html_table(columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
     title = f"<caption>{_e(caption)}</caption>" if caption else ""
@@ -244,10 +248,10 @@ def _section_html(section: Section) -> str:
     parts += [f'<p class="missing"><strong>Data missing:</strong> {_e(m)}</p>' for m in section.missing]
     if section.figures:
         parts.append(
-            _html_table(["figure", "value"], [[_label(k), _figure(v)] for k, v in section.figures.items()])
+            html_table(["figure", "value"], [[_label(k), _figure(v)] for k, v in section.figures.items()])
         )
     parts += [_chart_html(chart) for chart in section.charts]
-    parts += [f"<h3>{_e(t.title)}</h3>" + _html_table(t.columns, t.rows) for t in section.tables]
+    parts += [f"<h3>{_e(t.title)}</h3>" + html_table(t.columns, t.rows) for t in section.tables]
     if section.findings:
         parts.append("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in section.findings) + "</ul>")
     return "".join(parts) + "</section>"
@@ -256,7 +260,7 @@ def _section_html(section: Section) -> str:
 def html(pack: ReviewPack) -> str:
     kind = "Extraordinary management review" if pack.kind == "extraordinary" else "Management review"
     title = f"{kind} {pack.review_id}"
-    attendees = _html_table(["name", "role", "email"], [[a.name, a.role, a.email] for a in pack.attendees])
+    attendees = html_table(["name", "role", "email"], [[a.name, a.role, a.email] for a in pack.attendees])
     agenda = "<ol>" + "".join(f"<li>{_e(item)}</li>" for item in pack.agenda) + "</ol>"
     meta = (
         f'<p class="meta">Reason: {_e(pack.reason or "—")}<br>Meeting: {_e(_when(pack.meeting_at))}<br>'
