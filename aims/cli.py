@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from aims.commands import (
     approvals,
+    dashboard,
     datasets,
     dlq,
     dq,
@@ -45,6 +46,7 @@ GROUPS = (
     mlflow,
     lineage,
     iso,
+    dashboard,
 )
 
 
