@@ -246,7 +246,7 @@ def _data_quality(board: Dashboard) -> str:
 def _risks(board: Dashboard) -> str:
     return (
         f'<section id="risks"><h2>Risk heat map</h2><p class="meta">{board.counts.open_risks} open risks '
-        f"(not closed), by inherent likelihood and impact.</p><figure>{heat_map_svg(board.heat_map)}"
+        f"(not closed), by inherent likelihood and impact.</p><figure>{heat_map_svg(board.heat_map, shown)}"
         f"<figcaption>{shown(board.heat_map.title)}</figcaption></figure></section>"
     )
 
