@@ -37,21 +37,21 @@ def html_table(columns: Sequence[str], rows: Iterable[Sequence[object]], caption
     return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def heat_map_svg(chart: HeatMap, text: Callable[[object], str] = e) -> str:
-    """The heat map; `text` escapes its labels (`shown` also writes out control characters)."""
+def heat_map_svg(chart: HeatMap, t: Callable[[object], str] = e) -> str:
+    """The heat map; `t` escapes its labels (`shown` also writes out control characters)."""
     cell, left, top = 64, 120, 16
     rows, cols = len(chart.likelihood_labels), len(chart.impact_labels)
     width, height = left + cols * cell + 16, top + rows * cell + 56
     parts = [
         f'<svg class="chart heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img"><title>{text(chart.title)}</title>'
+        f'viewBox="0 0 {width} {height}" role="img"><title>{t(chart.title)}</title>'
     ]
     for r, (label, counts, levels) in enumerate(
         zip(chart.likelihood_labels, chart.counts, chart.levels, strict=True)
     ):
         y = top + r * cell
         parts.append(
-            f'<text x="{left - 8}" y="{y + cell / 2 + 4}" text-anchor="end" font-size="12">{text(label)}</text>'
+            f'<text x="{left - 8}" y="{y + cell / 2 + 4}" text-anchor="end" font-size="12">{t(label)}</text>'
         )
         for c, (count, level) in enumerate(zip(counts, levels, strict=True)):
             x = left + c * cell
@@ -59,14 +59,14 @@ def heat_map_svg(chart: HeatMap, text: Callable[[object], str] = e) -> str:
             ink = "#111827" if level == "medium" else "#ffffff"
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}">'
-                f"<title>{text(label)} × {text(chart.impact_labels[c])}: {count} ({text(level)})</title></rect>"
+                f"<title>{t(label)} × {t(chart.impact_labels[c])}: {count} ({t(level)})</title></rect>"
                 f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 6}" text-anchor="middle" font-size="18" '
                 f'font-weight="bold" fill="{ink}">{count}</text>'
             )
     for c, label in enumerate(chart.impact_labels):
         parts.append(
             f'<text x="{left + c * cell + cell / 2}" y="{top + rows * cell + 16}" text-anchor="middle" '
-            f'font-size="11">{text(label)}</text>'
+            f'font-size="11">{t(label)}</text>'
         )
     parts.append(
         f'<text x="{left + cols * cell / 2}" y="{height - 8}" text-anchor="middle" font-size="12">'
