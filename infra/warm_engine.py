@@ -157,14 +157,15 @@ def run_job(job: WarmJob) -> None:
             logger.error("flow %r is not one of this worker's flows: %s", job.flow_name, sorted(flows))
             raise SystemExit(1)
         # The dashboard is rebuilt once the run has ended, if it changed the register (issue 22).
-        head = register_head(current())
+        head, failed = register_head(current()), True
         try:
             # Prefect's own engine passes this adapter too; its annotation says Logger.
             result = run_flow(flow, flow_run=flow_run, error_logger=cast("logging.Logger", logger))
             if asyncio.iscoroutine(result):
                 asyncio.run(result)
+            failed = False
         finally:
-            after_run(current(), head, job.flow_name)
+            after_run(current(), head, job.flow_name, failed=failed)
 
 
 def say_ready() -> None:

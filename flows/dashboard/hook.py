@@ -2,10 +2,11 @@
 
 The worker's flow-run process (`infra/warm_engine.py`) notes the register's audit head before a run
 and calls `after_run` when the run has ended, whatever its state: the run's units of work have
-committed (or rolled back) by then. A run whose units wrote nothing leaves the head where it was and
-rebuilds nothing. The page is written to `<state>/dashboard.html` atomically; a page younger than
-`MIN_INTERVAL` seconds is left as it is (a burst of runs rebuilds it about once per interval, and
-the next run that changes the register brings it up to date).
+committed (or rolled back) by then. A run that succeeded and wrote nothing leaves the head where it
+was and rebuilds nothing; a failed run rebuilds it (it belongs in "recent runs that failed"). The
+page is written to `<state>/dashboard.html` atomically; a page younger than `MIN_INTERVAL` seconds
+is left as it is (a burst of runs rebuilds it about once per interval, and the next run that
+changes the register brings it up to date).
 
 A dashboard problem never fails a run: the run has ended already, and the problem is logged with
 its reason.
@@ -54,12 +55,13 @@ def recently_built(path: Path, interval: float, clock: float | None = None) -> b
 
 
 def after_run(
-    runtime: Runtime, before: int | None, flow: str, *, interval: float = MIN_INTERVAL
+    runtime: Runtime, before: int | None, flow: str, *, failed: bool = False, interval: float = MIN_INTERVAL
 ) -> Path | None:
-    """Rebuild the page if the run changed the register; the path written, or None. Never raises."""
+    """Rebuild the page if the run changed the register or failed (a failed run is news on the page
+    too); the path written, or None. Never raises."""
     try:
         after = register_head(runtime)
-        if before is not None and after == before:
+        if before is not None and after == before and not failed:
             return None
         path = runtime.settings.state_path / FILE_NAME
         if recently_built(path, interval):

@@ -77,3 +77,10 @@ def test_a_dashboard_problem_is_logged_and_never_raised(
         assert hook.after_run(runtime, None, "check-data-quality") is None
     assert "dashboard: not rebuilt after check-data-quality: OSError" in caplog.text
     assert "No space left on device" in caplog.text
+
+
+def test_a_failed_run_rebuilds_the_page_though_it_wrote_nothing(runtime: Runtime) -> None:
+    change(runtime)
+    before = hook.register_head(runtime)
+    path = hook.after_run(runtime, before, "reassess-risk", failed=True)
+    assert path is not None and path.is_file()

@@ -4,6 +4,8 @@ bidi controls are written out, and the page names nothing to load."""
 from __future__ import annotations
 
 import re
+import tempfile
+from functools import cache
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -63,8 +65,7 @@ def test_the_page_has_a_policy_that_forbids_every_load(tmp_path: Path) -> None:
 @settings(max_examples=40, deadline=None)
 @given(text=st.text(min_size=1, max_size=40))
 def test_any_text_in_any_field_stays_text(text: str) -> None:
-    board = BOARD.model_copy(deep=True)
-    data = board.model_dump()
+    data = board().model_dump()
     data["approvals"][0]["subject"] = text
     data["incidents"][0]["title"] = text
     data["data_quality"][0]["dataset"] = text
@@ -73,13 +74,10 @@ def test_any_text_in_any_field_stays_text(text: str) -> None:
     check_page(html(Dashboard.model_validate(data)), [text] if text.strip() else [])
 
 
-def _board() -> Dashboard:
-    import tempfile
-
+@cache
+def board() -> Dashboard:
+    """A seeded register's dashboard, built once for all the examples."""
     with tempfile.TemporaryDirectory() as folder:
-        reg, board = seeded_dashboard(Path(folder), 4)
+        reg, built = seeded_dashboard(Path(folder), 4)
         reg.close()
-    return board
-
-
-BOARD = _board()
+    return built
