@@ -8,7 +8,6 @@ above a table of 2.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -264,8 +263,3 @@ def gather(
         heat_map=heat_map(policy, risks),
         failed=failed,
     )
-
-
-def failed_states() -> Sequence[str]:
-    """The Prefect states counted as failed work (for the Prefect query)."""
-    return sorted(FAILED_RUN_STATES)
