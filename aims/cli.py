@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from aims.commands import (
     approvals,
+    dashboard,
     datasets,
     dlq,
     dq,
@@ -47,6 +48,7 @@ GROUPS = (
     lineage,
     iso,
     evidence,
+    dashboard,
 )
 
 

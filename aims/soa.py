@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+# EvidenceStat lives beside the catalogue (the register's coverage query below `aims` makes them).
 from schemas.catalogue import Catalogue, ImplementationKind, id_sort_key
+from schemas.catalogue import EvidenceStat as EvidenceStat
 
 ORGANISATIONAL = "applicable; implemented through organisational measures outside this tool"
 STANDARD = "ISO/IEC 42001:2023"
@@ -39,20 +41,6 @@ _NAME_SEPARATOR = "; "
 def _require_aware(value: datetime, what: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {value.isoformat()}")
-
-
-@dataclass(frozen=True)
-class EvidenceStat:
-    """How much evidence the register holds for one clause or control, and when the latest was recorded."""
-
-    count: int
-    last_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if self.count < 0:
-            raise ValueError(f"an evidence count cannot be negative, got {self.count}")
-        if self.last_at is not None:
-            _require_aware(self.last_at, "the time of the latest evidence")
 
 
 NO_EVIDENCE = EvidenceStat(0, None)

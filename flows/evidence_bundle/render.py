@@ -1,6 +1,6 @@
 """The bundle's index as one self-contained HTML page: inline CSS, no scripts, no external reference.
 
-Every text from the register is escaped with the review pack's helpers (`html_text`, `html_table`);
+Every text from the register is escaped with the pages' shared helpers (flows/html_page.py);
 the only links are relative ones to files inside the archive (Data Docs pages, review packs, the
 section files), and an anchor's target is checked to be such a path before it is written.
 """
@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flows.evidence_bundle.gather import Bundle
-from flows.reviews.render import STYLE, html_table, html_text
+from flows.html_page import e as html_text
+from flows.html_page import html_table
+from flows.reviews.render import STYLE
 
 # Colours the browser test looks for: a control's heading band and the verdict / clock badges.
 CONTROL_BAND = "#1e3a8a"
