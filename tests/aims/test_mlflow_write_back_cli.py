@@ -29,19 +29,26 @@ def state(tmp_path: Path, mlflow_url: str, monkeypatch: pytest.MonkeyPatch) -> P
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("AIMS_POLICY_FILE", str(tmp_path / "policy.yaml"))
     monkeypatch.setenv("AIMS_MLFLOW_TRACKING_URI", mlflow_url)
+    # The link tags follow where the Prefect UI and Jira are: pinned here, since the integration
+    # session (earlier in the same pytest process) exports its own PREFECT_API_URL.
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    monkeypatch.delenv("AIMS_JIRA_URL", raising=False)
     return tmp_path
 
 
 def test_a_dry_run_writes_nothing_a_run_writes_once_and_again_is_up_to_date(state: Path) -> None:
     dry = aims(state, "mlflow", "write-back", SYSTEM, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "would write 4 change(s)" in dry.stdout and "@production → version 1" in dry.stdout
+    assert "would write 6 change(s)" in dry.stdout and "@production → version 1" in dry.stdout, dry.stdout
     assert Registry.aliases == {} and Registry.tags == {}
     done = aims(state, "mlflow", "write-back", SYSTEM, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["alias_targets"] == {"cs-model@production": "1"}
     assert Registry.aliases == {"production": "1"}
     assert Registry.tags["1"]["aims.approval"] == "approved"
+    links = {k: v for k, v in Registry.tags["1"].items() if k.endswith(".url")}
+    assert sorted(links) == ["aims.approval.url", "aims.assessment.url"], links
+    assert all(v.startswith("http://prefect.example:4200/runs/flow-run/") for v in links.values()), links
     again = aims(state, "mlflow", "write-back", SYSTEM)
     assert (
         again.returncode == 0

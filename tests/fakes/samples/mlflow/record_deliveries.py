@@ -1,6 +1,8 @@
 """Record real MLflow webhook deliveries as test samples (run with MLflow's own interpreter).
 
-    /work/mlflow-venv/bin/python tests/fakes/samples/mlflow/record_deliveries.py OUT_DIR
+    .venv-mlflow/bin/python tests/fakes/samples/mlflow/record_deliveries.py OUT_DIR
+
+(`.venv-mlflow` is what `make mlflow-venv` builds from requirements-mlflow.lock.)
 
 Starts `mlflow server` on a loopback port with an SQLite backend store (MLflow sends webhooks only
 from a database store, and to loopback only with the two MLFLOW_WEBHOOK_* variables below), a tiny
