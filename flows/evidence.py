@@ -70,13 +70,22 @@ def evidence_ids(flow: str) -> list[str]:
 
 
 def evidence_record(flow: str, event: AimsEvent, outcome: dict[str, Any]) -> EvidenceRecord:
+    """What the flow found, collected now and valid for the shortest maximum age among its controls."""
+    now = datetime.now(UTC)
+    _, controls = load_catalogue().ids_for(flow)
+    policy = current().optional_policy
+    valid_until = (
+        now + min(policy.evidence.max_age(c) for c in controls) if policy is not None and controls else None
+    )
     return EvidenceRecord(
         event_key=event.dedup_key,
         flow=flow,
         event_type=event.type,
         subject=event.key,
         flow_run_id=run_id(),
-        recorded_at=datetime.now(UTC),
+        recorded_at=now,
+        collected_at=now,
+        valid_until=valid_until,
         controls=evidence_ids(flow),
         outcome=outcome,
         event=event.model_dump(mode="json"),

@@ -54,6 +54,8 @@ class ControlFreshness(DashboardModel):
     evidence_count: int
     last_evidence_at: AwareDatetime | None
     age_days: float | None = Field(description="Age of the newest evidence; None without evidence.")
+    status: str = Field(description="fresh, stale, missing or excluded, by the policy's maximum age.")
+    max_age_days: int = Field(description="The policy's maximum age of the control's evidence.")
 
 
 class Verdict(DashboardModel):

@@ -1,4 +1,5 @@
-"""`aims evidence bundle` and `aims evidence verify`: evidence for auditors, as one signed archive.
+"""`aims evidence bundle` and `aims evidence verify`: evidence for auditors, as one signed archive
+(`aims evidence add`, evidence a person supplies, is in `evidence_add.py`).
 
 Thin: the arguments are checked before anything is opened or written (bad ones exit 2 and leave no
 file), then flows/evidence_bundle gathers, renders and seals; progress goes to stderr.
@@ -232,3 +233,6 @@ def add_commands(add: AddCommand) -> None:
     check.add_argument("file", type=Path, metavar="FILE")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=cmd_verify)
+    from aims.commands.evidence_add import add_parser
+
+    add_parser(sub)

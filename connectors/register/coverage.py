@@ -18,14 +18,18 @@ from schemas.catalogue import Catalogue, EvidenceStat
 from schemas.trail import EventReceived, EvidenceRecord
 
 ROUTER = "event-router"
+# The `flow` of evidence a person supplied (`aims evidence add`): it counts for the controls it names.
+SUPPLIED = "supplied"
 
 
 def implementation_stats(uow: UnitOfWork) -> dict[str, EvidenceStat]:
     """Evidence per implementation name: flows, the router, and each record type."""
     stats: dict[str, EvidenceStat] = {}
     evidence = entity_for(EvidenceRecord).table
+    # Evidence counts from when it was collected (supplied evidence may be recorded long after).
+    collected = func.coalesce(evidence.c.collected_at, evidence.c.recorded_at)
     for flow, count, last in uow.conn.execute(
-        select(evidence.c.flow, func.count(), func.max(evidence.c.recorded_at)).group_by(evidence.c.flow)
+        select(evidence.c.flow, func.count(), func.max(collected)).group_by(evidence.c.flow)
     ):
         stats[flow] = EvidenceStat(count, _aware(last))
     received = entity_for(EventReceived).table
@@ -55,6 +59,16 @@ def evidence_by_id(uow: UnitOfWork, catalogue: Catalogue) -> dict[str, EvidenceS
             counts[id_] += stat.count
             if stat.last_at is not None and (id_ not in lasts or stat.last_at > lasts[id_]):
                 lasts[id_] = stat.last_at
+    evidence = entity_for(EvidenceRecord).table
+    collected = func.coalesce(evidence.c.collected_at, evidence.c.recorded_at)
+    # Supplied evidence counts for the controls it names (they were checked when it was added).
+    supplied = select(evidence.c.controls, collected).where(evidence.c.flow == SUPPLIED)
+    for ids, raw in uow.conn.execute(supplied):
+        at = _aware(raw)
+        for id_ in ids if isinstance(ids, list) else []:
+            counts[id_] += 1
+            if at is not None and (id_ not in lasts or at > lasts[id_]):
+                lasts[id_] = at
     return {id_: EvidenceStat(n, lasts.get(id_)) for id_, n in counts.items()}
 
 

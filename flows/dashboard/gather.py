@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from connectors.register.coverage import evidence_by_id
+from flows.freshness.rules import judge
 from flows.reviews.pack_common import FAILED_RUN_STATES, RunHistory
 from flows.reviews.pack_performance import heat_map
 from schemas.dashboard import (
@@ -41,8 +42,8 @@ VERDICTS_SHOWN = 20
 FAILED_SINCE = timedelta(days=7)
 FAILED_SHOWN = 50
 FRESHNESS_NOTE = (
-    "Per-control maximum evidence ages are not in the policy yet (issue 22, item 2): the age of each "
-    "control's newest evidence is shown, not judged."
+    "A control is fresh while its newest evidence is younger than the policy's maximum age for it "
+    "(evidence.max_age_days); collect-evidence collects stale ones again and asks their owners."
 )
 
 
@@ -120,23 +121,30 @@ def open_incidents(uow: UnitOfWork, now: datetime) -> list[OpenIncident]:
     return [*clocked, *others]
 
 
-def control_freshness(uow: UnitOfWork, catalogue: Catalogue, now: datetime) -> list[ControlFreshness]:
+def control_freshness(
+    uow: UnitOfWork, catalogue: Catalogue, policy: Policy, now: datetime
+) -> list[ControlFreshness]:
     evidence = evidence_by_id(uow, catalogue)
-    rows = []
-    for control in catalogue.controls:
-        stat = evidence.get(control.id)
-        last = stat.last_at if stat else None
-        rows.append(
-            ControlFreshness(
-                id=control.id,
-                title=control.title,
-                implemented_by=[i.name for i in catalogue.implementations_for(control.id)],
-                evidence_count=stat.count if stat else 0,
-                last_evidence_at=last,
-                age_days=round((now - last).total_seconds() / 86400, 1) if last else None,
-            )
+    judged = judge(
+        catalogue,
+        {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
+        policy.evidence,
+        set(policy.statement_of_applicability.exclusions),
+        now,
+    )
+    return [
+        ControlFreshness(
+            id=c.id,
+            title=c.title,
+            implemented_by=list(c.implemented_by),
+            evidence_count=c.evidence_count,
+            last_evidence_at=c.newest_at,
+            age_days=round((now - c.newest_at).total_seconds() / 86400, 1) if c.newest_at else None,
+            status=c.status.value,
+            max_age_days=c.max_age.days,
         )
-    return rows
+        for c in judged
+    ]
 
 
 def data_quality_trends(uow: UnitOfWork) -> list[DatasetTrend]:
@@ -237,7 +245,7 @@ def gather(
     (or why it could not be asked); None when it was not asked."""
     approvals = open_approvals(uow, policy, now)
     incidents = open_incidents(uow, now)
-    controls = control_freshness(uow, catalogue, now)
+    controls = control_freshness(uow, catalogue, policy, now)
     trends = data_quality_trends(uow)
     risks = [x for x in uow.risks.find(order_by="id") if x.status != "closed"]
     failed = failed_runs(uow, prefect, now)

@@ -21,12 +21,12 @@ from flows.html_page import (
 )
 from schemas.dashboard import ControlFreshness, Dashboard
 
-# Ages of a control's newest evidence, in days: shown in bands, not judged (no maximum age yet).
+# A control's evidence judged by the policy's maximum age for it (flows/freshness/rules.py).
 FRESHNESS_FILLS = {
-    "≤ 7 days": "#0f766e",
-    "≤ 30 days": "#5eead4",
-    "older": "#a78bfa",
-    "no evidence": "#e5e7eb",
+    "fresh": "#0f766e",
+    "stale": "#f59e0b",
+    "missing": "#dc2626",
+    "excluded": "#e5e7eb",
 }
 # The page may load nothing: no script, image, font or stylesheet from anywhere; its own CSS only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -174,9 +174,7 @@ def _incidents(board: Dashboard) -> str:
 
 
 def freshness_band(control: ControlFreshness) -> str:
-    if control.age_days is None:
-        return "no evidence"
-    return "≤ 7 days" if control.age_days <= 7 else "≤ 30 days" if control.age_days <= 30 else "older"
+    return control.status
 
 
 def _controls(board: Dashboard) -> str:
@@ -188,11 +186,11 @@ def _controls(board: Dashboard) -> str:
         for objective, controls in objectives.items()
     ]
     counts = board.counts
-    chart = verdict_strips_svg("Annex A controls by age of their newest evidence", strips, FRESHNESS_FILLS)
+    chart = verdict_strips_svg("Annex A controls by freshness of their evidence", strips, FRESHNESS_FILLS)
     return (
         '<section id="controls"><h2>Annex A controls: coverage and freshness</h2>'
         f'<p class="meta">{counts.controls_with_evidence} of {counts.controls} controls have evidence in '
-        "the register. One square per control, by objective, coloured by the age of its newest evidence.</p>"
+        "the register. One square per control, by objective: fresh, stale, missing or excluded.</p>"
         f"<figure>{chart}</figure>{legend_html(FRESHNESS_FILLS)}"
         f'<p class="note">{shown(board.freshness_note)}</p>'
         + _table(
@@ -215,7 +213,8 @@ def _controls(board: Dashboard) -> str:
 
 
 def _age(c: ControlFreshness) -> str:
-    return "no evidence" if c.age_days is None else f"{c.age_days:g} d"
+    age = "no evidence" if c.age_days is None else f"{c.age_days:g} d"
+    return f"{age} of {c.max_age_days} d: {c.status}"
 
 
 def _data_quality(board: Dashboard) -> str:

@@ -1,9 +1,9 @@
 """Gather an evidence bundle from the register: per control what implements it and its evidence, and
 the data-quality results, risks, approvals, incidents and review packs of the period.
 
-Every item carries `at`, the record's own time, which decides whether it is in the period. Evidence
-records carry no period of their own yet (issue 22 item 2 adds it): the period they cover is stated
-as the record's own time, and says so.
+Every item carries `at`, the record's own time, which decides whether it is in the period: for an
+evidence record, when it was collected (supplied evidence may be recorded later), with the period it
+is valid for, from then until its `valid_until` (open for evidence recorded before that was kept).
 
 Pure: reads the register through the unit of work it is handed and names files on disk (Data Docs
 sites, review packs) for the archive to copy; no Prefect, no Kafka.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 ROUTER = "event-router"
 AUDIT_LOG = "audit_log"
-OWN_TIME = "the record's own time: evidence records carry no period of their own yet"
+VALIDITY = "collected, until valid_until: the policy's maximum age when it was collected, or as supplied"
 # The topic sections, and what in the catalogue implements each: with --control, a section is kept
 # when one of these names gives evidence for a chosen control.
 TOPICS: dict[str, tuple[str, ...]] = {
@@ -184,12 +184,16 @@ def evidence_for(record: EvidenceRecord, control: str, names: set[str]) -> bool:
 
 
 def _evidence_item(record: EvidenceRecord) -> dict[str, Any]:
-    at = _iso(record.recorded_at)
+    at = _iso(record.collected)
     return {
         "at": at,
         "id": f"{record.event_key}|{record.flow}",
         "collected_at": at,
-        "period_covered": {"from": at, "to": at, "stated_as": OWN_TIME},
+        "period_covered": {
+            "from": at,
+            "to": _iso(record.valid_until) if record.valid_until else None,
+            "stated_as": VALIDITY,
+        },
         "flow": record.flow,
         "flow_run_id": record.flow_run_id,
         "event_type": record.event_type,
@@ -253,7 +257,7 @@ def control_sections(
         implementations = []
         for impl in catalogue.implementations_for(control_id):
             if impl.kind == "flow":
-                own = [aware(e.recorded_at) for e in evidence if e.flow == impl.name]
+                own = [aware(e.collected) for e in evidence if e.flow == impl.name]
                 count, last, unit = len(own), max(own, default=None), "evidence records"
             elif impl.kind == "router":
                 (count, last), unit = received, "events received"
@@ -469,7 +473,7 @@ def gather(
     progress: Progress = _quiet,
 ) -> Bundle:
     """Everything the bundle holds, read in one unit of work; `progress` hears each section."""
-    evidence = [e for e in uow.evidence.find(order_by="recorded_at") if e.recorded_at in scope]
+    evidence = [e for e in uow.evidence.find(order_by="recorded_at") if e.collected in scope]
     progress(f"controls: {len(chosen_controls(catalogue, scope))}")
     controls = control_sections(uow, catalogue, scope, evidence)
     kept = {ref for c in controls for ref in c["evidence"]}

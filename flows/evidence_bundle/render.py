@@ -109,7 +109,7 @@ def _control_html(control: Mapping[str, Any], evidence: Mapping[str, Mapping[str
         rows.append(
             [
                 _t(item["collected_at"]),
-                f"{_t(covered['from'])} – {_t(covered['to'])}",
+                f"{_t(covered['from'])} – {_t(covered['to']) if covered['to'] else 'open'}",
                 _t(item["flow"]),
                 _t(item["event_type"]),
                 _t(item["subject"]),
@@ -124,8 +124,9 @@ def _control_html(control: Mapping[str, Any], evidence: Mapping[str, Mapping[str
             )
         )
         parts.append(
-            '<p class="meta">Period covered: the record\'s own time (evidence records carry no period '
-            "of their own yet).</p>"
+            '<p class="meta">Period covered: from when the evidence was collected until it is valid '
+            "(the policy's maximum age when it was collected, or as supplied; open for evidence recorded "
+            "before validity was kept).</p>"
         )
     runs = ", ".join(html_text(r) for r in control["runs"]) or "none"
     parts.append(f"<p>Prefect runs behind it: {runs}</p></section>")

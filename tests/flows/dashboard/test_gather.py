@@ -50,6 +50,15 @@ def test_the_counts_are_the_registers(tmp_path: Path, seed: int) -> None:
         ) + one(reg, "select count(*) from incident_update where accepted = 0 and at >= :s", s=since)
         assert board.failed.source == "register" and c.failed_runs == refused == 2
         assert board.freshness_note == FRESHNESS_NOTE
+        # Judged by the policy: nothing implements A.2.3, the SoA excludes A.10.4, and a control with
+        # evidence is fresh or stale by its own maximum age.
+        status = {x.id: x for x in board.controls}
+        assert status["A.2.3"].status == "missing" and status["A.10.4"].status == "excluded"
+        assert status["A.7.4"].max_age_days == 30 and status["A.2.4"].max_age_days == 365
+        for x in board.controls:
+            if x.evidence_count and x.status != "excluded":
+                assert x.age_days is not None
+                assert x.status == ("fresh" if x.age_days < x.max_age_days else "stale"), x
     finally:
         reg.close()
 

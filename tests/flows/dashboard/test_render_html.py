@@ -80,7 +80,7 @@ def test_the_dashboard_renders_with_its_charts_and_requests_nothing(tmp_path: Pa
     # Data-quality verdict strips: the first check of every dataset is its baseline (22 px squares).
     assert pixels_near(counts, VERDICT_FILLS["baseline"], tolerance=8) > 400, "no verdict strip drawn"
     # Controls by freshness: the seeding's writes are today's evidence.
-    assert pixels_near(counts, FRESHNESS_FILLS["≤ 7 days"], tolerance=8) > 400, "no control squares drawn"
+    assert pixels_near(counts, FRESHNESS_FILLS["fresh"], tolerance=8) > 400, "no control squares drawn"
 
 
 def test_the_lure_does_request_in_a_page_that_does_not_escape_it(tmp_path: Path, server: Server) -> None:

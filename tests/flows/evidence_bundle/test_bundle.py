@@ -73,9 +73,9 @@ def test_every_control_has_its_section_and_the_counts_are_the_registers(register
     assert len(bundle.sections["reviews"]) == count(register, "SELECT count(*) FROM management_review")
     assert bundle.audit["head"]["seq"] == report.head_seq == count(register, "SELECT max(seq) FROM audit_log")
     assert bundle.audit["intact"] is True
-    # Evidence records have no period of their own yet: the period covered is their own time.
+    # Evidence records cover the period from their collection until they are valid.
     for item in bundle.sections["evidence"]:
-        assert item["period_covered"]["from"] == item["period_covered"]["to"] == item["collected_at"]
+        assert item["period_covered"]["from"] == item["collected_at"] == item["at"]
 
 
 def times(value: Any, path: str = "") -> Iterator[tuple[str, datetime]]:
@@ -111,7 +111,7 @@ def test_a_bundle_for_a_period_holds_nothing_from_outside_it(register: Register)
                 if where.endswith((".occurred_at", ".period_start", ".started_at")):
                     assert moment < scope.end, where
                     continue
-                if where.endswith((".due_at", ".reporting_due_at", ".meeting_at")):
+                if where.endswith((".due_at", ".reporting_due_at", ".meeting_at", ".period_covered.to")):
                     assert moment >= scope.start, where
                     continue
                 assert moment in scope, (where, moment)
