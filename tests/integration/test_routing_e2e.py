@@ -33,6 +33,15 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         assert run.flow_name == started_flow(event.type)  # the literal table, not ROUTES
         assert run.parameters == {"event": event.model_dump(mode="json")}
         assert run.state == "Completed"
+    # Each run is named for what it is about and tagged with its subjects, as a person filters the UI.
+    model, data, reported = (by_key[e.dedup_key] for e in events)
+    version = events[0].data.version
+    assert model.name == f"onboard-model · credit-scoring · credit-scoring-model v{version}"
+    assert {"system:credit-scoring", "dataset:loans"} <= set(model.tags)
+    assert data.name == f"check-data-quality · loans {events[1].data.version}"
+    assert "dataset:loans" in data.tags
+    assert reported.name == "handle-incident · credit-scoring · fundamental_rights · high"
+    assert {"system:credit-scoring", f"incident:{events[2].dedup_key}"} <= set(reported.tags)
 
     # The flows left evidence and their records in the register, the router its receipts.
     register = stack.register()
@@ -62,8 +71,10 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
     )
     api.close()
     artifacts: dict[str, dict[str, str]] = {}
+    descriptions: dict[str, dict[str, str]] = {}
     for a in response.json():
         artifacts.setdefault(a["flow_run_id"], {})[a["key"]] = a["type"]
+        descriptions.setdefault(a["flow_run_id"], {})[a["key"]] = a["description"] or ""
     # A summary from every run; the data-quality run adds its expectations table and a Data Docs link.
     from flows.evidence import artifact_key  # imports Prefect: only once the session has pointed it here
 
@@ -76,6 +87,16 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         f"{summaries[dq_run]}-expectations": "table",
         f"{summaries[dq_run]}-data-docs": "markdown",  # Prefect's link artifacts are markdown
     }
+    # Every artifact opens with the run's outcome in one sentence (the UI shows it first).
+    assert descriptions[model.id][summaries[model.id]].startswith(
+        f"credit-scoring-model v{version} of credit-scoring recorded (owner alice); training data provenance"
+    )
+    checked = f"loans {events[1].data.version} {records[events[1].dedup_key].outcome['verdict']}: "
+    assert all(d.startswith(checked) for d in descriptions[dq_run].values()), descriptions[dq_run]
+    serious = "serious under Art. 73, report due" if incident.serious else "not serious under Art. 73"
+    assert descriptions[reported.id][summaries[reported.id]].startswith(
+        f"{incident.severity.value} fundamental_rights incident on credit-scoring: {serious}"
+    )
 
     # Every offset was committed once the runs were accepted.
     assert stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3
