@@ -22,7 +22,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox
+from flows.evidence import actor, chat, load_policy, names_its_run, register, run_settings, send_outbox
 from flows.freshness.plan import PENDING, Plan, plan
 from flows.freshness.rules import ControlFreshness, judge
 from schemas.catalogue import load_catalogue
@@ -114,6 +114,7 @@ def _told(line: str, told: dict[str, str]) -> str:
 @flow(
     name=FLOW,
     description="Collect again the evidence that went stale; ask the owners for what a person supplies.",
+    flow_run_name=names_its_run(FLOW),
 )
 def collect_evidence(as_of: datetime | None = None, controls: list[str] | None = None) -> dict[str, Any]:
     """`as_of`: the time to judge at (now); `controls`: only these control ids (all by default)."""

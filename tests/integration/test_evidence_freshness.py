@@ -15,8 +15,9 @@ CONTROLS = ["A.2.3", "A.4.4"]
 
 def collect(stack: SessionStack) -> None:
     key = f"collect-{uuid.uuid4().hex[:8]}"
-    stack.launch("collect-evidence/aims", {"controls": CONTROLS}, key)
-    stack.wait_for_runs([key], states={"Completed"}, timeout=180)
+    stack.launch("collect-evidence/aims", {"controls": CONTROLS, "as_of": "2026-12-05T05:00:00+00:00"}, key)
+    [run] = stack.wait_for_runs([key], states={"Completed"}, timeout=180)
+    assert run.name == "collect-evidence · 2026-12-05 05:00 UTC"
 
 
 def test_the_owner_is_asked_once_a_period_and_supplied_evidence_makes_the_control_fresh(
