@@ -25,6 +25,7 @@ from prefect import flow, task
 from flows.evidence import actor, chat, load_policy, names_its_run, register, run_settings, send_outbox
 from flows.freshness.plan import PENDING, Plan, plan
 from flows.freshness.rules import ControlFreshness, judge
+from flows.text import markdown_text
 from schemas.catalogue import load_catalogue
 
 FLOW = "collect-evidence"
@@ -111,6 +112,37 @@ def _told(line: str, told: dict[str, str]) -> str:
     return f"{person}: {told[person]}" if state == PENDING and person in told else line
 
 
+def collection_headline(wanted: Plan, told: dict[str, str]) -> str:
+    """What the run did, in one sentence: the artifact's description, read first."""
+    if not wanted.requests:
+        return "nothing new: every control is fresh, or already requested in its period"
+    reached = sum(state == "asked in Slack" for state in told.values())
+    return (
+        f"{len(wanted.requests)} control(s) due: {len(wanted.events)} collection(s) started, "
+        f"{len(told)} person(s) asked ({reached} reached in Slack)"
+    )
+
+
+def collection_markdown(wanted: Plan, told: dict[str, str], headline: str) -> str:
+    rows = "\n".join(
+        f"| {markdown_text(r.control)} | {r.status} | {markdown_text('; '.join(r.collections) or '-')} "
+        f"| {markdown_text('; '.join(_told(line, told) for line in r.asked) or '-')} |"
+        for r in wanted.requests
+    )
+    table = f"| control | status | started | asked |\n|---|---|---|---|\n{rows}\n" if rows else ""
+    return f"# Evidence collected again\n\n**{markdown_text(headline)}**\n\n{table}"
+
+
+@task(name="publish-collection-summary")
+def publish(wanted: Plan, told: dict[str, str]) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    headline = collection_headline(wanted, told)
+    create_markdown_artifact(
+        key=FLOW, markdown=collection_markdown(wanted, told, headline), description=markdown_text(headline)
+    )
+
+
 @flow(
     name=FLOW,
     description="Collect again the evidence that went stale; ask the owners for what a person supplies.",
@@ -122,6 +154,7 @@ def collect_evidence(as_of: datetime | None = None, controls: list[str] | None =
     wanted, keys = request_due(now, controls)
     sent = send_outbox(FLOW, keys)
     told = ask_owners(wanted) if wanted.asks else {}
+    publish(wanted, told)
     return {
         "as_of": now.isoformat(),
         "requested": [r.id for r in wanted.requests],

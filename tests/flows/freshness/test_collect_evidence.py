@@ -150,3 +150,21 @@ def test_one_message_per_person_lists_their_controls_and_a_slack_outage_is_recor
     assert rows["A.5.2"].asked == [f"{AISHA}: asked in Slack"]
     # Nothing is sent again in this period: the register says who was not reached, for a person to see.
     assert collect(CHECKED + timedelta(days=401), ["A.2.3", "A.4.4", "A.5.2"])["told"] == {}
+
+
+def test_the_run_says_what_it_did_first(register: Register, runtime: Runtime, slack: SlackFake) -> None:
+    from flows.freshness.collect_evidence import (
+        ask_owners,
+        collection_headline,
+        collection_markdown,
+        request_due,
+    )
+
+    wanted, _ = request_due.fn(CHECKED + timedelta(days=31), ["A.7.4", "A.2.3"])
+    told = ask_owners.fn(wanted)
+    headline = collection_headline(wanted, told)
+    assert headline == "2 control(s) due: 1 collection(s) started, 1 person(s) asked (1 reached in Slack)"
+    page = collection_markdown(wanted, told, headline)
+    assert "data check of loans v2" in page and f"{MARIA}: asked in Slack" in page
+    again, _ = request_due.fn(CHECKED + timedelta(days=32), ["A.7.4", "A.2.3"])
+    assert collection_headline(again, {}).startswith("nothing new")
