@@ -1,10 +1,10 @@
 """How a flow run is found again and read in the Prefect UI: its name, and the tags that tie it to what
 it is about.
 
-The router names and tags the runs it starts (`events.router_chains`), every flow names its own run
-the same way when something else started it (a schedule, a restart, a test), and flows look runs up by
-these tags (a data check finds a later check of its dataset; the chaser finds a request still
-waiting). All of them import from here, below either side. Nothing here touches Prefect at import.
+The router names and tags the runs it starts (`events.routing.labels`), every flow names its own run
+the same way when something else started it (`flows.evidence.names_its_run`: a schedule, a restart),
+and flows look runs up by these tags (a data check finds a later coalesced check of its dataset; the
+chaser finds a request still waiting). All of them import from here, below either side. Pure.
 
 A name reads "what · about what" (`check-data-quality · loans v2`); the tags answer the UI's filter
 "everything about credit-scoring": `system:`, `dataset:`, `approval:`, `incident:` and `review:`.
@@ -53,7 +53,12 @@ def dataset_tag(dataset_id: str) -> str:
 
 
 def approval_tag(event: AimsEvent) -> str:
-    return f"approval:{event.key}"
+    """The tag a decision finds its waiting request-approval run by (approval events are keyed by it)."""
+    return approval_subject_tag(event.key)
+
+
+def approval_subject_tag(approval_id: str) -> str:
+    return f"approval:{approval_id}"
 
 
 def system_tag(ai_system: str) -> str:
@@ -123,14 +128,14 @@ def subject_tags(event: AimsEvent) -> list[str]:
             names = dict.fromkeys(ref.dataset_id for ref in d.training_datasets)
             tags += [dataset_tag(name) for name in list(names)[:MAX_DATASET_TAGS]]
         case ApprovalRequested() | ApprovalDecisionSubmitted() | ApprovalDecided():
-            tags.append(f"approval:{d.approval_id}")
+            tags.append(approval_subject_tag(d.approval_id))
         case RiskAssessed() if d.approval_id:
-            tags.append(f"approval:{d.approval_id}")
+            tags.append(approval_subject_tag(d.approval_id))
         case IncidentReported():
             # The register keys an incident by its report's source and id.
             tags.append(incident_tag(event.dedup_key))
         case IncidentUpdated():
             tags.append(incident_tag(d.incident_id))
         case ReviewRequested():
-            tags.append(f"review:{d.review_id}")
+            tags.append(f"review:{d.review_id}")  # no flow looks a review's runs up by it
     return tags
