@@ -11,7 +11,7 @@ from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.run_tags import run_name, scheduled_run_name
-from flows.runtime import current
+from flows.runtime import current, installed
 from flows.text import markdown_text
 from schemas.catalogue import load_catalogue
 from schemas.events import AimsEvent, RiskReassessmentRequestedEvent
@@ -74,7 +74,9 @@ def evidence_record(flow: str, event: AimsEvent, outcome: dict[str, Any]) -> Evi
     """What the flow found, collected now and valid for the shortest maximum age among its controls."""
     now = datetime.now(UTC)
     _, controls = load_catalogue().ids_for(flow)
-    policy = current().optional_policy
+    # Without a runtime (a tool building a record) nothing says the maximum ages: valid_until stays
+    # open, and freshness is judged by the policy's maximum ages when it is read.
+    policy = current().optional_policy if installed() else None
     valid_until = (
         now + min(policy.evidence.max_age(c) for c in controls) if policy is not None and controls else None
     )
