@@ -1,16 +1,16 @@
-"""The sentence each run's artifacts open with: the outcome a person reads first in the Prefect UI."""
+"""The sentence each run's artifacts open with: the outcome a person reads first in the Prefect UI.
+
+The flow modules import Prefect: their headlines are imported inside the tests that need them, so
+collecting the suite leaves Prefect unimported (tests/suite/test_collection.py).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.approvals.request_approval import approval_headline
 from flows.data_quality.views import check_headline
-from flows.incidents.handle_incident import incident_headline
 from flows.models.mlflow_writeback import write_back_headline
-from flows.models.onboard_model import onboarding_headline
-from flows.risk.reassess_risk import risk_headline
 from schemas.events import APPROVAL_REQUESTED
 from schemas.payloads import ApprovalOutcome
 from schemas.records import ApprovalDecision
@@ -42,6 +42,8 @@ def test_a_check_says_its_verdict_and_what_failed() -> None:
 
 
 def test_an_assessment_says_its_highest_risk_and_whether_it_blocks() -> None:
+    from flows.risk.reassess_risk import risk_headline
+
     outcome: dict[str, Any] = {
         "ai_system": "credit-scoring",
         "highest_inherent": "high",
@@ -59,6 +61,8 @@ def test_an_assessment_says_its_highest_risk_and_whether_it_blocks() -> None:
 
 
 def test_an_incident_says_its_severity_and_its_clock() -> None:
+    from flows.incidents.handle_incident import incident_headline
+
     outcome: dict[str, Any] = {
         "ai_system": "credit-scoring",
         "severity": "high",
@@ -81,6 +85,8 @@ def test_an_incident_says_its_severity_and_its_clock() -> None:
 
 
 def test_an_approval_says_its_outcome_and_who_decided() -> None:
+    from flows.approvals.request_approval import approval_headline
+
     event = make_event(APPROVAL_REQUESTED)
     at = datetime(2026, 12, 5, tzinfo=UTC)
     decided = [
@@ -97,6 +103,8 @@ def test_an_approval_says_its_outcome_and_who_decided() -> None:
 
 
 def test_onboarding_and_write_back_say_what_they_did() -> None:
+    from flows.models.onboard_model import onboarding_headline
+
     model = {
         "ai_system": "credit-scoring",
         "model": "m v3",
