@@ -34,12 +34,12 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         assert run.parameters == {"event": event.model_dump(mode="json")}
         assert run.state == "Completed"
     # Each run is named for what it is about and tagged with its subjects, as a person filters the UI.
-    model, data, reported = (by_key[e.dedup_key] for e in events)
+    onboarded, checked_run, reported = (by_key[e.dedup_key] for e in events)
     version = events[0].data.version
-    assert model.name == f"onboard-model · credit-scoring · credit-scoring-model v{version}"
-    assert {"system:credit-scoring", "dataset:loans"} <= set(model.tags)
-    assert data.name == f"check-data-quality · loans {events[1].data.version}"
-    assert "dataset:loans" in data.tags
+    assert onboarded.name == f"onboard-model · credit-scoring · credit-scoring-model v{version}"
+    assert {"system:credit-scoring", "dataset:loans"} <= set(onboarded.tags)
+    assert checked_run.name == f"check-data-quality · loans {events[1].data.version}"
+    assert "dataset:loans" in checked_run.tags
     assert reported.name == "handle-incident · credit-scoring · fundamental_rights · high"
     assert {"system:credit-scoring", f"incident:{events[2].dedup_key}"} <= set(reported.tags)
 
@@ -88,7 +88,7 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         f"{summaries[dq_run]}-data-docs": "markdown",  # Prefect's link artifacts are markdown
     }
     # Every artifact opens with the run's outcome in one sentence (the UI shows it first).
-    assert descriptions[model.id][summaries[model.id]].startswith(
+    assert descriptions[onboarded.id][summaries[onboarded.id]].startswith(
         f"credit-scoring-model v{version} of credit-scoring recorded (owner alice); training data provenance"
     )
     checked = f"loans {events[1].data.version} {records[events[1].dedup_key].outcome['verdict']}: "
