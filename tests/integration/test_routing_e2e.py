@@ -35,8 +35,8 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         assert run.state == "Completed"
     # Each run is named for what it is about and tagged with its subjects, as a person filters the UI.
     onboarded, checked_run, reported = (by_key[e.dedup_key] for e in events)
-    version = events[0].data.version
-    assert onboarded.name == f"onboard-model · credit-scoring · credit-scoring-model v{version}"
+    model_version = events[0].data.version
+    assert onboarded.name == f"onboard-model · credit-scoring · credit-scoring-model v{model_version}"
     assert {"system:credit-scoring", "dataset:loans"} <= set(onboarded.tags)
     assert checked_run.name == f"check-data-quality · loans {events[1].data.version}"
     assert "dataset:loans" in checked_run.tags
@@ -88,9 +88,8 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         f"{summaries[dq_run]}-data-docs": "markdown",  # Prefect's link artifacts are markdown
     }
     # Every artifact opens with the run's outcome in one sentence (the UI shows it first).
-    assert descriptions[onboarded.id][summaries[onboarded.id]].startswith(
-        f"credit-scoring-model v{version} of credit-scoring recorded (owner alice); training data provenance"
-    )
+    onboarding = f"credit-scoring-model v{model_version} of credit-scoring recorded (owner alice)"
+    assert descriptions[onboarded.id][summaries[onboarded.id]].startswith(f"{onboarding}; training data")
     checked = f"loans {events[1].data.version} {records[events[1].dedup_key].outcome['verdict']}: "
     assert all(d.startswith(checked) for d in descriptions[dq_run].values()), descriptions[dq_run]
     serious = "serious under Art. 73, report due" if incident.serious else "not serious under Art. 73"
