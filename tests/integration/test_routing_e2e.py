@@ -77,6 +77,7 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         descriptions.setdefault(a["flow_run_id"], {})[a["key"]] = a["description"] or ""
     # A summary from every run; the data-quality run adds its expectations table and a Data Docs link.
     from flows.evidence import artifact_key  # imports Prefect: only once the session has pointed it here
+    from flows.text import markdown_text
 
     subjects = {e.dedup_key: e.key for e in events}
     summaries = {run.id: artifact_key(run.flow_name, subjects[k]) for k, run in by_key.items()}
@@ -93,9 +94,9 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
     checked = f"loans {events[1].data.version} {records[events[1].dedup_key].outcome['verdict']}: "
     assert all(d.startswith(checked) for d in descriptions[dq_run].values()), descriptions[dq_run]
     serious = "serious under Art. 73, report due" if incident.serious else "not serious under Art. 73"
-    assert descriptions[reported.id][summaries[reported.id]].startswith(
-        f"{incident.severity.value} fundamental_rights incident on credit-scoring: {serious}"
-    )
+    # Descriptions are Markdown in the UI: the sentence is escaped as text ("fundamental\\_rights").
+    triaged = f"{incident.severity.value} fundamental_rights incident on credit-scoring: {serious}"
+    assert descriptions[reported.id][summaries[reported.id]].startswith(markdown_text(triaged))
 
     # Every offset was committed once the runs were accepted.
     assert stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3
