@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from aims.commands import (
     approvals,
+    dashboard,
     datasets,
     dlq,
     dq,
     events,
+    evidence,
     impact,
     incidents,
     iso,
@@ -45,6 +47,8 @@ GROUPS = (
     mlflow,
     lineage,
     iso,
+    evidence,
+    dashboard,
 )
 
 

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+# EvidenceStat lives beside the catalogue (the register's coverage query below `aims` makes them).
 from schemas.catalogue import Catalogue, ImplementationKind, id_sort_key
+from schemas.catalogue import EvidenceStat as EvidenceStat
 
 ORGANISATIONAL = "applicable; implemented through organisational measures outside this tool"
 STANDARD = "ISO/IEC 42001:2023"
@@ -39,20 +41,6 @@ _NAME_SEPARATOR = "; "
 def _require_aware(value: datetime, what: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {value.isoformat()}")
-
-
-@dataclass(frozen=True)
-class EvidenceStat:
-    """How much evidence the register holds for one clause or control, and when the latest was recorded."""
-
-    count: int
-    last_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if self.count < 0:
-            raise ValueError(f"an evidence count cannot be negative, got {self.count}")
-        if self.last_at is not None:
-            _require_aware(self.last_at, "the time of the latest evidence")
 
 
 NO_EVIDENCE = EvidenceStat(0, None)
@@ -353,16 +341,21 @@ def _impl_cell(row: CoverageRow | SoaRow, width: int) -> str:
     return _fit_names(row.implemented_by, width)
 
 
-def render_coverage_table(rows: Sequence[CoverageRow | SoaRow], *, width: int = 110) -> str:
+def render_coverage_table(
+    rows: Sequence[CoverageRow | SoaRow], *, width: int = 110, freshness: Mapping[str, str] | None = None
+) -> str:
     """A plain-text table for the terminal, at most `width` columns wide; long titles and lists are cut.
 
     Takes coverage rows or SoA rows (an excluded control shows as `excluded`), and ends with a count line.
+    With `freshness` (id → fresh, stale, missing or excluded) a FRESHNESS column shows it, and the count
+    line counts each.
     """
-    headers = ("ID", "TITLE", "IMPLEMENTED BY", "EVIDENCE", "LAST (UTC)")
+    headers = ("ID", "TITLE", "IMPLEMENTED BY", "EVIDENCE", "LAST (UTC)", "FRESHNESS")
     id_w = max([len(headers[0]), *(len(r.id) for r in rows)])
     count_w = max([len(headers[3]), *(len(str(r.evidence_count)) for r in rows)])
     when_w = len("YYYY-MM-DD HH:MM")
-    free = max(width - id_w - count_w - when_w - 2 * 4, 2 * len("TITLE"))
+    fresh_w = len(headers[5]) + 2 if freshness is not None else 0
+    free = max(width - id_w - count_w - when_w - fresh_w - 2 * 4, 2 * len("TITLE"))
     title_need = max([len(headers[1]), *(len(r.title) for r in rows)])
     impl_need = max([len(headers[2]), *(len(_impl_cell(r, 10_000)) for r in rows)])
     if title_need + impl_need <= free:
@@ -371,13 +364,14 @@ def render_coverage_table(rows: Sequence[CoverageRow | SoaRow], *, width: int = 
         title_w = max(min(title_need, free * 4 // 7), free - impl_need)
         impl_w = free - title_w
 
-    def line(cells: tuple[str, str, str, str, str]) -> str:
-        id_, title, impl, count, when = cells
-        return f"{id_:<{id_w}}  {title:<{title_w}}  {impl:<{impl_w}}  {count:>{count_w}}  {when}".rstrip()
+    def line(cells: tuple[str, str, str, str, str, str]) -> str:
+        id_, title, impl, count, when, fresh = cells
+        text = f"{id_:<{id_w}}  {title:<{title_w}}  {impl:<{impl_w}}  {count:>{count_w}}  {when:<{when_w}}"
+        return (text + (f"  {fresh}" if freshness is not None else "")).rstrip()
 
     out = [
-        line((headers[0], headers[1], _fit(headers[2], impl_w), headers[3], headers[4])),
-        line(("-" * id_w, "-" * title_w, "-" * impl_w, "-" * count_w, "-" * when_w)),
+        line((headers[0], headers[1], _fit(headers[2], impl_w), headers[3], headers[4], headers[5])),
+        line(("-" * id_w, "-" * title_w, "-" * impl_w, "-" * count_w, "-" * when_w, "-" * len(headers[5]))),
     ]
     for row in rows:
         cells = (
@@ -386,9 +380,15 @@ def render_coverage_table(rows: Sequence[CoverageRow | SoaRow], *, width: int = 
             _impl_cell(row, impl_w),
             str(row.evidence_count),
             _short_when(row.last_evidence_at),
+            (freshness or {}).get(row.id, ""),
         )
         out.append(line(cells))
     implemented = sum(bool(r.implemented_by) for r in rows)
     evidenced = sum(r.evidence_count > 0 for r in rows)
-    out.append(f"{len(rows)} rows: {implemented} implemented by this tool, {evidenced} with evidence")
+    summary = f"{len(rows)} rows: {implemented} implemented by this tool, {evidenced} with evidence"
+    if freshness is not None:
+        shown = [freshness.get(r.id) for r in rows]
+        counts = [f"{shown.count(s)} {s}" for s in ("fresh", "stale", "missing", "excluded") if s in shown]
+        summary += "; " + ", ".join(counts)
+    out.append(summary)
     return "\n".join(out)

@@ -127,10 +127,11 @@ class TimedLauncher:
         idempotency_key: str,
         start_at: datetime | None = None,
         tags: list[str] | None = None,
+        name: str | None = None,
     ) -> UUID:
         # The router retries a launch that timed out: time from the first attempt.
         called = self._first_call.setdefault(idempotency_key, time.time())
-        run_id = await self._inner.launch(deployment, parameters, idempotency_key, start_at, tags)
+        run_id = await self._inner.launch(deployment, parameters, idempotency_key, start_at, tags, name)
         self._launches[idempotency_key] = (called, time.time())
         return run_id
 

@@ -44,6 +44,7 @@ class FlowRunView:
     parameters: dict[str, Any]
     created: str
     start_time: str | None
+    tags: tuple[str, ...] = ()
 
 
 class PrefectApi:
@@ -123,6 +124,7 @@ class PrefectApi:
                 parameters=r.get("parameters") or {},
                 created=r["created"],
                 start_time=r.get("start_time"),
+                tags=tuple(r.get("tags") or ()),
             )
             for r in runs
         ]

@@ -32,9 +32,10 @@ class FlowRunLauncher(Protocol):
         idempotency_key: str,
         start_at: datetime | None = None,
         tags: list[str] | None = None,
+        name: str | None = None,
     ) -> UUID:
-        """Create a flow run, scheduled for `start_at` (now if None); a repeated idempotency key
-        returns the run created the first time, with its original schedule."""
+        """Create a flow run named `name` (Prefect picks one if None), scheduled for `start_at` (now
+        if None); a repeated idempotency key returns the run created the first time, as it was."""
         ...
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
@@ -82,6 +83,7 @@ class PrefectLauncher:
         idempotency_key: str,
         start_at: datetime | None = None,
         tags: list[str] | None = None,
+        name: str | None = None,
     ) -> UUID:
         import httpx
         from prefect.deployments.flow_runs import arun_deployment
@@ -97,6 +99,7 @@ class PrefectLauncher:
                 timeout=0,
                 idempotency_key=idempotency_key,
                 scheduled_time=start_at,
+                flow_run_name=name,
                 tags=tags,
                 as_subflow=False,
             )

@@ -23,7 +23,7 @@ from uuid import UUID
 from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
 from events.codec import Reason, Rejected
 from events.router_work import MAX_BACKOFF, RouterStats, Work, conflicting_duplicate
-from events.routing import Route
+from events.routing import Route, labels
 from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
 
@@ -198,11 +198,16 @@ class FlowRunChains:
                 log.info("%s %s: no %s run waits for it yet", event.type, event.id, route.deployment)
                 return NOTHING_TO_RESUME
             return run_id
-        start_at, tags = self._coalescing(route, event)
-        if route.tag is not None:
-            tags = [*(tags or []), route.tag(event)]
+        start_at, coalescing = self._coalescing(route, event)
+        # Named and tagged for what it is about, so a person finds it in the Prefect UI.
+        name, tags = labels(route, event)
         return await self._launcher.launch(
-            route.deployment, route.parameters(event), event.dedup_key, start_at, tags
+            route.deployment,
+            route.parameters(event),
+            event.dedup_key,
+            start_at,
+            [*(coalescing or []), *tags],
+            name,
         )
 
     def _coalescing(self, route: Route, event: AimsEvent) -> tuple[datetime | None, list[str] | None]:

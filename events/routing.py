@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.run_tags import DEPLOYMENT, approval_tag, dataset_tag
+from flows.run_tags import DEPLOYMENT, approval_tag, coalescing_tag, run_name, subject_tags
 from schemas.events import (
     APPROVAL_DECIDED,
     APPROVAL_DECISION_SUBMITTED,
@@ -59,7 +59,7 @@ class Route:
 # events that other systems consume.
 ROUTES: Mapping[str, tuple[Route, ...]] = {
     MODEL_VERSION_REGISTERED: (Route(f"onboard-model/{DEPLOYMENT}"),),
-    DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}", coalesce_tag=dataset_tag),),
+    DATA_CHANGED: (Route(f"check-data-quality/{DEPLOYMENT}", coalesce_tag=coalescing_tag),),
     INCIDENT_REPORTED: (Route(f"handle-incident/{DEPLOYMENT}"),),
     # Every trigger of a risk assessment (new model version, failed check, drift, incident, schedule,
     # a person) is this one request, so the assessment has a single entry point.
@@ -79,6 +79,13 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
     # is the request's, so however often it is delivered one review is prepared.
     REVIEW_REQUESTED: (Route(f"hold-management-review/{DEPLOYMENT}"),),
 }
+
+
+def labels(route: Route, event: AimsEvent) -> tuple[str, list[str]]:
+    """The name and tags of the run a route starts for an event: what a person reads and filters by
+    in the Prefect UI (the coalescing tag, which depends on the policy, is the router's to add)."""
+    tags = [route.tag(event)] if route.tag is not None else []
+    return run_name(route.flow_name, event), list(dict.fromkeys([*tags, *subject_tags(event)]))
 
 
 def routes_for(event_type: str) -> tuple[Route, ...]:

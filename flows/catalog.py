@@ -84,6 +84,7 @@ FLOWS: tuple[FlowSpec, ...] = (
         "hold_management_review",
         Schedule.calendar,
     ),
+    FlowSpec("collect-evidence", "flows.freshness.collect_evidence", "collect_evidence", Schedule.cron),
 )
 
 

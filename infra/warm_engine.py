@@ -138,7 +138,8 @@ def run_job(job: WarmJob) -> None:
     from prefect.engine import handle_engine_signals
     from prefect.flow_engine import flow_run_logger, load_flow_run, run_flow
 
-    from flows.runtime import install, installed
+    from flows.dashboard.hook import after_run, register_head
+    from flows.runtime import current, install, installed
     from infra.deployments import all_flows
     from infra.resources import flow_runtime
 
@@ -155,10 +156,16 @@ def run_job(job: WarmJob) -> None:
         if flow is None:
             logger.error("flow %r is not one of this worker's flows: %s", job.flow_name, sorted(flows))
             raise SystemExit(1)
-        # Prefect's own engine passes this adapter too; its annotation says Logger.
-        result = run_flow(flow, flow_run=flow_run, error_logger=cast("logging.Logger", logger))
-        if asyncio.iscoroutine(result):
-            asyncio.run(result)
+        # The dashboard is rebuilt once the run has ended, if it changed the register (issue 22).
+        head, failed = register_head(current()), True
+        try:
+            # Prefect's own engine passes this adapter too; its annotation says Logger.
+            result = run_flow(flow, flow_run=flow_run, error_logger=cast("logging.Logger", logger))
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+            failed = False
+        finally:
+            after_run(current(), head, job.flow_name, failed=failed)
 
 
 def say_ready() -> None:

@@ -13,6 +13,8 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from typing import Annotated, Any
@@ -32,6 +34,22 @@ ClauseId = Annotated[
 ObjectiveId = Annotated[StrictStr, Field(pattern=OBJECTIVE_ID, description="Annex A objective, e.g. A.6.")]
 ControlId = Annotated[StrictStr, Field(pattern=CONTROL_ID, description="Annex A control, e.g. A.6.2.8.")]
 Title = Annotated[StrictStr, Field(min_length=1, max_length=120, description="Paraphrased title.")]
+
+
+@dataclass(frozen=True)
+class EvidenceStat:
+    """How much evidence the register holds for one clause or control, and when the latest was recorded."""
+
+    count: int
+    last_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"an evidence count cannot be negative, got {self.count}")
+        if self.last_at is not None and (self.last_at.tzinfo is None or self.last_at.utcoffset() is None):
+            raise ValueError(
+                f"the time of the latest evidence must be timezone-aware, got {self.last_at.isoformat()}"
+            )
 
 
 class CatalogueError(ValueError):

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from schemas.data_sources import DataSource, SizeLimits, SourceId
+from schemas.evidence_policy import EvidenceFreshness
 from schemas.mlflow import MlflowIntake
 from schemas.openlineage import OpenLineageIntake
 from schemas.payloads import IncidentCategory, Name, RiskLevel, Severity, Text
@@ -422,6 +423,10 @@ class Policy(PolicyModel):
     openlineage: OpenLineageIntake = Field(
         default_factory=OpenLineageIntake,
         description="Which OpenLineage output datasets are which data source's (run events in).",
+    )
+    evidence: EvidenceFreshness = Field(
+        default_factory=EvidenceFreshness,
+        description="How old each control's newest evidence may be, and who supplies what a person must.",
     )
 
     @model_validator(mode="after")

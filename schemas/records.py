@@ -362,6 +362,21 @@ class IncidentNotice(Record):
     sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class EvidenceRequest(Record):
+    """Evidence of a control asked for again because it went stale: one per control and period, so a
+    scheduled collection starts once and the owner is asked once (`collect-evidence`)."""
+
+    id: str = Field(description="<control>@<first day of the period>.")
+    control: str = Field(description="The Annex A control whose evidence was stale or missing.")
+    status: str = Field(description="stale or missing, when asked.")
+    period_start: AwareDatetime = Field(description="When the evidence was due again (this period's start).")
+    collections: list[str] = Field(
+        default_factory=list, description="What was started: events staged (data check, reassessment)."
+    )
+    asked: list[str] = Field(default_factory=list, description="Who was asked in Slack, and what for.")
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class Nonconformity(Record):
     """A nonconformity (10.2) with its root cause."""
 

@@ -6,6 +6,7 @@ traffic rather than the management system's objects.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, Field
@@ -58,6 +59,22 @@ class EvidenceRecord(Record):
     controls: list[str] = Field(description="ISO/IEC 42001 clauses and Annex A controls evidenced.")
     outcome: dict[str, Any] = Field(description="What the flow found or did.")
     event: dict[str, Any] = Field(description="The event as received.")
+    # None on evidence recorded before 0015: it was collected when it was recorded, and judged by the
+    # policy's maximum ages.
+    collected_at: AwareDatetime | None = Field(
+        None,
+        description="When the evidence was collected: the check ran, the document was signed. It may be "
+        "earlier than recorded_at (evidence supplied later).",
+    )
+    valid_until: AwareDatetime | None = Field(
+        None,
+        description="End of the period it is valid for: the policy's shortest maximum age among its "
+        "controls when it was collected, or what the person who supplied it said.",
+    )
+
+    @property
+    def collected(self) -> datetime:
+        return self.collected_at or self.recorded_at
 
 
 class AuditEntry(Record):

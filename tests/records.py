@@ -224,6 +224,15 @@ def every_record() -> list[r.Record]:
             recipients=["slack:C0INCIDENTS"],
             sent_at=later,
         ),
+        r.EvidenceRequest(
+            id="A.7.4@2026-11-01",
+            control="A.7.4",
+            status="stale",
+            period_start=later,
+            collections=["recheck-dataset:loans v2"],
+            asked=["alice: A.7.4"],
+            requested_at=later,
+        ),
         r.Nonconformity(
             source="incident",
             source_ref="urn:support#77",

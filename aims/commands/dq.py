@@ -140,28 +140,10 @@ def check_event(version: DatasetVersion, by: str) -> DataChangedEvent:
     from pydantic import ValidationError
 
     from aims.emit import explain
-    from schemas.events import DataChangedEvent
+    from flows.data_quality.recheck import recheck_event
 
-    named = dict(version.location)
-    data: dict[str, Any] = {
-        "dataset_id": version.dataset,
-        "version": version.version,
-        "change_kind": version.change_kind or "updated",
-    }
-    if "source" in named:
-        data.update({k: named[k] for k in ("source", "path", "table") if k in named})
-    else:
-        data["location"] = named
     try:
-        return DataChangedEvent.model_validate(
-            {
-                "specversion": "1.0",
-                "id": f"check:{uuid.uuid4()}",
-                "source": "urn:aims:cli",
-                "time": datetime.now(UTC),
-                "data": data,
-            }
-        )
+        return recheck_event(version, f"check:{uuid.uuid4()}", "urn:aims:cli", datetime.now(UTC))
     except ValidationError as exc:
         raise CliError(
             f"cannot ask for a check of {version.id}: the register's record of where it was read does not "

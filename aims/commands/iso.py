@@ -7,52 +7,78 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from aims.commands.common import AddCommand, cli_settings, open_register, usage_only
+from aims.commands.common import AddCommand, cli_settings, load_policy, open_register, usage_only
 from aims.errors import CliError
+
+if TYPE_CHECKING:
+    from aims.soa import CoverageRow
+    from flows.freshness.rules import ControlFreshness
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
+    """`aims controls`: each control, what implements it, its evidence and whether that is fresh."""
     from aims.coverage import evidence_by_id
     from aims.soa import coverage, render_coverage_table
+    from flows.freshness.rules import Status, judge
     from schemas.catalogue import load_catalogue
 
     catalogue = load_catalogue()
-    register = open_register(cli_settings())
+    settings = cli_settings()
+    # Freshness is judged by the policy's maximum ages: without a valid policy there is nothing to judge by.
+    policy = load_policy(settings, "judge how fresh each control's evidence is")
+    register = open_register(settings)
     with register.reader() as uow:
         evidence = evidence_by_id(uow, catalogue)
     rows = coverage(catalogue, evidence, include_clauses=args.clauses)
-    if args.json:
-        json.dump(
-            [
-                {
-                    "id": r.id,
-                    "kind": r.kind,
-                    "title": r.title,
-                    "implemented_by": list(r.implemented_by),
-                    "evidence_count": r.evidence_count,
-                    "last_evidence_at": r.last_evidence_at.isoformat() if r.last_evidence_at else None,
-                }
-                for r in rows
-            ],
-            sys.stdout,
-            indent=2,
+    judged = {
+        c.id: c
+        for c in judge(
+            catalogue,
+            {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
+            policy.evidence,
+            set(policy.statement_of_applicability.exclusions),
+            datetime.now(UTC),
         )
+    }
+    if args.due:
+        rows = [r for r in rows if r.id in judged and judged[r.id].status in (Status.stale, Status.missing)]
+    if args.json:
+        json.dump([_control_json(r, judged.get(r.id)) for r in rows], sys.stdout, indent=2)
         print()
         return 0
-    print(render_coverage_table(rows))
+    print(render_coverage_table(rows, freshness={id_: c.status.value for id_, c in judged.items()}))
     return 0
+
+
+def _control_json(row: CoverageRow, judged: ControlFreshness | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id,
+        "kind": row.kind,
+        "title": row.title,
+        "implemented_by": list(row.implemented_by),
+        "evidence_count": row.evidence_count,
+        "last_evidence_at": row.last_evidence_at.isoformat() if row.last_evidence_at else None,
+    }
+    if judged is not None:  # controls; clauses have no maximum age
+        out.update(
+            freshness=judged.status.value,
+            max_age_days=judged.max_age.days,
+            stale_at=judged.stale_at.isoformat() if judged.stale_at else None,
+            due_since=judged.period_start.isoformat() if judged.period_start else None,
+        )
+    return out
 
 
 def cmd_soa_export(args: argparse.Namespace) -> int:
     from aims.coverage import evidence_by_id
     from aims.soa import soa_summary, statement_of_applicability, write_soa_csv, write_soa_markdown
     from schemas.catalogue import load_catalogue
-    from schemas.policy_file import load_policy
+    from schemas.policy_file import load_policy as read_policy
 
     settings = cli_settings()
-    policy = load_policy(args.policy or settings.policy_file)
+    policy = read_policy(args.policy or settings.policy_file)
     catalogue = load_catalogue()
     register = open_register(settings)
     with register.reader() as uow:
@@ -114,9 +140,14 @@ def run_policy_check(path: Path, out: TextIO) -> int:
 
 def add_commands(add: AddCommand) -> None:
     controls = add(
-        "controls", cmd_controls, "ISO/IEC 42001 coverage: each control, what implements it, evidence."
+        "controls",
+        cmd_controls,
+        "ISO/IEC 42001 coverage: each control, what implements it, its evidence, fresh, stale or missing.",
     )
     controls.add_argument("--clauses", action="store_true", help="list clauses 4-10 too")
+    controls.add_argument(
+        "--due", action="store_true", help="only controls whose evidence is stale or missing"
+    )
     controls.add_argument("--json", action="store_true")
     soa = add("soa", usage_only, "Statement of Applicability.")
     ssub = soa.add_subparsers(dest="soa_command", required=True, metavar="ACTION")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     settings = cli_settings()
     register = open_register(settings)
-    anchors, note = _anchors(args, settings, register)
+    anchors, note = audit_anchors(args, settings, register)
     report = register.verify_audit(anchors)
     if args.json:
         dump(
@@ -69,14 +69,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _anchors(
+def audit_anchors(
     args: argparse.Namespace, settings: AimsSettings, register: Register
 ) -> tuple[AnchorSet | None, str]:
     """The anchors to check against: `--anchor`s (from review packs) and the anchors topic's; and a note
     on what was not checked, and why."""
     from connectors.register.anchors import AnchorSet
 
-    given = [_parse_anchor(text) for text in args.anchor]
+    given = [parse_anchor(text) for text in args.anchor]
     if args.no_anchors:
         return (
             AnchorSet.of(given, source="given") if given else None
@@ -112,7 +112,7 @@ def _anchors(
     return AnchorSet.of(anchors, published.rejected, published.source), ""
 
 
-def _parse_anchor(text: str) -> Anchor:
+def parse_anchor(text: str) -> Anchor:
     from connectors.register.anchors import Anchor
 
     seq, _, digest = text.partition(":")

@@ -287,6 +287,7 @@ class UnitOfWork:
         self.incidents = Repository(self, r.Incident)
         self.incident_updates = Repository(self, r.IncidentUpdate)
         self.incident_notices = Repository(self, r.IncidentNotice)
+        self.evidence_requests = Repository(self, r.EvidenceRequest)
         self.nonconformities = Repository(self, r.Nonconformity)
         self.corrective_actions = Repository(self, r.CorrectiveAction)
         self.reviews = Repository(self, r.ManagementReview)

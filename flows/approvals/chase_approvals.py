@@ -29,7 +29,16 @@ from flows.approvals.messages import escalation_text, reminder_text, request_blo
 from flows.approvals.request_approval import notice_id, slack_messages
 from flows.approvals.rules import DEADLINE
 from flows.commands import Actor, Context, handle
-from flows.evidence import actor, chat, load_policy, register, run_settings, send_outbox, tracker
+from flows.evidence import (
+    actor,
+    chat,
+    load_policy,
+    names_its_run,
+    register,
+    run_settings,
+    send_outbox,
+    tracker,
+)
 from flows.text import jira_text, plain
 from schemas.payloads import Decision, DecisionChannel
 from schemas.policy import Policy, Sla
@@ -171,7 +180,7 @@ def restart_abandoned(approval_id: str) -> str | None:
     from prefect.exceptions import ObjectNotFound
 
     from flows.approvals.request_approval import FLOW as REQUEST_FLOW
-    from flows.run_tags import DEPLOYMENT, approval_tag
+    from flows.run_tags import DEPLOYMENT, approval_tag, run_name, subject_tags
 
     with register().reader() as uow:
         approval = uow.approvals.one(approval_id)
@@ -196,7 +205,8 @@ def restart_abandoned(approval_id: str) -> str | None:
         parameters={"event": event.model_dump(mode="json")},
         timeout=0,
         idempotency_key=f"restart:{approval.id}:{approval.flow_run_id}",
-        tags=[tag],
+        flow_run_name=run_name(REQUEST_FLOW, event),
+        tags=list(dict.fromkeys([tag, *subject_tags(event)])),
         as_subflow=False,
     )
     get_run_logger().warning(
@@ -247,7 +257,11 @@ def chase_one(approval_id: str, now: datetime) -> list[dict[str, Any]]:
     return done
 
 
-@flow(name=FLOW, description="Remind, escalate and expire pending approvals according to the policy's SLAs.")
+@flow(
+    name=FLOW,
+    description="Remind, escalate and expire pending approvals according to the policy's SLAs.",
+    flow_run_name=names_its_run(FLOW),
+)
 def chase_approvals(as_of: datetime | None = None, approvals: list[str] | None = None) -> dict[str, Any]:
     """`as_of`: the time to look from (now); `approvals`: chase only these (all pending by default)."""
     now = (as_of or datetime.now(UTC)).astimezone(UTC)

@@ -40,6 +40,8 @@ from flows.evidence import (
     chat,
     evidence_record,
     load_policy,
+    names_its_run,
+    publish_summary,
     register,
     run_id,
     run_settings,
@@ -335,9 +337,21 @@ def close_request(approval_id: str, outcome: ApprovalOutcome) -> None:
         )
 
 
+def approval_headline(
+    event: ApprovalRequestedEvent, outcome: ApprovalOutcome, decisions: list[ApprovalDecision]
+) -> str:
+    """The outcome and who decided it, in one sentence, first in the run's artifact."""
+    d = event.data
+    by = ", ".join(f"{x.decided_by} {x.decision} via {x.channel}" for x in decisions[:5]) or "nobody decided"
+    more = f" and {len(decisions) - 5} more" if len(decisions) > 5 else ""
+    about = f"{d.requested_decision} for {d.ai_system or d.subject} ({d.risk_level.value} risk)"
+    return f"{about} {outcome.value}: {by}{more}"
+
+
 @flow(
     name=FLOW,
     description="Ask the approvers in Slack and Jira, wait suspended for decisions, record the outcome.",
+    flow_run_name=names_its_run(FLOW),
     persist_result=True,
 )
 def request_approval(event: ApprovalRequestedEvent) -> dict[str, Any]:
@@ -358,9 +372,14 @@ def request_approval(event: ApprovalRequestedEvent) -> dict[str, Any]:
     keys = record_outcome(event, state.outcome)
     send_outbox(FLOW, keys)
     close_request(approval.id, state.outcome)
-    return {
+    result = {
         "approval_id": approval.id,
         "outcome": state.outcome.value,
         # The requesting side treats anything but an approval (a rejection, an expiry) as "no".
         "approved": state.outcome is ApprovalOutcome.approved,
     }
+    with register().reader() as uow:
+        decided = uow.decisions.find(approval_id=approval.id, accepted=True, order_by="decided_at")
+    title = f"Approval {approval.id}: {state.outcome.value}"
+    publish_summary(FLOW, title, event, result, approval_headline(event, state.outcome, decided))
+    return result

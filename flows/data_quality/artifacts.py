@@ -10,6 +10,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows.data_quality.views import label
 from flows.evidence import artifact_key, register, run_settings
+from flows.text import markdown_text
 
 if TYPE_CHECKING:
     from schemas.events import DataChangedEvent
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 FLOW = "check-data-quality"
 
 
-def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any]) -> None:
+def publish_tables(
+    event: DataChangedEvent, outcome: CheckOutcome, drift: dict[str, Any], headline: str
+) -> None:
+    """Each table says the check's outcome first (`headline`, its description), then its own part."""
     data = event.data
     rows = [
         {
@@ -34,14 +38,27 @@ def publish_tables(event: DataChangedEvent, outcome: CheckOutcome, drift: dict[s
     ]
     key = artifact_key(FLOW, data.dataset_id)
     create_table_artifact(
-        table=rows, key=f"{key}-expectations", description=f"{data.dataset_id} {data.version}"
+        table=rows,
+        key=f"{key}-expectations",
+        description=markdown_text(f"{headline}. Every expectation of the suite, failed ones with samples."),
     )
     if drift:
         drift_rows = [{"column": c, **{k: v for k, v in f.items()}} for c, f in sorted(drift.items())]
-        create_table_artifact(table=drift_rows, key=f"{key}-drift", description="Drift against the reference")
+        create_table_artifact(
+            table=drift_rows,
+            key=f"{key}-drift",
+            description=markdown_text(f"{headline}. Drift of each column against the reference version."),
+        )
     docs = build_docs(data.dataset_id)
     if docs is not None:
-        create_link_artifact(link=docs.as_uri(), link_text="Data Docs", key=f"{key}-data-docs")
+        create_link_artifact(
+            link=docs.as_uri(),
+            link_text="Data Docs",
+            key=f"{key}-data-docs",
+            description=markdown_text(
+                f"{headline}. Every check of {data.dataset_id} as Great Expectations shows it."
+            ),
+        )
 
 
 def build_docs(dataset: str) -> Path | None:

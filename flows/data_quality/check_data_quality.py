@@ -24,10 +24,11 @@ from flows.data_quality.lineage_intake import external_summary, run_of
 from flows.data_quality.reminders import remind_owner
 from flows.data_quality.results import validated_event, version_id
 from flows.data_quality.suite_review import ACCEPTED, PROVISIONAL, reference_of, version_status
-from flows.data_quality.views import label
+from flows.data_quality.views import check_headline, label
 from flows.evidence import (
     actor,
     evidence_record,
+    names_its_run,
     publish_summary,
     reassessment_request,
     register,
@@ -150,9 +151,9 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
     from prefect import runtime
 
     from connectors.prefect_runs import later_run_tagged
-    from flows.run_tags import dataset_tag
+    from flows.run_tags import coalescing_tag
 
-    tag = dataset_tag(event)
+    tag = coalescing_tag(event)
     run_id = runtime.flow_run.id
     if not run_id or tag not in runtime.flow_run.tags:
         return None  # not started by a coalescing router: check it
@@ -204,6 +205,7 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
 @flow(
     name=FLOW,
     description="Check a changed dataset against its expectation suite and its last accepted version.",
+    flow_run_name=names_its_run(FLOW),
 )
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     data = event.data
@@ -211,7 +213,8 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     if newer is not None:
         skipped, keys = record_superseded(event, newer)
         send_outbox(FLOW, keys)
-        publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — superseded", event, skipped)
+        title = f"Data quality: {data.dataset_id} {data.version} — superseded"
+        publish_summary(FLOW, title, event, skipped, check_headline(skipped))
         return skipped
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
@@ -222,16 +225,20 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             checked["external"] = external_summary(uow, event)
     judged = assess(event, checked, limits)
     summary, outcome, verdict = judged.summary, judged.outcome, judged.verdict
+    found = judged.validated.data
+    headline = check_headline(summary, found.failed_critical, found.failed_warning, found.drifted_columns)
     keys = record_outcome(
         FLOW, event, summary, judged.records, judged.nonconformity, judged.validated, judged.reason
     )
     if outcome is not None:
         # After the record: the Data Docs site is built from the register, this result included.
-        publish_tables(event, outcome, judged.drift)
+        publish_tables(event, outcome, judged.drift, headline)
     send_outbox(FLOW, keys)
     if outcome is not None and judged.provisional:
         remind_owner(data.dataset_id, data.version, checked["suite"], outcome.suite_version)
-    publish_summary(FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary)
+    publish_summary(
+        FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary, headline
+    )
     return summary
 
 

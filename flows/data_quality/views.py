@@ -150,3 +150,34 @@ def docs_page(site: Path, version: str) -> Path | None:
     run = path_safe(version)
     pages = sorted(p for p in (site / "validations").rglob("*.html") if run in p.relative_to(site).parts[2:3])
     return pages[-1] if pages else site / "index.html"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def check_headline(
+    summary: dict[str, Any],
+    failed_critical: Sequence[str] = (),
+    failed_warning: Sequence[str] = (),
+    drifted: Sequence[str] = (),
+) -> str:
+    """The check's outcome in one sentence, first in its Prefect artifacts (`summary`: its findings)."""
+    about = f"{summary['dataset']} {summary['version']}"
+    verdict = summary["verdict"]
+    if verdict == "superseded":
+        return f"{about} superseded by a later change of the same burst: not checked"
+    parts: list[str] = []
+    if failed_critical:
+        parts.append(_count(len(failed_critical), "critical expectation") + " failed")
+    if failed_warning:
+        parts.append(_count(len(failed_warning), "warning"))
+    if drifted:
+        parts.append("drift in " + ", ".join(drifted[:3]) + (" …" if len(drifted) > 3 else ""))
+    if verdict == "baseline":
+        parts.append("its profile drafted the baseline suite")
+    if not parts:
+        parts.append(str(summary.get("finding") or "every expectation met"))
+    if summary.get("provisional"):
+        parts.append("provisional until the drafted suite is accepted")
+    return f"{about} {verdict}: " + "; ".join(parts)

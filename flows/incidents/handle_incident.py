@@ -33,6 +33,7 @@ from flows.evidence import (
     chat,
     evidence_record,
     load_policy,
+    names_its_run,
     publish_summary,
     reassessment_request,
     register,
@@ -302,7 +303,26 @@ def alert_channel(incident_id: str) -> str | None:
     return ref.ts
 
 
-@flow(name=FLOW, description="Triage a reported incident, start its Art. 73 clock, open its issue and alert.")
+def incident_headline(outcome: dict[str, Any]) -> str:
+    """The triage in one sentence, first in the run's artifact."""
+    head = f"{outcome['severity']} {outcome['category']} incident on {outcome['ai_system']}"
+    if outcome.get("serious_art73"):
+        head += f": serious under Art. 73, report due {outcome.get('reporting_due_at') or 'now'}"
+    else:
+        head += ": not serious under Art. 73"
+    told = [
+        f"Jira {outcome['jira_issue']}" if outcome.get("jira_issue") else "",
+        "Slack alert posted" if outcome.get("slack_ts") else "",
+        f"joins review {outcome['extraordinary_review']}" if outcome.get("extraordinary_review") else "",
+    ]
+    return "; ".join([head, *(t for t in told if t)])
+
+
+@flow(
+    name=FLOW,
+    description="Triage a reported incident, start its Art. 73 clock, open its issue and alert.",
+    flow_run_name=names_its_run(FLOW),
+)
 def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     from flows.reviews.hold_management_review import tell_joined
 
@@ -314,5 +334,5 @@ def handle_incident(event: IncidentReportedEvent) -> dict[str, Any]:
     if outcome["review_joined"]:
         # After the incident's own issue, so that the attendees' note can name it.
         outcome["review_told"] = tell_joined(outcome["extraordinary_review"])
-    publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, outcome)
+    publish_summary(FLOW, f"Incident on {event.data.ai_system}", event, outcome, incident_headline(outcome))
     return outcome

@@ -20,11 +20,22 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.evidence import actor, chat, evidence_record, load_policy, register, tracker
+from flows.evidence import (
+    actor,
+    chat,
+    evidence_record,
+    load_policy,
+    names_its_run,
+    publish_summary,
+    register,
+    tag_this_run,
+    tracker,
+)
 from flows.incidents.commands import load_state
 from flows.incidents.messages import alert_blocks, alert_text, update_line
 from flows.incidents.rules import State, stage_of
 from flows.notices import notice_id
+from flows.run_tags import system_tag
 from flows.text import jira_text
 from schemas.events import IncidentUpdatedEvent
 from schemas.policy import IncidentStage
@@ -122,7 +133,11 @@ def record(event: IncidentUpdatedEvent, outcome: dict[str, Any]) -> None:
         uow.evidence.add_if_absent(evidence_record(FLOW, event, outcome))
 
 
-@flow(name=FLOW, description="Show an incident's accepted update in its Slack alert and its Jira issue.")
+@flow(
+    name=FLOW,
+    description="Show an incident's accepted update in its Slack alert and its Jira issue.",
+    flow_run_name=names_its_run(FLOW),
+)
 def track_incident(event: IncidentUpdatedEvent) -> dict[str, Any]:
     outcome: dict[str, Any] = {
         "incident": event.data.incident_id,
@@ -131,7 +146,16 @@ def track_incident(event: IncidentUpdatedEvent) -> dict[str, Any]:
         "channel": event.data.channel.value,
         "status": event.data.status,
     }
+    # The event names the incident only: its system comes from the register, for the UI's filters.
+    system = _state(event.data.incident_id).incident.system
+    tag_this_run([system_tag(system)])
     outcome["slack"] = refresh_slack(event)
     outcome["jira"] = move_issue(event)
     record(event, outcome)
+    d = event.data
+    headline = (
+        f"{d.kind.value} by {d.by} via {d.channel.value}: the incident on {system} is now {d.status};"
+        f" Slack {outcome['slack']}, Jira {outcome['jira']}"
+    )
+    publish_summary(FLOW, f"Incident update on {system}", event, outcome, headline)
     return outcome

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.evidence import actor, chat, load_policy, register, tracker
+from flows.evidence import actor, chat, load_policy, names_its_run, register, tracker
 from flows.incidents.clocks import ClockDue, clock_open, clock_plan, format_left, time_left
 from flows.incidents.messages import clock_text
 from flows.notices import notice_id
@@ -58,7 +58,11 @@ def remind(incident: Incident, due: ClockDue, now: datetime) -> list[str]:
     return sent
 
 
-@flow(name=FLOW, description="Remind before Art. 73 reports fall due; flag the overdue ones.")
+@flow(
+    name=FLOW,
+    description="Remind before Art. 73 reports fall due; flag the overdue ones.",
+    flow_run_name=names_its_run(FLOW),
+)
 def watch_incident_clocks(
     as_of: datetime | None = None, incidents: list[str] | None = None
 ) -> dict[str, Any]:

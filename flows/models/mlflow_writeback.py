@@ -290,6 +290,14 @@ def write(mlflow: Writer, wanted: Plan, dry_run: bool = False) -> dict[str, list
     return {"tags_set": tags_set, "aliases": aliases}
 
 
+def write_back_headline(outcome: Mapping[str, Any]) -> str:
+    """What a write-back changed in MLflow, in one sentence, first in the run's artifact."""
+    cleared, versions = len(outcome["cleared"]), len(outcome["versions"])
+    changed = [f"{len(outcome['tags_set'])} tag(s) set"] if outcome["tags_set"] else ["no tag changed"]
+    changed += [f"alias {a}" for a in outcome["aliases_changed"]]
+    return f"{outcome['ai_system']}: {cleared} of {versions} MLflow version(s) cleared; " + ", ".join(changed)
+
+
 def outcome_of(system: str, wanted: Plan, written: Mapping[str, list[str]]) -> dict[str, Any]:
     """The evidence of a write-back: what the register said and what was changed in MLflow."""
     return {

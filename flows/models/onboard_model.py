@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import publish_summary, reassessment_request, record_evidence, send_outbox
+from flows.evidence import names_its_run, publish_summary, reassessment_request, record_evidence, send_outbox
 from schemas.events import ModelVersionRegisteredEvent, RiskReassessmentRequestedEvent
 from schemas.payloads import ModelVersionRegistered, ReassessmentReason
 from schemas.records import AISystem, ModelVersion, Record
@@ -31,6 +31,19 @@ def summarise_model_version(model: ModelVersionRegistered) -> dict[str, Any]:
         "datasets_without_version": ", ".join(unversioned) or "none",
         "provenance_complete": not unversioned and bool(model.training_datasets),
     }
+
+
+def onboarding_headline(outcome: dict[str, Any]) -> str:
+    """What onboarding found, in one sentence, first in the run's artifact."""
+    provenance = (
+        "training data provenance complete"
+        if outcome["provenance_complete"]
+        else f"provenance incomplete (datasets without version: {outcome['datasets_without_version']})"
+    )
+    return (
+        f"{outcome['model']} of {outcome['ai_system']} recorded (owner {outcome['owner']});"
+        f" {provenance}; risk reassessment requested"
+    )
 
 
 def model_version_id(model: ModelVersionRegistered) -> str:
@@ -74,11 +87,16 @@ def reassessment_for(event: ModelVersionRegisteredEvent) -> RiskReassessmentRequ
     )
 
 
-@flow(name=FLOW, description="Record a registered model version and what its onboarding needs.")
+@flow(
+    name=FLOW,
+    description="Record a registered model version and what its onboarding needs.",
+    flow_run_name=names_its_run(FLOW),
+)
 def onboard_model(event: ModelVersionRegisteredEvent) -> dict[str, Any]:
     outcome = summarise_model_version(event.data)
     request = reassessment_for(event)
     keys = record_evidence(FLOW, event, outcome, register_records(event), announce=[request])
     send_outbox(FLOW, keys)
-    publish_summary(FLOW, f"Model version registered: {outcome['model']}", event, outcome)
+    title = f"Model version registered: {outcome['model']}"
+    publish_summary(FLOW, title, event, outcome, onboarding_headline(outcome))
     return outcome

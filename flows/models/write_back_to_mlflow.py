@@ -20,8 +20,16 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import actor, evidence_record, load_policy, publish_summary, register, run_settings
-from flows.models.mlflow_writeback import Plan, links_of, outcome_of, plan_of, write
+from flows.evidence import (
+    actor,
+    evidence_record,
+    load_policy,
+    names_its_run,
+    publish_summary,
+    register,
+    run_settings,
+)
+from flows.models.mlflow_writeback import Plan, links_of, outcome_of, plan_of, write, write_back_headline
 from flows.runtime import current
 from schemas.events import ApprovalDecidedEvent, RiskAssessedEvent
 
@@ -64,6 +72,7 @@ def record(event: RiskAssessedEvent | ApprovalDecidedEvent, outcome: dict[str, A
 @flow(
     name=FLOW,
     description="Write an AI system's assessment and approval state onto its MLflow model versions.",
+    flow_run_name=names_its_run(FLOW),
     retries=2,
     retry_delay_seconds=30,
 )
@@ -81,7 +90,8 @@ def write_back_to_mlflow(event: RiskAssessedEvent | ApprovalDecidedEvent) -> dic
     else:
         assert system is not None
         outcome = outcome_of(system, wanted, converge(wanted, lambda: plan_for(system), apply))
-        publish_summary(FLOW, f"Written back to MLflow: {system}", event, outcome)
+        title = f"Written back to MLflow: {system}"
+        publish_summary(FLOW, title, event, outcome, write_back_headline(outcome))
     record(event, outcome)
     return outcome
 

@@ -28,7 +28,17 @@ from zoneinfo import ZoneInfo
 from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.evidence import actor, artifact_key, chat, load_policy, register, run_id, run_settings, tracker
+from flows.evidence import (
+    actor,
+    artifact_key,
+    chat,
+    load_policy,
+    names_its_run,
+    register,
+    run_id,
+    run_settings,
+    tracker,
+)
 from flows.reviews.calendar import preparation_rrule
 from flows.reviews.calls import review_triggers
 from flows.reviews.commands import COMMENT_HELP, ISSUE_LABEL
@@ -324,7 +334,11 @@ def _mark_told(incident_id: str, key: str, kind: str, review_id: str, recipients
         )
 
 
-@flow(name=FLOW, description="Prepare a management review: pack, agenda, invitations; track its results.")
+@flow(
+    name=FLOW,
+    description="Prepare a management review: pack, agenda, invitations; track its results.",
+    flow_run_name=names_its_run(FLOW),
+)
 def hold_management_review(
     event: ReviewRequestedEvent | None = None, as_of: datetime | None = None
 ) -> dict[str, Any]:

@@ -180,6 +180,21 @@ def level_as_of(versions: Sequence[r.RiskVersion], moment: datetime) -> RiskLeve
     return max(known, key=lambda v: v.version).residual_level if known else None
 
 
+def heat_map(policy: Policy, risks: Sequence[r.Risk]) -> HeatMap:
+    """`risks` counted by likelihood and impact on the policy's scales (the pack's and the dashboard's)."""
+    criteria = policy.risk
+    rows = range(len(criteria.likelihood), 0, -1)
+    columns = range(1, len(criteria.impact) + 1)
+    cells = Counter((x.likelihood, x.impact) for x in risks)
+    return HeatMap(
+        title="Open risks by likelihood and impact (inherent)",
+        likelihood_labels=[criteria.likelihood[i - 1].name for i in rows],
+        impact_labels=[criteria.impact[j - 1].name for j in columns],
+        counts=[[cells.get((i, j), 0) for j in columns] for i in rows],
+        levels=[[criteria.level_for(i, j).value for j in columns] for i in rows],
+    )
+
+
 def risks_section(uow: UnitOfWork, policy: Policy, period: Period) -> Draft:
     risks = [x for x in uow.risks.find(order_by="id") if x.status != "closed"]
     versions: dict[str, list[r.RiskVersion]] = defaultdict(list)
@@ -203,19 +218,7 @@ def risks_section(uow: UnitOfWork, policy: Policy, period: Period) -> Draft:
         lowered=lowered,
         assessments=len(assessments),
     )
-    criteria = policy.risk
-    rows = range(len(criteria.likelihood), 0, -1)
-    columns = range(1, len(criteria.impact) + 1)
-    cells = Counter((x.likelihood, x.impact) for x in risks)
-    draft.charts.append(
-        HeatMap(
-            title="Open risks by likelihood and impact (inherent)",
-            likelihood_labels=[criteria.likelihood[i - 1].name for i in rows],
-            impact_labels=[criteria.impact[j - 1].name for j in columns],
-            counts=[[cells.get((i, j), 0) for j in columns] for i in rows],
-            levels=[[criteria.level_for(i, j).value for j in columns] for i in rows],
-        )
-    )
+    draft.charts.append(heat_map(policy, risks))
     months = period.months()
     ends = [min(month_end(m), period.end) for m in months]
     draft.charts.append(

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from html import escape
 
+from flows.html_page import (  # noqa: F401 - LEVEL_FILLS, SERIES_STROKES: the tests read them here
+    LEVEL_FILLS,
+    SERIES_STROKES,
+    e,
+    heat_map_svg,
+    html_table,
+    trend_svg,
+)
 from flows.text import markdown_text
-from schemas.review_pack import Chart, Figure, HeatMap, ReviewPack, Section, TrendChart
-
-LEVEL_FILLS = {"low": "#16a34a", "medium": "#facc15", "high": "#f97316", "critical": "#b91c1c"}
-SERIES_STROKES = ("#2563eb", "#db2777", "#059669", "#7c3aed")
-# The risk-level series draw in the level's own colour, so the trend reads like the heat map.
-NAMED_STROKES = {"low": "#16a34a", "medium": "#ca8a04", "high": "#f97316", "critical": "#b91c1c"}
+from schemas.review_pack import Chart, Figure, HeatMap, ReviewPack, Section
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -114,159 +116,42 @@ def markdown(pack: ReviewPack) -> str:
 # -- HTML ------------------------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _html_table(columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    title = f"<caption>{_e(caption)}</caption>" if caption else ""
-    return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def heat_map_svg(chart: HeatMap) -> str:
-    cell, left, top = 64, 120, 16
-    rows, cols = len(chart.likelihood_labels), len(chart.impact_labels)
-    width, height = left + cols * cell + 16, top + rows * cell + 56
-    parts = [
-        f'<svg class="chart heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img"><title>{_e(chart.title)}</title>'
-    ]
-    for r, (label, counts, levels) in enumerate(
-        zip(chart.likelihood_labels, chart.counts, chart.levels, strict=True)
-    ):
-        y = top + r * cell
-        parts.append(
-            f'<text x="{left - 8}" y="{y + cell / 2 + 4}" text-anchor="end" font-size="12">{_e(label)}</text>'
-        )
-        for c, (count, level) in enumerate(zip(counts, levels, strict=True)):
-            x = left + c * cell
-            fill = LEVEL_FILLS.get(level, "#9ca3af")
-            ink = "#111827" if level == "medium" else "#ffffff"
-            parts.append(
-                f'<rect class="cell" x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}">'
-                f"<title>{_e(label)} × {_e(chart.impact_labels[c])}: {count} ({_e(level)})</title></rect>"
-                f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 6}" text-anchor="middle" font-size="18" '
-                f'font-weight="bold" fill="{ink}">{count}</text>'
-            )
-    for c, label in enumerate(chart.impact_labels):
-        parts.append(
-            f'<text x="{left + c * cell + cell / 2}" y="{top + rows * cell + 16}" text-anchor="middle" '
-            f'font-size="11">{_e(label)}</text>'
-        )
-    parts.append(
-        f'<text x="{left + cols * cell / 2}" y="{height - 8}" text-anchor="middle" font-size="12">'
-        "impact →</text>"
-        f'<text x="12" y="{top + rows * cell / 2}" font-size="12" transform="rotate(-90 12 '
-        f'{top + rows * cell / 2})" text-anchor="middle">likelihood →</text></svg>'
-    )
-    return "".join(parts)
-
-
-def _ceiling(values: Sequence[float]) -> float:
-    top = max(values, default=0.0)
-    if top <= 0:
-        return 1.0
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000):
-        if top <= step * 4:
-            return float(step * 4 if top > step * 2 else step * 2 if top > step else step)
-    return float(top)
-
-
-def trend_svg(chart: TrendChart) -> str:
-    width, height, left, right, top, bottom = 640, 260, 48, 130, 16, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for s in chart.series for v in s.values if v is not None]
-    ceiling = 100.0 if chart.unit == "%" else _ceiling(values)
-    n = max(len(chart.labels), 1)
-
-    def x_at(i: int) -> float:
-        return left + (plot_w / 2 if n == 1 else i * plot_w / (n - 1))
-
-    def y_at(v: float) -> float:
-        return top + plot_h - (min(max(v, 0.0), ceiling) / ceiling) * plot_h
-
-    parts = [
-        f'<svg class="chart trend" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img"><title>{_e(chart.title)}</title>',
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#6b7280"/>',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#6b7280"/>',
-    ]
-    for k in range(5):
-        level = ceiling * k / 4
-        y = y_at(level)
-        tick = f"{level:g}{'%' if chart.unit == '%' else ''}"
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{_e(tick)}</text>'
-        )
-    for i, label in enumerate(chart.labels):
-        parts.append(
-            f'<text x="{x_at(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="11">'
-            f"{_e(label)}</text>"
-        )
-    for index, series in enumerate(chart.series):
-        colour = NAMED_STROKES.get(series.name, SERIES_STROKES[index % len(SERIES_STROKES)])
-        runs: list[list[tuple[float, float]]] = [[]]
-        for i, value in enumerate(series.values):
-            if value is None:
-                runs.append([])  # no data breaks the line rather than drawing a zero
-            else:
-                runs[-1].append((x_at(i), y_at(value)))
-        for run in (r for r in runs if r):
-            if len(run) > 1:
-                points = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
-                parts.append(
-                    f'<polyline class="series" points="{points}" fill="none" stroke="{colour}" '
-                    'stroke-width="3"/>'
-                )
-            parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>' for x, y in run]
-        ly = top + 14 + index * 20
-        parts.append(
-            f'<rect x="{left + plot_w + 14}" y="{ly - 9}" width="14" height="4" fill="{colour}"/>'
-            f'<text x="{left + plot_w + 34}" y="{ly - 4}" font-size="12">{_e(series.name)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def _chart_html(chart: Chart) -> str:
     svg = heat_map_svg(chart) if isinstance(chart, HeatMap) else trend_svg(chart)
-    return f"<figure>{svg}<figcaption>{_e(chart.title)}</figcaption></figure>"
+    return f"<figure>{svg}<figcaption>{e(chart.title)}</figcaption></figure>"
 
 
 def _section_html(section: Section) -> str:
     parts = [
-        f'<section id="{_e(section.key)}"><h2><span class="clause">{_e(section.clause)}</span> '
-        f"{_e(section.title)}</h2><p>{_e(section.summary)}</p>"
+        f'<section id="{e(section.key)}"><h2><span class="clause">{e(section.clause)}</span> '
+        f"{e(section.title)}</h2><p>{e(section.summary)}</p>"
     ]
-    parts += [f'<p class="missing"><strong>Data missing:</strong> {_e(m)}</p>' for m in section.missing]
+    parts += [f'<p class="missing"><strong>Data missing:</strong> {e(m)}</p>' for m in section.missing]
     if section.figures:
         parts.append(
-            _html_table(["figure", "value"], [[_label(k), _figure(v)] for k, v in section.figures.items()])
+            html_table(["figure", "value"], [[_label(k), _figure(v)] for k, v in section.figures.items()])
         )
     parts += [_chart_html(chart) for chart in section.charts]
-    parts += [f"<h3>{_e(t.title)}</h3>" + _html_table(t.columns, t.rows) for t in section.tables]
+    parts += [f"<h3>{e(t.title)}</h3>" + html_table(t.columns, t.rows) for t in section.tables]
     if section.findings:
-        parts.append("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in section.findings) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>{e(f)}</li>" for f in section.findings) + "</ul>")
     return "".join(parts) + "</section>"
 
 
 def html(pack: ReviewPack) -> str:
     kind = "Extraordinary management review" if pack.kind == "extraordinary" else "Management review"
     title = f"{kind} {pack.review_id}"
-    attendees = _html_table(["name", "role", "email"], [[a.name, a.role, a.email] for a in pack.attendees])
-    agenda = "<ol>" + "".join(f"<li>{_e(item)}</li>" for item in pack.agenda) + "</ol>"
+    attendees = html_table(["name", "role", "email"], [[a.name, a.role, a.email] for a in pack.attendees])
+    agenda = "<ol>" + "".join(f"<li>{e(item)}</li>" for item in pack.agenda) + "</ol>"
     meta = (
-        f'<p class="meta">Reason: {_e(pack.reason or "—")}<br>Meeting: {_e(_when(pack.meeting_at))}<br>'
-        f"Period: {_e(_when(pack.period_start))} to {_e(_when(pack.period_end))}<br>"
-        f"Prepared: {_e(_when(pack.generated_at))}</p>"
+        f'<p class="meta">Reason: {e(pack.reason or "—")}<br>Meeting: {e(_when(pack.meeting_at))}<br>'
+        f"Period: {e(_when(pack.period_start))} to {e(_when(pack.period_end))}<br>"
+        f"Prepared: {e(_when(pack.generated_at))}</p>"
     )
     sections = "".join(_section_html(s) for s in pack.sections)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{meta}<h2>Attendees</h2>{attendees}<h2>Agenda</h2>{agenda}{sections}"
+        f"<title>{e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{e(title)}</h1>{meta}<h2>Attendees</h2>{attendees}<h2>Agenda</h2>{agenda}{sections}"
         "</body></html>\n"
     )

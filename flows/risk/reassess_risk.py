@@ -26,6 +26,7 @@ from flows.evidence import (
     evidence_ids,
     evidence_record,
     load_policy,
+    names_its_run,
     register,
     run_id,
     run_settings,
@@ -450,19 +451,35 @@ def _cell(text: str) -> str:
     return markdown_text(str(text))
 
 
+def risk_headline(outcome: dict[str, Any]) -> str:
+    """The assessment in one sentence, first in its artifact."""
+    head = (
+        f"{outcome['ai_system']}: highest residual risk {outcome['highest_residual']}"
+        f" (inherent {outcome['highest_inherent']})"
+    )
+    if outcome.get("gated") and outcome["gated"] != "none":
+        head += f"; past the gate: {outcome['gated']}"
+    if outcome.get("blocked"):
+        return (
+            head + f"; deployment blocked until approval {outcome.get('approval_id') or 'pending'} is granted"
+        )
+    return head + "; not blocked"
+
+
 @task(name="publish-risk-table")
 def publish_risk_table(result: dict[str, Any]) -> None:
     outcome = result["outcome"]
     create_markdown_artifact(
         key=artifact_key(FLOW, outcome["ai_system"]),
         markdown=risk_markdown(outcome, result["risks"], result["scales"]),
-        description=f"Risk assessment of {_cell(outcome['ai_system'])}",
+        description=_cell(risk_headline(outcome)),
     )
 
 
 @flow(
     name=FLOW,
     description="Reassess an AI system's risks from the register's evidence; request approval past a gate.",
+    flow_run_name=names_its_run(FLOW),
     retries=2,
     retry_delay_seconds=3,
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.evidence import actor, reassessment_request, register, run_settings, send_outbox
+from flows.evidence import actor, names_its_run, reassessment_request, register, run_settings, send_outbox
 from schemas.payloads import ReassessmentReason
 from schemas.records import AISystem, LifecycleStage
 
@@ -62,7 +62,11 @@ def request_due(day: date, only: list[str] | None) -> tuple[list[dict[str, Any]]
     return due, keys
 
 
-@flow(name=FLOW, description="Request the planned risk reassessment of every AI system that is due.")
+@flow(
+    name=FLOW,
+    description="Request the planned risk reassessment of every AI system that is due.",
+    flow_run_name=names_its_run(FLOW),
+)
 def schedule_risk_reviews(as_of: date | None = None, systems: list[str] | None = None) -> dict[str, Any]:
     """`as_of`: the day to look from (today); `systems`: review only these, if due (all by default)."""
     day = as_of or datetime.now(UTC).date()

@@ -53,8 +53,11 @@ def test_the_run_summary_shows_event_fields_as_text() -> None:
 
     event = hostile_event()
     outcome: dict[str, Any] = {"system": HOSTILE, HOSTILE: "x", "title": f"{HOSTILE}\n| forged | row |"}
-    page = rendered(summary_markdown("handle-incident", f"Incident on {HOSTILE}", event, outcome))
+    page = rendered(
+        summary_markdown("handle-incident", f"Incident on {HOSTILE}", event, outcome, f"headline {HOSTILE}")
+    )
     assert_text_only(page)
+    assert page.index("headline") < page.index("<table>")  # the one sentence a person reads first
     assert "forged" in page and "<td>forged</td>" not in page  # a line break cannot forge a row
 
 

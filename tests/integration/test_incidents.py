@@ -306,6 +306,23 @@ def test_a_serious_incident_from_report_to_closing(stack: SessionStack, router: 
     assert (
         sum("Containment recorded" in t for t in told) == 1 and sum("Incident closed" in t for t in told) == 1
     )
+
+    # The Prefect UI finds every run about the incident by its tag. The updates' runs carry its system
+    # too, which only the register knows: their events name the incident alone.
+    def runs_about() -> list[Any] | None:
+        api = stack.api()
+        try:
+            runs = api.flow_runs({"tags": {"all_": [f"incident:{incident_id}"]}})
+        finally:
+            api.close()
+        tracked = [r for r in runs if r.flow_name == "track-incident"]
+        done = tracked and all(r.state == "Completed" for r in tracked)
+        return runs if done else None
+
+    about = until("every track-incident run of the incident completed", runs_about)
+    assert {r.flow_name for r in about} >= {"handle-incident", "track-incident"}
+    assert all(f"system:{found.system}" in r.tags for r in about), [(r.flow_name, r.tags) for r in about]
+    assert all(r.name.startswith(f"{r.flow_name} · ") for r in about)
     # One issue and one alert for the incident, in all.
     # (The extraordinary review this incident called has an issue of its own, labelled aims-review.)
     assert [
@@ -334,7 +351,9 @@ def test_clock_reminders_go_once_per_threshold_and_the_cli_shows_time_left(
         stack.launch(
             "watch-incident-clocks/aims", {"as_of": as_of.isoformat(), "incidents": [incident_id]}, key
         )
-        stack.wait_for_runs([key], states={"Completed"}, timeout=120)
+        [run] = stack.wait_for_runs([key], states={"Completed"}, timeout=120)
+        # A run started on a schedule (here by hand) is named for the moment it looks at.
+        assert run.name == f"watch-incident-clocks · {as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
     for days in (2, 5.5, 6, 8.5, 8.6, 10.5, 11):
         watch(detected + timedelta(days=days))

@@ -69,6 +69,7 @@ class RecordingLauncher:
         idempotency_key: str,
         start_at: datetime | None = None,
         tags: list[str] | None = None,
+        name: str | None = None,
     ) -> UUID:
         self.launched[idempotency_key] = deployment
         return uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)

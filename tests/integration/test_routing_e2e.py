@@ -33,6 +33,15 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         assert run.flow_name == started_flow(event.type)  # the literal table, not ROUTES
         assert run.parameters == {"event": event.model_dump(mode="json")}
         assert run.state == "Completed"
+    # Each run is named for what it is about and tagged with its subjects, as a person filters the UI.
+    onboarded, checked_run, reported = (by_key[e.dedup_key] for e in events)
+    model_version = events[0].data.version
+    assert onboarded.name == f"onboard-model · credit-scoring · credit-scoring-model v{model_version}"
+    assert {"system:credit-scoring", "dataset:loans"} <= set(onboarded.tags)
+    assert checked_run.name == f"check-data-quality · loans {events[1].data.version}"
+    assert "dataset:loans" in checked_run.tags
+    assert reported.name == "handle-incident · credit-scoring · fundamental_rights · high"
+    assert {"system:credit-scoring", f"incident:{events[2].dedup_key}"} <= set(reported.tags)
 
     # The flows left evidence and their records in the register, the router its receipts.
     register = stack.register()
@@ -62,10 +71,13 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
     )
     api.close()
     artifacts: dict[str, dict[str, str]] = {}
+    descriptions: dict[str, dict[str, str]] = {}
     for a in response.json():
         artifacts.setdefault(a["flow_run_id"], {})[a["key"]] = a["type"]
+        descriptions.setdefault(a["flow_run_id"], {})[a["key"]] = a["description"] or ""
     # A summary from every run; the data-quality run adds its expectations table and a Data Docs link.
     from flows.evidence import artifact_key  # imports Prefect: only once the session has pointed it here
+    from flows.text import markdown_text
 
     subjects = {e.dedup_key: e.key for e in events}
     summaries = {run.id: artifact_key(run.flow_name, subjects[k]) for k, run in by_key.items()}
@@ -76,6 +88,15 @@ def test_each_event_type_makes_one_completed_run_with_its_parameters(
         f"{summaries[dq_run]}-expectations": "table",
         f"{summaries[dq_run]}-data-docs": "markdown",  # Prefect's link artifacts are markdown
     }
+    # Every artifact opens with the run's outcome in one sentence (the UI shows it first).
+    onboarding = f"credit-scoring-model v{model_version} of credit-scoring recorded (owner alice)"
+    assert descriptions[onboarded.id][summaries[onboarded.id]].startswith(f"{onboarding}; training data")
+    checked = f"loans {events[1].data.version} {records[events[1].dedup_key].outcome['verdict']}: "
+    assert all(d.startswith(checked) for d in descriptions[dq_run].values()), descriptions[dq_run]
+    serious = "serious under Art. 73, report due" if incident.serious else "not serious under Art. 73"
+    # Descriptions are Markdown in the UI: the sentence is escaped as text ("fundamental\\_rights").
+    triaged = f"{incident.severity.value} fundamental_rights incident on credit-scoring: {serious}"
+    assert descriptions[reported.id][summaries[reported.id]].startswith(markdown_text(triaged))
 
     # Every offset was committed once the runs were accepted.
     assert stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 3

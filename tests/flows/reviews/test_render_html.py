@@ -7,55 +7,15 @@ pixels are checked for the heat map's level colours and the trend lines' strokes
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from flows.reviews.render import LEVEL_FILLS, SERIES_STROKES, html
 from schemas.review_pack import HeatMap, TrendChart
+from tests.browser import FLAGS, chromium, pixels_near
 from tests.flows.reviews.seeding import Seeded, gather_pack, run_history, seed_register
 from tests.resources import migrated_register
-
-CHROMIUM = "/usr/bin/chromium"
-# Chromium's connections fail on this closed network unless background networking is off.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
-
-
-def chromium() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.environ.get("AIMS_REQUIRE_CHROMIUM") or os.environ.get("AIMS_CI", "") not in ("", "0"):
-        pytest.fail("no Chromium: install Debian's chromium package (apt-get install chromium)")
-    pytest.skip("no Chromium here (apt-get install chromium); CI installs it and requires this test")
-
-
-def rgb(hex_colour: str) -> tuple[int, int, int]:
-    value = hex_colour.lstrip("#")
-    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
-
-
-def pixels_near(counts: dict[tuple[int, int, int], int], colour: str, tolerance: int = 24) -> int:
-    target = rgb(colour)
-    return sum(
-        n for c, n in counts.items() if max(abs(a - b) for a, b in zip(c, target, strict=True)) <= tolerance
-    )
 
 
 def test_the_pack_renders_in_chromium_with_its_charts_drawn(tmp_path: Path) -> None:

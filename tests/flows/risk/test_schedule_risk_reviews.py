@@ -38,6 +38,7 @@ def test_the_schedules_are_valid_crons() -> None:
     from prefect.client.schemas.schedules import CronSchedule
 
     from flows.approvals import chase_approvals
+    from flows.freshness import collect_evidence
     from flows.incidents import watch_incident_clocks
     from flows.risk import schedule_risk_reviews
     from infra.deployments import schedules
@@ -46,6 +47,7 @@ def test_the_schedules_are_valid_crons() -> None:
         "schedule-risk-reviews": schedule_risk_reviews.SCHEDULE,
         "chase-approvals": chase_approvals.SCHEDULE,
         "watch-incident-clocks": watch_incident_clocks.SCHEDULE,
+        "collect-evidence": collect_evidence.SCHEDULE,
     }
     for cron in schedules().values():
         # what Prefect itself accepts for a deployment's cron (no random or hashed expressions)
