@@ -51,11 +51,13 @@ def request(stack: SessionStack, level: str, requested_by: str = DEV) -> str:
 def run_of(stack: SessionStack, approval_id: str) -> tuple[str, str] | None:
     """(flow run id, state name) of the request-approval run waiting for this approval."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterTags
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
+        # By flow too: every run about the approval carries its tag (the write-back runs after it, too).
         runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["request-approval"])),
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"approval:{approval_id}"])),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=1,
