@@ -214,7 +214,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         skipped, keys = record_superseded(event, newer)
         send_outbox(FLOW, keys)
         title = f"Data quality: {data.dataset_id} {data.version} — superseded"
-        publish_summary(FLOW, title, event, skipped, check_headline(skipped))
+        publish_summary(FLOW, title, event, skipped, check_headline(skipped, Verdict.superseded.value))
         return skipped
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
@@ -225,8 +225,7 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
             checked["external"] = external_summary(uow, event)
     judged = assess(event, checked, limits)
     summary, outcome, verdict = judged.summary, judged.outcome, judged.verdict
-    found = judged.validated.data
-    headline = check_headline(summary, found.failed_critical, found.failed_warning, found.drifted_columns)
+    headline = headline_of(judged)
     keys = record_outcome(
         FLOW, event, summary, judged.records, judged.nonconformity, judged.validated, judged.reason
     )
@@ -240,6 +239,18 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         FLOW, f"Data quality: {data.dataset_id} {data.version} — {verdict.value}", event, summary, headline
     )
     return summary
+
+
+def headline_of(judged: Assessment) -> str:
+    """The check's outcome in one sentence, first in its artifacts."""
+    found = judged.validated.data
+    return check_headline(
+        judged.summary,
+        judged.verdict.value,
+        found.failed_critical,
+        found.failed_warning,
+        found.drifted_columns,
+    )
 
 
 @dataclass(frozen=True)

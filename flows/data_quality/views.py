@@ -158,13 +158,14 @@ def _count(n: int, what: str) -> str:
 
 def check_headline(
     summary: dict[str, Any],
+    verdict: str,
     failed_critical: Sequence[str] = (),
     failed_warning: Sequence[str] = (),
     drifted: Sequence[str] = (),
 ) -> str:
-    """The check's outcome in one sentence, first in its Prefect artifacts (`summary`: its findings)."""
+    """The check's outcome in one sentence, first in its Prefect artifacts (`summary`: its findings,
+    which hold no verdict when the data could not be read)."""
     about = f"{summary['dataset']} {summary['version']}"
-    verdict = summary["verdict"]
     if verdict == "superseded":
         return f"{about} superseded by a later change of the same burst: not checked"
     parts: list[str] = []

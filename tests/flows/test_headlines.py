@@ -11,7 +11,7 @@ from typing import Any
 
 from flows.data_quality.views import check_headline
 from flows.models.mlflow_writeback import write_back_headline
-from schemas.events import APPROVAL_REQUESTED
+from schemas.events import APPROVAL_REQUESTED, DATA_CHANGED
 from schemas.payloads import ApprovalOutcome
 from schemas.records import ApprovalDecision
 from tests.factories import make_event
@@ -20,9 +20,10 @@ CHECKED = {"dataset": "loans", "version": "v7", "evaluated": 14}
 
 
 def test_a_check_says_its_verdict_and_what_failed() -> None:
-    assert check_headline({**CHECKED, "verdict": "passed"}) == "loans v7 passed: every expectation met"
+    assert check_headline(CHECKED, "passed") == "loans v7 passed: every expectation met"
     failed = check_headline(
-        {**CHECKED, "verdict": "failed"},
+        CHECKED,
+        "failed",
         ["expect_column_values_to_not_be_null(income)", "expect_column_values_to_be_between(age)"],
         ["expect_column_mean_to_be_between(amount)"],
         ["income", "age", "country", "term"],
@@ -31,14 +32,29 @@ def test_a_check_says_its_verdict_and_what_failed() -> None:
         failed
         == "loans v7 failed: 2 critical expectations failed; 1 warning; drift in income, age, country …"
     )
-    provisional = check_headline({**CHECKED, "verdict": "warning", "provisional": "yes"}, [], ["w"])
+    provisional = check_headline({**CHECKED, "provisional": "yes"}, "warning", [], ["w"])
     assert provisional == "loans v7 warning: 1 warning; provisional until the drafted suite is accepted"
-    baseline = check_headline({**CHECKED, "verdict": "baseline"})
+    baseline = check_headline(CHECKED, "baseline")
     assert baseline == "loans v7 baseline: its profile drafted the baseline suite"
-    unreadable = check_headline({**CHECKED, "verdict": "failed", "finding": "the file is not readable"})
+    unreadable = check_headline({**CHECKED, "finding": "the file is not readable"}, "failed")
     assert unreadable == "loans v7 failed: the file is not readable"
-    superseded = check_headline({**CHECKED, "verdict": "superseded", "superseded_by": "loans@v8"})
+    superseded = check_headline({**CHECKED, "superseded_by": "loans@v8"}, "superseded")
     assert superseded == "loans v7 superseded by a later change of the same burst: not checked"
+
+
+def test_a_check_that_could_not_read_its_data_says_why() -> None:
+    # Fresh-clone CI: a check whose data was unavailable failed its run (KeyError 'verdict') when it
+    # came to its headline; its findings carry no verdict of their own.
+    from flows.data_quality.check_data_quality import assess, headline_of
+    from schemas.policy import DataQuality
+
+    event = make_event(DATA_CHANGED)
+    checked = {
+        "named": {"source": "lake", "path": "x.csv"},
+        "unavailable": "no such file in data source 'lake'",
+    }
+    judged = assess(event, checked, DataQuality())
+    assert headline_of(judged) == "loans v2 failed: no such file in data source 'lake'"
 
 
 def test_an_assessment_says_its_highest_risk_and_whether_it_blocks() -> None:
