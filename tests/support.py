@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -330,7 +331,15 @@ class SessionStack(KafkaReads):
                 self.jira.set_webhook(None)
             proc.stop()
 
-    def launch(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
+    def launch(
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        key: str,
+        start_at: datetime | None = None,
+        tags: list[str] | None = None,
+        name: str | None = None,
+    ) -> str:
         """Start a run of a deployment directly, as the router would; its flow run id."""
         import anyio
 
@@ -342,7 +351,7 @@ class SessionStack(KafkaReads):
                 # a retry return the run a cut-short attempt may have created.
                 for attempt in range(5):
                     try:
-                        return str(await launcher.launch(deployment, parameters, key))
+                        return str(await launcher.launch(deployment, parameters, key, start_at, tags, name))
                     except TransientLaunchError:
                         if attempt == 4:
                             raise
