@@ -177,6 +177,21 @@ def arg(kind: Any, value: str, flag: str) -> str:
     return validated(kind, value, flag)
 
 
+def annex_a_controls(ids: list[str], flag: str) -> list[str]:
+    """Annex A control ids of the catalogue, each once; an unknown one names the controls it may mean."""
+    from schemas.catalogue import load_catalogue
+
+    known = [c.id for c in load_catalogue().controls]
+    for id_ in ids:
+        if id_ not in known:
+            close = [k for k in known if k.startswith(id_.rstrip(".") + ".")][:6]
+            hint = (
+                f"; did you mean one of {', '.join(close)}" if close else " (e.g. A.6.2.8; `aims controls`)"
+            )
+            raise CliError(f"invalid {flag} {id_!r}: not an Annex A control{hint}")
+    return list(dict.fromkeys(ids))
+
+
 def checked_text(value: str, flag: str, what: str) -> str:
     """A free text, stripped; blank is refused here, before anything is recorded."""
     from schemas.payloads import Text

@@ -14,7 +14,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aims.commands.common import AddCommand, cli_settings, iso_date, load_policy, open_register, usage_only
+from aims.commands.common import (
+    AddCommand,
+    annex_a_controls,
+    cli_settings,
+    iso_date,
+    load_policy,
+    open_register,
+    usage_only,
+)
 from aims.errors import CliError
 
 if TYPE_CHECKING:
@@ -32,20 +40,12 @@ def progress(line: str) -> None:
 def bundle_scope(first: str | None, last: str | None, controls: list[str]) -> Scope:
     """The period and controls of the command line, checked: a usage error names what is wrong."""
     from flows.evidence_bundle.gather import Scope
-    from schemas.catalogue import load_catalogue
 
     start: date | None = iso_date(first, "--from") if first is not None else None
     end: date | None = iso_date(last, "--to") if last is not None else None
     if start is not None and end is not None and end < start:
         raise CliError(f"invalid --to {last}: the period ends before it starts (--from {first})")
-    known = [c.id for c in load_catalogue().controls]
-    for control in controls:
-        if control not in known:
-            close = [k for k in known if k.startswith(control.rstrip(".") + ".")][:6]
-            hint = (
-                f"; did you mean one of {', '.join(close)}" if close else " (e.g. A.6.2.8; `aims controls`)"
-            )
-            raise CliError(f"invalid --control {control!r}: not an Annex A control{hint}")
+    controls = annex_a_controls(controls, "--control")
     return Scope.of_days(start, end, controls)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aims.commands.common import (
+    annex_a_controls,
     checked_text,
     cli_settings,
     dump,
@@ -30,18 +31,6 @@ from aims.errors import CliError
 
 # A supplied file is evidence, not an archive: a scan or a report fits easily.
 MAX_FILE_BYTES = 50 * 1024 * 1024
-
-
-def known_controls(ids: list[str]) -> list[str]:
-    from schemas.catalogue import load_catalogue
-
-    known = [c.id for c in load_catalogue().controls]
-    for id_ in ids:
-        if id_ not in known:
-            close = [k for k in known if k.startswith(id_.rstrip(".") + ".")][:6]
-            hint = f"; did you mean one of {', '.join(close)}" if close else " (e.g. A.2.3; `aims controls`)"
-            raise CliError(f"invalid CONTROL {id_!r}: not an Annex A control{hint}")
-    return list(dict.fromkeys(ids))
 
 
 def _day_start(day: date) -> datetime:
@@ -80,7 +69,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from connectors.register.store import RegisterError
     from schemas.trail import EvidenceRecord
 
-    controls = known_controls(args.control)
+    controls = annex_a_controls(args.control, "CONTROL")
     by = identity(args.by, "who supplies the evidence")
     note = checked_text(args.note, "--note", "say what the evidence is and where the original is kept")
     now = datetime.now(UTC)

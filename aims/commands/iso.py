@@ -21,7 +21,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
     """`aims controls`: each control, what implements it, its evidence and whether that is fresh."""
     from aims.coverage import evidence_by_id
     from aims.soa import coverage, render_coverage_table
-    from flows.freshness.rules import Status, judge
+    from flows.freshness.rules import Status, judge_by_policy
     from schemas.catalogue import load_catalogue
 
     catalogue = load_catalogue()
@@ -32,16 +32,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
     with register.reader() as uow:
         evidence = evidence_by_id(uow, catalogue)
     rows = coverage(catalogue, evidence, include_clauses=args.clauses)
-    judged = {
-        c.id: c
-        for c in judge(
-            catalogue,
-            {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
-            policy.evidence,
-            set(policy.statement_of_applicability.exclusions),
-            datetime.now(UTC),
-        )
-    }
+    judged = {c.id: c for c in judge_by_policy(catalogue, evidence, policy, datetime.now(UTC))}
     if args.due:
         rows = [r for r in rows if r.id in judged and judged[r.id].status in (Status.stale, Status.missing)]
     if args.json:

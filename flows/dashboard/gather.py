@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from connectors.register.coverage import evidence_by_id
-from flows.freshness.rules import judge
+from flows.freshness.rules import judge_by_policy
 from flows.reviews.pack_common import FAILED_RUN_STATES, RunHistory
 from flows.reviews.pack_performance import heat_map
 from schemas.dashboard import (
@@ -125,13 +125,7 @@ def control_freshness(
     uow: UnitOfWork, catalogue: Catalogue, policy: Policy, now: datetime
 ) -> list[ControlFreshness]:
     evidence = evidence_by_id(uow, catalogue)
-    judged = judge(
-        catalogue,
-        {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
-        policy.evidence,
-        set(policy.statement_of_applicability.exclusions),
-        now,
-    )
+    judged = judge_by_policy(catalogue, evidence, policy, now)
     return [
         ControlFreshness(
             id=c.id,

@@ -24,7 +24,7 @@ from prefect import flow, task
 
 from flows.evidence import actor, chat, load_policy, names_its_run, register, run_settings, send_outbox
 from flows.freshness.plan import PENDING, Plan, plan
-from flows.freshness.rules import ControlFreshness, judge
+from flows.freshness.rules import ControlFreshness, judge_by_policy
 from flows.text import markdown_text
 from schemas.catalogue import load_catalogue
 
@@ -43,13 +43,7 @@ def judged_now(now: datetime) -> list[ControlFreshness]:
     catalogue = load_catalogue()
     with register().reader() as uow:
         evidence = evidence_by_id(uow, catalogue)
-    return judge(
-        catalogue,
-        {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
-        policy.evidence,
-        set(policy.statement_of_applicability.exclusions),
-        now,
-    )
+    return judge_by_policy(catalogue, evidence, policy, now)
 
 
 @task(name="request-stale-evidence")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from schemas.catalogue import Catalogue
+from schemas.catalogue import Catalogue, EvidenceStat
 from schemas.evidence_policy import EvidenceFreshness
+from schemas.policy import Policy
 
 # Periods of a control that never had evidence count from here (any fixed instant would do).
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
@@ -120,6 +121,21 @@ def judge(
             )
         )
     return rows
+
+
+def judge_by_policy(
+    catalogue: Catalogue, evidence: Mapping[str, EvidenceStat], policy: Policy, now: datetime
+) -> list[ControlFreshness]:
+    """`judge` with what the register counted (`evidence_by_id`) and what the policy says: its maximum
+    ages and the Statement of Applicability's exclusions. What `aims controls`, the dashboard and
+    `collect-evidence` all show."""
+    return judge(
+        catalogue,
+        {id_: (stat.count, stat.last_at) for id_, stat in evidence.items()},
+        policy.evidence,
+        set(policy.statement_of_applicability.exclusions),
+        now,
+    )
 
 
 def collections(control: ControlFreshness) -> list[Collection]:
