@@ -73,6 +73,8 @@ names = st.lists(_word, min_size=1, max_size=3).map(" ".join).filter(lambda s: l
 # A `Text`: any characters but controls (line breaks and tabs are kept).
 _free = st.characters(blacklist_categories=("Cs",)).filter(lambda ch: ch in "\n\r\t" or not is_control(ch))
 texts = st.text(_free, min_size=1, max_size=200)
+# A `FileId`: a name the flows name a file after, so never only dots (schemas/file_names.py).
+file_ids = names.filter(lambda s: bool(s.strip(".")))
 # A `DatasetId`: it names the dataset's suite file as it is.
 dataset_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,40}\Z")
 # A free-text reason: may be empty.
@@ -268,7 +270,7 @@ def incident_updated_data() -> st.SearchStrategy[dict[str, Any]]:
 def review_requested_data() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {
-            "review_id": names,
+            "review_id": file_ids,
             "reason": texts,
             "trigger": names,
             "requested_by": names,
