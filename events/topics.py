@@ -17,22 +17,26 @@ class TopicSpec:
 
 
 def topic_specs(settings: AimsSettings) -> list[TopicSpec]:
+    copies = settings.topic_replication
+    # Producers ask for every in-sync copy (acks=all); this is how many must be there for a write to
+    # count, so that an acknowledged event survives the loss of a node.
+    in_sync = (("min.insync.replicas", str(settings.topic_min_insync)),)
     return [
-        TopicSpec(settings.events_topic, settings.events_partitions, settings.replication_factor),
+        TopicSpec(settings.events_topic, settings.events_partitions, copies, in_sync),
         # Dead letters are evidence of what was refused: keep them a long time.
         TopicSpec(
             settings.dead_letter_topic,
             settings.dead_letter_partitions,
-            settings.replication_factor,
-            (("retention.ms", str(90 * 24 * 3600 * 1000)), ("max.message.bytes", "2097152")),
+            copies,
+            (*in_sync, ("retention.ms", str(90 * 24 * 3600 * 1000)), ("max.message.bytes", "2097152")),
         ),
         # The audit log's anchors: kept forever and never compacted, the record outside the register
         # that a rewrite of the register cannot reach (production: deny deletes on it by ACL).
         TopicSpec(
             settings.audit_anchors_topic,
             1,
-            settings.replication_factor,
-            (("retention.ms", "-1"), ("retention.bytes", "-1"), ("cleanup.policy", "delete")),
+            copies,
+            (*in_sync, ("retention.ms", "-1"), ("retention.bytes", "-1"), ("cleanup.policy", "delete")),
         ),
     ]
 

@@ -109,23 +109,26 @@ def wait_until(
     check: Callable[[], bool],
     timeout: float,
     what: str,
-    process: ManagedProcess | None = None,
+    process: ManagedProcess | Sequence[ManagedProcess] | None = None,
     cancel: threading.Event | None = None,
 ) -> float:
-    """Poll `check` until true; fail early if `process` died or `cancel` is set. Returns seconds waited."""
+    """Poll `check` until true; fail early if `process` (or any of several) died or `cancel` is set.
+    Returns seconds waited."""
+    processes = [] if process is None else [process] if isinstance(process, ManagedProcess) else process
     start = time.monotonic()
     while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{what}: no longer waited for, the stack is stopping")
-        if process is not None and process.proc is not None and not process.alive():
-            raise RuntimeError(f"{what}: {process.failure()}")
+        for watched in processes:
+            if watched.proc is not None and not watched.alive():
+                raise RuntimeError(f"{what}: {watched.failure()}")
         try:
             if check():
                 return time.monotonic() - start
         except Exception:  # noqa: BLE001 - the thing we wait for is not up yet
             pass
         if time.monotonic() - start > timeout:
-            detail = f"\n{process.failure()}" if process is not None else ""
+            detail = "".join(f"\n{watched.failure()}" for watched in processes)
             raise TimeoutError(f"{what}: not ready after {timeout:.0f}s{detail}")
         time.sleep(0.25)
 

@@ -126,6 +126,7 @@ class LocalStack:
         # Held while a component is restarted: `stop()` waits for the restart (whose waits end early
         # once stopping) instead of stopping a process half-started.
         self._lock = threading.Lock()
+        # Per supervised process: a component, or one node of a local Kafka cluster (`kafka-2`).
         self._backoff: dict[str, Backoff] = {name: Backoff() for name in COMPONENTS}
         self._restarts: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
         self._due: dict[str, float] = {}  # dead components: when they may start again
@@ -152,6 +153,10 @@ class LocalStack:
             # The local broker's own user and CA, not whatever cluster the environment names.
             env = without_kafka_security(env)
             env.update(self.broker.client_env())
+            # With the address set, a process would take the topics for an existing cluster's (one
+            # copy): the copies this stack made them with, for any topic a process creates.
+            env["AIMS_REPLICATION_FACTOR"] = str(self.settings.topic_replication)
+            env["AIMS_MIN_INSYNC_REPLICAS"] = str(self.settings.topic_min_insync)
         # Every process of the stack signs (flows, gateway, the router's relay) and verifies (the
         # router) the system's own events with one key: the settings', else the state folder's.
         key = self.settings.event_signing_key or ensure_signing_key(self.state)
@@ -179,16 +184,20 @@ class LocalStack:
             self.bootstrap = self.settings.kafka_bootstrap_servers
             progress(f"Kafka: using the existing cluster at {self.bootstrap}")
         else:
-            progress("Kafka: starting a local KRaft broker…")
+            nodes = self.settings.kafka_local_brokers
+            what = "broker" if nodes == 1 else f"cluster of {nodes} nodes"
+            progress(f"Kafka: starting a local KRaft {what}…")
             self.broker = KafkaBroker(
-                self.state, self.settings.kafka_home, security=self.settings.kafka_local_security
+                self.state, self.settings.kafka_home, security=self.settings.kafka_local_security, nodes=nodes
             )
             self.bootstrap = self.broker.start()
-            self._backoff["kafka"].started(time.monotonic())
+            for name, _ in self._kafka_processes():
+                self._backoff_of(name).started(time.monotonic())
             security = self.broker.connection.security.describe()
-            progress(f"Kafka: broker ready at {self.bootstrap} ({security})")
+            progress(f"Kafka: {what} ready at {self.bootstrap} ({security})")
         created = ensure_topics(self.kafka, topic_specs(self.settings))
-        progress(f"Kafka: topics ready ({', '.join(created) or 'already there'})")
+        copies = f"{self.settings.topic_replication} copies, {self.settings.topic_min_insync} in sync"
+        progress(f"Kafka: topics ready ({', '.join(created) or 'already there'}; {copies})")
         if self.settings.prefect_api_url:
             self.api_url = self.settings.prefect_api_url
             self.ui_url = self.api_url.removesuffix("/api")
@@ -226,20 +235,48 @@ class LocalStack:
         return self.info
 
     def process(self, name: str) -> ManagedProcess | None:
-        """The process of component `name` now (a restart replaces the broker's and the server's)."""
-        if name == "kafka":
-            return self.broker.process if self.broker else None
+        """The process of `name` now (a restart replaces the broker's and the server's): a component,
+        or one node of a local Kafka cluster (`kafka-2`); `kafka` is a cluster's first node."""
+        if name == "kafka" and self.broker is not None:
+            return self.broker.nodes[0].process
+        if name.startswith("kafka"):
+            return dict(self._kafka_processes()).get(name)
         if name == "prefect-server":
             return self.server.process if self.server else None
         return self.children.get(name)
+
+    def _kafka_processes(self) -> list[tuple[str, ManagedProcess]]:
+        """The local Kafka's processes by the name each is supervised under: `kafka` for one node,
+        `kafka-<id>` for each node of a cluster (one restarts while the others serve)."""
+        if self.broker is None:
+            return []
+        single = len(self.broker.nodes) == 1
+        return [
+            ("kafka" if single else f"kafka-{node.node_id}", node.process)
+            for node in self.broker.nodes
+            if node.process is not None
+        ]
+
+    def supervised(self) -> list[tuple[str, ManagedProcess]]:
+        """Every process this stack runs itself, in start order, with the name it is restarted by."""
+        found: list[tuple[str, ManagedProcess]] = []
+        for name in COMPONENTS:
+            if name == "kafka":
+                found += self._kafka_processes()
+            elif (proc := self.process(name)) is not None:
+                found.append((name, proc))
+        return found
 
     def components(self) -> list[str]:
         """The components this stack runs itself, in start order."""
         return [name for name in COMPONENTS if self.process(name) is not None]
 
     def pids(self) -> dict[str, int]:
-        procs = {name: self.process(name) for name in COMPONENTS}
-        return {name: p.pid for name, p in procs.items() if p is not None and p.pid is not None}
+        return {name: p.pid for name, p in self.supervised() if p.pid is not None}
+
+    def _backoff_of(self, name: str) -> Backoff:
+        self._restarts.setdefault(name, 0)
+        return self._backoff.setdefault(name, Backoff())
 
     def _spawn(self, name: str, command: list[str], log_path: Path) -> None:
         proc = ManagedProcess(name, command, log_path, self.child_env())
@@ -317,15 +354,14 @@ class LocalStack:
     def supervise_once(self, progress: Progress = print) -> None:
         """One pass: answer the restart requests, then restart the components that died and are due."""
         self._serve_requests(progress)
-        for name in self.components():
+        for name, proc in self.supervised():
             if self._stopped.is_set():
                 return
-            proc = self.process(name)
-            if proc is None or proc.alive():
+            if proc.alive():
                 self._due.pop(name, None)
                 continue
             if name not in self._due:
-                delay = self._backoff[name].died(time.monotonic())
+                delay = self._backoff_of(name).died(time.monotonic())
                 self._restarts[name] += 1
                 code = proc.proc.returncode if proc.proc else "?"
                 when = f" in {delay:.0f}s (it keeps dying)" if delay else ""
@@ -366,6 +402,8 @@ class LocalStack:
             try:
                 if name == "kafka":
                     message = self._restart_broker(progress)
+                elif name.startswith("kafka-"):
+                    message = self._restart_node(int(name.removeprefix("kafka-")), progress)
                 elif name == "prefect-server":
                     message = self._restart_server(progress)
                 else:
@@ -387,16 +425,29 @@ class LocalStack:
     def _restart_broker(self, progress: Progress) -> str:
         if self.broker is None:
             raise NotManaged(f"kafka is not run by this stack: it uses the cluster at {self.bootstrap}")
+        if len(self.broker.nodes) > 1:
+            # A cluster restarts node by node, so it serves throughout: a rolling restart.
+            return "; ".join(self._restart_node(node.node_id, progress) for node in self.broker.nodes)
         before = self.bootstrap
-        progress(f"kafka: starting the broker again (log: {self.broker.home / 'broker.log'})…")
-        self._backoff["kafka"].started(time.monotonic())
+        progress(f"kafka: starting the broker again (log: {self.broker.nodes[0].log_path})…")
+        self._backoff_of("kafka").started(time.monotonic())
         self.bootstrap = self.broker.restart(READY_TIMEOUT["kafka"], cancel=self._stopped)
         # Topics live in the data folder and survive; this matters only if that folder was lost.
         ensure_topics(self.kafka, topic_specs(self.settings))
         if self.bootstrap != before:
             self._moved(f"the broker moved from {before} to {self.bootstrap}", progress)
-        pid = self.broker.process.pid if self.broker.process else "?"
-        return f"kafka: ready at {self.bootstrap} (pid {pid})"
+        proc = self.process("kafka")
+        return f"kafka: ready at {self.bootstrap} (pid {proc.pid if proc else '?'})"
+
+    def _restart_node(self, node_id: int, progress: Progress) -> str:
+        """One node of the local cluster again, on its own ports; the others serve meanwhile."""
+        if self.broker is None or not 1 <= node_id <= len(self.broker.nodes):
+            raise NotManaged(f"kafka-{node_id} is not a node of this stack's cluster")
+        node = self.broker.node(node_id)
+        progress(f"kafka-{node_id}: starting the node again (log: {node.log_path})…")
+        self._backoff_of(f"kafka-{node_id}").started(time.monotonic())
+        address = self.broker.restart_node(node_id, READY_TIMEOUT["kafka"], cancel=self._stopped)
+        return f"kafka-{node_id}: ready at {address} (pid {node.process.pid if node.process else '?'})"
 
     def _restart_server(self, progress: Progress) -> str:
         if self.server is None:
@@ -425,7 +476,7 @@ class LocalStack:
         proc.stop(timeout=30)  # nothing to do if it died
         proc.env = self.child_env()  # the addresses of now, which may not be those it started with
         proc.start()
-        self._backoff[name].started(time.monotonic())
+        self._backoff_of(name).started(time.monotonic())
         self._save_info()  # its pid, even before it is ready
         self._wait_ready(name)
         return f"{name}: ready (pid {proc.pid})"
@@ -464,7 +515,7 @@ class LocalStack:
                 progress("stopping the Prefect server…")
                 self.server.stop()
             if self.broker is not None:
-                progress("stopping the Kafka broker…")
+                progress("stopping Kafka…")
                 self.broker.stop()
             info = StackInfo.load(self.state)
             if info is not None and info.supervisor_pid == os.getpid():

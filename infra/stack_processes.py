@@ -59,7 +59,11 @@ def is_component_process(pid: int, component: str, state_dir: Path) -> bool:
     if not args:
         return False  # gone (or a zombie, which is gone too)
     if component == "kafka":
-        return "kafka.Kafka" in args and str(state_dir / "kafka" / "server.properties") in args
+        # One node's config: `kafka/server.properties`; a cluster node's: `kafka/node-<id>/server.properties`.
+        configs = {state_dir / "kafka" / "server.properties"} | set(
+            (state_dir / "kafka").glob("node-*/server.properties")
+        )
+        return "kafka.Kafka" in args and any(Path(arg) in configs for arg in args)
     if component == "prefect-server":
         return any(
             Path(a).name == "prefect" and args[i + 1 : i + 3] == ["server", "start"]
@@ -91,7 +95,8 @@ def announced_processes(state_dir: Path, pids: Mapping[str, int] | None = None) 
 
     candidates: list[StackProcess] = []
     stack_file = StackInfo.path(state_dir)
-    for component, pid in (pids or {}).items():
+    for name, pid in (pids or {}).items():
+        component = "kafka" if name.startswith("kafka-") else name  # a cluster's nodes: kafka-<id>
         if component in STOP_ORDER and isinstance(pid, int) and pid > 0:
             candidates.append(StackProcess(component, pid, stack_file))
     gateway = status_path(state_dir)

@@ -100,7 +100,20 @@ class AimsSettings(BaseModel):
     events_partitions: int = Field(4, ge=1, le=1000, description="Partitions of the events topic.")
     dead_letter_topic: str = Field("aims.events.dlq", description="Where rejected events go.")
     dead_letter_partitions: int = Field(1, ge=1, le=1000)
-    replication_factor: int = Field(1, ge=1, le=16)
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Copies of each topic the router and `aims up` create; default: as many as the local "
+        "cluster has nodes, up to 3 (1 towards an existing cluster, whose topics are usually its own).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Copies a write must reach before it counts (producers ask for all of them, "
+        "acks=all); default: one fewer than the replication factor, at least 1.",
+    )
     consumer_group: str = Field("aims-router", description="Consumer group of the routers.")
     max_event_bytes: int = Field(
         256 * 1024, ge=1024, le=900 * 1024, description="Larger events are dead-lettered."
@@ -313,6 +326,13 @@ class AimsSettings(BaseModel):
         description="Check that the broker's certificate names the host connected to. Turn off only "
         "for a broker whose certificate cannot name its address.",
     )
+    kafka_local_brokers: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Nodes of the local KRaft cluster `aims up` starts (`aims up --brokers 3`): three "
+        "give replicated topics that survive a node, as in production.",
+    )
     kafka_local_security: Literal["plaintext", "sasl_ssl"] = Field(
         "plaintext",
         description="How the broker `aims up` and the tests start listens: plaintext on 127.0.0.1, or "
@@ -371,6 +391,28 @@ class AimsSettings(BaseModel):
                 "AIMS_CONSUMER_HEARTBEAT_INTERVAL_MS or raise AIMS_CONSUMER_SESSION_TIMEOUT_MS"
             )
         return self
+
+    @model_validator(mode="after")
+    def _in_sync_fits_the_copies(self) -> AimsSettings:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) cannot exceed the topics' replication "
+                f"factor ({self.topic_replication}): no write could ever succeed; lower "
+                "AIMS_MIN_INSYNC_REPLICAS or raise AIMS_REPLICATION_FACTOR"
+            )
+        return self
+
+    @property
+    def topic_replication(self) -> int:
+        """Copies of each topic: the setting, else up to 3 on a local cluster, 1 on an existing one."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 1 if self.kafka_bootstrap_servers else min(3, self.kafka_local_brokers)
+
+    @property
+    def topic_min_insync(self) -> int:
+        """Copies a write must reach: the setting, else one fewer than the copies, at least 1."""
+        return self.min_insync_replicas or max(1, self.topic_replication - 1)
 
     @property
     def state_path(self) -> Path:

@@ -24,18 +24,22 @@ if TYPE_CHECKING:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from aims.progress import tracking
+    from infra.kafka_broker import BrokerUnavailable
     from infra.stack import LocalStack
 
-    settings = cli_settings()
+    settings = _with_brokers(cli_settings(), args.brokers)
     if args.detach:
-        return _up_detached(settings)
+        return _up_detached(settings, args.brokers)
     setup_logging()
     stack = LocalStack(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with tracking("starting the stack") as progress:
-            info = stack.start(progress=progress.step)
+            try:
+                info = stack.start(progress=progress.step)
+            except BrokerUnavailable as exc:
+                raise CliError(f"Kafka did not start: {exc}") from None
         print(f"\nStack up. Prefect UI: {info.prefect_ui_url}  Kafka: {info.bootstrap}", flush=True)
         print(f"Logs: {settings.state_path / 'logs'}. Press Ctrl-C to stop.", flush=True)
         # Flushed: detached, stdout is the stack's log file, where restarts must show as they happen.
@@ -52,7 +56,28 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up_detached(settings: AimsSettings) -> int:
+def _with_brokers(settings: AimsSettings, brokers: int | None) -> AimsSettings:
+    """The settings with `--brokers`: the nodes of the local cluster (AIMS_KAFKA_LOCAL_BROKERS)."""
+    from pydantic import ValidationError
+
+    from schemas.settings import AimsSettings
+
+    if brokers is None:
+        return settings
+    if settings.kafka_bootstrap_servers:
+        raise CliError(
+            "--brokers starts a local cluster, but KAFKA_BOOTSTRAP_SERVERS names an existing one: "
+            "unset it, or leave out --brokers"
+        )
+    try:
+        return AimsSettings(**{**settings.model_dump(), "kafka_local_brokers": brokers})
+    except ValidationError as exc:
+        from aims.emit import explain
+
+        raise CliError(f"--brokers {brokers}: {explain(exc)}") from None
+
+
+def _up_detached(settings: AimsSettings, brokers: int | None = None) -> int:
     from infra.stack import StackInfo, aims_command
 
     state = settings.state_path
@@ -63,7 +88,7 @@ def _up_detached(settings: AimsSettings) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            aims_command("up"),
+            aims_command("up", *(["--brokers", str(brokers)] if brokers is not None else [])),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -302,6 +327,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_commands(add: AddCommand) -> None:
     up = add("up", cmd_up, "Start the whole local stack (broker, Prefect, deployments, router).")
     up.add_argument("--detach", action="store_true", help="run in the background; `aims down` stops it")
+    up.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run Kafka as a local cluster of N nodes (3: topics with 3 copies, 2 in sync, as in "
+        "production); default AIMS_KAFKA_LOCAL_BROKERS, 1",
+    )
     add("down", cmd_down, "Stop the stack and whatever was started from its state folder.")
     restart = add(
         "restart", cmd_restart, "Restart one component of the running stack and wait until it is ready."

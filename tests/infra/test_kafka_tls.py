@@ -56,10 +56,11 @@ def test_the_cli_beside_a_sasl_ssl_stack_uses_its_broker_security(
 def test_the_broker_listens_as_asked_and_keeps_its_config_private(tmp_path: Path, security: str) -> None:
     broker = KafkaBroker(tmp_path, security=security)  # type: ignore[arg-type]
     broker.home.mkdir(parents=True)
-    broker.port, broker.controller_port = 9001, 9002
+    node = broker.nodes[0]
+    node.port, node.controller_port = 9001, 9002
     if security == "sasl_ssl":
         broker.tls = ensure_local_tls(broker.home)
-    config = broker._write_config()
+    config = broker._write_config(node)
     lines = config.read_text().splitlines()
     listener = "SASL_SSL" if security == "sasl_ssl" else "PLAINTEXT"
     assert f"advertised.listeners={listener}://127.0.0.1:9001" in lines
@@ -83,7 +84,7 @@ def test_the_stacks_processes_reach_its_broker_not_the_environments_cluster(
     monkeypatch.setenv("KAFKA_SSL_CERTFILE_FILE", "/nonsense")
     stack = LocalStack(AimsSettings(state_dir=tmp_path))
     stack.broker = KafkaBroker(tmp_path, security="sasl_ssl")
-    stack.broker.port = 9001
+    stack.broker.nodes[0].port = 9001
     stack.broker.tls = ensure_local_tls(stack.broker.home)
     stack.bootstrap = stack.broker.bootstrap
     env = stack.child_env()

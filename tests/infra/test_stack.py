@@ -20,6 +20,7 @@ import pytest
 
 from aims.cli import main
 from events.kafka_clients import KafkaConnection
+from infra.kafka_broker import KafkaNode
 from infra.processes import ManagedProcess, pid_alive, port_is_free
 from infra.stack import (
     COMPONENTS,
@@ -272,19 +273,29 @@ def test_a_zombie_counts_as_gone() -> None:
 
 
 class FakeBroker:
-    """Stands in for `KafkaBroker`: a `sleep` process; each restart may hand out another address."""
+    """Stands in for `KafkaBroker`: a `sleep` process per node; each whole restart may hand out
+    another address, a node's restart keeps its own."""
 
-    def __init__(self, home: Path, addresses: list[str]) -> None:
+    def __init__(self, home: Path, addresses: list[str], nodes: int = 1) -> None:
         self.home = home
         self.addresses = addresses
         self.bootstrap = addresses.pop(0)
-        self.process: ManagedProcess | None = None
+        self.nodes = [KafkaNode(i, home if nodes == 1 else home / f"node-{i}") for i in range(1, nodes + 1)]
         self.restarts = 0
+        self.node_restarts: list[int] = []
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        return self.nodes[0].process
 
     def start(self) -> str:
-        self.process = ManagedProcess("kafka", ["sleep", "60"], self.home / "broker.log", dict(os.environ))
-        self.process.start()
+        for node in self.nodes:
+            self._launch(node)
         return self.bootstrap
+
+    def _launch(self, node: KafkaNode) -> None:
+        node.process = ManagedProcess("kafka", ["sleep", "60"], node.log_path, dict(os.environ))
+        node.process.start()
 
     def restart(self, timeout: float, cancel: threading.Event | None = None) -> str:
         self.stop()
@@ -293,9 +304,21 @@ class FakeBroker:
             self.bootstrap = self.addresses.pop(0)
         return self.start()
 
+    def node(self, node_id: int) -> KafkaNode:
+        return self.nodes[node_id - 1]
+
+    def restart_node(self, node_id: int, timeout: float, cancel: threading.Event | None = None) -> str:
+        node = self.node(node_id)
+        if node.process is not None:
+            node.process.stop(5)
+        self.node_restarts.append(node_id)
+        self._launch(node)
+        return node.address
+
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop(5)
+        for node in self.nodes:
+            if node.process is not None:
+                node.process.stop(5)
 
     @property
     def connection(self) -> KafkaConnection:
@@ -305,14 +328,17 @@ class FakeBroker:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
 
-@pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    """A stack of stand-ins that claims to be up: children are `sleep`, ready as soon as started."""
+@pytest.fixture(params=[1])
+def stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[LocalStack]:
+    """A stack of stand-ins that claims to be up: children are `sleep`, ready as soon as started.
+    Kafka has one node, or as many as the test asks for by indirect parametrization."""
     monkeypatch.setattr("infra.stack.ensure_topics", lambda bootstrap, specs: [])
     monkeypatch.setattr("infra.stack.announced_processes", lambda state, pids=None: [])
     stack = LocalStack(AimsSettings(state_dir=tmp_path))
     monkeypatch.setattr(stack, "_ready", lambda name: True)
-    broker = FakeBroker(tmp_path / "kafka", ["127.0.0.1:9001"])
+    broker = FakeBroker(tmp_path / "kafka", ["127.0.0.1:9001"], nodes=request.param)
     stack.broker = broker  # type: ignore[assignment]
     stack.bootstrap = broker.start()
     stack.api_url = "http://127.0.0.1:4200/api"
@@ -363,6 +389,36 @@ def test_a_broker_that_moved_gets_its_dependents_restarted_with_the_new_address(
     for name in ("worker", "router", "gateway"):
         assert info["pids"][name] == stack.pids()[name] != old[name]
         assert child_env(stack.children[name])["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9002"
+
+
+@pytest.mark.parametrize("stack", [3], indirect=True)
+def test_a_dead_node_of_a_cluster_is_restarted_alone_and_stack_json_names_every_node(
+    stack: LocalStack,
+) -> None:
+    old = stack.pids()
+    assert {"kafka-1", "kafka-2", "kafka-3"} <= set(saved(stack)["pids"])
+    stack.broker.node(2).process.kill()  # type: ignore[union-attr]
+    said: list[str] = []
+    stack.supervise_once(said.append)
+    assert stack.broker.node_restarts == [2] and stack.broker.restarts == 0  # type: ignore[union-attr]
+    assert any(m.startswith("kafka-2 exited (-9); restart #1") for m in said), said
+    now = stack.pids()
+    assert saved(stack)["pids"]["kafka-2"] == now["kafka-2"] != old["kafka-2"]
+    # The other nodes and every child run on, untouched: the cluster served throughout.
+    assert {n: now[n] for n in now if n != "kafka-2"} == {n: old[n] for n in old if n != "kafka-2"}
+
+
+@pytest.mark.parametrize("stack", [3], indirect=True)
+def test_restarting_kafka_on_a_cluster_restarts_node_after_node(stack: LocalStack) -> None:
+    old = stack.pids()
+    result = stack.restart("kafka", progress=lambda m: None)
+    assert result.ok, result.message
+    assert stack.broker.node_restarts == [1, 2, 3] and stack.broker.restarts == 0  # type: ignore[union-attr]
+    now = stack.pids()
+    assert all(now[f"kafka-{i}"] != old[f"kafka-{i}"] for i in (1, 2, 3))
+    assert {n: now[n] for n in ("worker", "router", "gateway")} == {
+        n: old[n] for n in ("worker", "router", "gateway")
+    }
 
 
 def test_a_child_that_keeps_dying_is_restarted_with_backoff(stack: LocalStack, tmp_path: Path) -> None:

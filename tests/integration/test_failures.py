@@ -136,35 +136,6 @@ def test_prefect_down_for_20_seconds_mid_stream(stack: SessionStack, topics: dic
     stack.discard_runs(keys)
 
 
-def test_two_routers_share_200_events_exactly_once(stack: SessionStack, topics: dict[str, str]) -> None:
-    events = mixed_events(200, subjects=40)
-    keys = [e.dedup_key for e in events]
-    first = stack.router_process(topics, "pair-a")
-    second = stack.router_process(topics, "pair-b")
-    api = stack.api()
-    try:
-        poll(
-            lambda: stack.heartbeat("pair-a").get("assigned") and stack.heartbeat("pair-b").get("assigned"),
-            90,
-            "both routers holding partitions",
-        )
-        _publish(stack, topics["AIMS_EVENTS_TOPIC"], events)
-        _assert_exactly_once(stack, topics, keys)
-        poll(lambda: stack.committed(topics["AIMS_CONSUMER_GROUP"]) == 200, 120, "200 offsets committed")
-
-        def shares() -> list[int] | None:
-            routed = [int(stack.heartbeat(n).get("routed", 0)) for n in ("pair-a", "pair-b")]
-            return routed if sum(routed) >= 200 else None
-
-        routed = poll(shares, 30, "heartbeats counting every event")
-        assert all(r > 0 for r in routed), f"both routers took a share: {routed}"
-    finally:
-        first.stop()
-        second.stop()
-        api.close()
-        stack.discard_runs(keys)
-
-
 def test_sigterm_commits_what_was_accepted_and_leaves_the_group(
     stack: SessionStack, topics: dict[str, str]
 ) -> None:
