@@ -94,8 +94,11 @@ def router_beat(state: Path, pid: int) -> dict[str, Any] | None:
 
 @pytest.mark.integration
 def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
-    up = aims(cli_env, "up", "--detach")
+    # Kafka as a replicated cluster of three nodes, as in production (issue 23); one node is what the
+    # session's broker runs, and the supervision of either is unit-tested in tests/infra/test_stack.py.
+    up = aims(cli_env, "up", "--detach", "--brokers", "3")
     assert up.returncode == 0, up.stdout + up.stderr
+    assert up.stdout.count("127.0.0.1:") >= 4  # the UI, and the three brokers' addresses
     assert "Prefect UI: http://127.0.0.1:" in up.stdout
 
     emitted = aims(cli_env, "emit", "incident-reported", *INCIDENT_ARGS)
@@ -164,11 +167,15 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
         assert secret not in log.read_text(errors="replace"), log
 
     # -- the stack survives a broker or Prefect restart (issue 17) ------------------------------
-    # The broker dies with the router, worker and gateway connected; its old port has connections in
-    # TIME_WAIT. The supervisor starts it again at the same address, which every client has.
-    os.kill(first["pids"]["kafka"], signal.SIGKILL)
-    back = poll(lambda: restarted(state, "kafka", first), 240, "the supervisor to restart the broker", 1)
+    # A node dies with the router, worker and gateway connected; its old port has connections in
+    # TIME_WAIT. The supervisor starts that node alone again at the same address, which every client has.
+    assert {"kafka-1", "kafka-2", "kafka-3"} <= set(first["pids"])
+    os.kill(first["pids"]["kafka-2"], signal.SIGKILL)
+    back = poll(lambda: restarted(state, "kafka-2", first), 240, "the supervisor to restart the node", 1)
     assert back["bootstrap"] == first["bootstrap"]
+    assert {n: back["pids"][n] for n in ("kafka-1", "kafka-3")} == {
+        n: first["pids"][n] for n in ("kafka-1", "kafka-3")
+    }
     # An event emitted afterwards is routed. (Routing through the outage is the router's own part.)
     again = aims(cli_env, "emit", "incident-reported", *INCIDENT_ARGS[2:], "-d", "ai_system=after-broker")
     assert again.returncode == 0, again.stderr
@@ -200,10 +207,12 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     assert f"router: ready (pid {now['pids']['router']})" in restart.stdout
     poll(lambda: router_beat(state, now["pids"]["router"]), 120, "the new router to hold partitions", 1)
 
-    # Stopped (not killed) while clients are connected, and started again: the same address.
-    kafka = aims(cli_env, "restart", "kafka", timeout=300)
+    # Stopped (not killed) while clients are connected, and started again node by node, each at its
+    # own address: the cluster serves throughout.
+    kafka = aims(cli_env, "restart", "kafka", timeout=600)
     assert kafka.returncode == 0, kafka.stdout + kafka.stderr
-    assert f"kafka: ready at {first['bootstrap']}" in kafka.stdout
+    for node, address in enumerate(first["bootstrap"].split(","), start=1):
+        assert f"kafka-{node}: ready at {address}" in kafka.stdout, kafka.stdout
     assert stack_json(state)["bootstrap"] == first["bootstrap"]
 
     # Two phases and the approvals, each up to --timeout: the command as a whole may take longer.
@@ -218,7 +227,11 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     # what announced itself in the state folder (the router started by hand).
     last = stack_json(state)
     pids = {"supervisor": last["supervisor_pid"], **last["pids"]}
-    assert set(pids) == {"supervisor", "kafka", "prefect-server", "worker", "router", "gateway"}
+    assert set(pids) == {
+        "supervisor",
+        *("kafka-1", "kafka-2", "kafka-3"),
+        *("prefect-server", "worker", "router", "gateway"),
+    }
     assert all(pid_alive(pid) for pid in pids.values()), pids
     down = aims(cli_env, "down", timeout=180)
     assert down.returncode == 0 and "stack stopped" in down.stdout
