@@ -101,6 +101,13 @@ class AimsSettings(BaseModel):
     dead_letter_topic: str = Field("aims.events.dlq", description="Where rejected events go.")
     dead_letter_partitions: int = Field(1, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1, le=16)
+    kafka_create_topics: bool = Field(
+        True,
+        description="Whether the router (and `aims up` on an existing cluster) creates the topics above "
+        "when they are missing. false where the topics are managed elsewhere (Strimzi's KafkaTopic "
+        "resources) and the router's Kafka user may not create topics: it then only checks that they "
+        "exist, and stops with an error naming the missing ones.",
+    )
     consumer_group: str = Field("aims-router", description="Consumer group of the routers.")
     max_event_bytes: int = Field(
         256 * 1024, ge=1024, le=900 * 1024, description="Larger events are dead-lettered."

@@ -211,12 +211,16 @@ def cmd_router(args: argparse.Namespace) -> int:
     from connectors.register import open_register
     from connectors.register.receipts import RegisterReceipts
     from events.router import Router
-    from events.topics import ensure_topics, topic_specs
+    from events.topics import MissingTopicsError, prepare_topics, topic_specs
     from infra.resources import anchor_publisher, outbox_relay
     from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
-    ensure_topics(endpoints.kafka, topic_specs(settings))
+    try:
+        # Created where missing, or (AIMS_KAFKA_CREATE_TOPICS=false: Strimzi's KafkaTopics) only checked.
+        prepare_topics(endpoints.kafka, topic_specs(settings), create=settings.kafka_create_topics)
+    except MissingTopicsError as exc:
+        raise CliError(str(exc)) from None
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     register = open_register(settings)
     router = Router(
