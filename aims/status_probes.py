@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aims.status_routers import HEARTBEAT_MAX_BYTES
 from events.routing import ROUTES
 from schemas.settings import AimsSettings
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
     from events.kafka_clients import KafkaConnection
 
-# Heartbeats are a few hundred bytes; reading more than this is reading something else.
-HEARTBEAT_MAX_BYTES = 64 * 1024
 NO_KAFKA = "no Kafka configured (start the stack with `aims up`, or set KAFKA_BOOTSTRAP_SERVERS)"
 
 

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aims.status_probes import HEARTBEAT_MAX_BYTES
-
+# Heartbeats are a few hundred bytes; reading more than this is reading something else.
+HEARTBEAT_MAX_BYTES = 64 * 1024
 # A router writes its heartbeat every ~2 s; a beat older than this says nothing about it.
 HEARTBEAT_STALE_SECONDS = 15
 # A stale heartbeat from another host (whose process we cannot check) is no longer listed after this.

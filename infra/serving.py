@@ -142,13 +142,16 @@ def serve(
     limit: int | None = None,
     spares: int = 2,
     concurrency: int = 0,
+    healthcheck: bool = False,
 ) -> None:
     """Register the work pool and the deployments, then run their flow runs until interrupted.
 
     `concurrency` is the pool's limit when the worker creates it or finds it without one (0: none);
-    `limit` caps this worker alone, below whatever the pool allows.
+    `limit` caps this worker alone, below whatever the pool allows. `healthcheck` serves Prefect's
+    worker health check (GET /health on PREFECT_WORKER_WEBSERVER_PORT, 8080: 503 once the worker has
+    not polled its pool for 30 poll intervals) while the worker runs.
     """
-    anyio.run(_serve, deployments(), work_pool, state_dir, limit, spares, concurrency)
+    anyio.run(_serve, deployments(), work_pool, state_dir, limit, spares, concurrency, healthcheck)
 
 
 def _say(message: str) -> None:
@@ -162,12 +165,17 @@ async def _serve(
     limit: int | None,
     spares: int,
     concurrency: int,
+    healthcheck: bool = False,
     say: Callable[[str], None] = _say,
 ) -> None:
     from prefect import get_client
 
     from infra.warm_worker import WarmProcessWorker
 
+    status = worker_status_path(state_dir, os.getpid())
+    # A status file of this pid is a killed worker's (a restarted container's worker often gets the
+    # pid its predecessor had): it must not say this one is ready before its processes are.
+    status.unlink(missing_ok=True)
     async with get_client() as client:
         setup = await ensure_work_pool(client, work_pool, concurrency)
     for message in setup.messages:
@@ -177,14 +185,13 @@ async def _serve(
     worker = WarmProcessWorker(
         work_pool_name=work_pool, limit=limit, spares=spares, create_pool_if_not_found=False, say=say
     )
-    status = worker_status_path(state_dir, os.getpid())
     status.parent.mkdir(parents=True, exist_ok=True)
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_sigterm, group.cancel_scope)
             group.start_soon(_report_pool, worker, status)
             # Runs already started keep going in their own processes; the worker only stops taking new ones.
-            await worker.start(printer=say)
+            await worker.start(printer=say, with_healthcheck=healthcheck)
             group.cancel_scope.cancel()
     finally:
         status.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from events.kafka_clients import KafkaConnection
 from events.kafka_security import without_kafka_security
-from events.topics import ensure_topics, topic_specs
+from events.topics import ensure_topics, prepare_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import Cancelled, ManagedProcess, wait_until
@@ -195,7 +195,10 @@ class LocalStack:
                 self._backoff_of(name).started(time.monotonic())
             security = self.broker.connection.security.describe()
             progress(f"Kafka: {what} ready at {self.bootstrap} ({security})")
-        created = ensure_topics(self.kafka, topic_specs(self.settings))
+        # The broker this stack runs has its topics made here; an existing cluster's may be managed
+        # elsewhere (AIMS_KAFKA_CREATE_TOPICS=false: then only checked).
+        create = self.broker is not None or self.settings.kafka_create_topics
+        created = prepare_topics(self.kafka, topic_specs(self.settings), create=create)
         copies = f"{self.settings.topic_replication} copies, {self.settings.topic_min_insync} in sync"
         progress(f"Kafka: topics ready ({', '.join(created) or 'already there'}; {copies})")
         if self.settings.prefect_api_url:

@@ -114,6 +114,13 @@ class AimsSettings(BaseModel):
         description="Copies a write must reach before it counts (producers ask for all of them, "
         "acks=all); default: one fewer than the replication factor, at least 1.",
     )
+    kafka_create_topics: bool = Field(
+        True,
+        description="Whether the router (and `aims up` on an existing cluster) creates the topics above "
+        "when they are missing. false where the topics are managed elsewhere (Strimzi's KafkaTopic "
+        "resources) and the router's Kafka user may not create topics: it then only checks that they "
+        "exist, and stops with an error naming the missing ones.",
+    )
     consumer_group: str = Field("aims-router", description="Consumer group of the routers.")
     max_event_bytes: int = Field(
         256 * 1024, ge=1024, le=900 * 1024, description="Larger events are dead-lettered."

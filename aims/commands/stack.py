@@ -196,6 +196,21 @@ def cmd_restart(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 if this host's router (fresh heartbeat) or worker (a flow-run process ready) is alive."""
+    from aims.probe import probe_router, probe_worker
+
+    if args.max_age <= 0:
+        raise CliError(f"--max-age {args.max_age}: seconds, more than 0")
+    state = cli_settings().state_path
+    if args.component == "router":
+        result = probe_router(state, socket.gethostname(), time.time(), args.max_age)
+    else:
+        result = probe_worker(state)
+    print(result.message, file=sys.stdout if result.ok else sys.stderr, flush=True)
+    return 0 if result.ok else 1
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from aims.endpoints import Endpoints, prefect_auth, use_prefect
 
@@ -205,10 +220,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError("the worker needs PREFECT_API_URL (set by `aims up`)")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit {args.limit}: expected 1 or more runs at once (or none: the pool's limit)")
-    # A worker started by hand beside the local stack logs in as the stack's own processes do.
+    # A worker started by hand beside the local stack logs in as the stack's own processes do. Its
+    # poll interval is Prefect's PREFECT_WORKER_QUERY_SECONDS: set here from AIMS_WORKER_POLL_SECONDS
+    # unless the environment sets it (as `aims up` does from the same setting, and Prefect's worker
+    # chart from its queryInterval).
     use_prefect(settings, Endpoints("", api, None, prefect_auth(settings, api)))
     from infra.serving import serve
 
+    interval = os.environ["PREFECT_WORKER_QUERY_SECONDS"]  # what Prefect's worker reads when imported
+    print(
+        f"polling work pool {settings.work_pool!r} every {interval} s (PREFECT_WORKER_QUERY_SECONDS)",
+        flush=True,
+    )
     # The pool's limit (AIMS_WORK_POOL_CONCURRENCY when the worker creates the pool or finds it
     # without one) bounds every worker on the pool; --limit only lowers it for this one.
     serve(
@@ -217,6 +240,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         limit=args.limit,
         spares=settings.warm_processes,
         concurrency=settings.work_pool_concurrency,
+        healthcheck=args.with_healthcheck,
     )
     return 0
 
@@ -236,12 +260,16 @@ def cmd_router(args: argparse.Namespace) -> int:
     from connectors.register import open_register
     from connectors.register.receipts import RegisterReceipts
     from events.router import Router
-    from events.topics import ensure_topics, topic_specs
+    from events.topics import MissingTopicsError, prepare_topics, topic_specs
     from infra.resources import anchor_publisher, outbox_relay
     from schemas.policy_file import data_quality_policy
 
     coalesce_seconds = data_quality_policy(settings.policy_file).coalesce_seconds
-    ensure_topics(endpoints.kafka, topic_specs(settings))
+    try:
+        # Created where missing, or (AIMS_KAFKA_CREATE_TOPICS=false: Strimzi's KafkaTopics) only checked.
+        prepare_topics(endpoints.kafka, topic_specs(settings), create=settings.kafka_create_topics)
+    except MissingTopicsError as exc:
+        raise CliError(str(exc)) from None
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     register = open_register(settings)
     router = Router(
@@ -350,6 +378,27 @@ def add_commands(add: AddCommand) -> None:
         default=None,
         help="at most this many runs at once in this worker, below the work pool's limit "
         "(AIMS_WORK_POOL_CONCURRENCY, or the limit set in Prefect)",
+    )
+    worker.add_argument(
+        "--with-healthcheck",
+        action="store_true",
+        help="serve Prefect's worker health check (GET /health, 503 once the worker stopped polling its "
+        "pool) on PREFECT_WORKER_WEBSERVER_HOST:PREFECT_WORKER_WEBSERVER_PORT (0.0.0.0:8080), for a "
+        "container's liveness probe",
+    )
+    probe = add(
+        "probe",
+        cmd_probe,
+        "Exit 0 if this host's router or worker is alive, from its files in the state folder "
+        "(a container's health check).",
+    )
+    probe.add_argument("component", choices=["router", "worker"])
+    probe.add_argument(
+        "--max-age",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="router: the oldest heartbeat that still counts (default %(default)s; it beats every ~2 s)",
     )
     router = add("router", cmd_router, "Route events from Kafka to Prefect deployments.")
     router.add_argument("--name", default=None, help="name shown in `aims status`")
