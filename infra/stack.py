@@ -32,6 +32,7 @@ from events.kafka_clients import KafkaConnection
 from events.kafka_security import without_kafka_security
 from events.topics import ensure_topics, prepare_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
+from infra.postgres import PostgresServer
 from infra.prefect_server import PrefectServer, prefect_client_env
 from infra.processes import Cancelled, ManagedProcess, wait_until
 from infra.stack_processes import (
@@ -117,6 +118,8 @@ class LocalStack:
         self.state = settings.state_path
         self.broker: KafkaBroker | None = None
         self.server: PrefectServer | None = None
+        # The Prefect server's own PostgreSQL, when this stack starts one (AIMS_PREFECT_DATABASE=postgres).
+        self.postgres: PostgresServer | None = None
         self.children: dict[str, ManagedProcess] = {}
         self.bootstrap = ""
         self.api_url = ""
@@ -206,8 +209,8 @@ class LocalStack:
             self.ui_url = self.api_url.removesuffix("/api")
             progress(f"Prefect: using the existing API at {self.api_url}")
         else:
-            progress("Prefect: starting a local server on SQLite…")
-            self.server = PrefectServer(self.state, auth=self.prefect_auth())
+            database_url = self._prefect_database(progress)
+            self.server = PrefectServer(self.state, database_url=database_url, auth=self.prefect_auth())
             self.api_url = self.server.start()
             self.ui_url = self.server.ui_url
             self._backoff["prefect-server"].started(time.monotonic())
@@ -236,6 +239,22 @@ class LocalStack:
         )
         self.info.save(self.state)
         return self.info
+
+    def _prefect_database(self, progress: Progress) -> str | None:
+        """The Prefect server's database URL: the settings' PostgreSQL, one started in the state folder,
+        or None for SQLite there. See the README's "Prefect on PostgreSQL" for when to choose which."""
+        if self.settings.prefect_database_url is not None:
+            progress("Prefect: starting a local server on the PostgreSQL of AIMS_PREFECT_DATABASE_URL…")
+            return self.settings.prefect_database_url.get_secret_value()
+        if self.settings.prefect_database == "postgres":
+            progress("Prefect: starting PostgreSQL for its server…")
+            # Durable (fsync on): the runs and deployments are the user's, unlike the tests' servers.
+            self.postgres = PostgresServer(self.state, "prefect", database="prefect", fsync=True)
+            self.postgres.start()
+            progress(f"Prefect: PostgreSQL ready on 127.0.0.1:{self.postgres.port}; starting the server…")
+            return self.postgres.url()
+        progress("Prefect: starting a local server on SQLite…")
+        return None
 
     def process(self, name: str) -> ManagedProcess | None:
         """The process of `name` now (a restart replaces the broker's and the server's): a component,
@@ -517,6 +536,9 @@ class LocalStack:
             if self.server is not None:
                 progress("stopping the Prefect server…")
                 self.server.stop()
+            if self.postgres is not None:
+                progress("stopping the Prefect server's PostgreSQL…")
+                self.postgres.stop()
             if self.broker is not None:
                 progress("stopping Kafka…")
                 self.broker.stop()

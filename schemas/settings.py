@@ -81,6 +81,19 @@ class AimsSettings(BaseModel):
         validation_alias=AliasChoices("PREFECT_API_URL", "AIMS_PREFECT_API_URL"),
         description="An existing Prefect API; when unset, `aims up` starts a local server.",
     )
+    prefect_database: Literal["sqlite", "postgres"] = Field(
+        "sqlite",
+        description="The database of the Prefect server `aims up` starts: `sqlite`, a file in the state "
+        "folder (about 2-5 flow runs created per second, 'database is locked' under load), or "
+        "`postgres`, a PostgreSQL server it starts in the state folder (about 15 per second on two "
+        "cores; needs the server binaries, see AIMS_PG_BIN). `aims up --prefect-db postgres`.",
+    )
+    prefect_database_url: SecretStr | None = Field(
+        None,
+        description="An existing PostgreSQL for the Prefect server `aims up` starts, "
+        "`postgresql+asyncpg://user:password@host:5432/prefect`; wins over AIMS_PREFECT_DATABASE. "
+        "Secret: it may carry a password.",
+    )
     prefect_api_auth_string: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("PREFECT_API_AUTH_STRING", "AIMS_PREFECT_API_AUTH_STRING"),
@@ -373,6 +386,16 @@ class AimsSettings(BaseModel):
             raise ValueError(
                 f"must be at least {MIN_SIGNING_KEY_CHARS} characters (e.g. the output of "
                 "`openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("prefect_database_url")
+    @classmethod
+    def _prefect_database_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        # Prefect's server talks to PostgreSQL through asyncpg only; the message never quotes the URL.
+        if value is not None and not value.get_secret_value().startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "must be a PostgreSQL URL for asyncpg: postgresql+asyncpg://user:password@host/db"
             )
         return value
 

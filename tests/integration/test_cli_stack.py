@@ -94,9 +94,10 @@ def router_beat(state: Path, pid: int) -> dict[str, Any] | None:
 
 @pytest.mark.integration
 def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
-    # Kafka as a replicated cluster of three nodes, as in production (issue 23); one node is what the
-    # session's broker runs, and the supervision of either is unit-tested in tests/infra/test_stack.py.
-    up = aims(cli_env, "up", "--detach", "--brokers", "3")
+    # The production shape (issue 23): Kafka as a replicated cluster of three nodes, Prefect on
+    # PostgreSQL. One node on SQLite is what the session's stack runs; the supervision of either is
+    # unit-tested in tests/infra/test_stack.py.
+    up = aims(cli_env, "up", "--detach", "--brokers", "3", "--prefect-db", "postgres")
     assert up.returncode == 0, up.stdout + up.stderr
     assert up.stdout.count("127.0.0.1:") >= 4  # the UI, and the three brokers' addresses
     assert "Prefect UI: http://127.0.0.1:" in up.stdout
@@ -235,7 +236,21 @@ def test_stack_commands_end_to_end(cli_env: dict[str, str]) -> None:
     assert all(pid_alive(pid) for pid in pids.values()), pids
     down = aims(cli_env, "down", timeout=180)
     assert down.returncode == 0 and "stack stopped" in down.stdout
+    # The Prefect server's PostgreSQL held its runs, and stopped with the stack.
+    assert "PostgreSQL ready on 127.0.0.1:" in (state / "logs" / "stack.log").read_text()
+    assert not [
+        pid
+        for pid in (p.name for p in Path("/proc").iterdir() if p.name.isdigit())
+        if str(state / "postgres" / "prefect") in _cmdline(int(pid))
+    ], "the Prefect server's PostgreSQL outlived `aims down`"
     assert not (Path(cli_env["AIMS_STATE_DIR"]) / "stack.json").exists()
     assert by_hand.wait(30) is not None  # it is this test's child: reaped here
     still = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     assert not still, f"left running by `aims down`: {still}\n{down.stdout}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""  # gone meanwhile

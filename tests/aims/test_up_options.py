@@ -1,4 +1,5 @@
-"""`aims up --brokers N`: a wrong number or a cluster named elsewhere exits 2 and starts nothing."""
+"""`aims up --brokers N --prefect-db …`: a wrong number, a cluster named elsewhere or a database that is
+not PostgreSQL exits 2 and starts nothing."""
 
 from __future__ import annotations
 
@@ -44,3 +45,22 @@ def test_a_state_folder_of_one_node_refuses_three_before_starting_any(tmp_path: 
     with pytest.raises(BrokerUnavailable, match="holds the storage of one node, and 3 node"):
         KafkaBroker(tmp_path, nodes=3).start()
     assert not (tmp_path / "kafka" / "node-1").exists()
+
+
+def test_a_prefect_database_that_is_not_postgresql_exits_2_without_quoting_its_password(
+    state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIMS_PREFECT_DATABASE_URL", "mysql://prefect:hunter2-secret@db.example/prefect")
+    assert main(["up", "--prefect-db", "postgres"]) == 2
+    err = capsys.readouterr().err
+    assert "postgresql+asyncpg://" in err and "prefect_database_url" in err
+    assert "hunter2-secret" not in err
+    assert not state.exists() or not any(state.iterdir())
+
+
+def test_a_database_kind_aims_up_does_not_know_is_a_usage_error(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["up", "--prefect-db", "mysql"])
+    assert exited.value.code == 2 and "invalid choice: 'mysql'" in capsys.readouterr().err
