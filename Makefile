@@ -13,6 +13,11 @@ LOWEST := .venv-lowest
 # MLflow for the integration tests' real tracking server: apart, as its pins clash with ours.
 MLFLOW_VENV  := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell cat requirements-mlflow.lock | cksum | cut -d' ' -f1)
+# The unit tests run on every core (pytest-xdist; `make unit UNIT_WORKERS=0` runs them in one process).
+# The integration tests never do: they share one session stack (a broker, a Prefect server, a worker).
+UNIT_WORKERS ?= auto
+UNIT_TESTS   := -m "not integration" -n $(UNIT_WORKERS)
+INTEGRATION_TESTS := -m integration -p no:xdist
 
 .PHONY: setup mlflow-venv demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
 
@@ -39,14 +44,17 @@ demo: setup            ## start the local stack, emit one event of each type, fo
 up: setup              ## the stack in the foreground until Ctrl-C
 	$(BIN)/aims up
 
+# Two runs, both must pass: the integration tests in one process first, then the unit tests on every
+# core. Between them they run every test; PYTEST_ARGS goes to both (a selection must match tests in each).
 test: setup mlflow-venv  ## every test: unit, property and integration (real Kafka, real Prefect)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(INTEGRATION_TESTS) $(PYTEST_ARGS)
+	$(BIN)/pytest $(UNIT_TESTS) $(PYTEST_ARGS)
 
-unit: setup
-	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+unit: setup            ## the unit and property tests, on every core
+	$(BIN)/pytest $(UNIT_TESTS) $(PYTEST_ARGS)
 
-integration: setup mlflow-venv
-	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+integration: setup mlflow-venv  ## the real-stack tests, in one process
+	$(BIN)/pytest $(INTEGRATION_TESTS) $(PYTEST_ARGS)
 
 # Resolved afresh on every run (a few seconds): each direct dependency at the lowest version its bound
 # allows, what they pull in at the newest. A failure here means a lower bound in pyproject.toml is false.
@@ -56,7 +64,7 @@ test-lowest: setup     ## the unit tests on the lowest versions pyproject.toml a
 		--python $(LOWEST)/bin/python -o $(LOWEST)/requirements.txt
 	$(BIN)/uv pip sync -q --python $(LOWEST)/bin/python $(LOWEST)/requirements.txt
 	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --no-deps -e .
-	$(LOWEST)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+	$(LOWEST)/bin/pytest $(UNIT_TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,6 +8,10 @@ PostgreSQL (`postgres`) is a real server started from the installed server binar
 (`infra.postgres`), shared by the register tests and the data-quality tests. Without the binaries
 the tests that need it are skipped, and the session's summary says so in plain words; in CI
 (AIMS_CI=1) they fail instead, as do the browser tests without Chromium.
+
+The unit tests also run on every core (pytest-xdist, `make unit`): each worker is a session of its own,
+so whatever is session-wide here (the PostgreSQL server, the GX engine, `tmp_path`'s base folder) is
+per worker. The integration tests share one stack and run in one process: `stack` refuses a worker.
 """
 
 from __future__ import annotations
@@ -29,13 +33,23 @@ from tests.resources import example_policy, migrated_register
 from tests.support import SessionStack
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_SKIPPED: list[str] = []
+POSTGRES_SKIP = "tests on PostgreSQL did not run: "
 KAFKA_SECURITY_VARIABLES = kafka_security_variables()
 
 
 def required_in_ci() -> bool:
     """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are there: their tests fail, never skip."""
     return os.environ.get("AIMS_CI", "") not in ("", "0")
+
+
+def xdist_worker(config: pytest.Config) -> str | None:
+    """The pytest-xdist worker this process is ("gw0", "gw1" …), or None outside one (or without xdist).
+
+    From the worker's own config, not PYTEST_XDIST_WORKER: that variable is inherited by the pytest a
+    test starts in a subprocess (tests/suite/test_collection.py), which is no worker.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    return None if workerinput is None else str(workerinput["workerid"])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,7 +79,17 @@ def no_kafka_security_outside_integration(
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionStack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionStack]:
+    # Under pytest-xdist every worker would start a broker, a Prefect server and a worker of its own
+    # (two stacks on two cores), and on a fresh clone all of them would resolve the broker's jars into
+    # the one `.aims/kafka/libs` at once. The Makefile runs the integration tests without -n.
+    worker = xdist_worker(request.config)
+    if worker is not None:
+        pytest.fail(
+            f"the integration tests share one session stack and run in one process, not in pytest-xdist "
+            f"worker {worker}: run them without -n (`make integration`, or `pytest -m integration`)",
+            pytrace=False,
+        )
     state = REPO / ".aims" / "test-sessions" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     # Every test's tmp_path lies under the session's base temporary folder: the files data source.
     data_root = tmp_path_factory.getbasetemp()
@@ -102,10 +126,11 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         server.start()
     except PostgresUnavailable as exc:
+        if not os.environ.get("AIMS_KEEP_TEST_STATE"):
+            shutil.rmtree(state, ignore_errors=True)  # the message holds the server log's last lines
         if required_in_ci():
             pytest.fail(f"PostgreSQL is required in CI (AIMS_CI is set) and did not start: {exc}")
-        POSTGRES_SKIPPED.append(str(exc))
-        pytest.skip(f"tests on PostgreSQL did not run: {exc}")
+        pytest.skip(f"{POSTGRES_SKIP}{exc}")
     try:
         yield server
     finally:
@@ -134,7 +159,14 @@ def postgres_database(postgres: PostgresServer, request: pytest.FixtureRequest) 
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for reason in dict.fromkeys(POSTGRES_SKIPPED):
+    # From the skip reports, not from a list the fixture fills: under pytest-xdist the fixture runs in
+    # a worker and only its reports reach the process that prints the summary.
+    reasons: dict[str, None] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3 and POSTGRES_SKIP in str(longrepr[2]):
+            reasons[str(longrepr[2]).split(POSTGRES_SKIP, 1)[1]] = None
+    for reason in reasons:
         terminalreporter.write_line(f"NOTE: the tests on PostgreSQL did not run: {reason}", yellow=True)
 
 
