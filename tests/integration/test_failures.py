@@ -241,7 +241,11 @@ def _largest_accepted(stack: SessionStack, topic: str, key: bytes) -> int:
     """The largest value the broker takes in one record with this key: a record at its very limit."""
     from kafka.errors import MessageSizeTooLargeError
 
-    producer = make_producer(stack.kafka, max_request_size=2 * BROKER_LIMIT, retries=0)
+    # One try per size: no retries, so no idempotence either (the project's producers have it on,
+    # and Kafka's client refuses the two together).
+    producer = make_producer(
+        stack.kafka, max_request_size=2 * BROKER_LIMIT, retries=0, enable_idempotence=False
+    )
     try:
         size = BROKER_LIMIT - 40
         while True:
