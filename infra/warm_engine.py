@@ -181,7 +181,11 @@ def say_ready() -> None:
 
 
 def report(line: str, **fields: Any) -> None:
-    print(f"{line} {json.dumps({'pid': os.getpid(), **fields})}", flush=True)
+    """One line in the worker's log, which every flow-run process shares: written in one call, line
+    and newline together. print() writes the newline apart, and unbuffered (PYTHONUNBUFFERED) another
+    process's line got between the two, gluing itself to this one (seen in the worker test)."""
+    sys.stdout.write(f"{line} {json.dumps({'pid': os.getpid(), **fields})}\n")
+    sys.stdout.flush()
 
 
 def run_reported(job: WarmJob, profile: str, waited: float) -> None:

@@ -173,11 +173,14 @@ class SparePool:
                 await self._spares.popleft().aclose(terminate=True)
 
     async def _drop_dead(self) -> None:
-        for spare in list(self._spares):
-            if not spare.alive:
-                # It died while waiting (killed, or its imports failed); its output is in the worker's log.
-                self._spares.remove(spare)
-                await spare.aclose()
+        # Those that died while waiting (killed, or their imports failed; their output is in the
+        # worker's log) leave the pool before the first await: a run taking a spare meanwhile must not
+        # find one already removed, nor be handed a dead one.
+        dead = [spare for spare in self._spares if not spare.alive]
+        for spare in dead:
+            self._spares.remove(spare)
+        for spare in dead:
+            await spare.aclose()
 
     async def _hand_out(self, chosen: Spare) -> anyio.abc.Process:
         chosen._close_fd()

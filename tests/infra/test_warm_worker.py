@@ -124,3 +124,36 @@ def test_runs_taken_at_once_never_leave_more_spares_than_the_pool_keeps() -> Non
     assert running == 2
     assert alive == running + 2, f"{alive} processes: {alive - running} spares for a pool of 2"
     assert not _warm_children()
+
+
+def test_two_runs_taking_spares_as_the_dead_ones_are_dropped_both_get_a_process() -> None:
+    """Spares killed while waiting, then two runs at once: each run drops the dead spares, and the
+    second used to find one the first had already removed ("not in deque"), failing its run's
+    submission (seen in the worker's integration test once runs arrived together)."""
+    import os
+    import signal
+
+    from infra.warm_worker import Spare, SparePool
+
+    async def scenario() -> list[int]:
+        pool = SparePool(size=0)  # spawns only when a run takes one and none is left
+        for _ in range(2):
+            process = await anyio.open_process(["sleep", "60"])
+            read_fd, write_fd = os.pipe()
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            pool._spares.append(Spare(process, read_fd))
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+        handed: list[int] = []
+
+        async def run() -> None:
+            await pool._drop_dead()
+            handed.append(len(pool._spares))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            group.start_soon(run)
+        return handed
+
+    assert anyio.run(scenario) == [0, 0]
