@@ -17,11 +17,11 @@ pod's state folder is its own.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from aims.status_routers import HEARTBEAT_STALE_SECONDS, router_view
+from infra.processes import pid_alive
 from infra.worker_status import worker_ready
 
 ROUTER_MAX_AGE = float(HEARTBEAT_STALE_SECONDS)
@@ -65,7 +65,7 @@ def probe_worker(state: Path) -> ProbeResult:
         if not path.stem.isdigit():
             continue
         pid = int(path.stem)
-        if not _running(pid):
+        if not pid_alive(pid):
             continue  # left by a worker that was killed
         if worker_ready(state, pid):
             return ProbeResult(True, f"worker pid {pid}: ready ({_pool_line(path)})")
@@ -81,15 +81,3 @@ def _pool_line(path: Path) -> str:
     except (OSError, ValueError):
         return "status unreadable"
     return f"{status.get('ready', '?')} of {status.get('size', '?')} flow-run processes ready"
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError):
-        return False
-    return True
