@@ -122,9 +122,6 @@ class KafkaNode:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.alive()
-
 
 def replication_properties(nodes: int) -> list[str]:
     """The internal topics' replication: three copies, two in sync, once there are three nodes.
