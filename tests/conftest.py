@@ -30,16 +30,11 @@ from events.kafka_security import kafka_security_variables
 from infra.postgres import PostgresServer, PostgresUnavailable
 from schemas.policy import Policy
 from tests.resources import example_policy, migrated_register
-from tests.support import SessionStack
+from tests.support import SessionStack, required_in_ci
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_SKIP = "tests on PostgreSQL did not run: "
 KAFKA_SECURITY_VARIABLES = kafka_security_variables()
-
-
-def required_in_ci() -> bool:
-    """In CI (`.ci/run` sets AIMS_CI=1) PostgreSQL and Chromium are there: their tests fail, never skip."""
-    return os.environ.get("AIMS_CI", "") not in ("", "0")
 
 
 def xdist_worker(config: pytest.Config) -> str | None:

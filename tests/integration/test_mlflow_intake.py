@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from schemas.settings import AimsSettings
-from tests.conftest import required_in_ci
 from tests.integration.mlflow_steps import approve_all, assessment_of, write_backs
 from tests.mlflow_server import MLFLOW_VERSION, MlflowServer, mlflow_python
 from tests.support import (
@@ -34,6 +33,7 @@ from tests.support import (
     MLFLOW_WRITTEN_SYSTEM,
     SessionStack,
     poll,
+    required_in_ci,
 )
 
 SECRET = "integration-mlflow-webhook-secret"
