@@ -48,3 +48,31 @@ def test_a_spare_refuses_a_malformed_job_with_a_clear_error(tmp_path: Path) -> N
 def test_job_contract(raw: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         WarmJob.model_validate(raw)
+
+
+class _Writes:
+    """An unbuffered stdout that keeps every write apart, as the worker's shared log receives them."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_report_line_reaches_the_shared_log_in_one_write_with_its_newline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every flow-run process writes into the worker's one log: a newline written apart lets another
+    # process's line in between, glued to this one (seen in the worker's integration test).
+    from infra.warm_engine import RUN_LINE, report
+
+    out = _Writes()
+    monkeypatch.setattr(sys, "stdout", out)
+    report(RUN_LINE, flow_run_id="r-1")
+    [line] = out.writes
+    assert line.startswith(f"{RUN_LINE} {{") and line.endswith("}\n")
