@@ -78,6 +78,9 @@ class Runtime:
 
 
 _installed: Runtime | None = None
+# Where no composition root runs before the flow (Prefect's own engine): builds the runtime on first use.
+_provider: Callable[[], Runtime] | None = None
+_provider_lock = threading.Lock()
 
 
 def install(runtime: Runtime | None) -> None:
@@ -101,7 +104,25 @@ def installed() -> bool:
     return _installed is not None
 
 
+def provide(factory: Callable[[], Runtime] | None) -> None:
+    """Have `current()` build the runtime with `factory` the first time flow code asks for it.
+
+    For processes where no composition root of ours runs before the flow: Prefect's own engine
+    (`python -m prefect.engine`, started by Prefect's process and Kubernetes workers) imports the
+    deployment's entrypoint and runs the flow at once. The entrypoints (`infra/flow_process.py`) call
+    this at import, which opens nothing; the register is opened when the run first needs it.
+    """
+    global _provider
+    _provider = factory
+
+
 def current() -> Runtime:
+    global _installed
+    if _installed is None and _provider is not None:
+        # Tasks may run on threads: one runtime per process, built once.
+        with _provider_lock:
+            if _installed is None:
+                _installed = _provider()
     if _installed is None:
         raise NoRuntime(
             "flow code ran without its resources: the worker installs them for each run "

@@ -90,3 +90,29 @@ def test_an_invalid_policy_is_an_error_not_a_fallback(tmp_path: Path) -> None:
             _ = runtime.optional_policy
     finally:
         runtime.register.close()
+
+
+def test_a_provided_runtime_is_built_on_first_use_once_for_every_thread(register: Register) -> None:
+    """Prefect's own engine runs the flow with no root of ours before it (infra/flow_process.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.runtime import install, provide
+
+    built: list[Runtime] = []
+
+    def build() -> Runtime:
+        built.append(Runtime(settings=load_settings(), register=register, load_policy=lambda: None))
+        return built[-1]
+
+    provide(build)
+    try:
+        assert not built, "providing opens nothing"
+        with ThreadPoolExecutor(8) as pool:
+            seen = list(pool.map(lambda _: current(), range(32)))
+        assert len(built) == 1
+        assert all(runtime is built[0] for runtime in seen)
+    finally:
+        provide(None)
+        install(None)
+    with pytest.raises(NoRuntime):
+        current()
