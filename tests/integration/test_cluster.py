@@ -1,16 +1,24 @@
 """A replicated Kafka cluster: three KRaft nodes, topics with three copies and two in sync.
 
 The production shape in small (issue 23): a node killed with SIGKILL while events arrive and a router
-leaving the group lose nothing and double nothing. The routers are processes, as `aims router` runs
-them, in one consumer group on the cluster; their effect is the flow run each event starts, on the
-session's Prefect server (no worker: the runs are counted, not executed, as in test_failures.py).
+leaving the group lose nothing and double nothing; nor do workers on one work pool when one is
+killed and another joins. Routers and workers are processes, as `aims router` and `aims worker` run
+them, on the cluster and the session's Prefect server.
+
+Two tests, because executing 500 runs would take most of the CI's budget (each run uses up a
+flow-run process that imported Prefect, ~4 s of CPU on two cores): 500 events through two routers
+count the flow run each event starts (no worker, as in test_failures.py); 24 events through two
+workers, one of them killed and a third joining, count the runs executed and what they wrote.
 """
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,13 +30,16 @@ from events.kafka_security import without_kafka_security
 from events.topics import ensure_topics, topic_specs
 from infra.kafka_broker import KafkaBroker
 from infra.processes import ManagedProcess
+from infra.warm_engine import RUN_LINE
+from infra.worker_status import worker_ready
 from schemas.settings import AimsSettings
-from tests.factories import mixed_events
+from tests.factories import incident_event, mixed_events, model_event
 from tests.kafka_reads import KafkaReads
 from tests.support import SessionStack, poll
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 500
+WORKER_EVENTS = 24
 
 
 class Cluster(KafkaReads):
@@ -53,12 +64,11 @@ def cluster(stack: SessionStack) -> Iterator[Cluster]:
         broker.stop()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_worker(stack: SessionStack) -> Iterator[None]:
+@pytest.fixture
+def no_worker(stack: SessionStack) -> Iterator[None]:
     # The effect counted is the run each event starts; executing 500 of them would only take time.
-    stack.stop_worker()
-    yield
-    stack.ensure_worker()
+    with stack.pool_paused():
+        yield
 
 
 @pytest.fixture
@@ -82,19 +92,43 @@ def _replicated(stack: SessionStack, names: dict[str, str]) -> AimsSettings:
     )
 
 
-def _router(stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str) -> ManagedProcess:
-    """`aims router` on the cluster: its addresses and its own user and CA, not the session broker's."""
+def _on_cluster(
+    stack: SessionStack, cluster: Cluster, names: dict[str, str], command: str, name: str
+) -> ManagedProcess:
+    """`aims <command>` on the cluster: its addresses and its own user and CA, not the session broker's."""
     env = without_kafka_security(stack.env(AIMS_STATE_DIR=str(stack.state), **names))
     env.update(cluster.broker.client_env())
     env.update(AIMS_REPLICATION_FACTOR="3", AIMS_MIN_INSYNC_REPLICAS="2")
+    # No data check runs here: a worker keeps no process importing Great Expectations (5-12 s of CPU).
+    env.update(AIMS_WARM_GX_PROCESSES="0")
+    args = ["--name", name] if command == "router" else []
     proc = ManagedProcess(
-        f"router-{name}",
-        [sys.executable, "-m", "aims", "router", "--name", name],
-        stack.state / "logs" / f"router-{name}.log",
+        f"{command}-{name}",
+        [sys.executable, "-m", "aims", command, *args],
+        stack.state / "logs" / f"{command}-{name}-{names['AIMS_CONSUMER_GROUP']}.log",
         env,
     )
     proc.start()
     return proc
+
+
+def _router(stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str) -> ManagedProcess:
+    return _on_cluster(stack, cluster, names, "router", name)
+
+
+def _worker(stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str) -> ManagedProcess:
+    """`aims worker` on the session's work pool, its flows publishing to the cluster; started when ready."""
+    worker = _on_cluster(stack, cluster, names, "worker", name)
+    poll(lambda: worker_ready(stack.state, worker.pid) or not worker.alive(), 180, f"worker {name} ready")
+    assert worker.alive(), worker.failure()
+    return worker
+
+
+def _executed(worker: ManagedProcess) -> list[str]:
+    """The runs this worker's flow-run processes executed: one `aims-warm-run` line after each."""
+    prefix = RUN_LINE + " "
+    lines = worker.log_path.read_text(errors="replace").splitlines()
+    return [json.loads(line[len(prefix) :])["flow_run_id"] for line in lines if line.startswith(prefix)]
 
 
 def test_topics_are_created_with_three_copies_two_in_sync(
@@ -128,8 +162,67 @@ def test_topics_are_created_with_three_copies_two_in_sync(
         admin.close()
 
 
-def test_500_events_through_a_killed_node_and_a_leaving_router_each_start_exactly_one_run(
+def test_runs_on_two_workers_are_each_executed_once_when_one_is_killed_and_another_joins(
     stack: SessionStack, cluster: Cluster, names: dict[str, str]
+) -> None:
+    ensure_topics(cluster.kafka, topic_specs(_replicated(stack, names)))
+    # Onboardings and incidents: flows that run in a plain flow-run process (no data check importing
+    # Great Expectations), each with its own effect in the register.
+    events = [
+        model_event(f"pool-{i % 5}", uuid.uuid4().hex[:8]) if i % 2 else incident_event(f"pool-{i % 5}")
+        for i in range(WORKER_EVENTS)
+    ]
+    keys = [e.dedup_key for e in events]
+    # The session's worker stays; a second one on the same pool is killed, a third joins.
+    stack.ensure_worker()
+    assert stack.worker is not None
+    workers = {"stays": stack.worker, "killed": _worker(stack, cluster, names, "killed")}
+    router = _router(stack, cluster, names, "for-workers")
+    api = stack.api()
+    try:
+        poll(lambda: stack.heartbeat("for-workers").get("assigned"), 120, "the router holding partitions")
+        cluster.publish_raw(
+            names["AIMS_EVENTS_TOPIC"], [(e.key.encode(), *encode_structured(e)) for e in events]
+        )
+        poll(
+            lambda: sum(r.state == "Completed" for r in api.runs_for_keys(keys)) >= WORKER_EVENTS // 4,
+            300,
+            "a quarter of the runs completed",
+        )
+        # Killed outright: runs it handed to flow-run processes finish there (they report to Prefect
+        # themselves), its waiting processes see their pipe close and exit.
+        killed = workers["killed"].proc
+        assert killed is not None
+        killed.send_signal(signal.SIGKILL)  # the worker alone, not its process group
+        killed.wait(10)
+        workers["joins"] = _worker(stack, cluster, names, "joins")
+        runs = stack.wait_for_runs(keys, states={"Completed"}, timeout=600)
+        ids = {r.id for r in runs}
+        assert len(runs) == WORKER_EVENTS, "one run per event"
+
+        def executed() -> Counter[str] | None:
+            # A process reports after its run's last state (and the dashboard rebuilt after it).
+            ran = Counter(run for worker in workers.values() for run in _executed(worker) if run in ids)
+            return ran if set(ran) == ids else None
+
+        ran = poll(executed, 60, "every run's process reporting it")
+        assert not {r: n for r, n in ran.items() if n > 1}, "no run was executed twice"
+        shares = {name: len(ids & set(_executed(worker))) for name, worker in workers.items()}
+        assert shares["killed"] > 0 and shares["joins"] > 0, shares
+        with stack.register().reader() as uow:
+            recorded = Counter(e.event_key for e in uow.evidence.find() if e.event_key in set(keys))
+        assert recorded == dict.fromkeys(keys, 1), "each event's evidence recorded once"
+    finally:
+        router.stop()
+        for name in ("killed", "joins"):
+            if name in workers:
+                workers[name].stop(timeout=60)
+        api.close()
+        stack.discard_runs(keys)
+
+
+def test_500_events_through_a_killed_node_and_a_leaving_router_each_start_exactly_one_run(
+    stack: SessionStack, cluster: Cluster, names: dict[str, str], no_worker: None
 ) -> None:
     ensure_topics(cluster.kafka, topic_specs(_replicated(stack, names)))
     group = names["AIMS_CONSUMER_GROUP"]
