@@ -100,6 +100,19 @@ def server_chart() -> dict[str, Any]:
     return dict(yaml.safe_load((HELM / "prefect-server.values.yaml").read_text(encoding="utf-8")))
 
 
+def dockerfile_lines() -> list[str]:
+    """The Dockerfile's instructions, without comments and blank lines."""
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def image_user() -> str:
+    """The user the image runs as: its last USER."""
+    users = [line.split()[1] for line in dockerfile_lines() if line.startswith("USER ")]
+    assert users, "the Dockerfile sets no USER"
+    return users[-1]
+
+
 def aims_parser() -> Any:
     from aims.cli import build_parser
 
@@ -492,30 +505,48 @@ def test_the_prefect_client_variables_come_from_the_settings_as_with_aims_up(
     assert not (config_map().keys() & derived.keys()) - {"PREFECT_API_URL", "AIMS_STATE_DIR"}
 
 
+def secret_template() -> dict[str, dict[str, str]]:
+    """Each Secret of k8s/secret.template.yaml, to its keys and placeholders."""
+    return {d["metadata"]["name"]: d["stringData"] for d in documents(K8S / "secret.template.yaml")}
+
+
+def secret_problems(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
+    """Where `sources` (env entries of pods, not a ConfigMap's data) break "secrets come from Secrets":
+    a secret setting given as a literal value, a ConfigMap key the ConfigMap lacks, a Secret key that
+    neither the template nor Strimzi's User Operator (one Secret per KafkaUser, key `password`) has."""
+    variables = setting_variables()
+    secrets = secret_fields()
+    template = secret_template()
+    users = {u["metadata"]["name"] for u in strimzi_objects("KafkaUser")}
+    problems: list[str] = []
+    for where, entries in sources:
+        for entry in entries:
+            if variables.get(entry["name"]) in secrets and "value" in entry:
+                problems.append(f"{where}: {entry['name']} as a literal value")
+            source = entry.get("valueFrom", {})
+            if "configMapKeyRef" in source:
+                ref = source["configMapKeyRef"]
+                if not (ref["name"] == "aims-config" and ref["key"] in config_map()):
+                    problems.append(f"{where}: {entry['name']} from {ref}, not in the ConfigMap")
+            ref = source.get("secretKeyRef")
+            if ref is None:
+                continue
+            if ref["name"] in users:
+                known = ref["key"] == "password"
+            else:
+                known = ref["key"] in template.get(ref["name"], {})
+            if not known:
+                problems.append(f"{where}: {entry['name']} from {ref}, not in the template")
+    return problems
+
+
 def test_secrets_come_only_from_secrets() -> None:
     variables = setting_variables()
     secrets = secret_fields()
     for name in config_map():
         assert variables.get(name) not in secrets, f"{name} is a secret: not in a ConfigMap"
-    template = {d["metadata"]["name"]: d["stringData"] for d in documents(K8S / "secret.template.yaml")}
-    users = {u["metadata"]["name"] for u in strimzi_objects("KafkaUser")}
-    for where, entries in env_sources():
-        if where.startswith("ConfigMap/"):
-            continue
-        for entry in entries:
-            if variables.get(entry["name"]) in secrets:
-                assert "value" not in entry, f"{where}: {entry['name']} as a literal value"
-            source = entry.get("valueFrom", {})
-            if "configMapKeyRef" in source:
-                ref = source["configMapKeyRef"]
-                assert ref["name"] == "aims-config" and ref["key"] in config_map(), f"{where}: {ref}"
-            ref = source.get("secretKeyRef")
-            if ref is None:
-                continue
-            if ref["name"] in users:
-                assert ref["key"] == "password"  # the Secret Strimzi's User Operator writes
-            else:
-                assert ref["key"] in template[ref["name"]], f"{where}: {ref} not in the template"
+    template = secret_template()
+    assert secret_problems([s for s in env_sources() if not s[0].startswith("ConfigMap/")]) == []
     # The charts' own Secrets are in the template too.
     server = server_chart()
     database = server["externalDatabase"]
@@ -749,15 +780,13 @@ def test_the_strimzi_users_have_what_their_component_needs_and_no_more() -> None
 
 def test_the_dockerfile_builds_the_locked_runtime_as_a_non_root_user() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    lines = dockerfile_lines()
     assert lines[0] == "FROM python:3.11-slim"
     assert "-r /tmp/requirements.lock" in text and "--no-deps ." in text
-    users = [line.split()[1] for line in lines if line.startswith("USER ")]
-    assert users and users[-1] not in ("0", "root")
+    assert image_user() not in ("0", "root")
     for component in COMPONENTS:  # the pods run as the image's user
-        assert (
-            str(pod_spec(one("Deployment", f"aims-{component}"))["securityContext"]["runAsUser"]) == users[-1]
-        )
+        pod = pod_spec(one("Deployment", f"aims-{component}"))
+        assert str(pod["securityContext"]["runAsUser"]) == image_user()
     entrypoints = [
         json.loads(line.removeprefix("ENTRYPOINT ")) for line in lines if line.startswith("ENTRYPOINT ")
     ]
