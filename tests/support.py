@@ -236,6 +236,19 @@ class SessionStack(KafkaReads):
         if self.worker is None or not self.worker.alive():
             self.start_worker()
 
+    @contextmanager
+    def pool_paused(self) -> Iterator[None]:
+        """The session's work pool paused in Prefect: runs are created and counted, none is handed to
+        the worker, which stays up and warm (stopping and starting it again cost a minute a module)."""
+        path = f"/work_pools/{AimsSettings().work_pool}"
+        api = self.api()
+        try:
+            api.request("PATCH", path, json={"is_paused": True}).raise_for_status()
+            yield
+        finally:
+            api.request("PATCH", path, json={"is_paused": False}).raise_for_status()
+            api.close()
+
     # -- per test ----------------------------------------------------------------------------
 
     def settings(self, names: dict[str, str], **overrides: Any) -> AimsSettings:

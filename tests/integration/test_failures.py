@@ -29,12 +29,11 @@ BROKER_LIMIT = 2 * 1024 * 1024
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _no_worker(stack: SessionStack) -> Iterator[None]:
+def _pool_paused(stack: SessionStack) -> Iterator[None]:
     # These tests count flow runs created and read the register; executing hundreds of them would
     # only slow the suite (and a request-approval run must stay queued for the decision test).
-    stack.stop_worker()
-    yield
-    stack.ensure_worker()
+    with stack.pool_paused():
+        yield
 
 
 def _publish(stack: SessionStack, topic: str, events: list[AimsEvent]) -> None:
@@ -341,7 +340,7 @@ def test_a_decision_waiting_for_its_run_holds_only_its_own_subject(
     try:
         with stack.router(topics) as router:
             _publish(stack, topics["AIMS_EVENTS_TOPIC"], [request])
-            (run,) = stack.wait_for_runs([request.dedup_key])  # queued: no worker runs it
+            (run,) = stack.wait_for_runs([request.dedup_key])  # queued: the pool is paused
             _publish(stack, topics["AIMS_EVENTS_TOPIC"], [decision])
             poll(lambda: router.stats.consumed >= 2, 60, "the decision taken, its run not waiting yet")
             _publish(stack, topics["AIMS_EVENTS_TOPIC"], others)
