@@ -2,8 +2,8 @@
 
     make bench BENCH_ARGS="--backend both"
     .venv/bin/python -m bench.router [--backend postgres|sqlite|both] [--floor-runs N] [--events N]
-                                     [--concurrency N] [--steady-seconds S] [--repeat N]
-                                     [--skip-running]
+                                     [--concurrency N] [--routers N [N ...]] [--steady-seconds S]
+                                     [--repeat N] [--skip-running]
 
 Per backend, in this order, on a fresh Prefect server (for PostgreSQL on a fresh PostgreSQL 15
 server from `infra.postgres`, fsync off):
@@ -18,7 +18,9 @@ server from `infra.postgres`, fsync off):
    `PrefectLauncher.launch` (what the router calls: read the deployment by name, then create).
 3. ROUTER   — M events are published to a fresh topic first, then an in-process `events.router.Router`
    with the real `PrefectLauncher` drains them: events/s from the first flow run created to the last,
-   and its ratio to the floor.
+   and its ratio to the floor. With `--routers 1 2`, again on a fresh topic with two routers in one
+   consumer group (threads of this process, started together), against the same floor: whether a
+   second router adds anything when Prefect's create-run rate is the limit.
 4. STEADY   — the router already running on a fresh topic (and warmed up by a few events); events
    are produced at half the floor rate for S seconds; latency = the run's `created` (Prefect API,
    looked up by idempotency key) minus the produce time, split into produce → launch called (Kafka
@@ -125,6 +127,7 @@ def run_backend(args: argparse.Namespace) -> int:
     from events.kafka_clients import KafkaConnection
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
+    from infra.stack_state import ensure_signing_key
     from schemas.settings import load_settings
 
     backend = args.backend
@@ -168,6 +171,7 @@ def run_backend(args: argparse.Namespace) -> int:
             args=args,
             say=say,
             base_events=templates(state / "data"),
+            signing_key=ensure_signing_key(state),
         )
         result: dict[str, Any] = {"backend": backend, "concurrency": args.concurrency}
         loads: dict[str, list[float]] = {}
@@ -194,10 +198,16 @@ def run_backend(args: argparse.Namespace) -> int:
             loads[f"floor{suffix}"] = [load_average()]
             measured.update(measure_floor(ctx, n))
             loads[f"floor{suffix}"].append(load_average())
-            say(f"ROUTER{of}: {args.events} events, concurrency {args.concurrency}…")
-            loads[f"router{suffix}"] = [load_average()]
-            measured.update(measure_router(ctx, measured["floor_rate"], n))
-            loads[f"router{suffix}"].append(load_average())
+            for routers in args.routers:
+                # One router's phase keeps its old names ("router", "ratio"); more get their count.
+                phase = f"router{'' if routers == 1 else f'x{routers}'}{suffix}"
+                say(
+                    f"ROUTER{of}: {args.events} events, {routers} router(s), concurrency "
+                    f"{args.concurrency} each…"
+                )
+                loads[phase] = [load_average()]
+                measured.update(measure_router(ctx, measured["floor_rate"], n, routers))
+                loads[phase].append(load_average())
             say(f"STEADY{of}: half the floor rate for {args.steady_seconds:g}s…")
             loads[f"steady{suffix}"] = [load_average()]
             measured.update(measure_steady(ctx, measured["floor_rate"], n))
@@ -243,6 +253,7 @@ def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result
         "--running-spacing",
         str(args.running_spacing),
     ]
+    command += ["--routers", *(str(n) for n in args.routers)]
     if args.skip_running:
         command.append("--skip-running")
     return command
@@ -380,6 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="router_concurrency: run creations in flight (default %(default)s)",
     )
     parser.add_argument(
+        "--routers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="router counts of the throughput phase, each on its own topic: `--routers 1 2` measures one "
+        "router, then two in one group (threads of this process), each against the same floor "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--steady-seconds",
         type=float,
         default=30,
@@ -423,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Ctrl-C stops everything in order, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if args.floor_runs < 10 or args.events < 10 or args.repeat < 1:
-        raise SystemExit("--floor-runs and --events need at least 10, --repeat at least 1")
+    if args.floor_runs < 10 or args.events < 10 or args.repeat < 1 or min(args.routers) < 1:
+        raise SystemExit("--floor-runs and --events need at least 10, --repeat and --routers at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     if args.child:

@@ -11,13 +11,26 @@ from bench.common import fmt
 from bench.router_parts import TARGET_P50_RUNNING_S, TARGET_P99_CREATED_MS, TARGET_RATIO
 
 
+def router_counts(results: list[dict[str, Any]]) -> list[int]:
+    """The router counts above one that were measured (`router2_rate`, …), in order."""
+    found = {int(key[len("router") : -len("_rate")]) for r in results for key in r if _is_count_key(key)}
+    return sorted(found)
+
+
+def _is_count_key(key: str) -> bool:
+    middle = key[len("router") : -len("_rate")]
+    return key.startswith("router") and key.endswith("_rate") and middle.isdigit()
+
+
 def render_table(results: list[dict[str, Any]]) -> str:
+    counts = router_counts(results)
     header = (
         "backend",
         "floor runs/s",
         "floor p50/p99 ms",
         "router ev/s",
         "ratio",
+        *(h for n in counts for h in (f"{n} routers ev/s", f"ratio {n}")),
         "steady ev/s",
         "created p50/p99 ms",
         "Running p50 s",
@@ -25,7 +38,7 @@ def render_table(results: list[dict[str, Any]]) -> str:
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append((r["backend"], r["error"], "", "", "", "", "", ""))
+            rows.append((r["backend"], r["error"], *[""] * (len(header) - 2)))
             continue
         rows.append(
             (
@@ -34,6 +47,11 @@ def render_table(results: list[dict[str, Any]]) -> str:
                 f"{fmt(r.get('floor_p50_ms'), '.0f')} / {fmt(r.get('floor_p99_ms'), '.0f')}",
                 fmt(r.get("router_rate"), ".1f"),
                 fmt(r.get("ratio"), ".2f"),
+                *(
+                    c
+                    for n in counts
+                    for c in (fmt(r.get(f"router{n}_rate"), ".1f"), fmt(r.get(f"ratio{n}"), ".2f"))
+                ),
                 fmt(r.get("steady_rate"), ".2f"),
                 f"{fmt(r.get('steady_p50_ms'), '.0f')} / {fmt(r.get('steady_p99_ms'), '.0f')}",
                 fmt(r.get("running_p50_s"), ".2f"),
@@ -86,8 +104,12 @@ def per_round(rounds: list[dict[str, Any]]) -> str:
     def values(key: str, spec: str) -> str:
         return "/".join(fmt(r.get(key), spec) for r in rounds)
 
+    more = "".join(
+        f"{n} routers ev/s {values(f'router{n}_rate', '.1f')}, ratio {n} {values(f'ratio{n}', '.2f')}, "
+        for n in router_counts(rounds)
+    )
     return (
         f"floor runs/s {values('floor_rate', '.1f')}, floor p99 ms {values('floor_p99_ms', '.0f')}, "
-        f"router ev/s {values('router_rate', '.1f')}, ratio {values('ratio', '.2f')}, "
+        f"router ev/s {values('router_rate', '.1f')}, ratio {values('ratio', '.2f')}, {more}"
         f"created p99 ms {values('steady_p99_ms', '.0f')}"
     )
