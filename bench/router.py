@@ -85,7 +85,7 @@ from bench.router_parts import (
 
 # Re-exported: the fault benchmark and the tests import it from here.
 from bench.router_parts import templates as templates
-from bench.router_report import per_round, render_table, verdicts
+from bench.router_report import per_round, render_table, router_counts, verdicts
 
 BACKENDS = ("postgres", "sqlite")
 
@@ -341,6 +341,13 @@ def run_all(args: argparse.Namespace) -> int:
                 f"{fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
                 f"{fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
             )
+            for n in router_counts([r]):
+                print(
+                    f"  {n} routers: {r.get(f'router{n}_runs')} runs for "
+                    f"{r.get(f'router{n}_events')} events, "
+                    f"{r.get(f'router{n}_dead_lettered')} dead-lettered, "
+                    f"{fmt(r.get(f'router{n}_wall_rate'), '.1f')} events/s wall"
+                )
             if len(r.get("rounds", [])) > 1:
                 print(f"  per round: {per_round(r['rounds'])}")
             loads = ", ".join(f"{phase} {a}→{b}" for phase, (a, b) in r.get("load", {}).items())
