@@ -45,7 +45,8 @@ the machine's load average: the machine is shared and the numbers move with it. 
 on a time: numbers and targets are printed, the exit status says only whether something crashed.
 
 This module runs the backends (each in a child process) and prints; the parts are in
-bench.router_parts, the measurements in bench.router_measure, the report in bench.router_report.
+bench.router_parts, the measurements in bench.router_measure and bench.router_throughput, the report in
+bench.router_report.
 """
 
 from __future__ import annotations
@@ -66,26 +67,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Progress, fmt, interrupt, load_average
+from bench.common import Progress, interrupt, load_average
 from bench.router_measure import (
     Context,
     measure_floor,
-    measure_router,
     measure_running,
     measure_steady,
     start_worker,
 )
 from bench.router_parts import (
     FLOOR_WARMUP,
-    TARGET_P50_RUNNING_S,
-    TARGET_P99_CREATED_MS,
-    TARGET_RATIO,
     bench_root,
 )
 
 # Re-exported: the fault benchmark and the tests import it from here.
 from bench.router_parts import templates as templates
-from bench.router_report import per_round, render_table, router_counts, verdicts
+from bench.router_report import render_results
+from bench.router_throughput import measure_router
 
 BACKENDS = ("postgres", "sqlite")
 
@@ -322,46 +320,7 @@ def run_all(args: argparse.Namespace) -> int:
             broker.stop()
     if results:
         print()
-        print(
-            "Router benchmark (a fresh Prefect server per backend, PostgreSQL with fsync off, one Kafka "
-            f"broker; floor {args.floor_runs} runs, "
-            f"{args.events} events, router concurrency {args.concurrency}, steady {args.steady_seconds:g}s"
-            + (f"; medians of {args.repeat} rounds)" if args.repeat > 1 else ")")
-        )
-        print(render_table(results))
-        print()
-        for r in results:
-            if "error" in r:
-                continue
-            print(f"{r['backend']}: {verdicts(r)}")
-            print(
-                f"  floor max {fmt(r.get('floor_max_ms'), '.0f')} ms; idempotent repeat returned the "
-                f"same run: {r.get('idempotent_same_run')}; router: {r.get('router_runs')} runs for "
-                f"{r.get('router_events')} events, {r.get('router_dead_lettered')} dead-lettered, "
-                f"{fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
-                f"{fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
-            )
-            for n in router_counts([r]):
-                print(
-                    f"  {n} routers: {r.get(f'router{n}_runs')} runs for "
-                    f"{r.get(f'router{n}_events')} events, "
-                    f"{r.get(f'router{n}_dead_lettered')} dead-lettered, "
-                    f"{fmt(r.get(f'router{n}_wall_rate'), '.1f')} events/s wall"
-                )
-            if len(r.get("rounds", [])) > 1:
-                print(f"  per round: {per_round(r['rounds'])}")
-            loads = ", ".join(f"{phase} {a}→{b}" for phase, (a, b) in r.get("load", {}).items())
-            print(f"  1-minute load average at the start→end of each phase (2 cores, shared): {loads}")
-            if "running_p50_s" in r:
-                print(
-                    f"  Running: {r['running_started']}/{r['running_events']} runs started, max "
-                    f"{fmt(r['running_max_s'], '.2f')} s; final states {r['running_states']}"
-                )
-        print(
-            f"\ntargets: ratio ≥ {TARGET_RATIO}, p99 produce→created ≤ {TARGET_P99_CREATED_MS:.0f} ms at "
-            f"half the floor rate, p50 produce→Running ≤ {TARGET_P50_RUNNING_S:g} s. "
-            "Times never fail the benchmark."
-        )
+        print("\n".join(render_results(results, args)))
     return 130 if interrupted else 1 if crashed else 0
 
 
