@@ -103,7 +103,7 @@ def run_burst(stack: Stack, base: list[AimsEvent], tag: str) -> dict[str, Any]:
         raise
     finally:
         exits = phase.stop_routers()
-    result = finish_phase(phase, sampler, watch, first)
+    result = finish_phase(phase, sampler, watch, first, last=True)
     load.append(load_average())
     say("  reading the register…")
     result["recorded"] = read_register(stack.state, phase.events)

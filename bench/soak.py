@@ -52,8 +52,7 @@ def render(result: dict[str, Any], floor: Any, args: argparse.Namespace, limit: 
     settled = (
         f"all finished {fmt(result['settled_s'], '.0f')}s after the first send"
         if result["settled_s"] is not None
-        else f"NOT all finished {args.settle_seconds:g}s after the drain: deleted "
-        f"{result['deleted_unstarted']} unstarted + {result['deleted_started']} started"
+        else f"NOT all finished {args.settle_seconds:g}s after the drain"
     )
     r = result
     lines = [

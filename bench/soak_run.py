@@ -138,7 +138,7 @@ def run_soak(stack: Stack, base: list[AimsEvent], tag: str, rate: float) -> dict
         raise
     finally:
         exits = phase.stop_routers()
-    result = finish_phase(phase, sampler, watch, producer.first)
+    result = finish_phase(phase, sampler, watch, producer.first, last=True)
     load.append(load_average())
     without = sorted(set(phase.keys) - receipts(stack.state, phase.keys))
     result.update(
