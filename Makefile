@@ -19,7 +19,7 @@ UNIT_WORKERS ?= auto
 UNIT_TESTS   := -m "not integration" -n $(UNIT_WORKERS)
 INTEGRATION_TESTS := -m integration -p no:xdist
 
-.PHONY: setup mlflow-venv demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-cli lock clean
+.PHONY: setup mlflow-venv demo up test unit integration test-lowest lint bench bench-dq bench-gateway bench-faults bench-burst bench-flood bench-soak bench-cli lock clean
 
 setup: $(STAMP)
 
@@ -83,6 +83,15 @@ bench-gateway: setup   ## signed Slack clicks answered by the gateway vs. its he
 
 bench-faults: setup    ## events routed while a router joins, one is killed and the broker restarts
 	$(BIN)/python -m bench.faults $(BENCH_FAULTS_ARGS)
+
+bench-burst: setup     ## 10,000 data-changed events in a second: coalesced checks, all recorded, drain vs. the floor
+	$(BIN)/python -m bench.burst $(BENCH_BURST_ARGS)
+
+bench-flood: setup     ## 50,000 malformed records: the router's dead letters vs. a bare loop; good events' p99
+	$(BIN)/python -m bench.flood $(BENCH_FLOOD_ARGS)
+
+bench-soak: setup      ## 20 minutes at half the floor, a router, the broker and Prefect killed: lost, lag, memory
+	$(BIN)/python -m bench.soak $(BENCH_SOAK_ARGS)
 
 bench-cli: setup       ## start-up of a register command (`aims systems`) vs. `python -c pass`
 	$(BIN)/python -m bench.cli_startup $(BENCH_CLI_ARGS)

@@ -1,5 +1,6 @@
 """What every benchmark shares: the repository's root, progress with elapsed time, how busy the machine
-was, numbers formatted for the report, stopping what was started, and the memory of a process tree."""
+was, numbers formatted for the report (percentiles, ratios against a floor), stopping what was started,
+and the memory of a process tree."""
 
 from __future__ import annotations
 
@@ -33,6 +34,30 @@ def fmt(value: Any, spec: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     return format(value, spec)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); q in [0, 100]."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ratio(value: float | None, floor: float | None) -> float | None:
+    """`value` / `floor`, or None when either was not measured (or the floor is 0 or NaN)."""
+    if value is None or floor is None or value != value or floor != floor or floor == 0:
+        return None
+    return value / floor
+
+
+def ratio_text(value: float | None, floor: float | None, spec: str = ".2f") -> str:
+    """`value` against `floor` as the report prints it: `0.97×`, or a dash when unmeasured."""
+    measured = ratio(value, floor)
+    return "–" if measured is None else f"{format(measured, spec)}×"
 
 
 def parse_time(text: str) -> float:
@@ -125,6 +150,11 @@ def _status_kb(path: Path, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0  # kernel threads and exiting processes have no VmRSS line
+
+
+def process_rss(pid: int) -> int:
+    """Resident bytes of the process alone, without its children; 0 once it is gone."""
+    return _status_kb(Path(f"/proc/{pid}/status"), "VmRSS") * 1024
 
 
 def tree_memory(root: int) -> TreeMemory:

@@ -16,18 +16,24 @@ if TYPE_CHECKING:
     from schemas.events import AimsEvent
 
 
-def finish_phase(phase: Phase, sampler: Sampler, watch: DrainWatch, first: float) -> dict[str, Any]:
-    """After the drain: wait for the runs, count them, clear them; the phase's figures."""
+def finish_phase(
+    phase: Phase, sampler: Sampler, watch: DrainWatch, first: float, last: bool = False
+) -> dict[str, Any]:
+    """After the drain: wait for the runs, count them, clear them; the phase's figures.
+
+    The `last` phase of a run leaves its unfinished runs to the stack's shutdown: clearing is for the
+    next phase's sake, and deleting ten thousand runs one request at a time takes minutes."""
     say = phase.stack.say
     say(f"  waiting for the runs to finish (at most {phase.stack.args.settle_seconds:g}s)…")
     settled_s = settle(phase, say, first)
     sampler.stop()
     counted, states = read_back(phase)
-    unstarted, started = clear_runs(phase, say)
+    unstarted, started = (0, 0) if last else clear_runs(phase, say)
     baseline_rss, baseline_processes = sampler.first or (0, 0)
     if phase.stack.idle_processes is None:
         phase.stack.idle_processes = baseline_processes
-    wait_idle(phase.stack)
+    if not last:
+        wait_idle(phase.stack)
     if counted.lost:
         say(f"  LOST: {len(counted.lost)} events without a run, e.g. {counted.lost[:5]}")
     if counted.duplicated:

@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 from bench.common import REPO, Progress, Teardown
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from connectors.prefect_api import PrefectApi
     from events.kafka_clients import KafkaConnection
     from infra.kafka_broker import KafkaBroker
+    from infra.prefect_server import PrefectServer
     from infra.processes import ManagedProcess
     from schemas.events import AimsEvent
     from schemas.settings import AimsSettings
@@ -110,10 +113,14 @@ class Stack(Teardown):
     bootstrap: str = ""
     api_url: str = ""
     broker: KafkaBroker | None = None
+    server: PrefectServer | None = None  # kept: the soak kills it and starts it again on its port
     worker: ManagedProcess | None = None
     pool_limit: int | None = None
     idle_processes: int | None = None  # the worker's tree before the first phase: itself and its spares
     env: dict[str, str] = field(default_factory=dict)
+    # The installation's key: the demo's events come from an urn:aims: source, which the routers
+    # dead-letter unless signed with it (schemas.signing).
+    signing_key: SecretStr | None = None
 
     def __post_init__(self) -> None:
         Teardown.__init__(self, self.say)  # started(), close(): stopped in reverse order
@@ -167,6 +174,7 @@ def start_stack(stack: Stack) -> None:
     from infra.kafka_broker import KafkaBroker
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
+    from infra.stack_state import ensure_audit_key, ensure_signing_key
     from schemas.settings import AimsSettings, load_settings
 
     say, state = stack.say, stack.state
@@ -190,6 +198,7 @@ def start_stack(stack: Stack) -> None:
         say(f"PostgreSQL ready: {database_url}")
     say("starting the Prefect server…")
     server = PrefectServer(state, database_url=database_url)
+    stack.server = server
     stack.started("the Prefect server", server.stop)
     stack.api_url = server.start()
     say(f"Prefect server ({stack.args.backend}) ready at {stack.api_url}")
@@ -209,6 +218,11 @@ def start_stack(stack: Stack) -> None:
             "AIMS_WORK_POOL_CONCURRENCY": str(stack.args.pool_limit),
         }
     )
+    # As infra.stack does: every process signs and verifies the system's own events with one key, and
+    # chains the register's audit log with one key (each made in the state folder).
+    stack.signing_key = settings.event_signing_key or ensure_signing_key(state)
+    env["AIMS_EVENT_SIGNING_KEY"] = stack.signing_key.get_secret_value()
+    env["AIMS_AUDIT_KEY"] = (settings.audit_key or ensure_audit_key(state)).get_secret_value()
     stack.env = env
     # Flows publish their outcome events on the default topic, as in the stack; no router reads it
     # here, so the runs counted are exactly the ones the phases' events started.
@@ -298,19 +312,30 @@ class Phase:
         return {name: proc.stop(60) for name, proc in self.routers.items()}
 
 
-def new_phase(stack: Stack, name: str, base: list[AimsEvent], tag: str) -> Phase:
+def new_phase(
+    stack: Stack,
+    name: str,
+    base: list[AimsEvent],
+    tag: str,
+    *,
+    prefix: str = "faults",
+    count: int | None = None,
+) -> Phase:
+    """A fresh topic and consumer group, and `count` events (--events by default) over --subjects
+    subjects; `prefix` names the benchmark in the topic and group, so runs of several never mix."""
     from events.topics import ensure_topics, topic_specs
     from schemas.settings import AimsSettings
 
-    topic = f"bench.faults.{tag}.{name}"
+    topic = f"bench.{prefix}.{tag}.{name}"
     settings = AimsSettings(
         state_dir=stack.state,
         events_topic=topic,
         dead_letter_topic=f"{topic}.dlq",
-        consumer_group=f"bench-faults-{tag}-{name}",
+        consumer_group=f"bench-{prefix}-{tag}-{name}",
     )
     ensure_topics(stack.kafka, topic_specs(settings))
-    events = make_events(base, stack.args.events, f"{tag}-{name}", stack.args.subjects)
+    total = stack.args.events if count is None else count
+    events = make_events(base, total, f"{tag}-{name}", stack.args.subjects)
     return Phase(stack, name, events, settings)
 
 
@@ -318,10 +343,13 @@ def publish(phase: Phase) -> tuple[float, int]:
     """Send every event at once; (monotonic time of the first send, the topic's end offset total)."""
     from events.codec import encode_structured
     from events.kafka_clients import make_producer
+    from schemas.signing import seal
 
     producer = make_producer(phase.stack.kafka, client_id=f"bench-faults-{phase.name}")
     try:
-        encoded = [(e.key.encode(), *encode_structured(e)) for e in phase.events]
+        # Signed as `aims demo` signs them (before the clock starts: the producer's work, not the send).
+        key = phase.stack.signing_key
+        encoded = [(e.key.encode(), *encode_structured(seal(e, key))) for e in phase.events]
         first = time.monotonic()
         futures = [
             producer.send(phase.settings.events_topic, key=k, value=v, headers=h) for k, v, h in encoded

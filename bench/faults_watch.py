@@ -19,10 +19,14 @@ if TYPE_CHECKING:
 
 
 class DrainWatch:
-    """Every second: runs created for the phase's keys, and the group's committed offsets."""
+    """Every second (`interval`): runs created for the phase's keys, and the group's committed offsets."""
 
-    def __init__(self, phase: Phase, first_publish: float, end_total: int, timeout: float) -> None:
+    def __init__(
+        self, phase: Phase, first_publish: float, end_total: int, timeout: float, interval: float = 1.0
+    ) -> None:
         self.phase = phase
+        # Seconds between looks: a burst of 10,000 keys makes each look a large query of its own.
+        self.interval = interval
         self.first_publish = first_publish
         self.end_total = end_total
         self.timeout = timeout
@@ -97,7 +101,7 @@ class DrainWatch:
                 if now - self.first_publish > self.timeout:
                     self.gave_up = f"not drained within {self.timeout:.0f}s"
                     return
-                self._stop.wait(max(0.0, 1.0 - (time.monotonic() - now)))
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - now)))
         finally:
             self.done.set()
             api.close()

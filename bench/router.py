@@ -2,8 +2,8 @@
 
     make bench BENCH_ARGS="--backend both"
     .venv/bin/python -m bench.router [--backend postgres|sqlite|both] [--floor-runs N] [--events N]
-                                     [--concurrency N] [--steady-seconds S] [--repeat N]
-                                     [--skip-running]
+                                     [--concurrency N] [--routers N [N ...]] [--steady-seconds S]
+                                     [--repeat N] [--skip-running]
 
 Per backend, in this order, on a fresh Prefect server (for PostgreSQL on a fresh PostgreSQL 15
 server from `infra.postgres`, fsync off):
@@ -18,7 +18,9 @@ server from `infra.postgres`, fsync off):
    `PrefectLauncher.launch` (what the router calls: read the deployment by name, then create).
 3. ROUTER   — M events are published to a fresh topic first, then an in-process `events.router.Router`
    with the real `PrefectLauncher` drains them: events/s from the first flow run created to the last,
-   and its ratio to the floor.
+   and its ratio to the floor. With `--routers 1 2`, again on a fresh topic with two routers in one
+   consumer group (threads of this process, started together), against the same floor: whether a
+   second router adds anything when Prefect's create-run rate is the limit.
 4. STEADY   — the router already running on a fresh topic (and warmed up by a few events); events
    are produced at half the floor rate for S seconds; latency = the run's `created` (Prefect API,
    looked up by idempotency key) minus the produce time, split into produce → launch called (Kafka
@@ -43,7 +45,8 @@ the machine's load average: the machine is shared and the numbers move with it. 
 on a time: numbers and targets are printed, the exit status says only whether something crashed.
 
 This module runs the backends (each in a child process) and prints; the parts are in
-bench.router_parts, the measurements in bench.router_measure, the report in bench.router_report.
+bench.router_parts, the measurements in bench.router_measure and bench.router_throughput, the report in
+bench.router_report.
 """
 
 from __future__ import annotations
@@ -64,26 +67,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Progress, fmt, interrupt, load_average
+from bench.common import Progress, interrupt, load_average
 from bench.router_measure import (
     Context,
     measure_floor,
-    measure_router,
     measure_running,
     measure_steady,
     start_worker,
 )
 from bench.router_parts import (
     FLOOR_WARMUP,
-    TARGET_P50_RUNNING_S,
-    TARGET_P99_CREATED_MS,
-    TARGET_RATIO,
     bench_root,
 )
 
 # Re-exported: the fault benchmark and the tests import it from here.
 from bench.router_parts import templates as templates
-from bench.router_report import per_round, render_table, verdicts
+from bench.router_report import render_results
+from bench.router_throughput import measure_router
 
 BACKENDS = ("postgres", "sqlite")
 
@@ -125,6 +125,7 @@ def run_backend(args: argparse.Namespace) -> int:
     from events.kafka_clients import KafkaConnection
     from infra.postgres import PostgresServer
     from infra.prefect_server import PrefectServer, prefect_client_env
+    from infra.stack_state import ensure_signing_key
     from schemas.settings import load_settings
 
     backend = args.backend
@@ -168,6 +169,7 @@ def run_backend(args: argparse.Namespace) -> int:
             args=args,
             say=say,
             base_events=templates(state / "data"),
+            signing_key=ensure_signing_key(state),
         )
         result: dict[str, Any] = {"backend": backend, "concurrency": args.concurrency}
         loads: dict[str, list[float]] = {}
@@ -194,10 +196,16 @@ def run_backend(args: argparse.Namespace) -> int:
             loads[f"floor{suffix}"] = [load_average()]
             measured.update(measure_floor(ctx, n))
             loads[f"floor{suffix}"].append(load_average())
-            say(f"ROUTER{of}: {args.events} events, concurrency {args.concurrency}…")
-            loads[f"router{suffix}"] = [load_average()]
-            measured.update(measure_router(ctx, measured["floor_rate"], n))
-            loads[f"router{suffix}"].append(load_average())
+            for routers in args.routers:
+                # One router's phase keeps its old names ("router", "ratio"); more get their count.
+                phase = f"router{'' if routers == 1 else f'x{routers}'}{suffix}"
+                say(
+                    f"ROUTER{of}: {args.events} events, {routers} router(s), concurrency "
+                    f"{args.concurrency} each…"
+                )
+                loads[phase] = [load_average()]
+                measured.update(measure_router(ctx, measured["floor_rate"], n, routers))
+                loads[phase].append(load_average())
             say(f"STEADY{of}: half the floor rate for {args.steady_seconds:g}s…")
             loads[f"steady{suffix}"] = [load_average()]
             measured.update(measure_steady(ctx, measured["floor_rate"], n))
@@ -243,6 +251,7 @@ def child_command(args: argparse.Namespace, backend: str, bootstrap: str, result
         "--running-spacing",
         str(args.running_spacing),
     ]
+    command += ["--routers", *(str(n) for n in args.routers)]
     if args.skip_running:
         command.append("--skip-running")
     return command
@@ -311,39 +320,7 @@ def run_all(args: argparse.Namespace) -> int:
             broker.stop()
     if results:
         print()
-        print(
-            "Router benchmark (a fresh Prefect server per backend, PostgreSQL with fsync off, one Kafka "
-            f"broker; floor {args.floor_runs} runs, "
-            f"{args.events} events, router concurrency {args.concurrency}, steady {args.steady_seconds:g}s"
-            + (f"; medians of {args.repeat} rounds)" if args.repeat > 1 else ")")
-        )
-        print(render_table(results))
-        print()
-        for r in results:
-            if "error" in r:
-                continue
-            print(f"{r['backend']}: {verdicts(r)}")
-            print(
-                f"  floor max {fmt(r.get('floor_max_ms'), '.0f')} ms; idempotent repeat returned the "
-                f"same run: {r.get('idempotent_same_run')}; router: {r.get('router_runs')} runs for "
-                f"{r.get('router_events')} events, {r.get('router_dead_lettered')} dead-lettered, "
-                f"{fmt(r.get('router_wall_rate'), '.1f')} events/s wall; steady max "
-                f"{fmt(r.get('steady_max_ms'), '.0f')} ms over {r.get('steady_runs')} runs"
-            )
-            if len(r.get("rounds", [])) > 1:
-                print(f"  per round: {per_round(r['rounds'])}")
-            loads = ", ".join(f"{phase} {a}→{b}" for phase, (a, b) in r.get("load", {}).items())
-            print(f"  1-minute load average at the start→end of each phase (2 cores, shared): {loads}")
-            if "running_p50_s" in r:
-                print(
-                    f"  Running: {r['running_started']}/{r['running_events']} runs started, max "
-                    f"{fmt(r['running_max_s'], '.2f')} s; final states {r['running_states']}"
-                )
-        print(
-            f"\ntargets: ratio ≥ {TARGET_RATIO}, p99 produce→created ≤ {TARGET_P99_CREATED_MS:.0f} ms at "
-            f"half the floor rate, p50 produce→Running ≤ {TARGET_P50_RUNNING_S:g} s. "
-            "Times never fail the benchmark."
-        )
+        print("\n".join(render_results(results, args)))
     return 130 if interrupted else 1 if crashed else 0
 
 
@@ -378,6 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="router_concurrency: run creations in flight (default %(default)s)",
+    )
+    parser.add_argument(
+        "--routers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="router counts of the throughput phase, each on its own topic: `--routers 1 2` measures one "
+        "router, then two in one group (threads of this process), each against the same floor "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--steady-seconds",
@@ -423,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Ctrl-C stops everything in order, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if args.floor_runs < 10 or args.events < 10 or args.repeat < 1:
-        raise SystemExit("--floor-runs and --events need at least 10, --repeat at least 1")
+    if args.floor_runs < 10 or args.events < 10 or args.repeat < 1 or min(args.routers) < 1:
+        raise SystemExit("--floor-runs and --events need at least 10, --repeat and --routers at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     if args.child:

@@ -1,5 +1,5 @@
-"""The router benchmark's measurements for one backend (bench.router): the create-run floor, the router
-against it, the steady stream, and produce → Running through the real worker.
+"""The router benchmark's measurements for one backend (bench.router): the create-run floor, the steady
+stream, and produce → Running through the real worker (the throughput phase is bench.router_throughput).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Progress, parse_time
+from bench.common import Progress, parse_time, percentile
 from bench.router_parts import (
     FLOOR_WARMUP,
     STEADY_WARMUP,
@@ -22,11 +22,12 @@ from bench.router_parts import (
     RouterThread,
     deployment_names,
     make_events,
-    percentile,
     runs_by_key,
 )
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from connectors.prefect_api import FlowRunView, PrefectApi
     from events.kafka_clients import KafkaConnection
     from infra.processes import ManagedProcess
@@ -44,6 +45,9 @@ class Context:
     args: argparse.Namespace
     say: Progress
     base_events: list[AimsEvent]
+    # The installation's key: `aims demo`'s events come from an urn:aims: source, which a router
+    # dead-letters unless signed with it; the routers verify with it, the worker's flows sign with it.
+    signing_key: SecretStr
 
     def settings(self, phase: str) -> AimsSettings:
         from schemas.settings import AimsSettings
@@ -55,6 +59,7 @@ class Context:
             dead_letter_topic=f"{name}.dlq",
             consumer_group=f"bench-{self.backend}-{self.tag}-{phase}",
             router_concurrency=self.args.concurrency,
+            event_signing_key=self.signing_key,
         )
 
     def api(self) -> PrefectApi:
@@ -89,6 +94,7 @@ def start_worker(ctx: Context) -> ManagedProcess:
     # Baseline suites drafted for the benchmark's datasets go to its state folder, not the repository.
     env["AIMS_SUITES_DIR"] = str(ctx.state / "suites")
     env["KAFKA_BOOTSTRAP_SERVERS"] = ctx.kafka.bootstrap
+    env["AIMS_EVENT_SIGNING_KEY"] = ctx.signing_key.get_secret_value()
     proc = ManagedProcess("worker", aims_command("worker"), ctx.state / "logs" / "worker.log", env)
     proc.start()
 
@@ -123,7 +129,7 @@ def measure_running(ctx: Context) -> dict[str, Any]:
     api = ctx.api()
     try:
         with running_router(ctx, "running") as (router, settings):
-            publisher = EventPublisher(ctx.kafka, settings.events_topic, signing_key=None)
+            publisher = EventPublisher(ctx.kafka, settings.events_topic, signing_key=ctx.signing_key)
             try:
                 for i, event in enumerate(events):
                     produced[event.dedup_key] = time.time()
@@ -287,60 +293,11 @@ def measure_floor(ctx: Context, round_no: int = 0) -> dict[str, Any]:
     return result
 
 
-def measure_router(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[str, Any]:
-    """Publish M events first, then let a fresh router drain them."""
-    from events.producer import EventPublisher
-
-    count = ctx.args.events
-    events = make_events(ctx.base_events, count, f"throughput{round_no}", ctx.tag)
-    settings = ctx.settings(f"throughput{round_no}")
-    from events.topics import ensure_topics, topic_specs
-
-    ensure_topics(ctx.kafka, topic_specs(settings))
-    publisher = EventPublisher(ctx.kafka, settings.events_topic, signing_key=None)
-    try:
-        for event in events:
-            publisher.publish(event)
-    finally:
-        publisher.close()
-    ctx.say(f"  published {count} events to {settings.events_topic}; starting the router")
-    router = RouterThread(settings, ctx.kafka, f"bench-throughput{round_no}")
-    try:
-        router.start()
-        ready = time.monotonic()
-        router.wait_handled(count, timeout=120 + 10 * count / max(floor_rate, 0.1), say=ctx.say)
-        wall = time.monotonic() - ready
-        stats = router.router.stats
-    finally:
-        router.stop()
-    api = ctx.api()
-    try:
-        runs = runs_by_key(api, [e.dedup_key for e in events])
-    finally:
-        api.close()
-    created = sorted(parse_time(r.created) for r in runs.values())
-    span = created[-1] - created[0] if len(created) > 1 else float("nan")
-    rate = (len(created) - 1) / span if span > 0 else float("nan")
-    result = {
-        "router_events": count,
-        "router_runs": len(runs),
-        "router_dead_lettered": stats.dead_lettered,
-        "router_rate": rate,
-        "router_wall_rate": count / wall if wall > 0 else float("nan"),
-        "ratio": rate / floor_rate if floor_rate > 0 else float("nan"),
-    }
-    ctx.say(
-        f"ROUTER: {rate:.1f} events/s first→last run created ({len(runs)} runs, "
-        f"{stats.dead_lettered} dead-lettered; {result['router_wall_rate']:.1f} events/s wall from "
-        f"partitions assigned), ratio to the floor {result['ratio']:.2f}"
-    )
-    return result
-
-
 def measure_steady(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[str, Any]:
     """Produce at half the floor rate into a running router; produce → run created."""
     from events.codec import encode_structured
     from events.kafka_clients import make_producer
+    from schemas.signing import seal
 
     rate = floor_rate / 2
     count = max(5, round(rate * ctx.args.steady_seconds))
@@ -352,7 +309,7 @@ def measure_steady(ctx: Context, floor_rate: float, round_no: int = 0) -> dict[s
         with running_router(ctx, f"steady{round_no}") as (router, settings):
 
             def send(event: AimsEvent) -> Any:
-                value, headers = encode_structured(event)
+                value, headers = encode_structured(seal(event, ctx.signing_key))
                 produced[event.dedup_key] = time.time()
                 return producer.send(
                     settings.events_topic, key=event.key.encode(), value=value, headers=headers

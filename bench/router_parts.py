@@ -1,5 +1,5 @@
 """The router benchmark's parts (bench.router): its events (one of each type `aims demo` sends, made
-unique), percentiles, and `events.router.Router` run in a thread with a launcher that times each launch.
+unique) and `events.router.Router` run in a thread with a launcher that times each launch.
 """
 
 from __future__ import annotations
@@ -42,17 +42,6 @@ TARGET_P99_CREATED_MS = 300.0
 
 
 TARGET_P50_RUNNING_S = 2.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); q in [0, 100]."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def bench_root() -> Path:
@@ -165,7 +154,14 @@ class RouterThread:
             raise RuntimeError("the router thread ended")
 
     def start(self, timeout: float = 90) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the router's thread without waiting for its partitions (several join together)."""
         self.thread.start()
+
+    def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not self.router.wait_ready(0.5):
             self.check()
