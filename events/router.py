@@ -69,6 +69,8 @@ LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
 # Records held uncommitted, all partitions together, before the router stops fetching: with records
 # up to the broker's 2 MiB each, the count per partition alone would not bound memory.
 HELD_BYTES_LIMIT = 64 * 1024 * 1024
+# More than one poll can fetch (16 MiB of records of at least a few bytes each): "all of them".
+POLL_EVERY_FETCHED_RECORD = 10_000_000
 # A commit that gets no answer in this long is retried later, not waited for: the loop goes on.
 COMMIT_TIMEOUT_MS = 5000
 # How long `send` may wait for the dead-letter topic's metadata before the loop goes on.
@@ -142,7 +144,13 @@ class Router(FlowRunChains, RouterLiveness):
         """The consumer's settings beyond the project's defaults (events.kafka_clients)."""
         return {
             "client_id": f"aims-router-{self.name}",
-            "max_poll_records": self.settings.router_batch_size,
+            # Every record a poll has fetched, not a batch of them. kafka-python 3.0 parks the
+            # records a poll did not return of a partition paused before the next one, and hands
+            # them back only while no other records wait in line, which after the first poll is
+            # never: a partition paused at the in-flight cap (`_flow_control`) then stalled for
+            # good, with lag and nothing in flight. A poll that returns all it fetched leaves
+            # nothing to park. One poll brings at most `fetch_max_bytes` (events.kafka_clients).
+            "max_poll_records": POLL_EVERY_FETCHED_RECORD,
             # Kafka's default session of 45 s left a crashed router's partitions unread that long,
             # though the supervisor starts it again within a second.
             "session_timeout_ms": self.settings.consumer_session_timeout_ms,

@@ -138,7 +138,6 @@ class AimsSettings(BaseModel):
     max_event_bytes: int = Field(
         256 * 1024, ge=1024, le=900 * 1024, description="Larger events are dead-lettered."
     )
-    router_batch_size: int = Field(200, ge=1, le=5000)
     router_concurrency: int = Field(
         4, ge=1, le=64, description="Flow-run creations in flight at once (different subjects)."
     )
