@@ -18,11 +18,11 @@ import time
 
 def forward(args: argparse.Namespace) -> dict[str, float | int]:
     from events.kafka_clients import KafkaConnection, make_consumer, make_producer
-    from schemas.settings import AimsSettings
+    from events.router import POLL_EVERY_FETCHED_RECORD
 
     kafka = KafkaConnection(args.bootstrap)  # the benchmark's own plaintext broker
-    # The router's batch size and the project's client defaults: only the work per record differs.
-    batch = AimsSettings().router_batch_size
+    # The router's poll size and the project's client defaults: only the work per record differs.
+    batch = POLL_EVERY_FETCHED_RECORD
     consumer = make_consumer(kafka, args.group, client_id="bench-bare", max_poll_records=batch)
     producer = make_producer(kafka, client_id="bench-bare-out")
     forwarded = 0
