@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,6 +84,15 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         pytest.fail(
             f"the integration tests share one session stack and run in one process, not in pytest-xdist "
             f"worker {worker}: run them without -n (`make integration`, or `pytest -m integration`)",
+            pytrace=False,
+        )
+    # Prefect reads its settings when first imported: imported before the session points them at its
+    # server (during collection, by a test module importing it at its top), the in-process routers
+    # talk to no server of the session and every event waits on a deployment "not found".
+    if "prefect" in sys.modules:
+        pytest.fail(
+            "Prefect was imported before the session stack set its environment: a test module (or a "
+            "module it imports at its top) imports Prefect; import it inside the test instead",
             pytrace=False,
         )
     state = REPO / ".aims" / "test-sessions" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

@@ -21,9 +21,6 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from prefect.server.schemas.actions import WorkPoolCreate
-from prefect.utilities.templating import apply_values, find_placeholders
-from prefect.workers.base import BaseJobConfiguration
 
 from infra.prefect_server import prefect_client_env
 from tests.infra.test_manifests import (
@@ -43,6 +40,8 @@ from tests.infra.test_manifests import (
     unknown_variables,
 )
 
+# Prefect is imported inside the tests, never at the top: `pytest -m integration` collects this module
+# too, and the session imports Prefect only after pointing its settings at its server (tests/conftest.py).
 POOL = DEPLOY / "prefect" / "kubernetes-pool.json"
 WHERE = "prefect/kubernetes-pool.json"
 # The variables of prefect-kubernetes' worker (KubernetesWorkerVariables, 0.8.0): the template keeps
@@ -96,6 +95,8 @@ def defaults(template: dict[str, Any]) -> dict[str, Any]:
 def render(template: dict[str, Any]) -> dict[str, Any]:
     """The Job the worker starts from with the defaults, before it adds the run's own environment,
     labels and command: a placeholder without a value is removed with its key, as Prefect does."""
+    from prefect.utilities.templating import apply_values
+
     rendered: dict[str, Any] = apply_values(template["job_configuration"]["job_manifest"], defaults(template))
     return rendered
 
@@ -125,6 +126,8 @@ def millicores(quantity: str) -> int:
 
 
 def test_prefects_server_accepts_the_template() -> None:
+    from prefect.server.schemas.actions import WorkPoolCreate
+
     template = pool_template()
     WorkPoolCreate(name="aims-kubernetes", type="kubernetes", base_job_template=template)
     assert template["variables"]["properties"].keys() == PREFECT_VARIABLES
@@ -161,6 +164,8 @@ def test_the_template_keeps_what_prefects_kubernetes_worker_requires() -> None:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_the_rendered_job_validates_against_the_api_schemas(version: str) -> None:
+    from prefect.utilities.templating import find_placeholders
+
     job = render(pool_template())
     assert not find_placeholders(json.dumps(job)), "a placeholder left in the rendered Job"
     unexpected = "'completions', 'parallelism' were unexpected"
@@ -175,6 +180,8 @@ def test_the_rendered_job_validates_against_the_api_schemas(version: str) -> Non
 
 
 def test_the_job_runs_prefects_command_under_the_images_tini() -> None:
+    from prefect.workers.base import BaseJobConfiguration
+
     template = pool_template()
     main = job_container(render(template))
     # The image's entrypoint is tini → `aims`: left to it, the worker's args would be `aims prefect

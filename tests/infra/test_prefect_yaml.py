@@ -18,7 +18,6 @@ import yaml
 
 from events.routing import DEPLOYMENT, ROUTES
 from flows.catalog import FLOWS, FlowSpec, Schedule
-from flows.reviews.hold_management_review import schedule as review_schedule
 from infra.deployments import schedules
 from schemas.policy_file import require_policy
 
@@ -76,6 +75,10 @@ def _tags(spec: FlowSpec) -> list[str]:
 
 
 def test_tags_and_schedules_are_those_aims_worker_applies(declared: list[dict[str, Any]]) -> None:
+    # Here, not at the top: the module imports Prefect, which the integration session must import
+    # only after it has pointed Prefect's settings at its server (tests/conftest.py).
+    from flows.reviews.hold_management_review import schedule as review_schedule
+
     functions = _by_function(declared)
     crons = schedules()
     review = review_schedule(
