@@ -8,7 +8,9 @@ dead-lettering never fails for a record's size and never stops its partition.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +29,49 @@ _MAX_DETAIL = 4000
 REFERENCE_PREFIX_BYTES = 1024
 # A record's framing in a batch: the batch header (61 bytes) and the record's varints, at most.
 _RECORD_OVERHEAD = 128
+
+
+@dataclass
+class DeadLetterLog:
+    """Which dead letters the router logs one by one: the first of each reason in every `window`
+    seconds. The others are counted, and `summary` sums them up in one line once the window ended.
+
+    Every dead letter is on the dead-letter topic with its reason and detail in its headers; a log line
+    each only repeated that, and a flood of malformed records made it a flood of lines: a fifth of the
+    router's time per record, and a disk filled by whoever sends the most garbage.
+    """
+
+    window: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _started: float | None = None
+    _shown: set[Reason] = field(default_factory=set)
+    _unshown: Counter[Reason] = field(default_factory=Counter)
+
+    def one_by_one(self, reason: Reason) -> bool:
+        """True if this dead letter gets a line of its own; False if it is only counted."""
+        if self._started is None:
+            self._started = self.clock()
+        if reason in self._shown:
+            self._unshown[reason] += 1
+            return False
+        self._shown.add(reason)
+        return True
+
+    def summary(self) -> str | None:
+        """Once the window has ended: the line that counts what it did not log (None if nothing),
+        and a new window begins."""
+        if self._started is None or self.clock() - self._started < self.window:
+            return None
+        unshown, self._unshown = self._unshown, Counter()
+        self._started, self._shown = None, set()
+        if not unshown:
+            return None
+        reasons = ", ".join(f"{reason.value} {count:,}" for reason, count in sorted(unshown.items()))
+        return (
+            f"dead-lettered {sum(unshown.values()):,} more record(s) in the last {self.window:g} s without a "
+            f"line each ({reasons}); each is on the dead-letter topic with its reason and detail in its "
+            "headers (`aims dlq list`)"
+        )
 
 
 def dead_letter_headers(

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.prefect_runs import FlowRunLauncher
 from events.codec import Reason, Rejected, authenticate, decode
-from events.dead_letter import copy_size, dead_letter_headers, reference_letter
+from events.dead_letter import DeadLetterLog, copy_size, dead_letter_headers, reference_letter
 from events.kafka_clients import MAX_REQUEST_BYTES, KafkaConnection, make_consumer, make_producer
 from events.offsets import OffsetLedger
 from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
@@ -118,6 +118,7 @@ class Router(FlowRunChains, RouterLiveness):
         self._to_record: list[Work] = []
         self._to_dead_letter: deque[Work] = deque()
         self._sending: list[tuple[Work, FutureRecordMetadata]] = []
+        self._dead_letter_log = DeadLetterLog()
         self._receipts_backoff = Backoff()
         self._dead_letter_backoff = Backoff()
         self._commit_backoff = Backoff()
@@ -339,6 +340,8 @@ class Router(FlowRunChains, RouterLiveness):
         from kafka.errors import KafkaError
 
         self._check_sent()
+        if summary := self._dead_letter_log.summary():
+            log.warning(summary)
         while self._to_dead_letter and self._dead_letter_backoff.due():
             w = self._to_dead_letter[0]
             if w.dropped:
@@ -368,7 +371,8 @@ class Router(FlowRunChains, RouterLiveness):
         else:
             key, value = r.key, r.value
         w.dead_letter_attempts += 1
-        if w.dead_letter_attempts == 1 or w.as_reference:
+        # A reference is rare and says where the original is: always a line. Copies are summed up.
+        if w.as_reference or (w.dead_letter_attempts == 1 and self._dead_letter_log.one_by_one(why.reason)):
             log.warning(
                 "dead-letter %s[%d]@%d%s: %s: %s",
                 r.topic,

@@ -20,6 +20,7 @@ from events.dead_letter import (
     SOURCE_PARTITION,
     SOURCE_TOPIC,
     DeadLetter,
+    DeadLetterLog,
     dead_letter_headers,
 )
 
@@ -214,3 +215,39 @@ def test_any_record_has_a_small_reference(
     assert len(body) < 64 * 1024 and json.loads(body)["size"] == len(value or b"")
     assert ref_key is None or len(ref_key) <= REFERENCE_PREFIX_BYTES
     assert all(isinstance(k, str) and isinstance(v, bytes) for k, v in letter_headers)
+
+
+# -- what the router logs of them ------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_flood_logs_the_first_of_each_reason_then_one_line_that_counts_the_rest() -> None:
+    clock = Clock()
+    book = DeadLetterLog(window=10, clock=clock)
+    shown = [book.one_by_one(Reason.malformed) for _ in range(1000)]
+    shown += [book.one_by_one(Reason.unknown_type) for _ in range(200)]
+    assert shown.count(True) == 2, "one line for the first of each reason, none for the rest"
+    clock.now += 9
+    assert book.summary() is None, "the window has not ended"
+    clock.now += 1
+    line = book.summary()
+    assert line is not None
+    assert "1,198 more" in line and "malformed 999" in line and "unknown-type 199" in line
+    assert book.summary() is None, "said once"
+    assert book.one_by_one(Reason.malformed), "a new window logs its first again"
+
+
+def test_a_lone_dead_letter_is_logged_and_leaves_nothing_to_sum_up() -> None:
+    clock = Clock()
+    book = DeadLetterLog(window=10, clock=clock)
+    assert book.one_by_one(Reason.invalid_payload)
+    clock.now += 60
+    assert book.summary() is None
+    assert book.one_by_one(Reason.invalid_payload)

@@ -83,3 +83,53 @@ def test_the_relay_thread_publishes_the_audit_anchor_each_pass_and_survives_a_fa
     router._relay_outbox()  # returns once stopped: no outbox, anchors only
     assert anchors.ticks == 3
     assert "publishing the audit anchor failed: broker away" in caplog.text
+
+
+class SentAtOnce:
+    """What the router's dead-letter producer hands back, already acknowledged."""
+
+    is_done = True
+    exception = None
+
+    def succeeded(self) -> bool:
+        return True
+
+
+class DeadLetterTopic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: object) -> SentAtOnce:
+        self.sent.append((topic, value))
+        return SentAtOnce()
+
+
+def test_a_flood_of_malformed_records_is_dead_lettered_whole_with_a_line_per_reason_not_per_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from kafka.structs import TopicPartition
+
+    from events.dead_letter import DeadLetterLog
+
+    now = [0.0]
+    router, topic = _router(), DeadLetterTopic()
+    router._dead_letter_log = DeadLetterLog(window=10, clock=lambda: now[0])
+    kinds = [b"not json {", b"[1, 2]", b'{"id": "x"}']  # malformed, malformed, invalid-envelope
+    for offset in range(600):
+        router._take(  # the consumer loop's own steps, without a broker
+            SimpleNamespace(
+                topic="aims.events", partition=0, offset=offset, key=b"k", value=kinds[offset % 3], headers=[]
+            )
+        )
+    with caplog.at_level("WARNING", logger="aims.router"):
+        router._settle(topic)
+        router._check_sent()
+        assert len(caplog.records) == 2, [r.getMessage() for r in caplog.records]
+        now[0] += 10
+        router._settle(topic)
+    assert len(topic.sent) == 600 and router.stats.dead_lettered == 600, "every record reaches the topic"
+    assert router._ledger.ready() == {TopicPartition("aims.events", 0): 600}, "and may be committed"
+    summary = caplog.records[-1].getMessage()
+    assert "598 more" in summary and "malformed 399" in summary and "invalid-envelope 199" in summary
