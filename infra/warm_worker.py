@@ -60,6 +60,13 @@ PLAIN = "plain"
 FLOW_PROFILES: dict[str, str] = {f.name: f.profile.value for f in FLOWS if f.profile is not Profile.plain}
 
 
+def reclaim_after_from_env() -> float:
+    """How long a dead worker's claim waits before this worker schedules its run again (infra.reclaim)."""
+    from schemas.settings import load_settings
+
+    return load_settings().worker_reclaim_after_seconds
+
+
 def gx_spares_from_env() -> int:
     """The GX-warm spares the settings ask for: `warm_gx_processes` (AIMS_WARM_GX_PROCESSES).
 
@@ -232,6 +239,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         spares: int = 2,
         gx_spares: int | None = None,
         limit: int | None = None,
+        reclaim_after: float | None = None,
         say: Callable[[str], None] = _say,
         **kwargs: Any,
     ) -> None:
@@ -247,6 +255,8 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         self.runs_at_once: int | None = limit
         self._limit_known = False
         self._say = say
+        self.reclaim_after = reclaim_after_from_env() if reclaim_after is None else reclaim_after
+        self._last_sweep = 0.0
 
     @property
     def max_processes(self) -> int | None:
@@ -263,7 +273,36 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         await self._start_profile_pools()
         self._follow_pool_limit()
+        await self._reclaim_abandoned()
         return await super().get_and_submit_flow_runs()
+
+    async def _reclaim_abandoned(self) -> None:
+        """Schedule again the runs a dead worker of this pool claimed and never started (infra.reclaim)."""
+        from datetime import UTC, datetime
+
+        from infra.reclaim import SWEEP_EVERY, reclaim
+
+        if time.monotonic() - self._last_sweep < SWEEP_EVERY:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            reclaimed = await reclaim(
+                self.client,
+                self._work_pool_name,
+                set(self._submitting_flow_run_ids),
+                self.reclaim_after,
+                self.name,
+                datetime.now(UTC),
+            )
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again; taking runs goes on
+            self._logger.warning("could not look for runs a dead worker left claimed: %s", exc)
+            return
+        for claim in reclaimed:
+            claimed_by = claim.worker or "(unlabelled)"
+            self._say(
+                f"flow run {claim.run_id} scheduled again: worker {claimed_by} claimed it and went "
+                "offline before starting it"
+            )
 
     def _follow_pool_limit(self) -> None:
         """Take as many runs at once as the pool's limit allows (and `limit`, if lower).

@@ -178,6 +178,14 @@ class AimsSettings(BaseModel):
         description="Of those, processes that also imported Great Expectations, for data-quality runs "
         "(5-12 s of CPU each to start; 0: none).",
     )
+    worker_reclaim_after_seconds: float = Field(
+        120,
+        ge=5,
+        le=86_400,
+        description="A run claimed (Pending) this long by a worker that went offline before starting it is "
+        "scheduled again by a live worker of the pool (infra/reclaim.py). Well above the few seconds a "
+        "claim takes to reach its process.",
+    )
     work_pool_concurrency: int = Field(
         4,
         ge=0,

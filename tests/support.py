@@ -213,7 +213,11 @@ class SessionStack(KafkaReads):
 
     def start_worker(self) -> None:
         self.worker = ManagedProcess(
-            "worker", [sys.executable, "-m", "aims", "worker"], self.state / "logs" / "worker.log", self.env()
+            "worker",
+            [sys.executable, "-m", "aims", "worker"],
+            self.state / "logs" / "worker.log",
+            # A dead worker's claims are scheduled again sooner than in production (infra.reclaim).
+            self.env(AIMS_WORKER_RECLAIM_AFTER_SECONDS="15"),
         )
         self.worker.start()
         api = self.api()

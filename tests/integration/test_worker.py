@@ -418,3 +418,44 @@ def test_the_setting_gives_a_new_pool_or_one_without_a_limit_its_limit_and_zero_
         for pool_name in (name, unlimited):
             with contextlib.suppress(ObjectNotFound):  # a failed step may have left it uncreated
                 delete_pool(pool_name)
+
+
+# -- a claim a dead worker left (issue 23, point 3) ------------------------------------------------
+
+
+def claim_as_a_worker_that_dies(run_id: str, worker: str) -> None:
+    """Leave in Prefect what a worker killed between claiming a run and starting its process leaves:
+    the run Pending then Submitting, labelled with that worker, no infrastructure pid, and the
+    worker's heartbeats stopped (one heartbeat promising another each second: offline 3 s later)."""
+    from prefect.states import Pending
+
+    async def claim(client: PrefectClient) -> None:
+        await client.send_worker_heartbeat(POOL, worker, heartbeat_interval_seconds=1)
+        await client.set_flow_run_state(run_id, Pending(), force=True)
+        await client.set_flow_run_state(run_id, Pending(name="Submitting"), force=True)
+        await client.update_flow_run_labels(run_id, {"prefect.worker.name": worker})
+
+    prefect(claim)
+
+
+def test_a_run_claimed_by_a_worker_that_died_before_starting_it_is_run_once_by_a_live_one(
+    stack: SessionStack, topics: dict[str, str]
+) -> None:
+    worker_pid(stack)
+    event = model_event("claimed-by-the-dead")
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
+    with stack.pool_paused(), stack.router(topics):
+        publisher.publish(event)
+        [run] = stack.wait_for_runs([event.dedup_key], timeout=60)
+        claim_as_a_worker_that_dies(run.id, "killed-worker")
+    publisher.close()
+
+    [done] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=240)
+    assert done.id == run.id, "the same run, not a second one"
+    history = prefect(lambda client: client.read_flow_run_states(run.id))
+    assert any("'killed-worker'" in (s.message or "") and s.type.value == "SCHEDULED" for s in history), [
+        (s.name, s.message) for s in history
+    ]
+    with stack.register().reader() as uow:
+        evidence = [e for e in uow.evidence.find() if e.event_key == event.dedup_key]
+    assert len(evidence) == 1, "its effect recorded once"
