@@ -21,7 +21,7 @@ T = TypeVar("T")
 @dataclass
 class _Entry(Generic[T]):
     offset: int
-    item: T
+    item: T | None  # let go of once settled: the entry is then kept for the commit's order only
     size: int
     settled: bool = False
 
@@ -39,6 +39,7 @@ class OffsetLedger(Generic[P, T]):
         self._index: dict[tuple[P, int], _Entry[T]] = {}
         self._last: dict[P, int] = {}
         self._ready: dict[P, int] = {}
+        self._in_flight: dict[P, int] = {}
         self._bytes = 0
 
     def admit(self, partition: P, offset: int, item: T, size: int = 0) -> list[T]:
@@ -56,6 +57,7 @@ class OffsetLedger(Generic[P, T]):
         self._held.setdefault(partition, deque()).append(entry)
         self._index[(partition, offset)] = entry
         self._last[partition] = offset
+        self._in_flight[partition] = self._in_flight.get(partition, 0) + 1
         self._bytes += size
         return dropped
 
@@ -66,14 +68,16 @@ class OffsetLedger(Generic[P, T]):
         offset is held for a new item, and the old item's late news must not settle it.
         """
         entry = self._index.get((partition, offset))
-        if entry is None or entry.item is not item:
+        if entry is None or entry.settled or entry.item is not item:
             return False
-        entry.settled = True
+        # Nothing more happens to it: only its place in the partition's order is kept.
+        entry.settled, entry.item = True, None
+        self._bytes -= entry.size
+        self._in_flight[partition] -= 1
         held = self._held[partition]
         while held and held[0].settled:
             done = held.popleft()
             del self._index[(partition, done.offset)]
-            self._bytes -= done.size
             self._ready[partition] = done.offset + 1
         return True
 
@@ -83,10 +87,12 @@ class OffsetLedger(Generic[P, T]):
         for partition in partitions:
             for entry in self._held.pop(partition, deque()):
                 del self._index[(partition, entry.offset)]
-                self._bytes -= entry.size
-                dropped.append(entry.item)
+                if entry.item is not None:  # not settled: it had work left
+                    self._bytes -= entry.size
+                    dropped.append(entry.item)
             self._last.pop(partition, None)
             self._ready.pop(partition, None)
+            self._in_flight.pop(partition, None)
         return dropped
 
     def ready(self) -> dict[P, int]:
@@ -107,8 +113,12 @@ class OffsetLedger(Generic[P, T]):
         """Records of the partition taken and not yet committable."""
         return len(self._held.get(partition, ()))
 
+    def in_flight(self, partition: P) -> int:
+        """Records of the partition taken and not settled: those something still happens to."""
+        return self._in_flight.get(partition, 0)
+
     def unsettled(self) -> list[T]:
-        return [e.item for held in self._held.values() for e in held if not e.settled]
+        return [e.item for held in self._held.values() for e in held if e.item is not None]
 
     @property
     def total(self) -> int:
@@ -116,4 +126,5 @@ class OffsetLedger(Generic[P, T]):
 
     @property
     def bytes(self) -> int:
+        """The size of the records in flight (a settled one's record is let go of)."""
         return self._bytes

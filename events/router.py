@@ -66,15 +66,20 @@ log = logging.getLogger("aims.router")
 __all__ = ["COMMIT_TIMEOUT_MS", "NOTHING_TO_RESUME", "LauncherFactory", "Router", "RouterStats"]
 
 LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
-# Records held uncommitted, all partitions together, before the router stops fetching: with records
-# up to the broker's 2 MiB each, the count per partition alone would not bound memory.
+# Records in flight, all partitions together, before the router stops fetching: with records up to
+# the broker's 2 MiB each, the count per partition alone would not bound memory.
 HELD_BYTES_LIMIT = 64 * 1024 * 1024
+# Records held uncommitted, all partitions together: those in flight, and those done behind a record
+# still in flight, kept for the commit's order only (about 200 bytes each, the record let go of).
+HELD_RECORDS_LIMIT = 200_000
 # More than one poll can fetch (16 MiB of records of at least a few bytes each): "all of them".
 POLL_EVERY_FETCHED_RECORD = 10_000_000
 # A commit that gets no answer in this long is retried later, not waited for: the loop goes on.
 COMMIT_TIMEOUT_MS = 5000
 # How long `send` may wait for the dead-letter topic's metadata before the loop goes on.
 DEAD_LETTER_BLOCK_MS = 2000
+DEAD_LETTER_LINGER_MS = 20
+DEAD_LETTER_BATCH_BYTES = 512 * 1024
 
 
 class Router(FlowRunChains, RouterLiveness):
@@ -115,9 +120,13 @@ class Router(FlowRunChains, RouterLiveness):
         # The consumer thread's books.
         self._ledger: OffsetLedger[TopicPartition, Work] = OffsetLedger()
         self._paused: set[TopicPartition] = set()
+        self._topic_partitions: dict[tuple[str, int], TopicPartition] = {}
         self._to_record: list[Work] = []
         self._to_dead_letter: deque[Work] = deque()
-        self._sending: list[tuple[Work, FutureRecordMetadata]] = []
+        # Dead letters sent and not yet answered; the producer's thread hands back each answer (`_sent`),
+        # so a pass looks at what was answered, not at every letter still on its way.
+        self._sending = 0
+        self._sent: queue.SimpleQueue[tuple[Work, FutureRecordMetadata]] = queue.SimpleQueue()
         self._dead_letter_log = DeadLetterLog()
         self._receipts_backoff = Backoff()
         self._dead_letter_backoff = Backoff()
@@ -166,7 +175,14 @@ class Router(FlowRunChains, RouterLiveness):
         self._gate = self._call(semaphore(self.settings.router_concurrency)).result()
         consumer = make_consumer(self.kafka, self.settings.consumer_group, **self.consumer_options())
         dlq = make_producer(
-            self.kafka, client_id=f"aims-router-dlq-{self.name}", max_block_ms=DEAD_LETTER_BLOCK_MS
+            self.kafka,
+            client_id=f"aims-router-dlq-{self.name}",
+            max_block_ms=DEAD_LETTER_BLOCK_MS,
+            # A flood's letters go in large batches: with the project's 2 ms, the producer's thread took
+            # each batch after a few records, and each next record opened another, waking that thread
+            # (a sixth of the consumer loop's time in a flood of 50,000). No one waits on a dead letter.
+            linger_ms=DEAD_LETTER_LINGER_MS,
+            batch_size=DEAD_LETTER_BATCH_BYTES,
         )
         relay = threading.Thread(target=self._relay_outbox, name="router-outbox", daemon=True)
         relay.start()
@@ -245,11 +261,20 @@ class Router(FlowRunChains, RouterLiveness):
                 len(dropped),
             )
 
-    def _take(self, record: ConsumerRecord) -> None:
+    def _partition_of(self, record: ConsumerRecord) -> TopicPartition:
+        """The record's partition, one object per partition: made anew twice per record, it was a
+        twentieth of the consumer loop's time in a flood."""
         from kafka.structs import TopicPartition
 
+        key = (record.topic, record.partition)
+        tp = self._topic_partitions.get(key)
+        if tp is None:
+            tp = self._topic_partitions[key] = TopicPartition(record.topic, record.partition)
+        return tp
+
+    def _take(self, record: ConsumerRecord) -> None:
         work = Work(record)
-        tp = TopicPartition(record.topic, record.partition)
+        tp = self._partition_of(record)
         dropped = self._ledger.admit(tp, record.offset, work, work.size)
         if dropped:
             # Its position was reset (lost and assigned again between two polls): read afresh from here.
@@ -304,9 +329,7 @@ class Router(FlowRunChains, RouterLiveness):
         self._dead_letter(dlq)
 
     def _settled(self, w: Work) -> None:
-        from kafka.structs import TopicPartition
-
-        self._ledger.settle(TopicPartition(w.record.topic, w.record.partition), w.record.offset, w)
+        self._ledger.settle(self._partition_of(w.record), w.record.offset, w)
 
     def _record_receipts(self) -> None:
         accepted = [w for w in self._to_record if not w.dropped]
@@ -356,7 +379,8 @@ class Router(FlowRunChains, RouterLiveness):
                 self._dead_letter_failed(w, exc)
                 return
             self._to_dead_letter.popleft()
-            self._sending.append((w, future))
+            self._sending += 1
+            future.add_both(lambda _answer, w=w, future=future: self._sent.put((w, future)))
 
     def _send_dead_letter(self, dlq: KafkaProducer, w: Work) -> FutureRecordMetadata:
         r, why = w.record, w.rejected
@@ -385,11 +409,13 @@ class Router(FlowRunChains, RouterLiveness):
         return dlq.send(self.settings.dead_letter_topic, key=key, value=value, headers=headers)
 
     def _check_sent(self) -> None:
-        still: list[tuple[Work, FutureRecordMetadata]] = []
-        for w, future in self._sending:
-            if not future.is_done:
-                still.append((w, future))
-            elif future.succeeded():
+        while True:
+            try:
+                w, future = self._sent.get_nowait()
+            except queue.Empty:
+                return
+            self._sending -= 1
+            if future.succeeded():
                 self.stats.dead_lettered += 1
                 self._dead_letter_backoff.succeeded()
                 self._out_of_trouble("kafka")
@@ -400,7 +426,6 @@ class Router(FlowRunChains, RouterLiveness):
                 self._to_dead_letter.appendleft(w)
             else:
                 self._dead_letter_failed(w, future.exception)
-        self._sending = still
 
     def _dead_letter_failed(self, w: Work, exc: BaseException | None) -> None:
         self._dead_letter_backoff.failed()
@@ -446,14 +471,20 @@ class Router(FlowRunChains, RouterLiveness):
         self.stats.commits += 1
 
     def _flow_control(self, consumer: KafkaConsumer) -> None:
-        """Stop fetching a partition whose uncommitted records reached the cap (or everything, at
-        the byte budget); start again once they drained. Settled records leave the ledger."""
+        """Stop fetching a partition whose records in flight reached the cap (or everything, at the
+        byte budget or the held-records bound); start again once they drained.
+
+        Records already done (dead-lettered, or routed and recorded) behind one still in flight do not
+        count toward the cap: they wait for the commit only. Counting them paused a flood of malformed
+        records behind each good event until Prefect had created its run, which held the dead letters
+        to Prefect's pace: a quarter of what a bare consume-and-produce loop forwards.
+        """
         from kafka.errors import KafkaError
 
         assigned = consumer.assignment()
-        full = self._ledger.bytes >= HELD_BYTES_LIMIT
+        full = self._ledger.bytes >= HELD_BYTES_LIMIT or self._ledger.total >= HELD_RECORDS_LIMIT
         cap = self.settings.router_max_in_flight
-        wanted = {tp for tp in assigned if full or self._ledger.held(tp) >= cap}
+        wanted = {tp for tp in assigned if full or self._ledger.in_flight(tp) >= cap}
         try:
             if wanted - self._paused:
                 consumer.pause(*(wanted - self._paused))

@@ -148,8 +148,9 @@ class AimsSettings(BaseModel):
         1000,
         ge=1,
         le=100_000,
-        description="Records of one partition a router holds uncommitted before it stops fetching that "
-        "partition: while one subject waits, the partition's other subjects keep flowing up to this many.",
+        description="Records of one partition a router is still working on before it stops fetching that "
+        "partition: while one subject waits, the partition's other subjects keep flowing up to this many "
+        "(records done behind a waiting one count only toward the router's bound of 200,000 held).",
     )
     consumer_session_timeout_ms: int = Field(
         10_000,

@@ -45,6 +45,22 @@ def test_one_waiting_record_holds_its_partition_not_the_others() -> None:
     assert ledger.held(0) == 2 and ledger.held(1) == 0
 
 
+def test_records_done_behind_a_waiting_one_are_not_in_flight_and_let_go_of_their_bytes() -> None:
+    """A flood's dead letters settle while a good event of their partition waits for its run: they
+    are held for the commit's sake only, so they must neither count as in flight (which pauses the
+    partition) nor keep their records in memory."""
+    ledger: OffsetLedger[int, Item] = OffsetLedger()
+    waiting, *done = [Item(0, o) for o in range(5)]
+    for item in (waiting, *done):
+        ledger.admit(0, item.offset, item, size=100)
+    for item in done:
+        assert ledger.settle(0, item.offset, item)
+    assert ledger.held(0) == 5 and ledger.in_flight(0) == 1 and ledger.bytes == 100
+    assert ledger.unsettled() == [waiting]
+    assert ledger.revoke([0]) == [waiting], "a revocation drops only what still had work to do"
+    assert ledger.total == 0 and ledger.bytes == 0
+
+
 def test_committed_offsets_leave_ready_unless_the_partition_moved_on() -> None:
     ledger: OffsetLedger[int, Item] = OffsetLedger()
     first, second = Item(0, 0), Item(0, 1)
@@ -142,8 +158,9 @@ def test_any_history_never_commits_past_an_unsettled_record(ops: list[tuple[str,
             # The partition is read again from an earlier offset (its position was reset).
             before = ledger.held(partition)
             item = Item(partition, live[partition][n % len(live[partition])].offset)
+            unsettled = ledger.in_flight(partition)
             dropped = ledger.admit(partition, item.offset, item, size=1)
-            assert len(dropped) == before, "everything held of the partition is dropped"
+            assert before >= len(dropped) == unsettled, "what was still in flight is dropped"
             live[partition] = [item]
             next_offset[partition] = item.offset + 2
             committed.pop(partition, None)
@@ -153,7 +170,9 @@ def test_any_history_never_commits_past_an_unsettled_record(ops: list[tuple[str,
         for p, items in live.items():
             prefix = next((k for k, i in enumerate(items) if i.serial not in settled), len(items))
             assert ledger.held(p) == len(items) - prefix, "held: from the first unsettled record on"
+            assert ledger.in_flight(p) == sum(1 for i in items if i.serial not in settled)
         assert ledger.total == sum(ledger.held(p) for p in live)
+        assert ledger.bytes == sum(ledger.in_flight(p) for p in live), "only records in flight weigh"
     for p, items in live.items():
         for item in items:
             if item.serial not in settled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import ValidationError
 
@@ -94,6 +96,9 @@ class SentAtOnce:
     def succeeded(self) -> bool:
         return True
 
+    def add_both(self, callback: Callable[..., None], *args: object) -> None:
+        callback(*args, None)  # answered already: kafka-python calls back at once
+
 
 class DeadLetterTopic:
     def __init__(self) -> None:
@@ -133,3 +138,46 @@ def test_a_flood_of_malformed_records_is_dead_lettered_whole_with_a_line_per_rea
     assert router._ledger.ready() == {TopicPartition("aims.events", 0): 600}, "and may be committed"
     summary = caplog.records[-1].getMessage()
     assert "598 more" in summary and "malformed 399" in summary and "invalid-envelope 199" in summary
+
+
+class Partitions:
+    """The consumer's side of flow control: what is assigned, what is paused."""
+
+    def __init__(self, *assigned: object) -> None:
+        self.assigned, self.paused = set(assigned), set[object]()
+
+    def assignment(self) -> set[object]:
+        return set(self.assigned)
+
+    def pause(self, *partitions: object) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, *partitions: object) -> None:
+        self.paused -= set(partitions)
+
+
+def test_dead_letters_done_behind_a_waiting_event_do_not_pause_its_partition() -> None:
+    """A good event waiting for Prefect must not stop the malformed records behind it from being
+    read and dead-lettered: only records still being worked on count toward the in-flight cap."""
+    from types import SimpleNamespace
+
+    from kafka.structs import TopicPartition
+
+    tp = TopicPartition("aims.events", 0)
+    router, topic, consumer = _router(router_max_in_flight=10), DeadLetterTopic(), Partitions(tp)
+    waiting = object()  # a good event whose run Prefect has not created yet
+    router._ledger.admit(tp, 0, waiting, 1)
+    for offset in range(1, 101):
+        router._take(
+            SimpleNamespace(topic=tp.topic, partition=0, offset=offset, key=b"k", value=b"{", headers=[])
+        )
+    router._settle(topic)
+    router._check_sent()
+    router._flow_control(consumer)
+    assert len(topic.sent) == 100 and router._ledger.ready() == {}, "dead-lettered, not committable yet"
+    assert consumer.paused == set(), "100 records done behind 1 in flight: the partition keeps flowing"
+
+    for offset in range(101, 111):  # ten more in flight: the cap
+        router._ledger.admit(tp, offset, object(), 1)
+    router._flow_control(consumer)
+    assert consumer.paused == {tp}
