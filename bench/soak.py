@@ -3,16 +3,18 @@ SIGKILLed and started again: lost, doubled, lag, and the memory of every process
 
     make bench-soak BENCH_SOAK_ARGS="--duration 1200"
     .venv/bin/python -m bench.soak [--duration S] [--routers 1|2] [--rate R] [--subjects N]
-                                   [--backend sqlite|postgres] [--pool-limit N] [--floor-runs N]
+                                   [--backend postgres|sqlite] [--pool-limit N] [--floor-runs N]
                                    [--down-seconds S] [--settle-seconds S] [--drain-timeout S]
+                                   [--execute-runs]
 
 The stack of bench.faults (bench.faults_stack; state in `.aims/bench-soak`): a KRaft broker, a Prefect
-server, `aims worker` running every run, and --routers `aims router` processes in one group. First
-the create-run floor (bench.floors); then `aims demo`'s three kinds of events (unique ids, over
---subjects subjects, signed) are produced at half of it (or --rate) for --duration seconds (20 minutes
-by default), by a producer that sends again whatever the broker did not acknowledge. A quarter of the
-way in router a is SIGKILLed and started again --down-seconds later; at half the broker; at three
-quarters the Prefect server (each back on its own address, or nothing finds it: printed).
+server, `aims worker` (its pool paused after the floor, unless --execute-runs), and --routers `aims
+router` processes in one group. First the create-run floor (bench.floors); then `aims demo`'s three
+kinds of events (unique ids, over --subjects subjects, signed) are produced at half of it (or --rate)
+for --duration seconds (20 minutes by default), by a producer that sends again whatever the broker did
+not acknowledge. A quarter of the way in router a is SIGKILLed and started again --down-seconds later;
+at half the broker; at three quarters the Prefect server (each back on its own address, or nothing
+finds it: printed).
 
 Figures:
 - lost: an event without a run, or without the router's receipt in the register; duplicated: an event
@@ -25,6 +27,18 @@ Figures:
   process (a restart begins another): resident memory a minute into it against the end, and the peak;
 - the runs' final states (a run cut off by the server's death is Crashed: counted, not a failure),
   the worker's peak processes and Running runs against the pool's limit.
+
+The runs are created, not executed, unless --execute-runs: the work pool is paused after the floor.
+Executing each costs seconds of CPU (a flow-run process, its flow, its register writes), and on two
+cores the worker cannot keep up with half the create floor: the first 20-minute soak that tried it
+saturated the machine (load 14), the routers fell behind the producer, and the lag grew by 100
+records a minute for as long as it ran, which says nothing about the routers. Paused, the soak
+measures the event path the faults hit (routers, broker, Prefect's API and database) at a rate that
+path can sustain; `make bench-faults` and the cluster tests measure runs executed.
+
+Prefect runs on PostgreSQL by default, the production shape (`--backend sqlite` for the other): on
+SQLite, two routers at half its floor met "database is locked" (503) while Prefect marked thousands
+of waiting runs Late beside them, and the lag grew for as long as the soak ran.
 
 Nothing fails on a time; the machine's load average is printed at the start and the end.
 """
@@ -50,7 +64,9 @@ def render(result: dict[str, Any], floor: Any, args: argparse.Namespace, limit: 
     without = result["without_receipt"]
     lost = result["lost"] + len(without)
     settled = (
-        f"all finished {fmt(result['settled_s'], '.0f')}s after the first send"
+        "left Scheduled in the paused work pool (--execute-runs to run them)"
+        if not args.execute_runs
+        else f"all finished {fmt(result['settled_s'], '.0f')}s after the first send"
         if result["settled_s"] is not None
         else f"NOT all finished {args.settle_seconds:g}s after the drain"
     )
@@ -129,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             api.close()
         rate = args.rate or floor.rate / 2
+        if not args.execute_runs:
+            pause_pool(stack)
+            args.settle_seconds = 0
         say(f"SOAK: {args.duration:g}s at {rate:.2f} events/s, faults at 25/50/75 %…")
         result = run_soak(stack, base, tag, rate)
     except KeyboardInterrupt:
@@ -155,6 +174,19 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 1 if crashed or wrong else 0
 
 
+def pause_pool(stack: Any) -> None:
+    """Runs are created and wait: the worker stays up (and its memory is watched) but takes none."""
+    from schemas.settings import AimsSettings
+
+    pool = AimsSettings(state_dir=stack.state).work_pool
+    api = stack.api()
+    try:
+        api.request("PATCH", f"/work_pools/{pool}", json={"is_paused": True}).raise_for_status()
+    finally:
+        api.close()
+    stack.say(f"work pool {pool!r} paused: the soak's runs are created, not executed (--execute-runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak",
@@ -167,7 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--routers", type=int, choices=(1, 2), default=2, help="routers in the group (default %(default)s)")
     add("--rate", type=float, default=None, metavar="R", help="events/s instead of half the floor")
     add("--subjects", type=int, default=40, metavar="N", help="distinct subjects (default %(default)s)")
-    add("--backend", choices=BACKENDS, default="sqlite", help="Prefect's database (default %(default)s)")
+    # PostgreSQL, the production shape: on SQLite two routers at half its floor met "database is locked"
+    # (503) while thousands of waiting runs were marked Late beside them, and the lag grew for good.
+    add("--backend", choices=BACKENDS, default="postgres", help="Prefect's database (default %(default)s)")
+    add(
+        "--execute-runs",
+        action="store_true",
+        help="the worker executes the runs too (two cores cannot keep up at half the create floor)",
+    )
     add(
         "--pool-limit",
         type=int,

@@ -70,7 +70,7 @@ LauncherFactory = Callable[[], AbstractAsyncContextManager[FlowRunLauncher]]
 # the broker's 2 MiB each, the count per partition alone would not bound memory.
 HELD_BYTES_LIMIT = 64 * 1024 * 1024
 # Records held uncommitted, all partitions together: those in flight, and those done behind a record
-# still in flight, kept for the commit's order only (about 200 bytes each, the record let go of).
+# still in flight, kept for the commit's order only (about 250 bytes each, the record let go of).
 HELD_RECORDS_LIMIT = 200_000
 # More than one poll can fetch (16 MiB of records of at least a few bytes each): "all of them".
 POLL_EVERY_FETCHED_RECORD = 10_000_000
