@@ -10,7 +10,7 @@ Every `aims worker` therefore looks at its work pool now and then (`SWEEP_EVERY`
 - are Pending or Submitting, unchanged for at least `worker_reclaim_after_seconds`;
 - have no flow-run process: no infrastructure pid, which a worker reports once a process has the run;
 - were claimed by a worker the pool no longer has online (Prefect calls a worker offline after three
-  missed heartbeats), or by one that never labelled it;
+  missed heartbeats) and that has been silent for that long too, or by one that never labelled it;
 - and are not among this worker's own submissions,
 and sets them Scheduled again, saying why; a worker of the pool then takes each as any other. Their
 flow code never ran, so running them now is their one effect.
@@ -104,7 +104,14 @@ async def reclaim(
     if not candidates:
         return []
     workers = await client.read_workers_for_work_pool(pool)
-    online = {w.name for w in workers if w.status == WorkerStatus.ONLINE}
+    # Alive: online, or heard from within the reclaim age. A Prefect server down for a while makes
+    # every worker look offline until its next heartbeat; a worker that beat since then is not dead.
+    online = {
+        w.name
+        for w in workers
+        if w.status == WorkerStatus.ONLINE
+        or (w.last_heartbeat_time is not None and now - w.last_heartbeat_time < timedelta(seconds=after))
+    }
     reclaimed: list[Claim] = []
     for claim in candidates:
         if not abandoned(claim, online, own, now, after):
