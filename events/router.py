@@ -123,9 +123,8 @@ class Router(FlowRunChains, RouterLiveness):
         self._topic_partitions: dict[tuple[str, int], TopicPartition] = {}
         self._to_record: list[Work] = []
         self._to_dead_letter: deque[Work] = deque()
-        # Dead letters sent and not yet answered; the producer's thread hands back each answer (`_sent`),
-        # so a pass looks at what was answered, not at every letter still on its way.
-        self._sending = 0
+        # Answers to dead letters sent: the producer's thread hands back each one, so a pass looks at
+        # what was answered, not at every letter still on its way.
         self._sent: queue.SimpleQueue[tuple[Work, FutureRecordMetadata]] = queue.SimpleQueue()
         self._dead_letter_log = DeadLetterLog()
         self._receipts_backoff = Backoff()
@@ -379,7 +378,6 @@ class Router(FlowRunChains, RouterLiveness):
                 self._dead_letter_failed(w, exc)
                 return
             self._to_dead_letter.popleft()
-            self._sending += 1
             future.add_both(lambda _answer, w=w, future=future: self._sent.put((w, future)))
 
     def _send_dead_letter(self, dlq: KafkaProducer, w: Work) -> FutureRecordMetadata:
@@ -414,7 +412,6 @@ class Router(FlowRunChains, RouterLiveness):
                 w, future = self._sent.get_nowait()
             except queue.Empty:
                 return
-            self._sending -= 1
             if future.succeeded():
                 self.stats.dead_lettered += 1
                 self._dead_letter_backoff.succeeded()
@@ -510,9 +507,8 @@ class Router(FlowRunChains, RouterLiveness):
         self._receipts_backoff.succeeded()
         self._dead_letter_backoff.succeeded()
         self._settle(dlq)
-        if self._sending:
-            dlq.flush(timeout=10)
-            self._check_sent()
+        dlq.flush(timeout=10)  # at once when no letter is on its way
+        self._check_sent()
         self._commit(consumer, final=True)
 
 
