@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aims.endpoints import prefect_auth
 from aims.progress import tracking
 from connectors.prefect_api import FlowRunView, PrefectApi
+from connectors.prefect_runs import FINAL_STATE_NAMES
 from events.kafka_clients import KafkaConnection
 from events.producer import EventPublisher
 from infra.kafka_tls import with_local_security
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from schemas.policy import Policy
     from schemas.records import Approval
 
-TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
+TERMINAL = FINAL_STATE_NAMES
 
 
 DEMO_SOURCE = "demo"

@@ -12,8 +12,10 @@ The stack of bench.faults (bench.faults_stack: a KRaft broker, a Prefect server,
 
 How a burst is coalesced (events.router_chains, flows/data_quality/check_data_quality.py): the router
 still creates one run per event (idempotency key = the event's source#id), but starts it the policy's
-`data_quality.coalesce_seconds` later, tagged `coalesce:dataset:<id>`; a run that finds a later run with
-its tag records its version as `superseded` (register and evidence) and checks nothing. So:
+`data_quality.coalesce_seconds` later, tagged `coalesce:dataset:<id>`, and stands the dataset's previous
+run down (Cancelled, `Superseded`) when the next change comes. The check that runs records the stood-down
+changes as `superseded` (register and evidence; the runs become `Superseded, recorded`); a run that was
+not stood down in time finds the later run when it starts and records itself. So:
 - time to drain: from the first publish until every event has its run and the group's lag is 0; as
   events/s, against the floor (the least time the floor allows is N / floor runs/s);
 - lost (an event without a run, or without the router's receipt in the register) and duplicated (more

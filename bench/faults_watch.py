@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.common import Progress, tree_memory
 from bench.faults_stack import ACTIVE, LOST_GRACE, SETTLED, UNSTARTED, Phase, Stack, Tally, tally
+from connectors.prefect_runs import SUPERSEDED
 
 if TYPE_CHECKING:
     from connectors.prefect_api import PrefectApi
@@ -171,8 +172,12 @@ class Sampler:
             api.close()
 
 
-def count_states(api: PrefectApi, keys: list[str], types: Sequence[str]) -> int:
-    return api.count_runs({"idempotency_key": {"any_": keys}, "state": {"type": {"any_": list(types)}}})
+def count_states(api: PrefectApi, keys: list[str], types: Sequence[str], but: Sequence[str] = ()) -> int:
+    """Runs of these events in a state of these types, but not of the names `but`."""
+    state: dict[str, Any] = {"type": {"any_": list(types)}}
+    if but:
+        state["name"] = {"not_any_": list(but)}
+    return api.count_runs({"idempotency_key": {"any_": keys}, "state": state})
 
 
 def settle(phase: Phase, say: Progress, first_publish: float) -> float | None:
@@ -187,7 +192,8 @@ def settle(phase: Phase, say: Progress, first_publish: float) -> float | None:
     try:
         while time.monotonic() < cap:
             try:
-                settled = count_states(api, keys, SETTLED)
+                # A run stood down as superseded has finished once a check has recorded its change.
+                settled = count_states(api, keys, SETTLED, but=[SUPERSEDED])
             except httpx.HTTPError:
                 settled = -1  # busy: asked again below
             if settled >= len(keys):

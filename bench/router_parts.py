@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from bench.common import Progress
+from connectors.prefect_runs import FINAL_STATE_NAMES
 
 if TYPE_CHECKING:
     from connectors.prefect_api import FlowRunView, PrefectApi
@@ -32,7 +33,7 @@ FLOOR_WARMUP = 5
 STEADY_WARMUP = 3
 
 
-TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
+TERMINAL = FINAL_STATE_NAMES
 
 
 TARGET_RATIO = 0.8
@@ -123,6 +124,9 @@ class TimedLauncher:
         run_id = await self._inner.launch(deployment, parameters, idempotency_key, start_at, tags, name)
         self._launches[idempotency_key] = (called, time.time())
         return run_id
+
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        return await self._inner.stand_down(run_id, message)
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
         return await self._inner.resume(deployment, tag, run_input)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import State
 
 
 class TransientLaunchError(Exception):
@@ -24,6 +25,19 @@ class NotWaitingYet(TransientLaunchError):
     input). Only that run's subject has to wait; Prefect itself is fine."""
 
 
+# A coalesced run stood down before it started: Cancelled under this name until a later check of its
+# dataset has recorded its event as superseded, then under the second. It never ran, so it is not
+# Completed; the names say why in the Prefect UI and let the check find the ones still to record.
+SUPERSEDED = "Superseded"
+SUPERSEDED_RECORDED = "Superseded, recorded"
+# Stood-down runs marked recorded at once (Prefect's API serves each call on its own).
+MARKS_AT_ONCE = 8
+# The names of the states a flow run ends in, as the API and the UI show them.
+FINAL_STATE_NAMES = frozenset(
+    {"Completed", "Failed", "Crashed", "Cancelled", SUPERSEDED, SUPERSEDED_RECORDED}
+)
+
+
 class FlowRunLauncher(Protocol):
     async def launch(
         self,
@@ -36,6 +50,11 @@ class FlowRunLauncher(Protocol):
     ) -> UUID:
         """Create a flow run named `name` (Prefect picks one if None), scheduled for `start_at` (now
         if None); a repeated idempotency key returns the run created the first time, as it was."""
+        ...
+
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        """Cancel a scheduled run as `SUPERSEDED` before it starts; False if it is no longer waiting
+        to (Prefect refuses, or cannot be asked now): the run then records itself when it runs."""
         ...
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
@@ -117,6 +136,21 @@ class PrefectLauncher:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
         return run.id
 
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        import httpx
+        from prefect.exceptions import PrefectHTTPStatusError
+        from prefect.states import Cancelled
+
+        if self._client is None:
+            raise RuntimeError("PrefectLauncher used outside `async with`")
+        try:
+            # Not forced: Prefect's own rules refuse to cancel a run that has already finished.
+            state: State[None] = Cancelled(name=SUPERSEDED, message=message)
+            answer = await self._client.set_flow_run_state(run_id, state, force=False)
+        except (PrefectHTTPStatusError, httpx.TransportError, TimeoutError, OSError):
+            return False
+        return answer.status.value == "ACCEPT"
+
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
         import httpx
         from prefect.client.schemas.filters import (
@@ -193,3 +227,53 @@ def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[s
             limit=1,
         )
     return dict(runs[0].parameters) if runs else None
+
+
+def stood_down_runs(tag: str, up_to: datetime, limit: int) -> list[tuple[UUID, dict[str, Any]]]:
+    """(id, parameters) of runs tagged `tag`, expected to start by `up_to`, stood down as `SUPERSEDED`
+    and not recorded yet; oldest first, at most `limit`. Called from inside a flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[tag]),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=up_to),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.CANCELLED]),
+                    name=FlowRunFilterStateName(any_=[SUPERSEDED]),
+                ),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=limit,
+        )
+    return [(run.id, dict(run.parameters)) for run in runs]
+
+
+def mark_recorded(run_ids: list[UUID], message: str) -> None:
+    """Move stood-down runs to `SUPERSEDED_RECORDED`, once their events are in the register.
+
+    A few calls at a time: a check after a burst marks hundreds, and one by one they took a minute."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client, ThreadPoolExecutor(MARKS_AT_ONCE) as pool:
+
+        def mark(run_id: UUID) -> None:
+            recorded: State[None] = Cancelled(name=SUPERSEDED_RECORDED, message=message)
+            # Forced: one cancelled state to another is a move Prefect's rules would otherwise ignore.
+            client.set_flow_run_state(run_id, recorded, force=True)
+
+        list(pool.map(mark, run_ids))  # raises the first failure: the next check marks what is left

@@ -46,7 +46,7 @@ from events.kafka_clients import MAX_REQUEST_BYTES, KafkaConnection, make_consum
 from events.offsets import OffsetLedger
 from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
 from events.router_liveness import RouterLiveness
-from events.router_work import Backoff, RouterStats, Work, conflicting_duplicate
+from events.router_work import Backoff, LatestCoalesced, RouterStats, Work, conflicting_duplicate
 from events.routing import ROUTES, Route
 from schemas.settings import AimsSettings
 
@@ -137,6 +137,7 @@ class Router(FlowRunChains, RouterLiveness):
         # The asyncio thread's books: one queue of works per chain, and the chains now waiting.
         self._chains: dict[str, deque[Work]] = {}
         self._waiting: set[str] = set()
+        self._latest_coalesced = LatestCoalesced()
         self._gate: asyncio.Semaphore | None = None
 
     # -- control -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
 from events.codec import Reason, Rejected
-from events.router_work import MAX_BACKOFF, RouterStats, Work, conflicting_duplicate
+from events.router_work import MAX_BACKOFF, LatestCoalesced, RouterStats, Work, conflicting_duplicate
 from events.routing import Route, labels
 from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
@@ -52,6 +52,7 @@ class FlowRunChains:
     _chains: dict[str, deque[Work]]
     _waiting: set[str]
     _receipts: ReceiptLog | None
+    _latest_coalesced: LatestCoalesced
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -145,7 +146,7 @@ class FlowRunChains:
                     # Bounded, so an API that hangs is noticed and retried on our backoff; a request
                     # cut short that did create the run is harmless: the retry gets the same run back.
                     run_id = await asyncio.wait_for(
-                        self._start(route, event), timeout=self.settings.router_launch_timeout
+                        self._start(route, event, w), timeout=self.settings.router_launch_timeout
                     )
                 if self.stats.holding_since is not None:
                     held = time.monotonic() - self.stats.holding_since
@@ -187,7 +188,7 @@ class FlowRunChains:
             await self._sleep(random.uniform(0, delay))
             delay = min(delay * 2, MAX_BACKOFF)
 
-    async def _start(self, route: Route, event: AimsEvent) -> UUID:
+    async def _start(self, route: Route, event: AimsEvent, w: Work) -> UUID:
         assert self._launcher is not None
         if route.resume:
             assert route.tag is not None, "a resume route finds its run by tag"
@@ -201,7 +202,7 @@ class FlowRunChains:
         start_at, coalescing = self._coalescing(route, event)
         # Named and tagged for what it is about, so a person finds it in the Prefect UI.
         name, tags = labels(route, event)
-        return await self._launcher.launch(
+        run_id = await self._launcher.launch(
             route.deployment,
             route.parameters(event),
             event.dedup_key,
@@ -209,6 +210,30 @@ class FlowRunChains:
             [*(coalescing or []), *tags],
             name,
         )
+        if start_at is not None and coalescing:
+            await self._stand_down_previous(coalescing[0], run_id, start_at, w)
+        return run_id
+
+    async def _stand_down_previous(self, tag: str, run_id: UUID, due: datetime, w: Work) -> None:
+        """Cancel the run this one supersedes before it starts; the check that runs records it.
+
+        Best effort: a run left standing finds this one when it starts and records itself."""
+        assert self._launcher is not None
+        record = w.record
+        previous = self._latest_coalesced.replace(
+            tag, run_id, due, record.partition, record.offset, datetime.now(UTC)
+        )
+        if previous is None:
+            return
+        try:
+            stood_down = await self._launcher.stand_down(
+                previous, f"superseded by run {run_id} before its check started"
+            )
+        except Exception as exc:  # noqa: BLE001 - never worth holding the subject for
+            log.debug("standing down run %s failed: %s", previous, exc)
+            return
+        if stood_down:
+            self.stats.stood_down += 1
 
     def _coalescing(self, route: Route, event: AimsEvent) -> tuple[datetime | None, list[str] | None]:
         """(start time, tags) of a run that may be coalesced with later ones; (None, None) otherwise."""

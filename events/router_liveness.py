@@ -149,6 +149,7 @@ class RouterLiveness:
             "consumed": self.stats.consumed,
             "routed": self.stats.routed,
             "dead_lettered": self.stats.dead_lettered,
+            "stood_down": self.stats.stood_down,
             "last_error": self.stats.last_error,
         }
         tmp = path.with_suffix(".tmp")

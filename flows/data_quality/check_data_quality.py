@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 FLOW = "check-data-quality"
 EMPTY = "dataset has no rows"
+# Stood-down changes recorded per unit of work: a burst leaves up to one per change of the dataset, and
+# Prefect reads at most 200 runs at a time.
+STOOD_DOWN_PAGE = 200
 # -- the check ------------------------------------------------------------------------------------
 
 
@@ -166,6 +169,14 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
 @task(name="record-superseded")
 def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple[dict[str, Any], list[str]]:
     """The version is kept with its provenance and what replaced it; no check ran, so no result."""
+    with register().unit_of_work(actor(FLOW)) as uow:
+        return supersede(uow, event, newer)
+
+
+def supersede(
+    uow: UnitOfWork, event: DataChangedEvent, newer: DataChangedEvent
+) -> tuple[dict[str, Any], list[str]]:
+    """Record `event`'s version as superseded by `newer`'s in `uow`: its summary, and the keys staged."""
     from connectors.register.outbox import stage
     from flows.data_quality.sources import named_by
 
@@ -193,13 +204,53 @@ def record_superseded(event: DataChangedEvent, newer: DataChangedEvent) -> tuple
         },
         status="superseded",
     )
-    with register().unit_of_work(actor(FLOW)) as uow:
-        uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
-        if uow.dataset_versions.get(result_id) is None:
-            uow.dataset_versions.add(version)
-        uow.evidence.add_if_absent(evidence_record(FLOW, event, summary))
-        keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], run_settings().events_topic)
+    uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
+    if uow.dataset_versions.get(result_id) is None:
+        uow.dataset_versions.add(version)
+    uow.evidence.add_if_absent(evidence_record(FLOW, event, summary))
+    keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], run_settings().events_topic)
     return summary, keys
+
+
+@task(name="record-stood-down")
+def record_stood_down(event: DataChangedEvent) -> list[str]:
+    """Record the changes the router stood down before their checks started as superseded by this one.
+
+    Each is a run of this dataset's coalescing tag, due no later than this run, cancelled under
+    `SUPERSEDED` (`events.router_work.LatestCoalesced`). Once recorded, it is renamed so that the next
+    check does not record it again; a run that stops in between leaves it to the next check (recording
+    twice adds nothing: every record is added if absent)."""
+    from prefect import runtime
+    from prefect.logging import get_run_logger
+    from pydantic import ValidationError
+
+    from connectors.prefect_runs import mark_recorded, stood_down_runs
+    from flows.run_tags import coalescing_tag
+
+    tag = coalescing_tag(event)
+    if tag not in runtime.flow_run.tags:
+        return []  # not started by a coalescing router: nothing was stood down for it
+    keys: list[str] = []
+    while True:
+        page = stood_down_runs(tag, runtime.flow_run.scheduled_start_time, STOOD_DOWN_PAGE)
+        changes: list[tuple[UUID, DataChangedEvent]] = []
+        for run_id, parameters in page:
+            try:
+                changes.append((run_id, DataChangedEvent.model_validate(parameters.get("event"))))
+            except ValidationError as exc:
+                # The router made these from events it had validated: not expected, and not hidden.
+                get_run_logger().warning("stood-down run %s has no readable change: %s", run_id, exc)
+        if not changes:
+            return keys
+        with register().unit_of_work(actor(FLOW)) as uow:
+            for _, change in changes:
+                keys.extend(supersede(uow, change, event)[1])
+        mark_recorded(
+            [run_id for run_id, _ in changes], f"recorded as superseded by run {runtime.flow_run.id}"
+        )
+        get_run_logger().info("recorded %d stood-down changes as superseded", len(changes))
+        if len(page) < STOOD_DOWN_PAGE:
+            return keys
 
 
 @flow(
@@ -216,6 +267,8 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
         title = f"Data quality: {data.dataset_id} {data.version} — superseded"
         publish_summary(FLOW, title, event, skipped, check_headline(skipped, Verdict.superseded.value))
         return skipped
+    # Before the check: what it supersedes is recorded even if the check itself fails.
+    send_outbox(FLOW, record_stood_down(event))
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
     limits = policy.data_quality if policy is not None else DataQuality()

@@ -18,6 +18,7 @@ import yaml
 
 from schemas.events import DataChangedEvent
 from schemas.records import AISystem, ModelVersion
+from tests.factories import SOURCE
 from tests.support import FILES_SOURCE, SessionStack
 
 
@@ -31,6 +32,29 @@ def write_loans(path: Path, *, every: int = 1, income_factor: int = 1, null_ids:
                 [applicant, (20_000 + 137 * i) * income_factor, 1_000 + 53 * i, 12 + 12 * (i % 5), i % 3 != 0]
             )
     return path
+
+
+def data_change(dataset: str, version: str, path: Path) -> DataChangedEvent:
+    """A new version of `dataset`: the file at `path`, appended to (what a burst of changes is made of)."""
+    return DataChangedEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"burst-{uuid.uuid4().hex[:10]}",
+            "source": SOURCE,  # a producer of the platform, not the system: its events come unsigned
+            "data": {
+                "dataset_id": dataset,
+                "version": version,
+                "change_kind": "appended",
+                "location": {"uri": path.as_uri()},
+            },
+        }
+    )
+
+
+def with_suite_of(stack: SessionStack, dataset: str, like: str = "loan-applications") -> None:
+    """`dataset` checked with the expectations of the suite `like`, in the session's suites folder."""
+    suite = yaml.safe_load((stack.suites_dir / f"{like}.yaml").read_text())
+    (stack.suites_dir / f"{dataset}.yaml").write_text(yaml.safe_dump({**suite, "dataset": dataset}))
 
 
 def loan_frame(

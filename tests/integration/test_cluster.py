@@ -5,10 +5,12 @@ leaving the group lose nothing and double nothing; nor do workers on one work po
 killed and another joins. Routers and workers are processes, as `aims router` and `aims worker` run
 them, on the cluster and the session's Prefect server.
 
-Two tests, because executing 500 runs would take most of the CI's budget (each run uses up a
-flow-run process that imported Prefect, ~4 s of CPU on two cores): 500 events through two routers
-count the flow run each event starts (no worker, as in test_failures.py); 24 events through two
-workers, one of them killed and a third joining, count the runs executed and what they wrote.
+The 500 events are data changes of four datasets (one per partition), coalesced as a platform's
+bursts are: the routers stand the superseded runs down before they start and each dataset's last
+check records them, so the two workers execute a handful of runs, not 500 (each run uses up a
+flow-run process that imported Prefect, ~4 s of CPU on two cores; a data check imports Great
+Expectations too). The workers' own failure is a test of its own: 12 onboardings and incidents
+through two workers, one of them killed and a third joining, count the runs executed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from connectors.prefect_runs import SUPERSEDED_RECORDED as RECORDED
 from events.codec import encode_structured
 from events.kafka_clients import make_admin
 from events.kafka_security import without_kafka_security
@@ -33,13 +37,17 @@ from infra.processes import ManagedProcess
 from infra.warm_engine import RUN_LINE
 from infra.worker_status import worker_ready
 from schemas.settings import AimsSettings
-from tests.factories import incident_event, mixed_events, model_event
+from tests.factories import incident_event, model_event
+from tests.integration.datasets import data_change, with_suite_of, write_loans
 from tests.kafka_reads import KafkaReads
 from tests.support import SessionStack, poll
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 500
-WORKER_EVENTS = 24
+# The coalescing window: a dataset's next change, routed up to 30 s after the one before (a node's
+# death, a router leaving), still stands that one's run down (events.router_work.STAND_DOWN_MARGIN).
+WINDOW = 45
+WORKER_EVENTS = 12
 
 
 class Cluster(KafkaReads):
@@ -65,13 +73,6 @@ def cluster(stack: SessionStack) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def no_worker(stack: SessionStack) -> Iterator[None]:
-    # The effect counted is the run each event starts; executing 500 of them would only take time.
-    with stack.pool_paused():
-        yield
-
-
-@pytest.fixture
 def names(cluster: Cluster) -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     return {
@@ -92,11 +93,39 @@ def _replicated(stack: SessionStack, names: dict[str, str]) -> AimsSettings:
     )
 
 
+def one_per_partition(prefix: str, partitions: int) -> list[str]:
+    """Dataset names whose events (keyed by the name) land one on each partition, as the producer's
+    default partitioner places them (murmur2 of the key, as Kafka's Java client)."""
+    from kafka.partitioner.default import murmur2
+
+    found: dict[int, str] = {}
+    for i in range(10_000):
+        name = f"{prefix}-{i}"
+        found.setdefault((murmur2(name.encode()) & 0x7FFFFFFF) % partitions, name)
+        if len(found) == partitions:
+            return [found[p] for p in range(partitions)]
+    raise AssertionError(f"no names for all {partitions} partitions")
+
+
+def _coalescing_policy(stack: SessionStack, folder: Path) -> Path:
+    """The session's policy with a coalescing window: the routers start each data check that late."""
+    policy = yaml.safe_load(Path(stack.env()["AIMS_POLICY_FILE"]).read_text())
+    policy["data_quality"]["coalesce_seconds"] = WINDOW
+    path = folder / "coalescing-policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
 def _on_cluster(
-    stack: SessionStack, cluster: Cluster, names: dict[str, str], command: str, name: str
+    stack: SessionStack,
+    cluster: Cluster,
+    names: dict[str, str],
+    command: str,
+    name: str,
+    **extra: str,
 ) -> ManagedProcess:
     """`aims <command>` on the cluster: its addresses and its own user and CA, not the session broker's."""
-    env = without_kafka_security(stack.env(AIMS_STATE_DIR=str(stack.state), **names))
+    env = without_kafka_security(stack.env(AIMS_STATE_DIR=str(stack.state), **names, **extra))
     env.update(cluster.broker.client_env())
     env.update(AIMS_REPLICATION_FACTOR="3", AIMS_MIN_INSYNC_REPLICAS="2")
     # No data check runs here: a worker keeps no process importing Great Expectations (5-12 s of CPU).
@@ -112,8 +141,11 @@ def _on_cluster(
     return proc
 
 
-def _router(stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str) -> ManagedProcess:
-    return _on_cluster(stack, cluster, names, "router", name)
+def _router(
+    stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str, policy: Path | None = None
+) -> ManagedProcess:
+    extra = {"AIMS_POLICY_FILE": str(policy)} if policy is not None else {}
+    return _on_cluster(stack, cluster, names, "router", name, **extra)
 
 
 def _worker(stack: SessionStack, cluster: Cluster, names: dict[str, str], name: str) -> ManagedProcess:
@@ -221,15 +253,30 @@ def test_runs_on_two_workers_are_each_executed_once_when_one_is_killed_and_anoth
         stack.discard_runs(keys)
 
 
-def test_500_events_through_a_killed_node_and_a_leaving_router_each_start_exactly_one_run(
-    stack: SessionStack, cluster: Cluster, names: dict[str, str], no_worker: None
+def test_500_changes_through_a_killed_node_a_leaving_router_and_two_workers_each_have_one_effect(
+    stack: SessionStack, cluster: Cluster, names: dict[str, str], tmp_path: Path
 ) -> None:
     ensure_topics(cluster.kafka, topic_specs(_replicated(stack, names)))
     group = names["AIMS_CONSUMER_GROUP"]
-    events = mixed_events(EVENTS, subjects=60)
+    # One dataset per partition: each router has some, and each dataset's last change is one check.
+    datasets = one_per_partition(f"cluster-{uuid.uuid4().hex[:6]}", stack.settings(names).events_partitions)
+    for dataset in datasets:
+        with_suite_of(stack, dataset)
+    data = write_loans(tmp_path / "loans.csv")
+    versions = EVENTS // len(datasets)
+    # Interleaved, as a platform's changes arrive: version v of every dataset, then v + 1.
+    events = [
+        data_change(datasets[i % len(datasets)], str(i // len(datasets) + 1), data) for i in range(EVENTS)
+    ]
     keys = [e.dedup_key for e in events]
+    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
     records = [(e.key.encode(), *encode_structured(e)) for e in events]
-    routers = {name: _router(stack, cluster, names, name) for name in ("stays", "leaves")}
+    policy = _coalescing_policy(stack, tmp_path)
+    routers = {name: _router(stack, cluster, names, name, policy) for name in ("stays", "leaves")}
+    # The session's worker and a second one on the same pool, both executing what the routers start.
+    stack.ensure_worker()
+    assert stack.worker is not None
+    workers = (stack.worker, _worker(stack, cluster, names, "second"))
     api = stack.api()
     try:
         poll(
@@ -254,21 +301,43 @@ def test_500_events_through_a_killed_node_and_a_leaving_router_each_start_exactl
         publisher.join(120)
         assert not publisher.is_alive(), "the events were all acknowledged with a node down"
 
-        stack.wait_for_runs(keys, timeout=400)
-        # Every record once in the topic and every offset committed: a doubled record would show
-        # here as one offset too many, a lost one as a run missing.
-        poll(lambda: cluster.committed(group) == EVENTS, 180, f"{EVENTS} offsets committed")
-        assert cluster.end_offsets(names["AIMS_EVENTS_TOPIC"]) == EVENTS
-        runs = api.runs_for_keys(keys)
-        counts: dict[str | None, int] = {}
-        for run in runs:
-            counts[run.idempotency_key] = counts.get(run.idempotency_key, 0) + 1
+        # Every change has its run, and every run has ended: checked, or recorded as superseded.
+        runs = stack.wait_for_runs(keys, states={"Completed", RECORDED}, timeout=600)
+        counts = Counter(run.idempotency_key for run in runs)
         assert set(counts) == set(keys), "every event has a flow run"
         assert not {k: n for k, n in counts.items() if n > 1}, "no event has two runs"
+        # The routers stood superseded runs down before they started: few ran at all.
+        completed = {run.id for run in runs if run.state == "Completed"}
+        assert len(completed) <= EVENTS // 5, f"{len(completed)} of {EVENTS} runs executed"
+
+        # Each change left exactly one dataset version and one piece of evidence in the register.
+        with stack.register().reader() as uow:
+            recorded = {d: uow.dataset_versions.find(dataset=d) for d in datasets}
+            evidence = Counter(e.event_key for e in uow.evidence.find(flow="check-data-quality"))
+        for dataset, rows in recorded.items():
+            assert sorted((v.version for v in rows), key=int) == [str(v) for v in range(1, versions + 1)]
+            last = next(v for v in rows if v.version == str(versions))
+            assert last.status != "superseded", f"{dataset}: its last change was checked"
+        assert {k: evidence[k] for k in keys} == dict.fromkeys(keys, 1), "evidence of each change, once"
+
+        def executed() -> Counter[str] | None:
+            # A process reports after its run's last state (and the dashboard rebuilt after it).
+            ran = Counter(run for worker in workers for run in _executed(worker) if run in completed)
+            return ran if set(ran) == completed else None
+
+        ran = poll(executed, 60, "every executed run's process reporting it")
+        assert not {r: n for r, n in ran.items() if n > 1}, "no run was executed by both workers"
+        # Every offset committed (the workers' validated events come back on the topic too).
+        poll(
+            lambda: cluster.committed(group) == cluster.end_offsets(names["AIMS_EVENTS_TOPIC"]),
+            180,
+            "every offset committed",
+        )
         assert routers["stays"].alive(), routers["stays"].failure()
     finally:
         for router in routers.values():
             router.stop()
+        workers[1].stop(timeout=60)
         api.close()
         cluster.broker.restart_node(2)
         stack.discard_runs(keys)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
-
+from connectors.prefect_runs import SUPERSEDED_RECORDED as RECORDED
 from connectors.register.outbox import outbox_message
-from schemas.events import DataChangedEvent, DataQualityValidatedEvent
+from schemas.events import DataQualityValidatedEvent
 from schemas.settings import AimsSettings
+from tests.integration.datasets import data_change, with_suite_of, write_loans
 from tests.support import SessionStack, poll
 
 DEFAULT_TOPIC = AimsSettings().events_topic
@@ -20,46 +20,25 @@ DEFAULT_TOPIC = AimsSettings().events_topic
 WINDOW = 20.0
 
 
-def loans(path: Path) -> Path:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["applicant_id", "income", "amount", "term_months", "approved"])
-        for i in range(300):
-            writer.writerow([i, 20_000 + 137 * i, 1_000 + 53 * i, 12 + 12 * (i % 5), i % 3 != 0])
-    return path
-
-
-def change(dataset: str, version: str, path: Path) -> DataChangedEvent:
-    return DataChangedEvent.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"burst-{uuid.uuid4().hex[:10]}",
-            "source": "urn:aims:tests:burst",
-            "data": {
-                "dataset_id": dataset,
-                "version": version,
-                "change_kind": "appended",
-                "location": {"uri": path.as_uri()},
-            },
-        }
-    )
-
-
-def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded(
+def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded_most_without_a_run(
     stack: SessionStack, topics: dict[str, str], tmp_path: Path
 ) -> None:
     dataset = f"burst-{uuid.uuid4().hex[:6]}"
-    suite = yaml.safe_load((stack.suites_dir / "loan-applications.yaml").read_text())
-    (stack.suites_dir / f"{dataset}.yaml").write_text(yaml.safe_dump({**suite, "dataset": dataset}))
-    data = loans(tmp_path / "loans.csv")
-    events = [change(dataset, str(v), data) for v in range(1, 21)]
+    with_suite_of(stack, dataset)
+    data = write_loans(tmp_path / "loans.csv")
+    events = [data_change(dataset, str(v), data) for v in range(1, 21)]
     publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     for event in events:
         publisher.publish(event)
     with stack.router(topics, coalesce_seconds=WINDOW):
-        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed"}, timeout=400)
+        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed", RECORDED}, timeout=400)
     publisher.close()
     assert len(runs) == 20  # every change has its run: nothing is dropped on the way
+    # The router stood each run down when the next change came (well before it was due), and the
+    # check recorded it: a superseded change costs no flow run of its own. One routed too slowly to
+    # be stood down in time still runs, finds the later one and records itself.
+    states = Counter(r.state for r in runs)
+    assert states[RECORDED] >= 15 and states[RECORDED] + states["Completed"] == 20, states
 
     with stack.register().reader() as uow:
         versions = {v.version: v for v in uow.dataset_versions.find(dataset=dataset)}

@@ -74,6 +74,9 @@ class RecordingLauncher:
         self.launched[idempotency_key] = deployment
         return uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)
 
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        return False
+
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
         return None
 
