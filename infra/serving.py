@@ -170,16 +170,26 @@ async def _serve(
 ) -> None:
     from prefect import get_client
 
-    from infra.warm_worker import WarmProcessWorker
+    from infra.unresponsive import AUTOMATION_NAME, ensure_automation, heartbeat_env
+    from infra.warm_worker import WarmProcessWorker, flow_heartbeat_from_env
 
     status = worker_status_path(state_dir, os.getpid())
     # A status file of this pid is a killed worker's (a restarted container's worker often gets the
     # pid its predecessor had): it must not say this one is ready before its processes are.
     status.unlink(missing_ok=True)
+    heartbeat, unresponsive_after = flow_heartbeat_from_env()
     async with get_client() as client:
         setup = await ensure_work_pool(client, work_pool, concurrency)
+        if heartbeat:
+            kept = await ensure_automation(client, unresponsive_after)
+            say(
+                f"automation {AUTOMATION_NAME!r} {kept}: a run silent for {unresponsive_after:g}s is "
+                "marked Crashed, then run again"
+            )
     for message in setup.messages:
         say(message)
+    # Read by Prefect's flow engine in every flow-run process, which inherits the worker's environment.
+    os.environ.update(heartbeat_env(heartbeat))
     for deployment in flow_deployments:
         await deployment.aapply(work_pool_name=work_pool)
     worker = WarmProcessWorker(

@@ -39,6 +39,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -65,6 +66,14 @@ def reclaim_after_from_env() -> float:
     from schemas.settings import load_settings
 
     return load_settings().worker_reclaim_after_seconds
+
+
+def flow_heartbeat_from_env() -> tuple[int, float]:
+    """(seconds between a run's heartbeats, 0: none; seconds of silence that crash it): infra.unresponsive."""
+    from schemas.settings import load_settings
+
+    settings = load_settings()
+    return settings.flow_heartbeat_seconds, settings.flow_unresponsive_after_seconds
 
 
 def gx_spares_from_env() -> int:
@@ -256,6 +265,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         self._limit_known = False
         self._say = say
         self.reclaim_after = reclaim_after_from_env() if reclaim_after is None else reclaim_after
+        self.heartbeat, _ = flow_heartbeat_from_env()
         self._last_sweep = 0.0
 
     @property
@@ -278,8 +288,6 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
 
     async def _reclaim_abandoned(self) -> None:
         """Schedule again the runs a dead worker of this pool claimed and never started (infra.reclaim)."""
-        from datetime import UTC, datetime
-
         from infra.reclaim import SWEEP_EVERY, reclaim
 
         if time.monotonic() - self._last_sweep < SWEEP_EVERY:
@@ -302,6 +310,23 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
             self._say(
                 f"flow run {claim.run_id} scheduled again: worker {claimed_by} claimed it and went "
                 "offline before starting it"
+            )
+        if self.heartbeat:
+            await self._run_unresponsive_again(datetime.now(UTC))
+
+    async def _run_unresponsive_again(self, now: datetime) -> None:
+        """Schedule again the runs Prefect marked Crashed for their silence (infra.unresponsive)."""
+        from infra.unresponsive import MAX_RUNS, run_again
+
+        try:
+            again = await run_again(self.client, self._work_pool_name, self.heartbeat, self.name, now)
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again; taking runs goes on
+            self._logger.warning("could not look for runs whose process died with its worker: %s", exc)
+            return
+        for crash in again:
+            self._say(
+                f"flow run {crash.run_id} scheduled again: it stopped sending heartbeats without ending "
+                f"(its run {crash.run_count + 1} of at most {MAX_RUNS})"
             )
 
     def _follow_pool_limit(self) -> None:

@@ -187,6 +187,22 @@ class AimsSettings(BaseModel):
         "scheduled again by a live worker of the pool (infra/reclaim.py). Well above the few seconds a "
         "claim takes to reach its process.",
     )
+    flow_heartbeat_seconds: int = Field(
+        30,
+        ge=0,
+        le=3_600,
+        description="How often a flow run of `aims worker` tells Prefect it is alive (Prefect's "
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY, at least 30). 0: no heartbeats, and a run whose process died "
+        "with its worker (a pod killed) stays Running.",
+    )
+    flow_unresponsive_after_seconds: float = Field(
+        120,
+        ge=60,
+        le=86_400,
+        description="A Running run with no heartbeat for this long is marked Crashed by the automation "
+        "`aims worker` keeps in Prefect, and scheduled again by a live worker of the pool "
+        "(infra/unresponsive.py). At least two heartbeats.",
+    )
     work_pool_concurrency: int = Field(
         4,
         ge=0,
@@ -427,6 +443,23 @@ class AimsSettings(BaseModel):
                 f"consumer_heartbeat_interval_ms ({self.consumer_heartbeat_interval_ms}) must be at most a "
                 f"third of consumer_session_timeout_ms ({self.consumer_session_timeout_ms}): lower "
                 "AIMS_CONSUMER_HEARTBEAT_INTERVAL_MS or raise AIMS_CONSUMER_SESSION_TIMEOUT_MS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _flow_heartbeats_fit(self) -> AimsSettings:
+        # Prefect sends no heartbeat more often than every 30 s; one late beat is not a dead run.
+        beat = self.flow_heartbeat_seconds
+        if 0 < beat < 30:
+            raise ValueError(
+                f"flow_heartbeat_seconds ({beat}) must be 0 (off) or at least 30, Prefect's minimum: "
+                "set AIMS_FLOW_HEARTBEAT_SECONDS to 0 or 30 or more"
+            )
+        if beat and self.flow_unresponsive_after_seconds < 2 * beat:
+            raise ValueError(
+                f"flow_unresponsive_after_seconds ({self.flow_unresponsive_after_seconds:g}) must be at "
+                f"least two heartbeats ({2 * beat} s): raise AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS or lower "
+                "AIMS_FLOW_HEARTBEAT_SECONDS"
             )
         return self
 

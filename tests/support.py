@@ -216,8 +216,9 @@ class SessionStack(KafkaReads):
             "worker",
             [sys.executable, "-m", "aims", "worker"],
             self.state / "logs" / "worker.log",
-            # A dead worker's claims are scheduled again sooner than in production (infra.reclaim).
-            self.env(AIMS_WORKER_RECLAIM_AFTER_SECONDS="15"),
+            # A dead worker's claims, and runs that died with their worker, are scheduled again
+            # sooner than in production (infra.reclaim, infra.unresponsive: Prefect's shortest).
+            self.env(AIMS_WORKER_RECLAIM_AFTER_SECONDS="15", AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS="60"),
         )
         self.worker.start()
         api = self.api()

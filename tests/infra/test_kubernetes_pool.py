@@ -23,6 +23,8 @@ import kubernetes_validate
 import pytest
 
 from infra.prefect_server import prefect_client_env
+from infra.unresponsive import heartbeat_env
+from schemas.settings import AimsSettings
 from tests.infra.test_manifests import (
     COMPONENTS,
     DEPLOY,
@@ -208,11 +210,15 @@ def test_the_job_is_the_worker_deployments_pod_for_one_run() -> None:
     names = {e["name"] for e in worker["env"]}
     assert [e for e in main["env"] if e["name"] in names] == worker["env"]
     # … and Prefect's home in the state folder, which `aims worker` derives from AIMS_STATE_DIR for
-    # its flow-run processes (use_prefect); `prefect flow-run execute` does not, so the Job says it.
+    # its flow-run processes (use_prefect), and their heartbeats (infra.unresponsive); `prefect
+    # flow-run execute` does neither, so the Job says it.
     state = config_map()["AIMS_STATE_DIR"]
     client = prefect_client_env(Path(state), config_map()["PREFECT_API_URL"])
     extra = {e["name"]: e["value"] for e in main["env"] if e["name"] not in names}
-    assert extra == {k: client[k] for k in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH")}
+    heartbeat = int(config_map().get("AIMS_FLOW_HEARTBEAT_SECONDS", AimsSettings().flow_heartbeat_seconds))
+    assert extra == {k: client[k] for k in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH")} | heartbeat_env(
+        heartbeat
+    )
     # The state folder and /tmp on emptyDirs (the root filesystem is read-only), the Kafka CA mounted.
     assert main["volumeMounts"] == worker["volumeMounts"] and pod["volumes"] == worker_pod["volumes"]
     volumes = {v["name"]: v for v in pod["volumes"]}

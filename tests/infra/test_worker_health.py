@@ -123,6 +123,7 @@ def test_the_worker_starts_prefects_health_check_and_forgets_a_killed_workers_st
 
     monkeypatch.setattr("prefect.get_client", client)
     monkeypatch.setattr(serving, "ensure_work_pool", ensure_work_pool)
+    monkeypatch.setenv("AIMS_FLOW_HEARTBEAT_SECONDS", "0")  # no automation to keep in this Prefect
     monkeypatch.setattr("infra.warm_worker.WarmProcessWorker", FakeWorker)
     FakeWorker.started = []
     written: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ from infra.deployments import all_flows, worker_status_path
 from infra.warm_engine import READY_LINE, RUN_LINE
 from schemas.settings import AimsSettings
 from tests.factories import data_event, incident_event, model_event
+from tests.integration.datasets import data_change, with_suite_of, write_loans
 from tests.support import SessionStack, poll
 
 if TYPE_CHECKING:
@@ -458,4 +459,62 @@ def test_a_run_claimed_by_a_worker_that_died_before_starting_it_is_run_once_by_a
     ]
     with stack.register().reader() as uow:
         evidence = [e for e in uow.evidence.find() if e.event_key == event.dedup_key]
+    assert len(evidence) == 1, "its effect recorded once"
+
+
+def heartbeats(run_id: str) -> int:
+    """The heartbeat events of this run that Prefect has stored."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    only = EventFilter(
+        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+    )
+    return len(prefect(lambda client: client.read_events(filter=only, limit=5)).events)
+
+
+def test_a_run_whose_process_died_with_its_worker_is_crashed_by_prefect_and_run_again_once(
+    stack: SessionStack, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """A pod killed mid-run: the worker and the run's process die together, nobody reports the run."""
+    import time
+
+    worker_pid(stack)
+    dataset = f"pod-{uuid.uuid4().hex[:6]}"
+    with_suite_of(stack, dataset)
+    event = data_change(dataset, "1", write_loans(tmp_path / "loans.csv"))
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
+    with stack.router(topics):
+        publisher.publish(event)
+        [run] = stack.wait_for_runs([event.dedup_key], states={"Running"}, timeout=120)
+    publisher.close()
+    process = infrastructure_pid(stack, run.id)
+    # Held still from here, so that it cannot finish before the "pod" goes; let go a moment at a
+    # time until Prefect has its first heartbeat (sent once it runs), the one the automation waits on.
+    os.kill(process, signal.SIGSTOP)
+
+    def heard() -> bool | None:
+        if heartbeats(run.id):
+            return True
+        os.kill(process, signal.SIGCONT)
+        time.sleep(0.3)
+        os.kill(process, signal.SIGSTOP)
+        return None
+
+    poll(heard, 90, "the run's first heartbeat in Prefect")
+    # The whole pod: the worker's process group holds the worker, its spares and the run's process.
+    assert stack.worker is not None and stack.worker.pid is not None
+    os.killpg(os.getpgid(stack.worker.pid), signal.SIGKILL)
+    poll(lambda: not exists(process), 10, "the run's process gone with its worker")
+    stack.ensure_worker()  # the pod's replacement
+
+    [done] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=300)
+    assert done.id == run.id, "the same run, not a second one"
+    history = [(s.type.value, s.message or "") for s in prefect(lambda c: c.read_flow_run_states(run.id))]
+    assert any(t == "CRASHED" and m.startswith("No heartbeat") for t, m in history), history
+    assert any(t == "SCHEDULED" and m.startswith("Scheduled again by worker") for t, m in history), history
+    with stack.register().reader() as uow:
+        versions = uow.dataset_versions.find(dataset=dataset)
+        evidence = [e for e in uow.evidence.find() if e.event_key == event.dedup_key]
+    assert [v.version for v in versions] == ["1"] and versions[0].status != "superseded"
     assert len(evidence) == 1, "its effect recorded once"

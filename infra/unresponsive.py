@@ -1,0 +1,202 @@
+"""Runs whose process died with its worker (a pod killed, a machine lost) run again.
+
+A worker hands each run to a flow-run process and watches it: a process that exits badly is marked
+Crashed by its worker. When the worker dies with its processes (a pod deleted or evicted, a node
+lost), nobody is left to say so, and the run stays Running for good; its event was committed long
+before, so its effect would be lost without a word. Prefect's answer for servers it does not host
+(docs: "Detect zombie flows") is the one used here:
+
+- every flow run of `aims worker` sends a heartbeat event (`AIMS_FLOW_HEARTBEAT_SECONDS`, Prefect's
+  PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set for its processes by the worker);
+- `aims worker` keeps an automation in Prefect (`AUTOMATION_NAME`, made or brought up to date at each
+  start): a run whose heartbeat is followed by nothing for `AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS` is
+  set Crashed with a message saying so (`UNRESPONSIVE`);
+- and every `aims worker`, on its sweep of the pool (with infra.reclaim), schedules such a run again
+  once no heartbeat has come for a heartbeat and more since it was marked (`to_run_again`), at most
+  `MAX_RUNS` times in all. A live run that Prefect merely did not hear from for a while (its server
+  was down) beats again within one heartbeat and is left alone.
+
+Running a flow again is safe: each records its effects in one unit of work, adding only what is
+absent, and sends what it staged through the outbox, so a second run adds what the first did not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.events.schemas.automations import AutomationCore
+
+AUTOMATION_NAME = "aims: unresponsive flow runs"
+UNRESPONSIVE = "No heartbeat from this run"
+# A run that crashed this often kills its own process (memory, say): left Crashed for a person.
+MAX_RUNS = 3
+HEARTBEAT = "prefect.flow-run.heartbeat"
+# Seconds a heartbeat may take to reach Prefect's event store after it was due.
+HEARD_WITHIN = 15
+# After a heartbeat, any of these ends the wait for the next one: the run ended, or left its process
+# on purpose (suspended for a decision, paused, scheduled again, being cancelled).
+ENDS_THE_WAIT = frozenset(
+    {HEARTBEAT}
+    | {
+        f"prefect.flow-run.{state}"
+        for state in ("Completed", "Failed", "Cancelled", "Crashed", "Cancelling", "Suspended", "Paused")
+    }
+    | {"prefect.flow-run.Scheduled", "prefect.flow-run.AwaitingRetry"}
+)
+
+Kept = Literal["created", "updated", "kept"]
+
+
+def heartbeat_env(seconds: int) -> dict[str, str]:
+    """What a flow-run process needs in its environment to send heartbeats (none for 0)."""
+    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(seconds)} if seconds else {}
+
+
+def crash_message(after: float) -> str:
+    return (
+        f"{UNRESPONSIVE} for {after:g} s: its process is gone (a pod or machine lost); "
+        f"marked by {AUTOMATION_NAME!r}"
+    )
+
+
+def automation(after: float) -> AutomationCore:
+    """The automation that marks a silent run Crashed: Prefect's own zombie-flow recipe."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return AutomationCore(
+        name=AUTOMATION_NAME,
+        description="Kept by `aims worker` (infra/unresponsive.py): a flow run that stopped sending "
+        "heartbeats without ending is marked Crashed, and a live worker schedules it again.",
+        trigger=EventTrigger(
+            after={HEARTBEAT},
+            expect=set(ENDS_THE_WAIT),
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=crash_message(after))],
+        tags=[_version(after)],
+    )
+
+
+def _version(after: float) -> str:
+    """A tag saying which automation this is: compared at each start, as Prefect hands it back with
+    ids and defaults of its own filled in."""
+    return f"aims:unresponsive-after={after:g}"
+
+
+async def ensure_automation(client: PrefectClient, after: float) -> Kept:
+    """Create the automation, or bring the one of that name up to date (one copy only). One the team
+    disabled in Prefect stays disabled: that is theirs to decide, as a pool's pause is."""
+    wanted = automation(after)
+    existing = await client.read_automations_by_name(AUTOMATION_NAME)
+    if not existing:
+        await client.create_automation(wanted)
+        return "created"
+    first, *extra = existing
+    for copy in extra:  # two workers that started together may both have made one
+        await client.delete_automation(copy.id)
+    if _version(after) in first.tags:
+        return "kept"
+    await client.update_automation(first.id, wanted.model_copy(update={"enabled": first.enabled}))
+    return "updated"
+
+
+@dataclass(frozen=True)
+class Crash:
+    """What decides whether a crashed run runs again: read from Prefect's flow run."""
+
+    run_id: UUID
+    crashed: bool
+    since: datetime | None
+    message: str
+    run_count: int
+
+    @classmethod
+    def of(cls, run: FlowRun) -> Crash:
+        state = run.state
+        return cls(
+            run_id=run.id,
+            crashed=state is not None and state.type.value == "CRASHED",
+            since=state.timestamp if state is not None else None,
+            message=(state.message or "") if state is not None else "",
+            run_count=run.run_count,
+        )
+
+
+def to_run_again(crash: Crash, now: datetime, heartbeat: float, heard_since: bool) -> bool:
+    """True for a run marked Crashed for its silence, quiet for a heartbeat and more since, and not run
+    `MAX_RUNS` times yet. `heard_since`: a heartbeat arrived after it was marked (it lives)."""
+    if not crash.crashed or not crash.message.startswith(UNRESPONSIVE) or crash.since is None:
+        return False
+    if crash.run_count >= MAX_RUNS or heard_since:
+        return False
+    # A live run beats within one heartbeat of being marked; a little more for the event's way there.
+    return now - crash.since >= timedelta(seconds=heartbeat + HEARD_WITHIN)
+
+
+def why(crash: Crash, by: str) -> str:
+    again = crash.run_count + 1
+    return f"Scheduled again by worker {by!r} (its run {again} of at most {MAX_RUNS}): {crash.message}"
+
+
+async def heard_since(client: PrefectClient, run_id: UUID, since: datetime, now: datetime) -> bool:
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    page = await client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since, until=now),
+            event=EventNameFilter(name=[HEARTBEAT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+        ),
+        limit=1,
+    )
+    return bool(page.events)
+
+
+async def run_again(
+    client: PrefectClient, pool: str, heartbeat: float, by: str, now: datetime
+) -> list[Crash]:
+    """Schedule the pool's runs that crashed for their silence again; return them."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.states import Scheduled
+
+    runs = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))
+        ),
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        # The latest crashes first: older ones, of other causes, must not hide them.
+        sort=FlowRunSort.END_TIME_DESC,
+        limit=200,
+    )
+    again: list[Crash] = []
+    for crash in map(Crash.of, runs):
+        if not to_run_again(crash, now, heartbeat, heard_since=False):
+            continue
+        assert crash.since is not None
+        if await heard_since(client, crash.run_id, crash.since, now):
+            continue
+        # Forced, as a person's "retry" in the UI is: a crashed run is final until someone acts.
+        await client.set_flow_run_state(crash.run_id, Scheduled(message=why(crash, by)), force=True)
+        again.append(crash)
+    return again

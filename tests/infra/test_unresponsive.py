@@ -1,0 +1,80 @@
+"""Which crashed runs a worker runs again (infra.unresponsive), the automation that crashes them, and
+the settings that pace both."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from pydantic import ValidationError
+
+from infra.unresponsive import MAX_RUNS, Crash, automation, crash_message, to_run_again, why
+from schemas.settings import AimsSettings
+
+NOW = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+BEAT = 30.0
+SILENT = Crash(
+    run_id=uuid4(), crashed=True, since=NOW - timedelta(seconds=90), message=crash_message(120), run_count=1
+)
+
+
+def test_a_run_crashed_for_its_silence_and_quiet_since_runs_again() -> None:
+    assert to_run_again(SILENT, NOW, BEAT, heard_since=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "heard", "because"),
+    [
+        ({"message": "Flow run infrastructure exited with non-zero status code 1."}, False, "another cause"),
+        ({"crashed": False}, False, "it is not Crashed (any more)"),
+        ({"since": NOW - timedelta(seconds=44)}, False, "a live run may not have beaten since"),
+        ({"since": None}, False, "no state time to judge by"),
+        ({"run_count": MAX_RUNS}, False, "it crashed its process every time: left to a person"),
+        ({}, True, "a heartbeat came after: it lives, its server had lost it for a while"),
+    ],
+)
+def test_a_run_that_may_live_or_keeps_crashing_is_left_alone(
+    change: dict[str, object], heard: bool, because: str
+) -> None:
+    assert not to_run_again(replace(SILENT, **change), NOW, BEAT, heard_since=heard), because
+
+
+def test_the_reason_names_the_worker_and_the_count() -> None:
+    text = why(SILENT, "w-live")
+    assert "'w-live'" in text and f"its run 2 of at most {MAX_RUNS}" in text and "No heartbeat" in text
+
+
+def test_the_automation_crashes_a_run_silent_after_a_heartbeat_unless_it_ended_or_left_on_purpose() -> None:
+    made = automation(120).model_dump(mode="json")
+    trigger = made["trigger"]
+    assert trigger["posture"] == "Proactive" and trigger["within"] == 120.0
+    assert trigger["after"] == ["prefect.flow-run.heartbeat"]
+    assert trigger["for_each"] == ["prefect.resource.id"]
+    # A request-approval run suspends for days waiting for people: its silence is no death.
+    for ended in ("heartbeat", "Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused"):
+        assert f"prefect.flow-run.{ended}" in trigger["expect"], ended
+    [action] = made["actions"]
+    assert action["type"] == "change-flow-run-state" and action["state"] == "CRASHED"
+    assert action["message"].startswith("No heartbeat")
+
+
+@pytest.mark.parametrize(
+    ("values", "fix"),
+    [
+        ({"flow_heartbeat_seconds": 10}, "AIMS_FLOW_HEARTBEAT_SECONDS to 0 or 30 or more"),
+        ({"flow_heartbeat_seconds": 60, "flow_unresponsive_after_seconds": 90}, "two heartbeats"),
+    ],
+)
+def test_heartbeats_prefect_cannot_send_or_a_silence_shorter_than_two_are_refused(
+    values: dict[str, float], fix: str
+) -> None:
+    with pytest.raises(ValidationError, match=fix):
+        AimsSettings(**values)
+
+
+def test_heartbeats_can_be_turned_off() -> None:
+    assert (
+        AimsSettings(flow_heartbeat_seconds=0, flow_unresponsive_after_seconds=60).flow_heartbeat_seconds == 0
+    )
