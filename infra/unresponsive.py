@@ -6,8 +6,9 @@ lost), nobody is left to say so, and the run stays Running for good; its event w
 before, so its effect would be lost without a word. Prefect's answer for servers it does not host
 (docs: "Detect zombie flows") is the one used here:
 
-- every flow run of `aims worker` sends a heartbeat event (`AIMS_FLOW_HEARTBEAT_SECONDS`, Prefect's
-  PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set for its processes by the worker);
+- every flow run of `aims worker` sends a heartbeat event every `AIMS_FLOW_HEARTBEAT_SECONDS` (Prefect's
+  PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set for its processes by the worker: Prefect's default of 180 s
+  would leave a dead run unnoticed for ten minutes);
 - `aims worker` keeps an automation in Prefect (`AUTOMATION_NAME`, made or brought up to date at each
   start): a run whose heartbeat is followed by nothing for `AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS` is
   set Crashed with a message saying so (`UNRESPONSIVE`);
@@ -54,7 +55,8 @@ Kept = Literal["created", "updated", "kept"]
 
 
 def heartbeat_env(seconds: int) -> dict[str, str]:
-    """What a flow-run process needs in its environment to send heartbeats (none for 0)."""
+    """What a flow-run process needs in its environment to send heartbeats that often (0: nothing,
+    Prefect's own default stays)."""
     return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(seconds)} if seconds else {}
 
 

@@ -192,8 +192,9 @@ class AimsSettings(BaseModel):
         ge=0,
         le=3_600,
         description="How often a flow run of `aims worker` tells Prefect it is alive (Prefect's "
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY, at least 30). 0: no heartbeats, and a run whose process died "
-        "with its worker (a pod killed) stays Running.",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY, at least 30; Prefect's own default is 180). 0: the worker "
+        "leaves Prefect's default and keeps no automation, so a run whose process died with its worker "
+        "(a pod killed) stays Running.",
     )
     flow_unresponsive_after_seconds: float = Field(
         120,
