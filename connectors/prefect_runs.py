@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -52,9 +52,9 @@ class FlowRunLauncher(Protocol):
         if None); a repeated idempotency key returns the run created the first time, as it was."""
         ...
 
-    async def stand_down(self, run_id: UUID, message: str) -> bool:
-        """Cancel a scheduled run as `SUPERSEDED` before it starts; False if it is no longer waiting
-        to (Prefect refuses, or cannot be asked now): the run then records itself when it runs."""
+    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
+        """Cancel a run as `SUPERSEDED` if it is still Scheduled and due more than `margin` from now;
+        False if not (or Prefect cannot be asked now): the run then records itself when it runs."""
         ...
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
@@ -136,7 +136,7 @@ class PrefectLauncher:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
         return run.id
 
-    async def stand_down(self, run_id: UUID, message: str) -> bool:
+    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
         import httpx
         from prefect.exceptions import PrefectHTTPStatusError
         from prefect.states import Cancelled
@@ -144,6 +144,14 @@ class PrefectLauncher:
         if self._client is None:
             raise RuntimeError("PrefectLauncher used outside `async with`")
         try:
+            # Read first: the router's own idea of when it is due is wrong for a run it got back for
+            # an event delivered again, which may be running already.
+            run = await self._client.read_flow_run(run_id)
+            due = run.expected_start_time
+            if run.state is None or not run.state.is_scheduled() or due is None:
+                return False
+            if due - datetime.now(UTC) <= margin:
+                return False
             # Not forced: Prefect's own rules refuse to cancel a run that has already finished.
             state: State[None] = Cancelled(name=SUPERSEDED, message=message)
             answer = await self._client.set_flow_run_state(run_id, state, force=False)

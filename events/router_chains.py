@@ -22,7 +22,14 @@ from uuid import UUID
 
 from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaunch, TransientLaunchError
 from events.codec import Reason, Rejected
-from events.router_work import MAX_BACKOFF, LatestCoalesced, RouterStats, Work, conflicting_duplicate
+from events.router_work import (
+    MAX_BACKOFF,
+    STAND_DOWN_MARGIN,
+    LatestCoalesced,
+    RouterStats,
+    Work,
+    conflicting_duplicate,
+)
 from events.routing import Route, labels
 from schemas.events import AimsEvent
 from schemas.settings import AimsSettings
@@ -227,7 +234,7 @@ class FlowRunChains:
             return
         try:
             stood_down = await self._launcher.stand_down(
-                previous, f"superseded by run {run_id} before its check started"
+                previous, f"superseded by run {run_id} before its check started", STAND_DOWN_MARGIN
             )
         except Exception as exc:  # noqa: BLE001 - never worth holding the subject for
             log.debug("standing down run %s failed: %s", previous, exc)

@@ -30,7 +30,8 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.objects import FlowRun
+    from prefect.client.schemas.objects import FlowRun, StateType
+    from prefect.client.schemas.sorting import FlowRunSort
 
 # The label a Prefect worker gives each run it claims (prefect.workers.base).
 WORKER_LABEL = "prefect.worker.name"
@@ -79,10 +80,10 @@ def why(claim: Claim, by: str) -> str:
     )
 
 
-async def reclaim(
-    client: PrefectClient, pool: str, own: Collection[UUID], after: float, by: str, now: datetime
-) -> list[Claim]:
-    """Set the pool's abandoned claims Scheduled again; return them."""
+async def pool_runs(
+    client: PrefectClient, pool: str, state: StateType, sort: FlowRunSort | None = None
+) -> list[FlowRun]:
+    """The work pool's runs in a state of this type: a page of Prefect's at most, 200."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -90,16 +91,24 @@ async def reclaim(
         WorkPoolFilter,
         WorkPoolFilterName,
     )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    return await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state]))),
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        sort=sort or FlowRunSort.ID_DESC,
+        limit=200,
+    )
+
+
+async def reclaim(
+    client: PrefectClient, pool: str, own: Collection[UUID], after: float, by: str, now: datetime
+) -> list[Claim]:
+    """Set the pool's abandoned claims Scheduled again; return them."""
     from prefect.client.schemas.objects import StateType, WorkerStatus
     from prefect.states import Scheduled
 
-    runs = await client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
-        ),
-        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
-        limit=200,
-    )
+    runs = await pool_runs(client, pool, StateType.PENDING)
     candidates = [c for c in map(Claim.of, runs) if c.pending]
     if not candidates:
         return []

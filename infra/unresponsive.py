@@ -171,26 +171,14 @@ async def run_again(
     client: PrefectClient, pool: str, heartbeat: float, by: str, now: datetime
 ) -> list[Crash]:
     """Schedule the pool's runs that crashed for their silence again; return them."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        WorkPoolFilter,
-        WorkPoolFilterName,
-    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.states import Scheduled
 
-    runs = await client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))
-        ),
-        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
-        # The latest crashes first: older ones, of other causes, must not hide them.
-        sort=FlowRunSort.END_TIME_DESC,
-        limit=200,
-    )
+    from infra.reclaim import pool_runs
+
+    # The latest crashes first: older ones, of other causes, must not hide them.
+    runs = await pool_runs(client, pool, StateType.CRASHED, FlowRunSort.END_TIME_DESC)
     again: list[Crash] = []
     for crash in map(Crash.of, runs):
         if not to_run_again(crash, now, heartbeat, heard_since=False):

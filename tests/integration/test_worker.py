@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import WorkPool
 
+    from schemas.events import AimsEvent
+
 T = TypeVar("T")
 SPARES = AimsSettings().warm_processes
 
@@ -85,6 +87,18 @@ def infrastructure_pid(stack: SessionStack, run_id: str) -> int:
         api.close()
 
 
+def routed(stack: SessionStack, topics: dict[str, str], event: AimsEvent, state: str) -> FlowRunView:
+    """`event` published and routed; its run once it is in `state`."""
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
+    try:
+        with stack.router(topics):
+            publisher.publish(event)
+            [run] = stack.wait_for_runs([event.dedup_key], states={state}, timeout=120)
+    finally:
+        publisher.close()
+    return run
+
+
 def worker_pid(stack: SessionStack) -> int:
     stack.ensure_worker()
     assert stack.worker is not None and stack.worker.pid is not None
@@ -108,11 +122,7 @@ def test_a_run_executes_in_a_spare_started_before_it_and_the_spare_is_replaced(
     poll(lambda: ready_spares(stack, pid) == SPARES, 90, f"the worker reporting {SPARES} spares ready")
     before = spares_of(pid)
     event = incident_event("warm-spare")
-    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
-    with stack.router(topics):
-        publisher.publish(event)
-        [run] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=120)
-    publisher.close()
+    run = routed(stack, topics, event, "Completed")
 
     ran_in = infrastructure_pid(stack, run.id)
     assert ran_in in before, f"run executed in {ran_in}, not one of the spares {sorted(before)}"
@@ -483,11 +493,7 @@ def test_a_run_whose_process_died_with_its_worker_is_crashed_by_prefect_and_run_
     dataset = f"pod-{uuid.uuid4().hex[:6]}"
     with_suite_of(stack, dataset)
     event = data_change(dataset, "1", write_loans(tmp_path / "loans.csv"))
-    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
-    with stack.router(topics):
-        publisher.publish(event)
-        [run] = stack.wait_for_runs([event.dedup_key], states={"Running"}, timeout=120)
-    publisher.close()
+    run = routed(stack, topics, event, "Running")
     process = infrastructure_pid(stack, run.id)
     # Held still from here, so that it cannot finish before the "pod" goes; let go a moment at a
     # time until Prefect has its first heartbeat (sent once it runs), the one the automation waits on.
