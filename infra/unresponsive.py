@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
 
 AUTOMATION_NAME = "aims: unresponsive flow runs"
+# The tag every deployment of the application gives its runs (infra.deployments, prefect.yaml).
+RUN_TAG = "aims"
 UNRESPONSIVE = "No heartbeat from this run"
 # A run that crashed this often kills its own process (memory, say): left Crashed for a person.
 MAX_RUNS = 3
@@ -82,6 +84,11 @@ def automation(after: float) -> AutomationCore:
             after={HEARTBEAT},
             expect=set(ENDS_THE_WAIT),
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            # Only this application's runs (its deployments' tag): on a Prefect server shared with
+            # others, their runs keep their own heartbeats (Prefect's default is 180 s) and rules.
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
+            ),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -95,7 +102,7 @@ def automation(after: float) -> AutomationCore:
 def _version(after: float) -> str:
     """A tag saying which automation this is: compared at each start, as Prefect hands it back with
     ids and defaults of its own filled in."""
-    return f"aims:unresponsive-after={after:g}"
+    return f"aims:unresponsive-v2-after={after:g}"  # v2: only the application's runs (match_related)
 
 
 async def ensure_automation(client: PrefectClient, after: float) -> Kept:

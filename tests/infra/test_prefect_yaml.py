@@ -112,3 +112,14 @@ def test_every_deployment_goes_to_one_process_pool_and_nothing_is_built_or_pushe
     assert document["build"] is None and document["push"] is None
     # No pull section: `prefect deploy` records the folder it runs in, where the entrypoints are.
     assert "pull" not in document
+
+
+def test_runs_on_prefects_own_workers_beat_as_often_as_aims_workers_own() -> None:
+    """The automation `aims worker` keeps crashes this application's silent runs: a run of these
+    deployments must beat as often on Prefect's workers as in `aims worker`'s processes."""
+    from infra.unresponsive import RUN_TAG, heartbeat_env
+    from schemas.settings import AimsSettings
+
+    pool = yaml.safe_load(PREFECT_YAML.read_text())["definitions"]["work_pool"]
+    assert pool["job_variables"]["env"] == heartbeat_env(AimsSettings().flow_heartbeat_seconds)
+    assert all(RUN_TAG in d["tags"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"])

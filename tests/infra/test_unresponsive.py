@@ -46,12 +46,17 @@ def test_the_reason_names_the_worker_and_the_count() -> None:
     assert "'w-live'" in text and f"its run 2 of at most {MAX_RUNS}" in text and "No heartbeat" in text
 
 
-def test_the_automation_crashes_a_run_silent_after_a_heartbeat_unless_it_ended_or_left_on_purpose() -> None:
+def test_the_automation_crashes_a_run_of_the_application_silent_after_a_heartbeat_unless_it_ended() -> None:
     made = automation(120).model_dump(mode="json")
     trigger = made["trigger"]
     assert trigger["posture"] == "Proactive" and trigger["within"] == 120.0
     assert trigger["after"] == ["prefect.flow-run.heartbeat"]
     assert trigger["for_each"] == ["prefect.resource.id"]
+    # Only the application's runs: other teams' runs on the same server beat at Prefect's own pace.
+    assert trigger["match_related"] == {
+        "prefect.resource.role": "tag",
+        "prefect.resource.id": "prefect.tag.aims",
+    }
     # A request-approval run suspends for days waiting for people: its silence is no death.
     for ended in ("heartbeat", "Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused"):
         assert f"prefect.flow-run.{ended}" in trigger["expect"], ended
@@ -78,3 +83,10 @@ def test_heartbeats_can_be_turned_off() -> None:
     assert (
         AimsSettings(flow_heartbeat_seconds=0, flow_unresponsive_after_seconds=60).flow_heartbeat_seconds == 0
     )
+
+
+def test_every_deployment_tags_its_runs_for_the_automation() -> None:
+    from infra.deployments import deployments
+    from infra.unresponsive import RUN_TAG
+
+    assert all(RUN_TAG in d.tags for d in deployments())
