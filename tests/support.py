@@ -301,18 +301,28 @@ class SessionStack(KafkaReads):
             else None
         )
 
-        router = Router(
-            self.settings(names, **overrides),
-            self.kafka,
-            PrefectLauncher,
-            heartbeat_dir=self.state / "routers",
-            receipts=RegisterReceipts(self.register(), actor="router:test"),
-            coalesce_seconds=coalesce_seconds,
-            outbox=relay,
-        )
-        thread = threading.Thread(target=router.run, name="test-router", daemon=True)
-        thread.start()
+        def started() -> tuple[Router, threading.Thread]:
+            router = Router(
+                self.settings(names, **overrides),
+                self.kafka,
+                PrefectLauncher,
+                heartbeat_dir=self.state / "routers",
+                receipts=RegisterReceipts(self.register(), actor="router:test"),
+                coalesce_seconds=coalesce_seconds,
+                outbox=relay,
+            )
+            thread = threading.Thread(target=router.run, name="test-router", daemon=True)
+            thread.start()
+            return router, thread
+
+        router, thread = started()
         try:
+            if not router.wait_ready(90):
+                # Seen once at a session's start: kafka-python took an assignment before it had the
+                # topic's metadata ("No partition metadata") and held nothing after. One fresh router.
+                router.stop()
+                thread.join(60)
+                router, thread = started()
             assert router.wait_ready(90), "router did not get partitions within 90 s"
             yield router
         finally:
