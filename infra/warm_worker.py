@@ -69,7 +69,8 @@ def reclaim_after_from_env() -> float:
 
 
 def flow_heartbeat_from_env() -> tuple[int, float]:
-    """(seconds between a run's heartbeats, 0: none; seconds of silence that crash it): infra.unresponsive."""
+    """(seconds between a run's heartbeats, 0: Prefect's own default and no recovery; seconds of
+    silence that crash a run): infra.unresponsive."""
     from schemas.settings import load_settings
 
     settings = load_settings()
