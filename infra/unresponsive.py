@@ -12,7 +12,11 @@ before, so its effect would be lost without a word. Prefect's answer for servers
 - `aims worker` keeps an automation in Prefect (`AUTOMATION_NAME`, made or brought up to date at each
   start): a run whose heartbeat is followed by nothing for `AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS` is
   set Crashed with a message saying so (`UNRESPONSIVE`);
-- and every `aims worker`, on its sweep of the pool (with infra.reclaim), schedules such a run again
+- every `aims worker`, on its sweep of the pool (with infra.reclaim), marks such a run itself when the
+  automation has not, `HEARD_WITHIN` later (`silent`). Prefect gives an automation's trigger a new id
+  at every update, and with it forgets what the trigger was waiting on: a run whose process died
+  before a worker with a new setting brought the automation up to date would stay Running for good;
+- and every `aims worker`, on the same sweep, schedules such a run again
   once no heartbeat has come for a heartbeat and more since it was marked (`to_run_again`), at most
   `MAX_RUNS` times in all. A live run that Prefect merely did not hear from for a while (its server
   was down) beats again within one heartbeat and is left alone.
@@ -25,11 +29,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas import OrchestrationResult
     from prefect.client.schemas.objects import FlowRun
     from prefect.events.schemas.automations import AutomationCore
 
@@ -62,11 +67,8 @@ def heartbeat_env(seconds: int) -> dict[str, str]:
     return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(seconds)} if seconds else {}
 
 
-def crash_message(after: float) -> str:
-    return (
-        f"{UNRESPONSIVE} for {after:g} s: its process is gone (a pod or machine lost); "
-        f"marked by {AUTOMATION_NAME!r}"
-    )
+def crash_message(after: float, by: str = repr(AUTOMATION_NAME)) -> str:
+    return f"{UNRESPONSIVE} for {after:g} s: its process is gone (a pod or machine lost); marked by {by}"
 
 
 def automation(after: float) -> AutomationCore:
@@ -172,6 +174,51 @@ async def heard_since(client: PrefectClient, run_id: UUID, since: datetime, now:
         limit=1,
     )
     return bool(page.events)
+
+
+def silent(last_heard: datetime | None, now: datetime, after: float) -> bool:
+    """True for a Running run whose last heartbeat is older than the automation's wait and the time
+    its event takes to arrive: the automation would have marked it, had it not forgotten it. A run
+    that never beat is left alone, as the automation leaves it (its process may send none)."""
+    return last_heard is not None and now - last_heard > timedelta(seconds=after + HEARD_WITHIN)
+
+
+async def last_heard(client: PrefectClient, run_id: UUID) -> datetime | None:
+    """When Prefect last stored a heartbeat of this run (None: never)."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
+
+    page = await client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=[HEARTBEAT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+            order=EventOrder.DESC,
+        ),
+        limit=1,
+    )
+    return page.events[0].occurred if page.events else None
+
+
+async def mark_silent(client: PrefectClient, pool: str, after: float, by: str, now: datetime) -> list[UUID]:
+    """Mark Crashed the pool's Running runs silent for longer than the automation waits; return them."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    from infra.reclaim import pool_runs
+
+    marked: list[UUID] = []
+    for run in await pool_runs(client, pool, StateType.RUNNING):
+        since = run.state.timestamp if run.state is not None else None
+        if since is None or not silent(since, now, after):
+            continue  # running for less than the wait: nothing to read yet
+        if not silent(await last_heard(client, run.id), now, after):
+            continue
+        # Not forced: a run that ended meanwhile stays as it ended.
+        result: OrchestrationResult[Any] = await client.set_flow_run_state(
+            run.id, Crashed(message=crash_message(after, f"worker {by!r}"))
+        )
+        if result.status.value == "ACCEPT":
+            marked.append(run.id)
+    return marked
 
 
 async def run_again(

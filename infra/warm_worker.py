@@ -266,7 +266,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         self._limit_known = False
         self._say = say
         self.reclaim_after = reclaim_after_from_env() if reclaim_after is None else reclaim_after
-        self.heartbeat, _ = flow_heartbeat_from_env()
+        self.heartbeat, self.unresponsive_after = flow_heartbeat_from_env()
         self._last_sweep = 0.0
 
     @property
@@ -316,14 +316,22 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
             await self._run_unresponsive_again(datetime.now(UTC))
 
     async def _run_unresponsive_again(self, now: datetime) -> None:
-        """Schedule again the runs Prefect marked Crashed for their silence (infra.unresponsive)."""
-        from infra.unresponsive import MAX_RUNS, run_again
+        """Mark Crashed the silent runs the automation forgot, and schedule again the runs marked
+        Crashed for their silence (infra.unresponsive)."""
+        from infra.unresponsive import MAX_RUNS, mark_silent, run_again
 
+        pool = self._work_pool_name
         try:
-            again = await run_again(self.client, self._work_pool_name, self.heartbeat, self.name, now)
+            marked = await mark_silent(self.client, pool, self.unresponsive_after, self.name, now)
+            again = await run_again(self.client, pool, self.heartbeat, self.name, now)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again; taking runs goes on
             self._logger.warning("could not look for runs whose process died with its worker: %s", exc)
             return
+        for run_id in marked:
+            self._say(
+                f"flow run {run_id} marked Crashed: no heartbeat for {self.unresponsive_after:g}s, and "
+                "Prefect's automation had not marked it"
+            )
         for crash in again:
             self._say(
                 f"flow run {crash.run_id} scheduled again: it stopped sending heartbeats without ending "

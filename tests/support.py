@@ -49,6 +49,9 @@ JIRA_WEBHOOK_SECRET = "jira-webhook-secret-for-tests"
 # The key the session's flows, routers and CLI runs sign and check the system's own events with.
 EVENT_SIGNING_KEY = "event-signing-key-for-tests-0123456789abcdef"
 
+# Every session worker's settings (SessionStack.worker_env): a dead worker's claims and runs that died
+# with their worker are scheduled again sooner than in production (infra.reclaim, infra.unresponsive).
+WORKER_SETTINGS = {"AIMS_WORKER_RECLAIM_AFTER_SECONDS": "15", "AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS": "60"}
 
 FILES_SOURCE = "test-files"  # the session policy's files data source (roots: the base temp folder)
 MLFLOW_MODEL = "mlflow-it-model"  # the session policy maps it to MLFLOW_SYSTEM (mlflow.models)
@@ -211,14 +214,17 @@ class SessionStack(KafkaReads):
         env.update(extra)
         return env
 
-    def start_worker(self) -> None:
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """What every `aims worker` of the session's pool runs with: the same settings, as a team's
+        workers of one pool have (each keeps the pool's automation to its own setting)."""
+        return self.env(**{**WORKER_SETTINGS, **extra})
+
+    def start_worker(self, **settings: str) -> None:
         self.worker = ManagedProcess(
             "worker",
             [sys.executable, "-m", "aims", "worker"],
             self.state / "logs" / "worker.log",
-            # A dead worker's claims, and runs that died with their worker, are scheduled again
-            # sooner than in production (infra.reclaim, infra.unresponsive: Prefect's shortest).
-            self.env(AIMS_WORKER_RECLAIM_AFTER_SECONDS="15", AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS="60"),
+            self.worker_env(**settings),
         )
         self.worker.start()
         api = self.api()
@@ -237,9 +243,10 @@ class SessionStack(KafkaReads):
             self.worker.stop()
             self.worker = None
 
-    def ensure_worker(self) -> None:
+    def ensure_worker(self, **settings: str) -> None:
+        """The session's worker, started (with these settings over `WORKER_SETTINGS`) if it is not up."""
         if self.worker is None or not self.worker.alive():
-            self.start_worker()
+            self.start_worker(**settings)
 
     @contextmanager
     def pool_paused(self) -> Iterator[None]:

@@ -10,7 +10,16 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from infra.unresponsive import MAX_RUNS, Crash, automation, crash_message, to_run_again, why
+from infra.unresponsive import (
+    HEARD_WITHIN,
+    MAX_RUNS,
+    Crash,
+    automation,
+    crash_message,
+    silent,
+    to_run_again,
+    why,
+)
 from schemas.settings import AimsSettings
 
 NOW = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
@@ -63,6 +72,27 @@ def test_the_automation_crashes_a_run_of_the_application_silent_after_a_heartbea
     [action] = made["actions"]
     assert action["type"] == "change-flow-run-state" and action["state"] == "CRASHED"
     assert action["message"].startswith("No heartbeat")
+
+
+@pytest.mark.parametrize(
+    ("heard", "marked", "because"),
+    [
+        (NOW - timedelta(seconds=120 + HEARD_WITHIN + 1), True, "silent past the wait and the event's way"),
+        (NOW - timedelta(seconds=120 + HEARD_WITHIN), False, "its heartbeat may still be on its way"),
+        (NOW - timedelta(seconds=30), False, "it beats"),
+        (None, False, "it never beat: its process may send none, as the automation judges too"),
+    ],
+)
+def test_a_worker_marks_a_running_run_the_automation_forgot_only_once_it_is_as_silent(
+    heard: datetime | None, marked: bool, because: str
+) -> None:
+    assert silent(heard, NOW, after=120) is marked, because
+
+
+def test_a_worker_marks_with_the_message_that_runs_it_again() -> None:
+    text = crash_message(120, "worker 'w-live'")
+    assert to_run_again(replace(SILENT, message=text), NOW, BEAT, heard_since=False)
+    assert text.endswith("marked by worker 'w-live'")
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,9 @@ def _on_cluster(
     **extra: str,
 ) -> ManagedProcess:
     """`aims <command>` on the cluster: its addresses and its own user and CA, not the session broker's."""
-    env = without_kafka_security(stack.env(AIMS_STATE_DIR=str(stack.state), **names, **extra))
+    # The session workers' settings too: workers of one pool with different ones would each bring
+    # the pool's automation (infra.unresponsive) to theirs.
+    env = without_kafka_security(stack.worker_env(AIMS_STATE_DIR=str(stack.state), **names, **extra))
     env.update(cluster.broker.client_env())
     env.update(AIMS_REPLICATION_FACTOR="3", AIMS_MIN_INSYNC_REPLICAS="2")
     # No data check runs here: a worker keeps no process importing Great Expectations (5-12 s of CPU).

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.prefect_api import FlowRunView, PrefectApi
 from infra.deployments import all_flows, worker_status_path
+from infra.unresponsive import AUTOMATION_NAME
 from infra.warm_engine import READY_LINE, RUN_LINE
 from schemas.settings import AimsSettings
 from tests.factories import data_event, incident_event, model_event
 from tests.integration.datasets import data_change, with_suite_of, write_loans
-from tests.support import SessionStack, poll
+from tests.support import WORKER_SETTINGS, SessionStack, poll
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -486,7 +487,9 @@ def heartbeats(run_id: str) -> int:
 def test_a_run_whose_process_died_with_its_worker_is_crashed_by_prefect_and_run_again_once(
     stack: SessionStack, topics: dict[str, str], tmp_path: Path
 ) -> None:
-    """A pod killed mid-run: the worker and the run's process die together, nobody reports the run."""
+    """A pod killed mid-run: the worker and the run's process die together, nobody reports the run.
+    Its replacement comes with a new setting (a rolling update of the workers' configuration), so it
+    brings the automation up to date while Prefect is waiting on the dead run's next heartbeat."""
     import time
 
     worker_pid(stack)
@@ -511,8 +514,15 @@ def test_a_run_whose_process_died_with_its_worker_is_crashed_by_prefect_and_run_
     # The whole pod: the worker's process group holds the worker, its spares and the run's process.
     assert stack.worker is not None and stack.worker.pid is not None
     os.killpg(os.getpgid(stack.worker.pid), signal.SIGKILL)
-    poll(lambda: not exists(process), 10, "the run's process gone with its worker")
-    stack.ensure_worker()  # the pod's replacement
+    worker = stack.worker
+    # Both reaped before the replacement starts: a worker not yet reaped still looks alive to it.
+    poll(lambda: not (exists(process) or worker.alive()), 10, "the run's process gone with its worker")
+    changed = int(WORKER_SETTINGS["AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS"]) + 15
+    # The pod's replacement. It stays up with this setting for later tests; any of them that starts the
+    # session's worker again brings the automation back to WORKER_SETTINGS, as one more update.
+    stack.ensure_worker(AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS=str(changed))
+    automation = prefect(lambda client: client.read_automations_by_name(AUTOMATION_NAME))
+    assert [a.tags for a in automation] == [[f"aims:unresponsive-v2-after={changed}"]], "updated by it"
 
     [done] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=300)
     assert done.id == run.id, "the same run, not a second one"
