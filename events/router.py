@@ -44,6 +44,7 @@ from events.codec import Reason, Rejected, authenticate, decode
 from events.dead_letter import DeadLetterLog, copy_size, dead_letter_headers, reference_letter
 from events.kafka_clients import MAX_REQUEST_BYTES, KafkaConnection, make_consumer, make_producer
 from events.offsets import OffsetLedger
+from events.rebalance import STUCK_AFTER_SESSIONS, RebalanceWatch, rejoin_if_stuck
 from events.router_chains import NOTHING_TO_RESUME, FlowRunChains, semaphore
 from events.router_liveness import RouterLiveness
 from events.router_work import Backoff, LatestCoalesced, RouterStats, Work, conflicting_duplicate
@@ -139,6 +140,7 @@ class Router(FlowRunChains, RouterLiveness):
         self._waiting: set[str] = set()
         self._latest_coalesced = LatestCoalesced()
         self._gate: asyncio.Semaphore | None = None
+        self._rebalance = RebalanceWatch(STUCK_AFTER_SESSIONS * settings.consumer_session_timeout_ms / 1000)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -226,6 +228,8 @@ class Router(FlowRunChains, RouterLiveness):
         try:
             # Shorter while records are in flight, so their settling is committed soon.
             polled = consumer.poll(timeout_ms=100 if self._ledger.total else 300)
+            if rejoin_if_stuck(consumer, self._rebalance, [self.settings.events_topic], time.monotonic()):
+                self.stats.rejoined += 1
             assignment = consumer.assignment()
         except KafkaError as exc:
             self._in_trouble("kafka", f"poll failed: {exc}")

@@ -150,6 +150,7 @@ class RouterLiveness:
             "routed": self.stats.routed,
             "dead_lettered": self.stats.dead_lettered,
             "stood_down": self.stats.stood_down,
+            "rejoined": self.stats.rejoined,
             "last_error": self.stats.last_error,
         }
         tmp = path.with_suffix(".tmp")

@@ -79,6 +79,8 @@ class RouterStats:
     commits: int = 0
     # Coalesced runs this router stood down before they started (a later change replaced them).
     stood_down: int = 0
+    # Times the consumer joined its group afresh after a rebalance that never ended (events.rebalance).
+    rejoined: int = 0
     # Since when Prefect has not accepted runs (None: it does).
     holding_since: float | None = None
     last_error: str = ""

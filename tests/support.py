@@ -308,28 +308,19 @@ class SessionStack(KafkaReads):
             else None
         )
 
-        def started() -> tuple[Router, threading.Thread]:
-            router = Router(
-                self.settings(names, **overrides),
-                self.kafka,
-                PrefectLauncher,
-                heartbeat_dir=self.state / "routers",
-                receipts=RegisterReceipts(self.register(), actor="router:test"),
-                coalesce_seconds=coalesce_seconds,
-                outbox=relay,
-            )
-            thread = threading.Thread(target=router.run, name="test-router", daemon=True)
-            thread.start()
-            return router, thread
-
-        router, thread = started()
+        router = Router(
+            self.settings(names, **overrides),
+            self.kafka,
+            PrefectLauncher,
+            heartbeat_dir=self.state / "routers",
+            receipts=RegisterReceipts(self.register(), actor="router:test"),
+            coalesce_seconds=coalesce_seconds,
+            outbox=relay,
+        )
+        thread = threading.Thread(target=router.run, name="test-router", daemon=True)
+        thread.start()
         try:
-            if not router.wait_ready(90):
-                # Seen once at a session's start: kafka-python took an assignment before it had the
-                # topic's metadata ("No partition metadata") and held nothing after. One fresh router.
-                router.stop()
-                thread.join(60)
-                router, thread = started()
+            # A join the Kafka client lost is made afresh within three sessions (events.rebalance).
             assert router.wait_ready(90), "router did not get partitions within 90 s"
             yield router
         finally:
