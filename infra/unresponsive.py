@@ -176,6 +176,22 @@ async def heard_since(client: PrefectClient, run_id: UUID, since: datetime, now:
     return bool(page.events)
 
 
+@dataclass
+class Contact:
+    """Since when a worker has reached Prefect without a failure (monotonic seconds). Heartbeats sent
+    while Prefect was away never arrived: until a heartbeat and more after it is back, a live run may
+    look as silent as a dead one, so the worker marks nothing (`mark_silent`) before then."""
+
+    wait: float
+    since: float
+
+    def lost(self, now: float) -> None:
+        self.since = now
+
+    def long_enough(self, now: float) -> bool:
+        return now - self.since >= self.wait
+
+
 def silent(last_heard: datetime | None, now: datetime, after: float) -> bool:
     """True for a Running run whose last heartbeat is older than the automation's wait and the time
     its event takes to arrive: the automation would have marked it, had it not forgotten it. A run

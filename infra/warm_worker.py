@@ -48,6 +48,7 @@ import anyio.abc
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from flows.catalog import FLOWS, Profile
+from infra.unresponsive import HEARD_WITHIN, Contact
 from infra.warm_engine import WarmJob
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
         self.reclaim_after = reclaim_after_from_env() if reclaim_after is None else reclaim_after
         self.heartbeat, self.unresponsive_after = flow_heartbeat_from_env()
         self._last_sweep = 0.0
+        self._contact = Contact(wait=self.heartbeat + HEARD_WITHIN, since=time.monotonic())
 
     @property
     def max_processes(self) -> int | None:
@@ -305,6 +307,7 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
             )
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again; taking runs goes on
             self._logger.warning("could not look for runs a dead worker left claimed: %s", exc)
+            self._contact.lost(time.monotonic())
             return
         for claim in reclaimed:
             claimed_by = claim.worker or "(unlabelled)"
@@ -322,10 +325,13 @@ class WarmProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWork
 
         pool = self._work_pool_name
         try:
-            marked = await mark_silent(self.client, pool, self.unresponsive_after, self.name, now)
+            marked = []
+            if self._contact.long_enough(time.monotonic()):
+                marked = await mark_silent(self.client, pool, self.unresponsive_after, self.name, now)
             again = await run_again(self.client, pool, self.heartbeat, self.name, now)
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again; taking runs goes on
             self._logger.warning("could not look for runs whose process died with its worker: %s", exc)
+            self._contact.lost(time.monotonic())
             return
         for run_id in marked:
             self._say(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from infra.unresponsive import (
     HEARD_WITHIN,
     MAX_RUNS,
+    Contact,
     Crash,
     automation,
     crash_message,
@@ -87,6 +88,14 @@ def test_a_worker_marks_a_running_run_the_automation_forgot_only_once_it_is_as_s
     heard: datetime | None, marked: bool, because: str
 ) -> None:
     assert silent(heard, NOW, after=120) is marked, because
+
+
+def test_a_worker_judges_silence_only_a_heartbeat_and_more_after_it_last_failed_to_reach_prefect() -> None:
+    contact = Contact(wait=BEAT + HEARD_WITHIN, since=1000.0)
+    assert not contact.long_enough(1000.0 + BEAT), "just started: heartbeats may not have come yet"
+    assert contact.long_enough(1000.0 + BEAT + HEARD_WITHIN)
+    contact.lost(2000.0)  # Prefect was away: what live runs sent meanwhile never arrived
+    assert not contact.long_enough(2030.0) and contact.long_enough(2045.0)
 
 
 def test_a_worker_marks_with_the_message_that_runs_it_again() -> None:
