@@ -163,17 +163,32 @@ def why(crash: Crash, by: str) -> str:
 
 
 async def heard_since(client: PrefectClient, run_id: UUID, since: datetime, now: datetime) -> bool:
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+    return await last_heard(client, run_id, since, now) is not None
+
+
+async def last_heard(
+    client: PrefectClient, run_id: UUID, since: datetime, until: datetime
+) -> datetime | None:
+    """When Prefect last stored a heartbeat of this run between `since` and `until` (None: none)."""
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventOrder,
+        EventResourceFilter,
+    )
 
     page = await client.read_events(
         filter=EventFilter(
-            occurred=EventOccurredFilter(since=since, until=now),
+            # Explicit: Prefect's own window is the last day only.
+            occurred=EventOccurredFilter(since=since, until=until),
             event=EventNameFilter(name=[HEARTBEAT]),
             resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+            order=EventOrder.DESC,
         ),
         limit=1,
     )
-    return bool(page.events)
+    return page.events[0].occurred if page.events else None
 
 
 @dataclass
@@ -192,30 +207,16 @@ class Contact:
         return now - self.since >= self.wait
 
 
-def silent(last_heard: datetime | None, now: datetime, after: float) -> bool:
+def silent(heard: datetime | None, now: datetime, after: float) -> bool:
     """True for a Running run whose last heartbeat is older than the automation's wait and the time
     its event takes to arrive: the automation would have marked it, had it not forgotten it. A run
     that never beat is left alone, as the automation leaves it (its process may send none)."""
-    return last_heard is not None and now - last_heard > timedelta(seconds=after + HEARD_WITHIN)
-
-
-async def last_heard(client: PrefectClient, run_id: UUID) -> datetime | None:
-    """When Prefect last stored a heartbeat of this run (None: never)."""
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
-
-    page = await client.read_events(
-        filter=EventFilter(
-            event=EventNameFilter(name=[HEARTBEAT]),
-            resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
-            order=EventOrder.DESC,
-        ),
-        limit=1,
-    )
-    return page.events[0].occurred if page.events else None
+    return heard is not None and now - heard > timedelta(seconds=after + HEARD_WITHIN)
 
 
 async def mark_silent(client: PrefectClient, pool: str, after: float, by: str, now: datetime) -> list[UUID]:
     """Mark Crashed the pool's Running runs silent for longer than the automation waits; return them."""
+    from prefect.client.schemas import SetStateStatus
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
@@ -223,16 +224,16 @@ async def mark_silent(client: PrefectClient, pool: str, after: float, by: str, n
 
     marked: list[UUID] = []
     for run in await pool_runs(client, pool, StateType.RUNNING):
-        since = run.state.timestamp if run.state is not None else None
-        if since is None or not silent(since, now, after):
+        running_since = run.state.timestamp if run.state is not None else None
+        if running_since is None or not silent(running_since, now, after):
             continue  # running for less than the wait: nothing to read yet
-        if not silent(await last_heard(client, run.id), now, after):
+        if not silent(await last_heard(client, run.id, running_since, now), now, after):
             continue
         # Not forced: a run that ended meanwhile stays as it ended.
         result: OrchestrationResult[Any] = await client.set_flow_run_state(
             run.id, Crashed(message=crash_message(after, f"worker {by!r}"))
         )
-        if result.status.value == "ACCEPT":
+        if result.status == SetStateStatus.ACCEPT:
             marked.append(run.id)
     return marked
 

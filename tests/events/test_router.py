@@ -181,3 +181,43 @@ def test_dead_letters_done_behind_a_waiting_event_do_not_pause_its_partition() -
         router._ledger.admit(tp, offset, object(), 1)
     router._flow_control(consumer)
     assert consumer.paused == {tp}
+
+
+class LostRejoin:
+    """A consumer as kafka-python leaves it after losing a rejoin: rebalancing, with nothing, for good;
+    a fresh join (unsubscribe, subscribe) gets its partitions."""
+
+    def __init__(self, *partitions: object) -> None:
+        self.config = {"client_id": "aims-router-r1"}
+        self.partitions, self.joined = set(partitions), False
+
+    def poll(self, timeout_ms: int) -> dict[object, list[object]]:
+        return {}
+
+    def group_metadata(self) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(state="<stable>" if self.joined else "<rebalancing>")
+
+    def assignment(self) -> set[object]:
+        return set(self.partitions) if self.joined else set()
+
+    def unsubscribe(self) -> None:
+        self.joined = False
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.joined = topics == ["aims.events"]
+
+
+def test_a_router_whose_consumer_never_ends_its_rebalance_joins_afresh_and_gets_its_partitions() -> None:
+    from kafka.structs import TopicPartition
+
+    from events.rebalance import RebalanceWatch
+
+    router = _router()
+    router._rebalance = RebalanceWatch(after=0)  # the three sessions, at once
+    consumer = LostRejoin(*(TopicPartition("aims.events", p) for p in range(4)))
+    router._poll(consumer)  # type: ignore[arg-type]
+    router._poll(consumer)  # type: ignore[arg-type]
+    assert router._partitions == [0, 1, 2, 3] and router.wait_ready(0)
+    assert router.stats.rejoined == 1

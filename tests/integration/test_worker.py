@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.prefect_api import FlowRunView, PrefectApi
 from infra.deployments import all_flows, worker_status_path
-from infra.unresponsive import AUTOMATION_NAME
+from infra.unresponsive import AUTOMATION_NAME, crash_message
 from infra.warm_engine import READY_LINE, RUN_LINE
 from schemas.settings import AimsSettings
 from tests.factories import data_event, incident_event, model_event
@@ -522,7 +522,7 @@ def test_a_run_whose_process_died_with_its_worker_is_crashed_by_prefect_and_run_
     # session's worker again brings the automation back to WORKER_SETTINGS, as one more update.
     stack.ensure_worker(AIMS_FLOW_UNRESPONSIVE_AFTER_SECONDS=str(changed))
     automation = prefect(lambda client: client.read_automations_by_name(AUTOMATION_NAME))
-    assert [a.tags for a in automation] == [[f"aims:unresponsive-v2-after={changed}"]], "updated by it"
+    assert [a.actions[0].message for a in automation] == [crash_message(changed)], "updated by it"
 
     [done] = stack.wait_for_runs([event.dedup_key], states={"Completed"}, timeout=300)
     assert done.id == run.id, "the same run, not a second one"
