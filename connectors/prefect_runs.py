@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -204,8 +205,17 @@ class PrefectLauncher:
         raise NotWaitingYet(f"run {run.id} did not resume: {reason}")
 
 
-def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[str, Any] | None:
-    """The parameters of the last run tagged `tag` expected to start after this one (not cancelled).
+@dataclass(frozen=True)
+class TaggedRun:
+    """A flow run found by its tag: what a check needs to know of the run that supersedes it."""
+
+    id: UUID
+    expected_start: datetime
+    parameters: dict[str, Any]
+
+
+def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> TaggedRun | None:
+    """The last run tagged `tag` expected to start after this one (not cancelled).
 
     Called from inside a flow run; Prefect's own record of the runs is the one place that knows every
     run the router created, the instant it created it.
@@ -234,7 +244,58 @@ def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> dict[s
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=1,
         )
-    return dict(runs[0].parameters) if runs else None
+    if not runs or runs[0].expected_start_time is None:
+        return None
+    return TaggedRun(runs[0].id, runs[0].expected_start_time, dict(runs[0].parameters))
+
+
+def stand_down_before(tag: str, latest: TaggedRun, keep: UUID, message: str, page: int) -> int:
+    """Stand down (`SUPERSEDED`) every run tagged `tag` still Scheduled and due before `latest`, but
+    `keep` (the caller's own run); how many Prefect accepted. Called from inside a flow run.
+
+    The router stands a run down when the next change of its dataset comes, unless the run is due
+    within `events.router_work.STAND_DOWN_MARGIN`; when changes come slower than that, each run would
+    execute only to find it is superseded (seconds of CPU each). The first that does stands down the
+    rest. Not forced: a run a worker took meanwhile runs and records itself, as before.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.states import Cancelled
+
+    stood_down = 0
+    with get_client(sync_client=True) as client, ThreadPoolExecutor(MARKS_AT_ONCE) as pool:
+
+        def cancel(run_id: UUID) -> bool:
+            state: State[None] = Cancelled(name=SUPERSEDED, message=message)
+            return client.set_flow_run_state(run_id, state, force=False).status.value == "ACCEPT"
+
+        while True:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[tag]),
+                    expected_start_time=FlowRunFilterExpectedStartTime(before_=latest.expected_start),
+                    id=FlowRunFilterId(not_any_=[keep, latest.id]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=page,
+            )
+            accepted = sum(pool.map(cancel, [run.id for run in runs]))
+            stood_down += accepted
+            # A refused run has left Scheduled, so it is not read again; none accepted ends it too.
+            if len(runs) < page or not accepted:
+                return stood_down
 
 
 def stood_down_runs(tag: str, up_to: datetime, limit: int) -> list[tuple[UUID, dict[str, Any]]]:

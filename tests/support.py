@@ -294,9 +294,15 @@ class SessionStack(KafkaReads):
 
     @contextmanager
     def router(
-        self, names: dict[str, str], coalesce_seconds: float = 0.0, outbox: bool = False, **overrides: Any
+        self,
+        names: dict[str, str],
+        coalesce_seconds: float = 0.0,
+        outbox: bool = False,
+        launcher: Any = None,
+        **overrides: Any,
     ) -> Iterator[Any]:
-        """An in-process router on a thread, stopped (commit, leave group) on exit."""
+        """An in-process router on a thread, stopped (commit, leave group) on exit; `launcher` is
+        the class it starts runs with (Prefect's by default)."""
         from connectors.prefect_runs import PrefectLauncher
         from connectors.register.receipts import RegisterReceipts
         from events.outbox import OutboxRelay
@@ -311,7 +317,7 @@ class SessionStack(KafkaReads):
         router = Router(
             self.settings(names, **overrides),
             self.kafka,
-            PrefectLauncher,
+            launcher or PrefectLauncher,
             heartbeat_dir=self.state / "routers",
             receipts=RegisterReceipts(self.register(), actor="router:test"),
             coalesce_seconds=coalesce_seconds,

@@ -12,8 +12,9 @@ every AI system trained on the dataset; a data-quality-validated event goes out 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from prefect import flow, task
@@ -53,6 +54,7 @@ from schemas.records import (
 )
 
 if TYPE_CHECKING:
+    from connectors.prefect_runs import TaggedRun
     from connectors.register.store import UnitOfWork
     from schemas.suites import CheckOutcome, DatasetProfile, Suite
 
@@ -145,7 +147,14 @@ def users_of(uow: UnitOfWork, dataset: str) -> list[str]:
 # -- coalescing -----------------------------------------------------------------------------------
 
 
-def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
+class Newer(NamedTuple):
+    """The latest change of a dataset routed after the one a run was started for, and its run."""
+
+    run: TaggedRun
+    event: DataChangedEvent
+
+
+def newer_change(event: DataChangedEvent) -> Newer | None:
     """The latest change of this dataset routed after this one, within the coalescing window.
 
     The router starts each check a policy window after its event and tags it with the dataset, so by
@@ -161,9 +170,27 @@ def newer_change(event: DataChangedEvent) -> DataChangedEvent | None:
     if not run_id or tag not in runtime.flow_run.tags:
         return None  # not started by a coalescing router: check it
     later = later_run_tagged(tag, UUID(run_id), runtime.flow_run.scheduled_start_time)
-    if later is None or "event" not in later:
+    if later is None or "event" not in later.parameters:
         return None
-    return DataChangedEvent.model_validate(later["event"])
+    return Newer(later, DataChangedEvent.model_validate(later.parameters["event"]))
+
+
+@task(name="stand-down-superseded")
+def stand_down_superseded(event: DataChangedEvent, latest: TaggedRun) -> int:
+    """Stand down the other changes of this dataset still waiting before `latest`: this run found
+    itself superseded, so are they. Each then costs a record, not a flow run."""
+    from prefect import runtime
+    from prefect.logging import get_run_logger
+
+    from connectors.prefect_runs import stand_down_before
+    from flows.run_tags import coalescing_tag
+
+    message = f"superseded by run {latest.id}; stood down by run {runtime.flow_run.id}"
+    own = UUID(runtime.flow_run.id)
+    count = stand_down_before(coalescing_tag(event), latest, own, message, STOOD_DOWN_PAGE)
+    if count:
+        get_run_logger().info("stood down %d waiting changes of %s", count, event.data.dataset_id)
+    return count
 
 
 @task(name="record-superseded")
@@ -213,13 +240,14 @@ def supersede(
 
 
 @task(name="record-stood-down")
-def record_stood_down(event: DataChangedEvent) -> list[str]:
-    """Record the changes the router stood down before their checks started as superseded by this one.
+def record_stood_down(by: DataChangedEvent, up_to: datetime) -> list[str]:
+    """Record the changes stood down before their checks started as superseded by `by`.
 
-    Each is a run of this dataset's coalescing tag, due no later than this run, cancelled under
-    `SUPERSEDED` (`events.router_work.LatestCoalesced`). Once recorded, it is renamed so that the next
-    check does not record it again; a run that stops in between leaves it to the next check (recording
-    twice adds nothing: every record is added if absent)."""
+    Each is a run of this dataset's coalescing tag, due no later than `up_to`, cancelled under
+    `SUPERSEDED` (by the router, `events.router_work.LatestCoalesced`, or by a superseded run,
+    `stand_down_superseded`). Once recorded, it is renamed so that the next check does not record it
+    again; a run that stops in between leaves it to the next check (recording twice adds nothing:
+    every record is added if absent)."""
     from prefect import runtime
     from prefect.logging import get_run_logger
     from pydantic import ValidationError
@@ -227,12 +255,10 @@ def record_stood_down(event: DataChangedEvent) -> list[str]:
     from connectors.prefect_runs import mark_recorded, stood_down_runs
     from flows.run_tags import coalescing_tag
 
-    tag = coalescing_tag(event)
-    if tag not in runtime.flow_run.tags:
-        return []  # not started by a coalescing router: nothing was stood down for it
+    tag = coalescing_tag(by)
     keys: list[str] = []
     while True:
-        page = stood_down_runs(tag, runtime.flow_run.scheduled_start_time, STOOD_DOWN_PAGE)
+        page = stood_down_runs(tag, up_to, STOOD_DOWN_PAGE)
         changes: list[tuple[UUID, DataChangedEvent]] = []
         for run_id, parameters in page:
             try:
@@ -244,13 +270,25 @@ def record_stood_down(event: DataChangedEvent) -> list[str]:
             return keys
         with register().unit_of_work(actor(FLOW)) as uow:
             for _, change in changes:
-                keys.extend(supersede(uow, change, event)[1])
+                keys.extend(supersede(uow, change, by)[1])
         mark_recorded(
-            [run_id for run_id, _ in changes], f"recorded as superseded by run {runtime.flow_run.id}"
+            [run_id for run_id, _ in changes],
+            f"recorded as superseded by {by.data.version} in run {runtime.flow_run.id}",
         )
         get_run_logger().info("recorded %d stood-down changes as superseded", len(changes))
         if len(page) < STOOD_DOWN_PAGE:
             return keys
+
+
+def record_what_it_supersedes(event: DataChangedEvent) -> list[str]:
+    """Before the check: the changes stood down for it, recorded even if the check itself fails."""
+    from prefect import runtime
+
+    from flows.run_tags import coalescing_tag
+
+    if coalescing_tag(event) not in runtime.flow_run.tags:
+        return []  # not started by a coalescing router: nothing was stood down for it
+    return record_stood_down(event, runtime.flow_run.scheduled_start_time)
 
 
 @flow(
@@ -262,13 +300,16 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     data = event.data
     newer = newer_change(event)
     if newer is not None:
-        skipped, keys = record_superseded(event, newer)
+        skipped, keys = record_superseded(event, newer.event)
         send_outbox(FLOW, keys)
+        # The router stands the rest down as each next change comes, unless they are due too soon for
+        # it to be safe (changes slower than its margin): then the first superseded run does it.
+        if stand_down_superseded(event, newer.run):
+            send_outbox(FLOW, record_stood_down(newer.event, newer.run.expected_start))
         title = f"Data quality: {data.dataset_id} {data.version} — superseded"
         publish_summary(FLOW, title, event, skipped, check_headline(skipped, Verdict.superseded.value))
         return skipped
-    # Before the check: what it supersedes is recorded even if the check itself fails.
-    send_outbox(FLOW, record_stood_down(event))
+    send_outbox(FLOW, record_what_it_supersedes(event))
     # Without a policy file the defaults apply; an invalid one is an error (the runtime raises).
     policy = current().optional_policy
     limits = policy.data_quality if policy is not None else DataQuality()

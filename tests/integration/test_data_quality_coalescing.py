@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connectors.prefect_runs import SUPERSEDED_RECORDED as RECORDED
+from connectors.prefect_runs import PrefectLauncher
 from connectors.register.outbox import outbox_message
 from schemas.events import DataQualityValidatedEvent
 from schemas.settings import AimsSettings
@@ -62,6 +63,44 @@ def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded_most_wit
     )
     verdicts = sorted(json.loads(r.value)["data"]["verdict"] for r in validated)
     assert verdicts == ["passed"] + ["superseded"] * 19
+
+
+class NeverStandsDown(PrefectLauncher):
+    """A router that stands nothing down: what a router sees of changes slower than its margin."""
+
+    async def stand_down(self, run_id: uuid.UUID, message: str, margin: timedelta) -> bool:
+        return False
+
+
+def test_when_the_router_stands_nothing_down_the_first_superseded_run_stands_down_the_rest(
+    stack: SessionStack, topics: dict[str, str], tmp_path: Path
+) -> None:
+    dataset = f"slow-{uuid.uuid4().hex[:6]}"
+    with_suite_of(stack, dataset)
+    data = write_loans(tmp_path / "loans.csv")
+    events = [data_change(dataset, str(v), data) for v in range(1, 21)]
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
+    for event in events:
+        publisher.publish(event)
+    with stack.router(topics, coalesce_seconds=WINDOW, launcher=NeverStandsDown):
+        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed", RECORDED}, timeout=400)
+    publisher.close()
+    assert len(runs) == 20
+    # The worker takes a few runs at once (the pool's limit); the first of them to find itself
+    # superseded stands down every other change still waiting, and records it. Without that, all 20
+    # ran (19 of them only to find a later change).
+    states = Counter(r.state for r in runs)
+    assert states[RECORDED] >= 10 and states[RECORDED] + states["Completed"] == 20, states
+
+    with stack.register().reader() as uow:
+        versions = {v.version: v for v in uow.dataset_versions.find(dataset=dataset)}
+        results = [r for r in uow.data_quality.find() if r.dataset_version_id.startswith(f"{dataset}@")]
+        evidence = [e for e in uow.evidence.find(flow="check-data-quality") if e.subject == dataset]
+    assert [r.dataset_version_id for r in results] == [f"{dataset}@20"]
+    superseded = {k: v for k, v in versions.items() if v.status == "superseded"}
+    assert sorted(superseded, key=int) == [str(v) for v in range(1, 20)]
+    assert all(int(v.provenance["superseded_by"]["version"]) > int(v.version) for v in superseded.values())
+    assert len(evidence) == 20
 
 
 def test_events_a_run_left_in_the_outbox_are_sent_by_the_router(
