@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -125,8 +125,8 @@ class TimedLauncher:
         self._launches[idempotency_key] = (called, time.time())
         return run_id
 
-    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
-        return await self._inner.stand_down(run_id, message, margin)
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        return await self._inner.stand_down(run_id, message)
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
         return await self._inner.resume(deployment, tag, run_input)

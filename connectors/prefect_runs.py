@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -53,9 +53,11 @@ class FlowRunLauncher(Protocol):
         if None); a repeated idempotency key returns the run created the first time, as it was."""
         ...
 
-    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
-        """Cancel a run as `SUPERSEDED` if it is still Scheduled and due more than `margin` from now;
-        False if not (or Prefect cannot be asked now): the run then records itself when it runs."""
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
+        """Cancel a run as `SUPERSEDED` if it is still Scheduled (due soon or late, it is nobody's
+        yet: a worker that read it meanwhile is refused Pending for a Cancelled run, Prefect's
+        `PreventPendingTransitions`); False if not (or Prefect cannot be asked now): the run then
+        records itself when it runs."""
         ...
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
@@ -137,7 +139,7 @@ class PrefectLauncher:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
         return run.id
 
-    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
         import httpx
         from prefect.exceptions import PrefectHTTPStatusError
         from prefect.states import Cancelled
@@ -148,10 +150,7 @@ class PrefectLauncher:
             # Read first: the router's own idea of when it is due is wrong for a run it got back for
             # an event delivered again, which may be running already.
             run = await self._client.read_flow_run(run_id)
-            due = run.expected_start_time
-            if run.state is None or not run.state.is_scheduled() or due is None:
-                return False
-            if due - datetime.now(UTC) <= margin:
+            if run.state is None or not run.state.is_scheduled():
                 return False
             # Not forced: Prefect's own rules refuse to cancel a run that has already finished.
             state: State[None] = Cancelled(name=SUPERSEDED, message=message)
@@ -253,10 +252,12 @@ def stand_down_before(tag: str, latest: TaggedRun, keep: UUID, message: str, pag
     """Stand down (`SUPERSEDED`) every run tagged `tag` still Scheduled and due before `latest`, but
     `keep` (the caller's own run); how many Prefect accepted. Called from inside a flow run.
 
-    The router stands a run down when the next change of its dataset comes, unless the run is due
-    within `events.router_work.STAND_DOWN_MARGIN`; when changes come slower than that, each run would
-    execute only to find it is superseded (seconds of CPU each). The first that does stands down the
-    rest. Not forced: a run a worker took meanwhile runs and records itself, as before.
+    The router stands a run down when the next change of its dataset comes, but only the one it
+    started itself before that change, and only while the run is Scheduled: a run a worker held
+    then, or one another router started (its partition moved), or one this router forgot
+    (`events.router_work.LATEST_COALESCED`), or left by a router that died, waits and executes,
+    only to find it is superseded (seconds of CPU each). The first that does stands down the rest.
+    Not forced, and only Scheduled: a run a worker took meanwhile runs and records itself.
     """
     from concurrent.futures import ThreadPoolExecutor
 

@@ -24,7 +24,6 @@ from connectors.prefect_runs import FlowRunLauncher, NotWaitingYet, RejectedLaun
 from events.codec import Reason, Rejected
 from events.router_work import (
     MAX_BACKOFF,
-    STAND_DOWN_MARGIN,
     LatestCoalesced,
     RouterStats,
     Work,
@@ -218,23 +217,21 @@ class FlowRunChains:
             name,
         )
         if start_at is not None and coalescing:
-            await self._stand_down_previous(coalescing[0], run_id, start_at, w)
+            await self._stand_down_previous(coalescing[0], run_id, w)
         return run_id
 
-    async def _stand_down_previous(self, tag: str, run_id: UUID, due: datetime, w: Work) -> None:
+    async def _stand_down_previous(self, tag: str, run_id: UUID, w: Work) -> None:
         """Cancel the run this one supersedes before it starts; the check that runs records it.
 
         Best effort: a run left standing finds this one when it starts and records itself."""
         assert self._launcher is not None
         record = w.record
-        previous = self._latest_coalesced.replace(
-            tag, run_id, due, record.partition, record.offset, datetime.now(UTC)
-        )
+        previous = self._latest_coalesced.replace(tag, run_id, record.partition, record.offset)
         if previous is None:
             return
         try:
             stood_down = await self._launcher.stand_down(
-                previous, f"superseded by run {run_id} before its check started", STAND_DOWN_MARGIN
+                previous, f"superseded by run {run_id} before its check started"
             )
         except Exception as exc:  # noqa: BLE001 - never worth holding the subject for
             log.debug("standing down run %s failed: %s", previous, exc)

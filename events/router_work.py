@@ -11,7 +11,6 @@ import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -25,9 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aims.router")
 
 MAX_BACKOFF = 5.0
-# Prefect's workers take a run up to 10 s before it is due (PREFECT_WORKER_PREFETCH_SECONDS): one
-# due sooner than this may already be on its way to a process, so it is left to stand down itself.
-STAND_DOWN_MARGIN = timedelta(seconds=15)
 # Datasets remembered per router; one forgotten only costs its next superseded check a flow run.
 LATEST_COALESCED = 10_000
 
@@ -97,30 +93,27 @@ class LatestCoalesced:
 
     def __init__(self, limit: int = LATEST_COALESCED) -> None:
         self._limit = limit
-        self._runs: OrderedDict[str, tuple[UUID, datetime, int, int]] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[UUID, int, int]] = OrderedDict()
 
-    def replace(
-        self, tag: str, run_id: UUID, due: datetime, partition: int, offset: int, now: datetime
-    ) -> UUID | None:
-        """Remember `run_id` (started by the record at `partition`/`offset`, due at `due`) as the
-        latest of `tag`; return the run it replaces when that one may be stood down.
+    def replace(self, tag: str, run_id: UUID, partition: int, offset: int) -> UUID | None:
+        """Remember `run_id` (started by the record at `partition`/`offset`) as the latest of `tag`;
+        return the run it replaces, to be stood down if it has not started
+        (`connectors.prefect_runs.PrefectLauncher.stand_down` reads its state first).
 
         Only a run started by an earlier record of the same partition is replaced: a record delivered
         again (the partition came back to this router) starts no stand-down of the runs after it.
         """
         previous = self._runs.get(tag)
         if previous is not None:
-            _, _, prev_partition, prev_offset = previous
+            _, prev_partition, prev_offset = previous
             if prev_partition == partition and offset <= prev_offset:
                 return None  # delivered again: the run after it stays the latest
-        self._runs[tag] = (run_id, due, partition, offset)
+        self._runs[tag] = (run_id, partition, offset)
         self._runs.move_to_end(tag)
         while len(self._runs) > self._limit:
             self._runs.popitem(last=False)
-        if previous is None or previous[0] == run_id or previous[2] != partition:
+        if previous is None or previous[0] == run_id or previous[1] != partition:
             return None
-        if previous[1] - now < STAND_DOWN_MARGIN:
-            return None  # due too soon: a worker may hold it already
         return previous[0]
 
 

@@ -302,8 +302,8 @@ def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     if newer is not None:
         skipped, keys = record_superseded(event, newer.event)
         send_outbox(FLOW, keys)
-        # The router stands the rest down as each next change comes, unless they are due too soon for
-        # it to be safe (changes slower than its margin): then the first superseded run does it.
+        # The router stands the rest down as each next change comes, unless a worker held them then or
+        # another router started them: then the first superseded run that executes does it.
         if stand_down_superseded(event, newer.run):
             send_outbox(FLOW, record_stood_down(newer.event, newer.run.expected_start))
         title = f"Data quality: {data.dataset_id} {data.version} — superseded"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from events.router_work import STAND_DOWN_MARGIN, LatestCoalesced
+from events.router_work import LatestCoalesced
 
-NOW = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
-WINDOW = timedelta(seconds=60)
 TAG = "coalesce:dataset:loans"
 
 
@@ -19,10 +16,9 @@ def start(
     *,
     tag: str = TAG,
     partition: int = 0,
-    due: datetime = NOW + WINDOW,
 ) -> tuple[UUID, UUID | None]:
     run = run or uuid4()
-    return run, book.replace(tag, run, due, partition, offset, NOW)
+    return run, book.replace(tag, run, partition, offset)
 
 
 def test_a_later_change_stands_down_the_run_before_it() -> None:
@@ -58,12 +54,6 @@ def test_a_record_delivered_again_leaves_the_later_run_standing() -> None:
     assert start(book, 1)[1] is None
     _, replaced = start(book, 3)
     assert replaced == later
-
-
-def test_a_run_due_within_the_margin_is_left_to_stand_down_itself() -> None:
-    book = LatestCoalesced()
-    start(book, 1, due=NOW + STAND_DOWN_MARGIN - timedelta(seconds=1))
-    assert start(book, 2)[1] is None
 
 
 def test_a_run_from_another_partition_is_not_replaced() -> None:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -74,7 +74,7 @@ class RecordingLauncher:
         self.launched[idempotency_key] = deployment
         return uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)
 
-    async def stand_down(self, run_id: UUID, message: str, margin: timedelta) -> bool:
+    async def stand_down(self, run_id: UUID, message: str) -> bool:
         return False
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
