@@ -13,10 +13,10 @@ The stack of bench.faults (bench.faults_stack: a KRaft broker, a Prefect server,
 How a burst is coalesced (events.router_chains, flows/data_quality/check_data_quality.py): the router
 still creates one run per event (idempotency key = the event's source#id), but starts it the policy's
 `data_quality.coalesce_seconds` later, tagged `coalesce:dataset:<id>`, and stands the dataset's previous
-run down (Cancelled, `Superseded`) when the next change comes, if it is still Scheduled. The check that runs records the stood-down
-changes as `superseded` (register and evidence; the runs become `Superseded, recorded`); a run that was
-not stood down in time finds the later run when it starts, records itself, and stands down and records
-the dataset's other runs still waiting before the later one. So:
+run down (Cancelled, `Superseded`) when the next change comes, if it is still Scheduled. The check that
+runs records the stood-down changes as `superseded` (register and evidence; the runs become `Superseded,
+recorded`); a run that was not stood down in time finds the later run when it starts, records itself,
+and stands down and records the dataset's other runs still waiting before the later one. So:
 - time to drain: from the first publish until every event has its run and the group's lag is 0; as
   events/s, against the floor (the least time the floor allows is N / floor runs/s);
 - lost (an event without a run, or without the router's receipt in the register) and duplicated (more
