@@ -45,7 +45,7 @@ from tests.support import SessionStack, poll
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 500
 # The coalescing window: a dataset's next change, routed up to 30 s after the one before (a node's
-# death, a router leaving), still stands that one's run down (events.router_work.STAND_DOWN_MARGIN).
+# death, a router leaving), still finds that one's run Scheduled, and stands it down.
 WINDOW = 45
 WORKER_EVENTS = 12
 
