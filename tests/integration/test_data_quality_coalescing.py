@@ -21,19 +21,27 @@ DEFAULT_TOPIC = AimsSettings().events_topic
 WINDOW = 20.0
 
 
-def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded_most_without_a_run(
-    stack: SessionStack, topics: dict[str, str], tmp_path: Path
-) -> None:
-    dataset = f"burst-{uuid.uuid4().hex[:6]}"
+def twenty_changes(
+    stack: SessionStack, topics: dict[str, str], dataset: str, tmp_path: Path
+) -> tuple[Path, list[str]]:
+    """Twenty changes of `dataset` (with a suite) published at once: its data file, their keys."""
     with_suite_of(stack, dataset)
     data = write_loans(tmp_path / "loans.csv")
     events = [data_change(dataset, str(v), data) for v in range(1, 21)]
     publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
     for event in events:
         publisher.publish(event)
-    with stack.router(topics, coalesce_seconds=WINDOW):
-        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed", RECORDED}, timeout=400)
     publisher.close()
+    return data, [e.dedup_key for e in events]
+
+
+def test_a_burst_of_twenty_changes_is_one_check_and_nineteen_superseded_most_without_a_run(
+    stack: SessionStack, topics: dict[str, str], tmp_path: Path
+) -> None:
+    dataset = f"burst-{uuid.uuid4().hex[:6]}"
+    data, keys = twenty_changes(stack, topics, dataset, tmp_path)
+    with stack.router(topics, coalesce_seconds=WINDOW):
+        runs = stack.wait_for_runs(keys, states={"Completed", RECORDED}, timeout=400)
     assert len(runs) == 20  # every change has its run: nothing is dropped on the way
     # The router stood each run down when the next change came (well before it was due), and the
     # check recorded it: a superseded change costs no flow run of its own. One routed too slowly to
@@ -73,16 +81,10 @@ def test_a_router_stands_down_a_superseded_run_due_within_seconds_while_no_worke
     # window). Still Scheduled, it is nobody's yet: a worker that read it meanwhile is refused
     # Pending for a Cancelled run (Prefect's PreventPendingTransitions).
     dataset = f"soon-{uuid.uuid4().hex[:6]}"
-    with_suite_of(stack, dataset)
-    data = write_loans(tmp_path / "loans.csv")
-    events = [data_change(dataset, str(v), data) for v in range(1, 21)]
-    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
-    for event in events:
-        publisher.publish(event)
+    _, keys = twenty_changes(stack, topics, dataset, tmp_path)
     with stack.router(topics, coalesce_seconds=10.0) as router:
-        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed", RECORDED}, timeout=400)
+        runs = stack.wait_for_runs(keys, states={"Completed", RECORDED}, timeout=400)
         stood_down = router.stats.stood_down
-    publisher.close()
     assert len(runs) == 20
     assert stood_down >= 15, f"the router stood down {stood_down} of 19 superseded runs"
     states = Counter(r.state for r in runs)
@@ -104,15 +106,9 @@ def test_when_the_router_stands_nothing_down_the_first_superseded_run_stands_dow
     stack: SessionStack, topics: dict[str, str], tmp_path: Path
 ) -> None:
     dataset = f"slow-{uuid.uuid4().hex[:6]}"
-    with_suite_of(stack, dataset)
-    data = write_loans(tmp_path / "loans.csv")
-    events = [data_change(dataset, str(v), data) for v in range(1, 21)]
-    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
-    for event in events:
-        publisher.publish(event)
+    _, keys = twenty_changes(stack, topics, dataset, tmp_path)
     with stack.router(topics, coalesce_seconds=WINDOW, launcher=NeverStandsDown):
-        runs = stack.wait_for_runs([e.dedup_key for e in events], states={"Completed", RECORDED}, timeout=400)
-    publisher.close()
+        runs = stack.wait_for_runs(keys, states={"Completed", RECORDED}, timeout=400)
     assert len(runs) == 20
     # The worker takes a few runs at once (the pool's limit); the first of them to find itself
     # superseded stands down every other change still waiting, and records it. Without that, all 20
