@@ -147,8 +147,9 @@ class PrefectLauncher:
         if self._client is None:
             raise RuntimeError("PrefectLauncher used outside `async with`")
         try:
-            # Read first: the router's own idea of when it is due is wrong for a run it got back for
-            # an event delivered again, which may be running already.
+            # Read first: only a Scheduled run is nobody's yet (a worker that read it is refused
+            # Pending once it is Cancelled); one the router got back for an event delivered again
+            # may be running already.
             run = await self._client.read_flow_run(run_id)
             if run.state is None or not run.state.is_scheduled():
                 return False
