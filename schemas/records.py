@@ -110,7 +110,8 @@ class DatasetVersion(Record):
     provenance: dict[str, Any] = Field(default_factory=dict, description="Source, lineage, event key.")
     status: str = Field(
         "received",
-        description="received, accepted, rejected, superseded, or provisional: checked only against a "
+        description="received: no check judged it (its check failed or crashed: provenance.check_failed "
+        "says which run and why), accepted, rejected, superseded, or provisional: checked only against a "
         "drafted (not yet accepted) baseline suite, so never a drift reference.",
     )
     received_at: AwareDatetime = Field(default_factory=utcnow)

@@ -54,6 +54,9 @@ from schemas.records import (
 )
 
 if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.client.schemas.objects import FlowRun, State
+
     from connectors.prefect_runs import TaggedRun
     from connectors.register.store import UnitOfWork
     from schemas.suites import CheckOutcome, DatasetProfile, Suite
@@ -63,6 +66,8 @@ EMPTY = "dataset has no rows"
 # Stood-down changes recorded per unit of work: a burst leaves up to one per change of the dataset, and
 # Prefect reads at most 200 runs at a time.
 STOOD_DOWN_PAGE = 200
+# A failed check's reason as the register keeps it: Prefect's state message, which can quote the data.
+ERROR_CAP = 1000
 # -- the check ------------------------------------------------------------------------------------
 
 
@@ -205,10 +210,8 @@ def supersede(
 ) -> tuple[dict[str, Any], list[str]]:
     """Record `event`'s version as superseded by `newer`'s in `uow`: its summary, and the keys staged."""
     from connectors.register.outbox import stage
-    from flows.data_quality.sources import named_by
 
     data = event.data
-    result_id = version_id(data.dataset_id, data.version)
     newer_version = newer.data.version
     summary: dict[str, Any] = {
         "dataset": data.dataset_id,
@@ -216,27 +219,68 @@ def supersede(
         "verdict": Verdict.superseded.value,
         "superseded_by": f"{version_id(data.dataset_id, newer_version)} (event {newer.dedup_key})",
     }
-    version = DatasetVersion(
-        id=result_id,
-        dataset=data.dataset_id,
-        version=data.version,
-        location=named_by(data),
-        change_kind=data.change_kind.value,
-        produced_by=event.source,
-        provenance={
-            "event_key": event.dedup_key,
-            "source": event.source,
-            "row_count": data.row_count,
-            "superseded_by": {"event": newer.dedup_key, "version": newer_version},
-        },
-        status="superseded",
+    unjudged(
+        uow,
+        event,
+        "superseded",
+        superseded_by={"event": newer.dedup_key, "version": newer_version},
     )
-    uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
-    if uow.dataset_versions.get(result_id) is None:
-        uow.dataset_versions.add(version)
     uow.evidence.add_if_absent(evidence_record(FLOW, event, summary))
     keys = stage(uow, [validated_event(event, Verdict.superseded, summary)], run_settings().events_topic)
     return summary, keys
+
+
+def unjudged(uow: UnitOfWork, event: DataChangedEvent, status: str, **provenance: Any) -> bool:
+    """Record `event`'s version, which no check judged, unless the register has it already (a check's
+    verdict is never overwritten): what the event named, where it came from, and `provenance`."""
+    from flows.data_quality.sources import named_by
+
+    data = event.data
+    result_id = version_id(data.dataset_id, data.version)
+    uow.datasets.add_if_absent(Dataset(name=data.dataset_id))
+    if uow.dataset_versions.get(result_id) is not None:
+        return False
+    uow.dataset_versions.add(
+        DatasetVersion(
+            id=result_id,
+            dataset=data.dataset_id,
+            version=data.version,
+            location=named_by(data),
+            change_kind=data.change_kind.value,
+            produced_by=event.source,
+            provenance={
+                "event_key": event.dedup_key,
+                "source": event.source,
+                "row_count": data.row_count,
+                **provenance,
+            },
+            status=status,
+        )
+    )
+    return True
+
+
+def record_unchecked(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Prefect's hook when a check fails or crashes: its change is recorded all the same, `received`
+    and never judged, with the run and the reason (a broken suite file, a database that stayed down,
+    an error in Great Expectations). Without it, the change would be in Prefect's history only.
+
+    A run that recorded its version before failing (its verdict, or superseded) keeps that record.
+    A later run of the same change that gets through replaces this one (`record_outcome` updates)."""
+    from prefect.logging.loggers import flow_run_logger
+    from pydantic import ValidationError
+
+    logger = flow_run_logger(flow_run, flow)
+    try:
+        event = DataChangedEvent.model_validate(flow_run.parameters.get("event"))
+    except ValidationError as exc:
+        logger.warning("the failed run's change is not readable, so not recorded: %s", exc)
+        return
+    failed = {"flow_run": str(flow_run.id), "state": state.name, "error": (state.message or "")[:ERROR_CAP]}
+    with register().unit_of_work(f"flow:{FLOW}/{flow_run.id}") as uow:
+        added = unjudged(uow, event, "received", check_failed=failed)
+    if added:
+        logger.info("recorded %s %s as received, unchecked", event.data.dataset_id, event.data.version)
 
 
 @task(name="record-stood-down")
@@ -295,6 +339,8 @@ def record_what_it_supersedes(event: DataChangedEvent) -> list[str]:
     name=FLOW,
     description="Check a changed dataset against its expectation suite and its last accepted version.",
     flow_run_name=names_its_run(FLOW),
+    on_failure=[record_unchecked],
+    on_crashed=[record_unchecked],
 )
 def check_data_quality(event: DataChangedEvent) -> dict[str, Any]:
     data = event.data

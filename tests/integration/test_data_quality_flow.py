@@ -381,3 +381,31 @@ def test_an_empty_table_is_a_finding_and_does_not_break_the_next_check(
     assert verdicts[f"{first}@1"] in {"failed", "unavailable"}, verdicts
     assert verdicts[f"{after}@2"] in {"failed", "unavailable"}, verdicts
     assert statuses[f"{first}@1"] == statuses[f"{after}@2"] == "rejected"
+
+
+def test_a_check_that_fails_still_records_its_change_and_says_why(
+    stack: SessionStack, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """A run that fails (here, a suite file the check cannot load) leaves its version in the register,
+    received and unjudged, with the run and the reason: no change is left unrecorded."""
+    dataset = f"broken-suite-{uuid.uuid4().hex[:6]}"
+    (stack.suites_dir / f"{dataset}.yaml").write_text("dataset: [this is not a suite\n")
+    event = changed(dataset, "1", write_loans(tmp_path / "1.csv"))
+    publisher = stack.publisher(topics["AIMS_EVENTS_TOPIC"])
+    try:
+        with stack.router(topics):
+            publisher.publish(event)
+            (run,) = stack.wait_for_runs([event.dedup_key], states=TERMINAL, timeout=240)
+    finally:
+        publisher.close()
+    assert run.state == "Failed", run
+    with stack.register().reader() as uow:
+        version = uow.dataset_versions.get(f"{dataset}@1")
+        result = uow.data_quality.get(f"{dataset}@1")
+    assert version is not None, "the failed check left its change unrecorded"
+    assert version.status == "received" and result is None, (version.status, result)
+    failed = version.provenance["check_failed"]
+    assert failed["flow_run"] == str(run.id), failed
+    assert f"{dataset}.yaml" in failed["error"], failed
+    assert version.provenance["event_key"] == event.dedup_key
+    assert version.location == named(tmp_path / "1.csv")
