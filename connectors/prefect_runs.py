@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -10,7 +11,9 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.objects import State
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.objects import State, StateType
+    from prefect.client.schemas.responses import OrchestrationResult
 
 
 class TransientLaunchError(Exception):
@@ -142,7 +145,6 @@ class PrefectLauncher:
     async def stand_down(self, run_id: UUID, message: str) -> bool:
         import httpx
         from prefect.exceptions import PrefectHTTPStatusError
-        from prefect.states import Cancelled
 
         if self._client is None:
             raise RuntimeError("PrefectLauncher used outside `async with`")
@@ -153,12 +155,10 @@ class PrefectLauncher:
             run = await self._client.read_flow_run(run_id)
             if run.state is None or not run.state.is_scheduled():
                 return False
-            # Not forced: Prefect's own rules refuse to cancel a run that has already finished.
-            state: State[None] = Cancelled(name=SUPERSEDED, message=message)
-            answer = await self._client.set_flow_run_state(run_id, state, force=False)
+            answer = await self._client.set_flow_run_state(run_id, superseded(message), force=False)
         except (PrefectHTTPStatusError, httpx.TransportError, TimeoutError, OSError):
             return False
-        return answer.status.value == "ACCEPT"
+        return accepted(answer)
 
     async def resume(self, deployment: str, tag: str, run_input: dict[str, Any]) -> UUID | None:
         import httpx
@@ -196,13 +196,60 @@ class PrefectLauncher:
             raise RejectedLaunch(f"Prefect answered {status}: {exc.response.text[:500]}") from exc
         except (httpx.TransportError, TimeoutError, OSError) as exc:
             raise TransientLaunchError(f"Prefect API unreachable: {type(exc).__name__}: {exc}") from exc
-        if answer.status.value == "ACCEPT":
+        if accepted(answer):
             return run.id
         reason = getattr(answer.details, "reason", "") or answer.status.value
         if "validation" in reason.lower() or "schema" in reason.lower():
             raise RejectedLaunch(f"run {run.id} refused the input: {reason}")
         # Another decision resumed it a moment ago: wait for it to suspend again.
         raise NotWaitingYet(f"run {run.id} did not resume: {reason}")
+
+
+def superseded(message: str) -> State[None]:
+    """The state a coalesced run is stood down in (`SUPERSEDED`). Proposed, never forced: Prefect's own
+    rules refuse to cancel a run that has already finished."""
+    from prefect.states import Cancelled
+
+    return Cancelled(name=SUPERSEDED, message=message)
+
+
+def accepted(answer: OrchestrationResult[Any]) -> bool:
+    from prefect.client.schemas.responses import SetStateStatus
+
+    return answer.status is SetStateStatus.ACCEPT
+
+
+def tagged(
+    tag: str,
+    types: Iterable[StateType],
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    but: Iterable[UUID] = (),
+    names: Iterable[str] = (),
+) -> FlowRunFilter:
+    """Runs tagged `tag`, in a state of one of `types` (and of one of `names`, if given), expected to
+    start after `after` and before `before`, other than `but`: what coalescing asks Prefect."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+
+    but, names = list(but), list(names)
+    return FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tag]),
+        expected_start_time=FlowRunFilterExpectedStartTime(after_=after, before_=before),
+        id=FlowRunFilterId(not_any_=but) if but else None,
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=list(types)),
+            name=FlowRunFilterStateName(any_=names) if names else None,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -221,26 +268,13 @@ def later_run_tagged(tag: str, run_id: UUID, expected_start: datetime) -> Tagged
     run the router created, the instant it created it.
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
     live = [s for s in StateType if s not in (StateType.CANCELLED, StateType.CANCELLING)]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[tag]),
-                expected_start_time=FlowRunFilterExpectedStartTime(after_=expected_start),
-                id=FlowRunFilterId(not_any_=[run_id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live)),
-            ),
+            flow_run_filter=tagged(tag, live, after=expected_start, but=[run_id]),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=1,
         )
@@ -263,40 +297,24 @@ def stand_down_before(tag: str, latest: TaggedRun, keep: UUID, message: str, pag
     from concurrent.futures import ThreadPoolExecutor
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.states import Cancelled
 
+    waiting = tagged(tag, [StateType.SCHEDULED], before=latest.expected_start, but=[keep, latest.id])
     stood_down = 0
     with get_client(sync_client=True) as client, ThreadPoolExecutor(MARKS_AT_ONCE) as pool:
 
         def cancel(run_id: UUID) -> bool:
-            state: State[None] = Cancelled(name=SUPERSEDED, message=message)
-            return client.set_flow_run_state(run_id, state, force=False).status.value == "ACCEPT"
+            return accepted(client.set_flow_run_state(run_id, superseded(message), force=False))
 
         while True:
             runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(all_=[tag]),
-                    expected_start_time=FlowRunFilterExpectedStartTime(before_=latest.expected_start),
-                    id=FlowRunFilterId(not_any_=[keep, latest.id]),
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                ),
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                limit=page,
+                flow_run_filter=waiting, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=page
             )
-            accepted = sum(pool.map(cancel, [run.id for run in runs]))
-            stood_down += accepted
+            took = sum(pool.map(cancel, [run.id for run in runs]))
+            stood_down += took
             # A refused run has left Scheduled, so it is not read again; none accepted ends it too.
-            if len(runs) < page or not accepted:
+            if len(runs) < page or not took:
                 return stood_down
 
 
@@ -304,27 +322,12 @@ def stood_down_runs(tag: str, up_to: datetime, limit: int) -> list[tuple[UUID, d
     """(id, parameters) of runs tagged `tag`, expected to start by `up_to`, stood down as `SUPERSEDED`
     and not recorded yet; oldest first, at most `limit`. Called from inside a flow run."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterState,
-        FlowRunFilterStateName,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[tag]),
-                expected_start_time=FlowRunFilterExpectedStartTime(before_=up_to),
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType.CANCELLED]),
-                    name=FlowRunFilterStateName(any_=[SUPERSEDED]),
-                ),
-            ),
+            flow_run_filter=tagged(tag, [StateType.CANCELLED], before=up_to, names=[SUPERSEDED]),
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
             limit=limit,
         )
